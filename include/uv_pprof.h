@@ -1,0 +1,106 @@
+/* uv_pprof: Go's net/http/pprof endpoints for any libuv program.
+ *
+ * One call, uv_pprof_start(loop), serves /debug/pprof/ on the host's own
+ * event loop. Everything uv_pprof opens is unref'd, so a host whose own work
+ * is done leaves uv_run() exactly as it would without it. Every function
+ * returns 0 or a negative libuv error code (usable with uv_strerror()).
+ *
+ * All functions must be called on the thread that runs the given loop.
+ */
+#ifndef UV_PPROF_H
+#define UV_PPROF_H
+
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define UV_PPROF_EXTERN __attribute__((visibility("default")))
+#else
+#define UV_PPROF_EXTERN
+#endif
+
+#define UV_PPROF_VERSION_MAJOR 0
+#define UV_PPROF_VERSION_MINOR 1
+#define UV_PPROF_VERSION_PATCH 0
+
+#define UV_PPROF_DEFAULT_PORT 6060
+
+/* Explicit settings for uv_pprof_start_ex(). Fill with uv_pprof_options_init()
+ * first, then change what you need: fields added in later versions then keep
+ * their defaults. Strings are copied; they need not outlive the call. */
+typedef struct uv_pprof_options_s {
+  /* Listen address: an IPv4 or IPv6 literal, or "localhost".
+   * Default "127.0.0.1". A non-loopback address requires a token. */
+  const char* host;
+  /* TCP port; 0 picks a free one (read it back with uv_pprof_address()).
+   * Default 6060. */
+  int port;
+  /* When non-empty, every request must carry "Authorization: Bearer <token>"
+   * (401 otherwise). Default NULL. */
+  const char* token;
+  /* Non-zero: do not print the "pprof enabled on ..." banner. Default 0. */
+  int quiet;
+  /* Simultaneous connections; more are answered 503 and closed. Default 64. */
+  unsigned int max_connections;
+  /* A keep-alive connection with no request for this long is closed.
+   * Default 30000 ms. */
+  unsigned int idle_timeout_ms;
+  /* A request must arrive completely (headers and body) within this time of
+   * its first byte, or the connection is closed. Default 10000 ms. */
+  unsigned int request_timeout_ms;
+  /* A response must be written completely within this time, or the
+   * connection is closed. Default 60000 ms. */
+  unsigned int write_timeout_ms;
+} uv_pprof_options_t;
+
+/* Fills *options with the defaults listed above. */
+UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
+
+/* Starts serving pprof endpoints on `loop` as configured by the environment:
+ *
+ *   UV_PPROF        unset, empty or "0": disabled; returns 0 and does nothing
+ *                   at all (no allocation, socket, thread or signal handler).
+ *                   "1": 127.0.0.1:6060. "PORT", "HOST:PORT", "[V6]:PORT",
+ *                   ":PORT" (all interfaces).
+ *   UV_PPROF_TOKEN  bearer token; required for a non-loopback address.
+ *
+ * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
+ * stderr and returns 0. On failure prints one line to stderr, leaves nothing
+ * behind and returns UV_EINVAL (bad value), UV_EADDRINUSE, UV_EACCES
+ * (non-loopback address without a token), UV_EBUSY (already serving on this
+ * loop) or another negative libuv code.
+ *
+ * When uv_pprof already serves on another loop, this registers `loop` instead
+ * (so that later profiles can include its handles) and serves nothing more. */
+UV_PPROF_EXTERN int uv_pprof_start(uv_loop_t* loop);
+
+/* As uv_pprof_start(), with explicit settings. The environment is not read:
+ * the server is always started. `options` NULL means all defaults. */
+UV_PPROF_EXTERN int uv_pprof_start_ex(uv_loop_t* loop,
+                                      const uv_pprof_options_t* options);
+
+/* Stops what uv_pprof_start*() started on `loop`: the listener, every open
+ * connection (requests in flight are abandoned), uv_pprof's worker thread
+ * (waiting for the job it is running, if any) and every handle. The handles
+ * finish closing when the loop next runs; after that uv_loop_close() returns 0.
+ * Returns 0, also when nothing was started on `loop`. */
+UV_PPROF_EXTERN int uv_pprof_stop(uv_loop_t* loop);
+
+/* Copies the address the server on `loop` listens on into *addr (useful with
+ * port 0). Returns 0, or UV_ENOENT when uv_pprof does not serve on `loop`. */
+UV_PPROF_EXTERN int uv_pprof_address(uv_loop_t* loop,
+                                     struct sockaddr_storage* addr);
+
+/* Writes the index URL ("http://localhost:PORT/debug/pprof/", as in the
+ * banner) into buf, NUL-terminated. Returns 0, UV_ENOENT when uv_pprof does
+ * not serve on `loop`, or UV_ENOBUFS when `size` is too small. */
+UV_PPROF_EXTERN int uv_pprof_url(uv_loop_t* loop, char* buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UV_PPROF_H */

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that building uv_pprof, its demo and its
+# tests need, and only those that are missing. Quiet and quick when nothing is
+# missing; uses sudo only when not run as root. Run by scripts/demo.sh and
+# scripts/test.sh; safe to run any number of times.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config  # compiler, build
+  libuv1-dev                        # the event loop we serve on
+  libprotobuf-c-dev protobuf-c-compiler  # profile.proto -> C
+  node-llhttp                       # llhttp sources, compiled into uv_pprof
+  zlib1g-dev                        # gzip of profiles
+  libjemalloc-dev libjemalloc2      # heap profiles
+  libdw-dev libelf-dev              # symbolization
+  golang-go                         # go tool pprof, the client we must satisfy
+  curl                              # the other client
+  graphviz                          # go tool pprof's graph view
+  binutils                          # nm, objcopy (symbol checks)
+  procps                            # ps, pgrep in the tests
+)
+
+# A package counts as present only when dpkg says "install ok installed".
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || {
+    echo "setup.sh: missing packages (${missing[*]}) and not root; no sudo" >&2
+    exit 1
+  }
+  sudo=(sudo)
+fi
+
+echo "setup.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+echo "setup.sh: done" >&2

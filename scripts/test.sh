@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Runs every test: installs missing Debian packages, builds in build/
+# (RelWithDebInfo, warnings as errors) and runs the whole ctest suite, then
+# builds again in build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer
+# (leak checking on) and runs the whole suite again. Prints a summary; exits
+# non-zero if any step failed. This is what CI runs (.ci/run).
+#
+#   UV_PPROF_TEST_JOBS=N   tests run in parallel (default 1)
+#   UV_PPROF_TEST_ARGS=... extra ctest arguments, e.g. "-R goroutine"
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=${UV_PPROF_TEST_JOBS:-1}
+read -r -a extra <<<"${UV_PPROF_TEST_ARGS:-}"
+build_jobs=$(nproc 2>/dev/null || echo 2)
+summary=()
+failed=0
+start_all=$SECONDS
+
+# step NAME COMMAND...: runs COMMAND, records its outcome and time.
+step() {
+  local name=$1 start=$SECONDS rc
+  shift
+  echo
+  echo "=== $name"
+  "$@"
+  rc=$?
+  if [[ $rc -eq 0 ]]; then
+    summary+=("$(printf '  %-34s ok      %4ds' "$name" $((SECONDS - start)))")
+  else
+    summary+=("$(printf '  %-34s FAILED  %4ds%s' "$name" \
+      $((SECONDS - start)) "${step_detail:-}")")
+    failed=1
+  fi
+  step_detail=
+  return $rc
+}
+
+build() { # DIR CMAKE-ARGS...
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DUV_PPROF_WERROR=ON "$@" &&
+    cmake --build "$dir" -j"$build_jobs"
+}
+
+run_suite() { # DIR
+  local dir=$1 rc list
+  ctest --test-dir "$dir" --output-on-failure --timeout 600 -j"$jobs" \
+    "${extra[@]}"
+  rc=$?
+  list=$dir/Testing/Temporary/LastTestsFailed.log
+  if [[ $rc -ne 0 && -s $list ]]; then
+    step_detail=" ($(wc -l <"$list") failed: $(cut -d: -f2 "$list" |
+      tr '\n' ' ' | sed 's/ $//'))"
+  fi
+  return $rc
+}
+
+run_sanitized_suite() { # DIR
+  local ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  local UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export ASAN_OPTIONS UBSAN_OPTIONS
+  run_suite "$1"
+}
+
+skip() { # NAME WHY
+  summary+=("$(printf '  %-34s SKIPPED (%s)' "$1" "$2")")
+  failed=1
+}
+
+step "setup (Debian packages)" bash scripts/setup.sh || {
+  printf '%s\n' "${summary[@]}"
+  exit 1
+}
+
+if step "build (RelWithDebInfo)" build build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DUV_PPROF_SANITIZE=OFF; then
+  step "tests (RelWithDebInfo)" run_suite build
+else
+  skip "tests (RelWithDebInfo)" "build failed"
+fi
+
+if step "build (ASan + UBSan)" build build-asan \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUV_PPROF_SANITIZE=ON; then
+  step "tests (ASan + UBSan)" run_sanitized_suite build-asan
+else
+  skip "tests (ASan + UBSan)" "build failed"
+fi
+
+echo
+echo "=== summary ($((SECONDS - start_all)) s)"
+printf '%s\n' "${summary[@]}"
+if [[ $failed -ne 0 ]]; then
+  echo "FAILED"
+  exit 1
+fi
+echo "all passed"

@@ -1,0 +1,168 @@
+/* HTTP details that do not depend on a connection: status texts, the
+ * response head in Go's header order, percent-decoding, Go's path cleaning
+ * and the loopback test. The connection and llhttp glue is in server.c. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+const char* uv_pprof__http_status_text(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 301: return "Moved Permanently";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request URI Too Long";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+/* IMF-fixdate, built by hand: strftime's names follow the host's locale. */
+static void format_date(char out[32]) {
+  static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
+                                  "Thu", "Fri", "Sat"};
+  static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
+                                     "May", "Jun", "Jul", "Aug",
+                                     "Sep", "Oct", "Nov", "Dec"};
+  time_t now = time(NULL);
+  struct tm tm;
+
+  gmtime_r(&now, &tm);
+  snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+           tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
+           tm.tm_min, tm.tm_sec);
+}
+
+int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
+                        int keep_alive, uv_pprof__buf_t* out) {
+  char date[32];
+
+  format_date(date);
+  /* net/http writes the handler's headers sorted by name, then Date and
+   * Content-Length. */
+  uv_pprof__buf_printf(out, "HTTP/1.1 %d %s\r\n", res->status,
+                       uv_pprof__http_status_text(res->status));
+  if (res->status == 405)
+    uv_pprof__buf_printf(out, "Allow: GET, HEAD, POST\r\n");
+  if (res->disposition[0] != '\0')
+    uv_pprof__buf_printf(out,
+                         "Content-Disposition: attachment; "
+                         "filename=\"%s\"\r\n",
+                         res->disposition);
+  uv_pprof__buf_printf(out, "Content-Type: %s\r\n", res->content_type);
+  if (res->location != NULL)
+    uv_pprof__buf_printf(out, "Location: %s\r\n", res->location);
+  if (res->extra_header != NULL)
+    uv_pprof__buf_printf(out, "%s\r\n", res->extra_header);
+  uv_pprof__buf_printf(out, "X-Content-Type-Options: nosniff\r\n");
+  if (res->go_error)
+    uv_pprof__buf_printf(out, "X-Go-Pprof: 1\r\n");
+  uv_pprof__buf_printf(out, "Date: %s\r\nContent-Length: %zu\r\n", date,
+                       body_len);
+  if (!keep_alive)
+    uv_pprof__buf_printf(out, "Connection: close\r\n");
+  uv_pprof__buf_printf(out, "\r\n");
+  return out->oom ? UV_ENOMEM : 0;
+}
+
+static int unhex(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+char* uv_pprof__http_unescape(const char* src, size_t len, int plus_is_space) {
+  char* out = malloc(len + 1);
+  size_t i;
+  size_t n = 0;
+
+  if (out == NULL)
+    return NULL;
+  for (i = 0; i < len; i++) {
+    if (src[i] == '%') {
+      int hi;
+      int lo;
+      if (i + 2 >= len || (hi = unhex(src[i + 1])) < 0 ||
+          (lo = unhex(src[i + 2])) < 0) {
+        free(out);
+        return NULL;
+      }
+      out[n++] = (char)(hi * 16 + lo);
+      i += 2;
+    } else if (src[i] == '+' && plus_is_space) {
+      out[n++] = ' ';
+    } else {
+      out[n++] = src[i];
+    }
+  }
+  out[n] = '\0';
+  return out;
+}
+
+char* uv_pprof__http_clean_path(const char* path) {
+  size_t len = strlen(path);
+  char* out = malloc(len + 2);
+  size_t r = 0;
+  size_t w = 0;
+  int trailing;
+
+  if (out == NULL)
+    return NULL;
+  trailing = len > 1 && path[len - 1] == '/';
+  out[w++] = '/';
+  while (r < len) {
+    if (path[r] == '/') {
+      r++;
+    } else if (path[r] == '.' && (r + 1 == len || path[r + 1] == '/')) {
+      r++;
+    } else if (path[r] == '.' && path[r + 1] == '.' &&
+               (r + 2 == len || path[r + 2] == '/')) {
+      r += 2;
+      if (w > 1) {
+        w--;
+        while (w > 1 && out[w - 1] != '/')
+          w--;
+        if (w > 1)
+          w--;
+      }
+    } else {
+      if (w > 1)
+        out[w++] = '/';
+      while (r < len && path[r] != '/')
+        out[w++] = path[r++];
+    }
+  }
+  if (trailing && w > 1)
+    out[w++] = '/';
+  out[w] = '\0';
+  return out;
+}
+
+int uv_pprof__is_loopback(const struct sockaddr* addr) {
+  if (addr->sa_family == AF_INET) {
+    const struct sockaddr_in* a = (const struct sockaddr_in*)addr;
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (addr->sa_family == AF_INET6) {
+    const struct sockaddr_in6* a = (const struct sockaddr_in6*)addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+      return 1;
+    return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
+           a->sin6_addr.s6_addr[12] == 127;
+  }
+  return 0;
+}

@@ -1,0 +1,307 @@
+/* The process's executable mappings for the profile's Mapping table:
+ * /proc/self/maps read as Go's runtime/pprof reads it, the main executable's
+ * lines moved first, and each object's GNU build id taken from its notes in
+ * memory (found with dl_iterate_phdr), so that the vdso gets one too and no
+ * file is opened but maps itself. Symbolization lives elsewhere. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DELETED " (deleted)"
+#define MAX_BUILD_ID 64 /* bytes; GNU ld writes 20 (sha1) */
+
+typedef struct {
+  uv_pprof__mapping_t* maps;
+  size_t count;
+  uintptr_t page_mask;
+  int err;
+} scan_t;
+
+static int read_file(const char* path, uv_pprof__buf_t* out) {
+  char chunk[8192];
+  ssize_t n;
+  int fd;
+
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return uv_translate_sys_error(errno);
+  for (;;) {
+    n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    if (uv_pprof__buf_append(out, chunk, (size_t)n) != 0)
+      break;
+  }
+  if (n < 0)
+    n = uv_translate_sys_error(errno);
+  close(fd);
+  if (out->oom)
+    return UV_ENOMEM;
+  return n < 0 ? (int)n : 0;
+}
+
+static void trim_deleted(char* path) {
+  size_t len = strlen(path);
+  size_t dlen = sizeof(DELETED) - 1;
+
+  if (len >= dlen && strcmp(path + len - dlen, DELETED) == 0)
+    path[len - dlen] = '\0';
+}
+
+/* Cuts the next field off *line and skips the spaces after it. */
+static char* next_field(char** line) {
+  char* field = *line;
+  char* end = strchr(field, ' ');
+
+  if (end == NULL) {
+    *line = field + strlen(field);
+    return field;
+  }
+  *end++ = '\0';
+  while (*end == ' ')
+    end++;
+  *line = end;
+  return field;
+}
+
+static int parse_hex(const char* s, uintptr_t* out) {
+  unsigned long long v;
+  char* end;
+
+  /* strtoull would also take spaces, signs and "0x". */
+  if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+    return -1;
+  errno = 0;
+  v = strtoull(s, &end, 16);
+  if (*end != '\0' || errno != 0 || v > UINTPTR_MAX)
+    return -1;
+  *out = (uintptr_t)v;
+  return 0;
+}
+
+/* Parses one maps line into m (path borrowed from line). Returns 1 for an
+ * executable mapping to keep, 0 for a line to skip. */
+static int parse_line(char* line, uv_pprof__mapping_t* m) {
+  char* range = next_field(&line);
+  char* perm = next_field(&line);
+  char* offset = next_field(&line);
+  char* inode;
+  char* dash;
+
+  next_field(&line); /* dev */
+  inode = next_field(&line);
+  dash = strchr(range, '-');
+  if (dash == NULL)
+    return 0;
+  *dash = '\0';
+  if (parse_hex(range, &m->start) != 0 || parse_hex(dash + 1, &m->limit) != 0 ||
+      parse_hex(offset, &m->offset) != 0)
+    return 0;
+  if (strlen(perm) < 4 || perm[2] != 'x')
+    return 0;
+  trim_deleted(line);
+  /* Anonymous executable memory (JIT code, the unpopulated head of a
+   * huge-page text mapping) has no file to point at; [vdso] and [vsyscall]
+   * have inode 0 too but a name. */
+  if (*line == '\0' && strcmp(inode, "0") == 0)
+    return 0;
+  m->path = line;
+  m->build_id = NULL;
+  return 1;
+}
+
+static void hex_encode(const unsigned char* id, size_t len, char* out) {
+  static const char digits[] = "0123456789abcdef";
+  size_t i;
+
+  for (i = 0; i < len; i++) {
+    out[2 * i] = digits[id[i] >> 4];
+    out[2 * i + 1] = digits[id[i] & 15];
+  }
+  out[2 * len] = '\0';
+}
+
+/* NT_GNU_BUILD_ID of a loaded object, read from its PT_NOTE segments in
+ * memory, as lowercase hex into out. Returns 1 when found. */
+static int find_build_id(const struct dl_phdr_info* info, char* out) {
+  size_t i;
+
+  for (i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr)* ph = &info->dlpi_phdr[i];
+    const unsigned char* p;
+    size_t left;
+    size_t align;
+
+    if (ph->p_type != PT_NOTE)
+      continue;
+    p = (const unsigned char*)(info->dlpi_addr + ph->p_vaddr);
+    left = ph->p_filesz;
+    /* Notes are 4-aligned, except in segments aligned to 8 (gnu.property). */
+    align = ph->p_align == 8 ? 8 : 4;
+    while (left >= sizeof(ElfW(Nhdr))) {
+      ElfW(Nhdr) nh;
+      size_t name_off = sizeof(nh);
+      size_t desc_off;
+      size_t next;
+
+      memcpy(&nh, p, sizeof(nh));
+      desc_off = name_off + (((size_t)nh.n_namesz + align - 1) & ~(align - 1));
+      next = desc_off + (((size_t)nh.n_descsz + align - 1) & ~(align - 1));
+      if (desc_off + nh.n_descsz > left)
+        break;
+      if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
+          memcmp(p + name_off, "GNU", 4) == 0 && nh.n_descsz > 0 &&
+          nh.n_descsz <= MAX_BUILD_ID) {
+        hex_encode(p + desc_off, nh.n_descsz, out);
+        return 1;
+      }
+      if (next >= left)
+        break;
+      p += next;
+      left -= next;
+    }
+  }
+  return 0;
+}
+
+static int object_contains(const struct dl_phdr_info* info, uintptr_t addr,
+                           uintptr_t page_mask) {
+  size_t i;
+
+  for (i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr)* ph = &info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+    uintptr_t hi = lo + ph->p_memsz;
+
+    /* The kernel maps whole pages: a segment's mapping starts at the page
+     * holding its first byte. */
+    if (ph->p_type == PT_LOAD && (lo & page_mask) <= addr && addr < hi)
+      return 1;
+  }
+  return 0;
+}
+
+static int on_object(struct dl_phdr_info* info, size_t size, void* arg) {
+  scan_t* scan = arg;
+  char hex[2 * MAX_BUILD_ID + 1];
+  int looked = 0;
+  int found = 0;
+  size_t i;
+
+  for (i = 0; i < scan->count; i++) {
+    uv_pprof__mapping_t* m = &scan->maps[i];
+    if (m->build_id != NULL ||
+        !object_contains(info, m->start, scan->page_mask))
+      continue;
+    if (!looked) {
+      found = find_build_id(info, hex);
+      looked = 1;
+    }
+    if (!found)
+      return 0;
+    m->build_id = strdup(hex);
+    if (m->build_id == NULL) {
+      scan->err = UV_ENOMEM;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Moves the main executable's mappings first, keeping maps order otherwise. */
+static void order_main_first(uv_pprof__mapping_t* maps, size_t count,
+                             uv_pprof__mapping_t* out) {
+  char exe[PATH_MAX];
+  ssize_t len;
+  size_t n = 0;
+  size_t i;
+  int pass;
+
+  len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  exe[len > 0 ? len : 0] = '\0';
+  trim_deleted(exe);
+  for (pass = 0; pass < 2; pass++)
+    for (i = 0; i < count; i++)
+      if ((strcmp(maps[i].path, exe) == 0) == (pass == 0))
+        out[n++] = maps[i];
+}
+
+int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count) {
+  uv_pprof__buf_t text;
+  uv_pprof__buf_t found;
+  uv_pprof__mapping_t* list;
+  uv_pprof__mapping_t* out = NULL;
+  scan_t scan;
+  size_t n = 0;
+  size_t i;
+  char* line;
+  int rc;
+
+  *maps = NULL;
+  *count = 0;
+  uv_pprof__buf_init(&text);
+  uv_pprof__buf_init(&found);
+  rc = read_file("/proc/self/maps", &text);
+  for (line = text.base; rc == 0 && line != NULL && *line != '\0';) {
+    char* eol = strchr(line, '\n');
+    uv_pprof__mapping_t m;
+    if (eol != NULL)
+      *eol = '\0';
+    if (parse_line(line, &m)) {
+      m.path = strdup(m.path);
+      if (m.path == NULL || uv_pprof__buf_append(&found, &m, sizeof(m))) {
+        free(m.path);
+        rc = UV_ENOMEM;
+      }
+    }
+    line = eol != NULL ? eol + 1 : NULL;
+  }
+  list = (uv_pprof__mapping_t*)found.base;
+  n = found.len / sizeof(*list);
+
+  if (rc == 0 && n > 0) {
+    scan.maps = list;
+    scan.count = n;
+    scan.page_mask = ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
+    scan.err = 0;
+    dl_iterate_phdr(on_object, &scan);
+    rc = scan.err;
+  }
+  if (rc == 0 && n > 0) {
+    out = malloc(n * sizeof(*out));
+    if (out == NULL)
+      rc = UV_ENOMEM;
+  }
+  if (rc == 0) {
+    if (n > 0)
+      order_main_first(list, n, out);
+    *maps = out;
+    *count = n;
+  } else {
+    for (i = 0; i < n; i++) {
+      free(list[i].path);
+      free(list[i].build_id);
+    }
+  }
+  uv_pprof__buf_free(&found);
+  uv_pprof__buf_free(&text);
+  return rc;
+}
+
+void uv_pprof__maps_free(uv_pprof__mapping_t* maps, size_t count) {
+  size_t i;
+
+  for (i = 0; i < count; i++) {
+    free(maps[i].path);
+    free(maps[i].build_id);
+  }
+  free(maps);
+}

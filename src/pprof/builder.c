@@ -1,0 +1,687 @@
+/* The profile.proto builder: a deduplicating string table ("" at 0, first-use
+ * order), locations keyed by address, samples merged by (locations, labels),
+ * and the encoding: the process's mappings attached, packed by protobuf-c and
+ * gzipped. Functions and lines (symbolization) are not this file's job, so no
+ * mapping claims has_functions. Runs on the worker thread; not thread-safe. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "profile.pb-c.h"
+
+typedef struct {
+  int64_t key;
+  int64_t str;
+  int64_t num;
+  int64_t unit;
+} label_t;
+
+typedef struct {
+  size_t loc; /* first of its location ids in b->locids */
+  size_t nlocs;
+  size_t value; /* first of its values in b->values */
+  size_t label; /* first of its labels in b->labels */
+  size_t nlabels;
+} sample_t;
+
+typedef struct {
+  uint64_t hash;
+  size_t id; /* index of the entry + 1; 0 marks an empty slot */
+} slot_t;
+
+/* Open addressing, linear probing, at most 3/4 full. */
+typedef struct {
+  slot_t* slots;
+  size_t mask;
+  size_t used;
+} table_t;
+
+/* The pools are uv_pprof__buf_t used as arrays: realloc'd memory suits any
+ * element type, and the buffer's sticky oom flag comes for free. */
+struct uv_pprof__builder_s {
+  int err; /* first failure, returned by encode */
+  uv_pprof__buf_t chars; /* every string, NUL-terminated */
+  uv_pprof__buf_t str_offs; /* size_t offset into chars per string */
+  table_t strings;
+  int has_period;
+  int64_t period_type;
+  int64_t period_unit;
+  int64_t period;
+  uv_pprof__buf_t types; /* int64_t (type, unit) pairs */
+  int64_t default_type;
+  uv_pprof__buf_t comments; /* int64_t */
+  int64_t time_nanos;
+  int64_t duration;
+  uv_pprof__buf_t addrs; /* uintptr_t per location; id = index + 1 */
+  table_t locations;
+  uv_pprof__buf_t samples; /* sample_t */
+  uv_pprof__buf_t locids; /* uint64_t */
+  uv_pprof__buf_t values; /* int64_t, one per sample type per sample */
+  uv_pprof__buf_t labels; /* label_t */
+  table_t sample_index;
+};
+
+typedef struct {
+  const uint64_t* locs;
+  size_t nlocs;
+  const label_t* labels;
+  size_t nlabels;
+} sample_key_t;
+
+typedef int (*match_cb)(const uv_pprof__builder_t* b, size_t index,
+                        const void* key);
+
+static void fail(uv_pprof__builder_t* b, int err) {
+  if (b->err == 0)
+    b->err = err;
+}
+
+static size_t count_of(const uv_pprof__buf_t* pool, size_t size) {
+  return pool->len / size;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+  /* splitmix64's finalizer over the running hash: cheap and well spread. */
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h;
+}
+
+static uint64_t hash_string(const char* s, size_t len) {
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+  size_t i;
+
+  for (i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/* Makes sure one more entry fits. Returns 0 or UV_ENOMEM. */
+static int reserve_slot(table_t* t) {
+  size_t cap = t->slots != NULL ? t->mask + 1 : 0;
+  size_t ncap;
+  size_t i;
+  size_t j;
+  slot_t* slots;
+
+  if (t->used + 1 <= cap / 4 * 3)
+    return 0;
+  ncap = cap != 0 ? cap * 2 : 64;
+  slots = calloc(ncap, sizeof(*slots));
+  if (slots == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < cap; i++) {
+    if (t->slots[i].id == 0)
+      continue;
+    for (j = t->slots[i].hash & (ncap - 1); slots[j].id != 0;
+         j = (j + 1) & (ncap - 1))
+      ;
+    slots[j] = t->slots[i];
+  }
+  free(t->slots);
+  t->slots = slots;
+  t->mask = ncap - 1;
+  return 0;
+}
+
+/* The slot of the entry equal to key, or the empty slot where it belongs.
+ * The table must have room (reserve_slot). */
+static slot_t* probe(const table_t* t, uint64_t hash, match_cb match,
+                     const uv_pprof__builder_t* b, const void* key) {
+  size_t i;
+
+  for (i = hash & t->mask;; i = (i + 1) & t->mask) {
+    slot_t* s = &t->slots[i];
+    if (s->id == 0 || (s->hash == hash && match(b, s->id - 1, key)))
+      return s;
+  }
+}
+
+static void claim(table_t* t, slot_t* s, uint64_t hash, size_t index) {
+  s->hash = hash;
+  s->id = index + 1;
+  t->used++;
+}
+
+static const char* string_at(const uv_pprof__builder_t* b, size_t index) {
+  return b->chars.base + ((const size_t*)b->str_offs.base)[index];
+}
+
+static int match_string(const uv_pprof__builder_t* b, size_t index,
+                        const void* key) {
+  return strcmp(string_at(b, index), key) == 0;
+}
+
+static int match_addr(const uv_pprof__builder_t* b, size_t index,
+                      const void* key) {
+  return ((const uintptr_t*)b->addrs.base)[index] == *(const uintptr_t*)key;
+}
+
+static int match_sample(const uv_pprof__builder_t* b, size_t index,
+                        const void* key) {
+  const sample_t* s = (const sample_t*)b->samples.base + index;
+  const sample_key_t* k = key;
+
+  /* Empty pools have NULL bases: no pointer is formed for a length 0. */
+  if (s->nlocs != k->nlocs || s->nlabels != k->nlabels)
+    return 0;
+  if (k->nlocs != 0 && memcmp((const uint64_t*)b->locids.base + s->loc,
+                              k->locs, k->nlocs * sizeof(*k->locs)) != 0)
+    return 0;
+  return k->nlabels == 0 ||
+         memcmp((const label_t*)b->labels.base + s->label, k->labels,
+                k->nlabels * sizeof(*k->labels)) == 0;
+}
+
+uv_pprof__builder_t* uv_pprof__builder_new(void) {
+  uv_pprof__builder_t* b;
+
+  b = calloc(1, sizeof(*b));
+  if (b == NULL)
+    return NULL;
+  uv_pprof__buf_init(&b->chars);
+  uv_pprof__buf_init(&b->str_offs);
+  uv_pprof__buf_init(&b->types);
+  uv_pprof__buf_init(&b->comments);
+  uv_pprof__buf_init(&b->addrs);
+  uv_pprof__buf_init(&b->samples);
+  uv_pprof__buf_init(&b->locids);
+  uv_pprof__buf_init(&b->values);
+  uv_pprof__buf_init(&b->labels);
+  b->time_nanos = uv_pprof__now_ns();
+  uv_pprof__builder_string(b, "");
+  if (b->err != 0) {
+    uv_pprof__builder_free(b);
+    return NULL;
+  }
+  return b;
+}
+
+void uv_pprof__builder_free(uv_pprof__builder_t* b) {
+  if (b == NULL)
+    return;
+  uv_pprof__buf_free(&b->chars);
+  uv_pprof__buf_free(&b->str_offs);
+  free(b->strings.slots);
+  uv_pprof__buf_free(&b->types);
+  uv_pprof__buf_free(&b->comments);
+  uv_pprof__buf_free(&b->addrs);
+  free(b->locations.slots);
+  uv_pprof__buf_free(&b->samples);
+  uv_pprof__buf_free(&b->locids);
+  uv_pprof__buf_free(&b->values);
+  uv_pprof__buf_free(&b->labels);
+  free(b->sample_index.slots);
+  free(b);
+}
+
+/* Returns 0 once out of memory (or after any earlier failure): encode then
+ * reports the failure, so the index never reaches the output. */
+int64_t uv_pprof__builder_string(uv_pprof__builder_t* b, const char* s) {
+  size_t len = strlen(s);
+  uint64_t hash = hash_string(s, len);
+  size_t index = count_of(&b->str_offs, sizeof(size_t));
+  size_t off = b->chars.len;
+  slot_t* slot;
+
+  if (b->err != 0)
+    return 0;
+  if (reserve_slot(&b->strings) != 0) {
+    fail(b, UV_ENOMEM);
+    return 0;
+  }
+  slot = probe(&b->strings, hash, match_string, b, s);
+  if (slot->id != 0)
+    return (int64_t)(slot->id - 1);
+  uv_pprof__buf_append(&b->chars, s, len + 1);
+  uv_pprof__buf_append(&b->str_offs, &off, sizeof(off));
+  if (b->chars.oom || b->str_offs.oom) {
+    fail(b, UV_ENOMEM);
+    return 0;
+  }
+  claim(&b->strings, slot, hash, index);
+  return (int64_t)index;
+}
+
+void uv_pprof__builder_period(uv_pprof__builder_t* b, const char* type,
+                              const char* unit, int64_t period) {
+  b->has_period = 1;
+  b->period_type = uv_pprof__builder_string(b, type);
+  b->period_unit = uv_pprof__builder_string(b, unit);
+  b->period = period;
+}
+
+/* Types come before samples: a type added once samples exist would leave
+ * them a value short, so it fails the profile with UV_EINVAL. */
+void uv_pprof__builder_sample_type(uv_pprof__builder_t* b, const char* type,
+                                   const char* unit) {
+  int64_t pair[2];
+
+  pair[0] = uv_pprof__builder_string(b, type);
+  pair[1] = uv_pprof__builder_string(b, unit);
+  if (b->err != 0)
+    return;
+  if (b->samples.len != 0) {
+    fail(b, UV_EINVAL);
+    return;
+  }
+  if (uv_pprof__buf_append(&b->types, pair, sizeof(pair)) != 0)
+    fail(b, UV_ENOMEM);
+}
+
+void uv_pprof__builder_default_sample_type(uv_pprof__builder_t* b,
+                                           const char* type) {
+  b->default_type = uv_pprof__builder_string(b, type);
+}
+
+void uv_pprof__builder_comment(uv_pprof__builder_t* b, const char* text) {
+  int64_t index = uv_pprof__builder_string(b, text);
+
+  if (b->err != 0)
+    return;
+  if (uv_pprof__buf_append(&b->comments, &index, sizeof(index)) != 0)
+    fail(b, UV_ENOMEM);
+}
+
+void uv_pprof__builder_time(uv_pprof__builder_t* b, int64_t time_nanos) {
+  b->time_nanos = time_nanos;
+}
+
+void uv_pprof__builder_duration(uv_pprof__builder_t* b, int64_t nanos) {
+  b->duration = nanos;
+}
+
+/* Returns 0 (an invalid id) once out of memory; encode reports it. */
+uint64_t uv_pprof__builder_location(uv_pprof__builder_t* b, uintptr_t addr) {
+  uint64_t hash = mix(0, addr);
+  size_t index = count_of(&b->addrs, sizeof(addr));
+  slot_t* slot;
+
+  if (b->err != 0)
+    return 0;
+  if (reserve_slot(&b->locations) != 0) {
+    fail(b, UV_ENOMEM);
+    return 0;
+  }
+  slot = probe(&b->locations, hash, match_addr, b, &addr);
+  if (slot->id != 0)
+    return slot->id;
+  if (uv_pprof__buf_append(&b->addrs, &addr, sizeof(addr)) != 0) {
+    fail(b, UV_ENOMEM);
+    return 0;
+  }
+  claim(&b->locations, slot, hash, index);
+  return index + 1;
+}
+
+/* Labels are compared in the order given: emitters write them in a fixed
+ * order, which keeps merging a plain memcmp. A location id that the builder
+ * did not hand out makes encode fail with UV_EINVAL. */
+void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
+                              size_t nlocs, const int64_t* values,
+                              const uv_pprof__label_t* labels,
+                              size_t nlabels) {
+  size_t nvalues = count_of(&b->types, 2 * sizeof(int64_t));
+  size_t nlocations = count_of(&b->addrs, sizeof(uintptr_t));
+  size_t first_label = count_of(&b->labels, sizeof(label_t));
+  uint64_t hash = mix(nlocs, nlabels);
+  sample_key_t key;
+  sample_t s;
+  slot_t* slot;
+  size_t i;
+
+  if (b->err != 0)
+    return;
+  for (i = 0; i < nlocs; i++) {
+    if (locs[i] == 0 || locs[i] > nlocations) {
+      fail(b, UV_EINVAL);
+      return;
+    }
+    hash = mix(hash, locs[i]);
+  }
+  /* The labels go to the pool at once (interned); a merged sample takes
+   * them back out below. */
+  for (i = 0; i < nlabels; i++) {
+    label_t l;
+    memset(&l, 0, sizeof(l));
+    l.key = uv_pprof__builder_string(b, labels[i].key);
+    if (labels[i].str != NULL)
+      l.str = uv_pprof__builder_string(b, labels[i].str);
+    else
+      l.num = labels[i].num;
+    if (labels[i].str == NULL && labels[i].num_unit != NULL)
+      l.unit = uv_pprof__builder_string(b, labels[i].num_unit);
+    hash = mix(mix(mix(mix(hash, (uint64_t)l.key), (uint64_t)l.str),
+                   (uint64_t)l.num),
+               (uint64_t)l.unit);
+    uv_pprof__buf_append(&b->labels, &l, sizeof(l));
+  }
+  if (b->err != 0 || b->labels.oom || reserve_slot(&b->sample_index) != 0) {
+    fail(b, UV_ENOMEM);
+    return;
+  }
+
+  key.locs = locs;
+  key.nlocs = nlocs;
+  key.labels = nlabels != 0 ? (const label_t*)b->labels.base + first_label
+                            : NULL;
+  key.nlabels = nlabels;
+  slot = probe(&b->sample_index, hash, match_sample, b, &key);
+  if (slot->id != 0) {
+    const sample_t* old = (const sample_t*)b->samples.base + (slot->id - 1);
+    int64_t* sums = (int64_t*)b->values.base;
+    for (i = 0; i < nvalues; i++)
+      sums[old->value + i] =
+          (int64_t)((uint64_t)sums[old->value + i] + (uint64_t)values[i]);
+    b->labels.len = first_label * sizeof(label_t);
+    return;
+  }
+
+  s.loc = count_of(&b->locids, sizeof(uint64_t));
+  s.nlocs = nlocs;
+  s.value = count_of(&b->values, sizeof(int64_t));
+  s.label = first_label;
+  s.nlabels = nlabels;
+  uv_pprof__buf_append(&b->locids, locs, nlocs * sizeof(*locs));
+  uv_pprof__buf_append(&b->values, values, nvalues * sizeof(*values));
+  uv_pprof__buf_append(&b->samples, &s, sizeof(s));
+  if (b->locids.oom || b->values.oom || b->samples.oom) {
+    fail(b, UV_ENOMEM);
+    return;
+  }
+  claim(&b->sample_index, slot, hash, count_of(&b->samples, sizeof(s)) - 1);
+}
+
+size_t uv_pprof__builder_sample_count(const uv_pprof__builder_t* b) {
+  return count_of(&b->samples, sizeof(sample_t));
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+typedef struct {
+  uintptr_t start;
+  uintptr_t limit;
+  uint64_t id;
+} range_t;
+
+/* Everything the protobuf-c view of the profile points to. The view borrows
+ * the builder's pools (location ids, values, comments, strings) as they are. */
+typedef struct {
+  Perftools__Profiles__Profile profile;
+  Perftools__Profiles__ValueType period_type;
+  Perftools__Profiles__ValueType* types;
+  Perftools__Profiles__ValueType** type_ptrs;
+  Perftools__Profiles__Mapping* maps;
+  Perftools__Profiles__Mapping** map_ptrs;
+  range_t* ranges; /* the mappings sorted by start */
+  size_t nranges;
+  int fake; /* maps unreadable: one mapping holds every location, as in Go */
+  Perftools__Profiles__Location* locs;
+  Perftools__Profiles__Location** loc_ptrs;
+  Perftools__Profiles__Sample* samples;
+  Perftools__Profiles__Sample** sample_ptrs;
+  Perftools__Profiles__Label* labels;
+  Perftools__Profiles__Label** label_ptrs;
+  char** strings;
+  uint8_t* packed;
+} encoding_t;
+
+/* calloc that never answers NULL for a zero count. */
+static void* alloc_array(size_t n, size_t size) {
+  return calloc(n != 0 ? n : 1, size);
+}
+
+static int compare_ranges(const void* a, const void* b) {
+  const range_t* x = a;
+  const range_t* y = b;
+
+  return (x->start > y->start) - (x->start < y->start);
+}
+
+/* Fills the mappings (interning their strings) and the sorted ranges. */
+static int fill_mappings(uv_pprof__builder_t* b, encoding_t* e) {
+  uv_pprof__mapping_t* maps = NULL;
+  size_t nmaps = 0;
+  size_t n;
+  size_t i;
+  int rc;
+
+  rc = uv_pprof__maps_read(&maps, &nmaps);
+  if (rc == UV_ENOMEM)
+    return rc;
+  e->fake = rc != 0 || nmaps == 0;
+  n = e->fake ? 1 : nmaps;
+  e->maps = alloc_array(n, sizeof(*e->maps));
+  e->map_ptrs = alloc_array(n, sizeof(*e->map_ptrs));
+  e->ranges = alloc_array(n, sizeof(*e->ranges));
+  if (e->maps == NULL || e->map_ptrs == NULL || e->ranges == NULL) {
+    uv_pprof__maps_free(maps, nmaps);
+    return UV_ENOMEM;
+  }
+  for (i = 0; i < n; i++) {
+    Perftools__Profiles__Mapping init = PERFTOOLS__PROFILES__MAPPING__INIT;
+    e->maps[i] = init;
+    e->maps[i].id = i + 1;
+    e->map_ptrs[i] = &e->maps[i];
+    e->ranges[i].id = i + 1;
+    if (e->fake)
+      continue;
+    e->maps[i].memory_start = maps[i].start;
+    e->maps[i].memory_limit = maps[i].limit;
+    e->maps[i].file_offset = maps[i].offset;
+    e->maps[i].filename = uv_pprof__builder_string(b, maps[i].path);
+    if (maps[i].build_id != NULL)
+      e->maps[i].build_id = uv_pprof__builder_string(b, maps[i].build_id);
+    e->ranges[i].start = maps[i].start;
+    e->ranges[i].limit = maps[i].limit;
+  }
+  uv_pprof__maps_free(maps, nmaps);
+  e->nranges = n;
+  qsort(e->ranges, n, sizeof(*e->ranges), compare_ranges);
+  e->profile.n_mapping = n;
+  e->profile.mapping = e->map_ptrs;
+  return b->err;
+}
+
+static uint64_t find_mapping(const encoding_t* e, uintptr_t addr) {
+  size_t lo = 0;
+  size_t hi = e->nranges;
+
+  if (e->fake)
+    return 1;
+  /* The last range starting at or below addr is the only candidate. */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (e->ranges[mid].start <= addr)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo > 0 && addr < e->ranges[lo - 1].limit)
+    return e->ranges[lo - 1].id;
+  return 0;
+}
+
+static int fill_types(uv_pprof__builder_t* b, encoding_t* e) {
+  const int64_t* types = (const int64_t*)b->types.base;
+  size_t n = count_of(&b->types, 2 * sizeof(int64_t));
+  size_t i;
+
+  e->types = alloc_array(n, sizeof(*e->types));
+  e->type_ptrs = alloc_array(n, sizeof(*e->type_ptrs));
+  if (e->types == NULL || e->type_ptrs == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < n; i++) {
+    Perftools__Profiles__ValueType init = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
+    e->types[i] = init;
+    e->types[i].type = types[2 * i];
+    e->types[i].unit = types[2 * i + 1];
+    e->type_ptrs[i] = &e->types[i];
+  }
+  e->profile.n_sample_type = n;
+  e->profile.sample_type = e->type_ptrs;
+  if (b->has_period) {
+    Perftools__Profiles__ValueType init = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
+    e->period_type = init;
+    e->period_type.type = b->period_type;
+    e->period_type.unit = b->period_unit;
+    e->profile.period_type = &e->period_type;
+    e->profile.period = b->period;
+  }
+  return 0;
+}
+
+static int fill_locations(uv_pprof__builder_t* b, encoding_t* e) {
+  const uintptr_t* addrs = (const uintptr_t*)b->addrs.base;
+  size_t n = count_of(&b->addrs, sizeof(uintptr_t));
+  size_t i;
+
+  e->locs = alloc_array(n, sizeof(*e->locs));
+  e->loc_ptrs = alloc_array(n, sizeof(*e->loc_ptrs));
+  if (e->locs == NULL || e->loc_ptrs == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < n; i++) {
+    Perftools__Profiles__Location init = PERFTOOLS__PROFILES__LOCATION__INIT;
+    e->locs[i] = init;
+    e->locs[i].id = i + 1;
+    e->locs[i].mapping_id = find_mapping(e, addrs[i]);
+    e->locs[i].address = addrs[i];
+    e->loc_ptrs[i] = &e->locs[i];
+  }
+  e->profile.n_location = n;
+  e->profile.location = e->loc_ptrs;
+  return 0;
+}
+
+static int all_zero(const int64_t* values, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++)
+    if (values[i] != 0)
+      return 0;
+  return 1;
+}
+
+static int fill_samples(uv_pprof__builder_t* b, encoding_t* e) {
+  const sample_t* samples = (const sample_t*)b->samples.base;
+  const label_t* labels = (const label_t*)b->labels.base;
+  uint64_t* locids = (uint64_t*)b->locids.base;
+  int64_t* values = (int64_t*)b->values.base;
+  size_t nsamples = count_of(&b->samples, sizeof(sample_t));
+  size_t nvalues = count_of(&b->types, 2 * sizeof(int64_t));
+  size_t nlabels = count_of(&b->labels, sizeof(label_t));
+  size_t ns = 0;
+  size_t nl = 0;
+  size_t i;
+  size_t j;
+
+  e->samples = alloc_array(nsamples, sizeof(*e->samples));
+  e->sample_ptrs = alloc_array(nsamples, sizeof(*e->sample_ptrs));
+  e->labels = alloc_array(nlabels, sizeof(*e->labels));
+  e->label_ptrs = alloc_array(nlabels, sizeof(*e->label_ptrs));
+  if (e->samples == NULL || e->sample_ptrs == NULL || e->labels == NULL ||
+      e->label_ptrs == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < nsamples; i++) {
+    const sample_t* s = &samples[i];
+    Perftools__Profiles__Sample init = PERFTOOLS__PROFILES__SAMPLE__INIT;
+    Perftools__Profiles__Sample* out = &e->samples[ns];
+    if (nvalues == 0 || all_zero(values + s->value, nvalues))
+      continue;
+    *out = init;
+    out->n_location_id = s->nlocs;
+    out->location_id = s->nlocs != 0 ? locids + s->loc : NULL;
+    out->n_value = nvalues;
+    out->value = values + s->value;
+    out->n_label = s->nlabels;
+    out->label = e->label_ptrs + nl;
+    for (j = 0; j < s->nlabels; j++, nl++) {
+      const label_t* l = &labels[s->label + j];
+      Perftools__Profiles__Label linit = PERFTOOLS__PROFILES__LABEL__INIT;
+      e->labels[nl] = linit;
+      e->labels[nl].key = l->key;
+      e->labels[nl].str = l->str;
+      e->labels[nl].num = l->num;
+      e->labels[nl].num_unit = l->unit;
+      e->label_ptrs[nl] = &e->labels[nl];
+    }
+    e->sample_ptrs[ns++] = out;
+  }
+  e->profile.n_sample = ns;
+  e->profile.sample = e->sample_ptrs;
+  return 0;
+}
+
+static int fill_strings(uv_pprof__builder_t* b, encoding_t* e) {
+  size_t n = count_of(&b->str_offs, sizeof(size_t));
+  size_t i;
+
+  e->strings = alloc_array(n, sizeof(*e->strings));
+  if (e->strings == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < n; i++)
+    e->strings[i] = (char*)string_at(b, i);
+  e->profile.n_string_table = n;
+  e->profile.string_table = e->strings;
+  return 0;
+}
+
+int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
+  Perftools__Profiles__Profile init = PERFTOOLS__PROFILES__PROFILE__INIT;
+  encoding_t e;
+  size_t size = 0;
+  int rc;
+
+  if (b->err != 0)
+    return b->err;
+  memset(&e, 0, sizeof(e));
+  e.profile = init;
+  e.profile.time_nanos = b->time_nanos;
+  e.profile.duration_nanos = b->duration;
+  e.profile.default_sample_type = b->default_type;
+  e.profile.n_comment = count_of(&b->comments, sizeof(int64_t));
+  e.profile.comment = (int64_t*)b->comments.base;
+  /* Mappings first: they add strings, and the string table view below must
+   * only be taken once no string can be added any more. */
+  rc = fill_mappings(b, &e);
+  if (rc == 0)
+    rc = fill_types(b, &e);
+  if (rc == 0)
+    rc = fill_locations(b, &e);
+  if (rc == 0)
+    rc = fill_samples(b, &e);
+  if (rc == 0)
+    rc = fill_strings(b, &e);
+  if (rc == 0) {
+    size = perftools__profiles__profile__get_packed_size(&e.profile);
+    e.packed = malloc(size != 0 ? size : 1);
+    if (e.packed == NULL)
+      rc = UV_ENOMEM;
+  }
+  if (rc == 0) {
+    perftools__profiles__profile__pack(&e.profile, e.packed);
+    rc = uv_pprof__gzip(e.packed, size, out);
+  }
+  free(e.types);
+  free(e.type_ptrs);
+  free(e.maps);
+  free(e.map_ptrs);
+  free(e.ranges);
+  free(e.locs);
+  free(e.loc_ptrs);
+  free(e.samples);
+  free(e.sample_ptrs);
+  free(e.labels);
+  free(e.label_ptrs);
+  free(e.strings);
+  free(e.packed);
+  if (rc != 0)
+    fail(b, rc);
+  return rc;
+}

@@ -1,0 +1,691 @@
+/* The listener and its connections on the host's loop: accept (with the
+ * connection cap and the loopback-peer rule), llhttp parsing with keep-alive
+ * and pipelining, request limits, per-connection timeouts, the bearer token,
+ * and writing responses. What a request gets is decided by router.c. Every
+ * handle here is unref'd. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <llhttp.h>
+
+#include "internal.h"
+
+#define READ_BUF_SIZE 65536
+#define LINGER_MS 1000
+
+enum conn_state {
+  STATE_IDLE,     /* keep-alive: waiting for a request's first byte */
+  STATE_READING,  /* a request is arriving */
+  STATE_ROUTED,   /* the router owns the request */
+  STATE_WRITING,  /* the response is being written */
+  STATE_LINGER,   /* write side shut; draining input before close */
+  STATE_CLOSING
+};
+
+struct uv_pprof__server_s {
+  uv_loop_t* loop;
+  uv_tcp_t listener;
+  uv_pprof__server_config_t config;
+  struct sockaddr_storage bound;
+  uv_pprof__worker_t* worker;
+  uv_pprof__conn_t* conns;
+  unsigned int nconns;
+  unsigned int nrejected; /* connections being answered 503 */
+  unsigned int open_handles;
+  int closing;
+  char* read_buf;
+  int loopback;
+};
+
+struct uv_pprof__conn_s {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_shutdown_t shutdown_req;
+  uv_write_t write_req;
+  uv_write_t continue_req;
+  uv_pprof__server_t* server;
+  uv_pprof__conn_t* prev;
+  uv_pprof__conn_t* next;
+  llhttp_t parser;
+  enum conn_state state;
+  int open_handles;
+  int keep_alive;
+  int rejected; /* over the connection cap: answered 503 only */
+  int reading;
+  uv_pprof__request_t* req;
+  /* parse state of the request being read */
+  uv_pprof__buf_t url;
+  char field[16];
+  size_t field_len;
+  int field_is_auth;
+  int field_is_expect;
+  int expect_continue;
+  uv_pprof__buf_t auth;
+  size_t header_bytes;
+  size_t body_limit;
+  int error_status;
+  const char* error_msg;
+  /* bytes received but not parsed yet (pipelining) */
+  uv_pprof__buf_t pending;
+  uv_pprof__buf_t head; /* the response being written: head ... */
+  uv_pprof__buf_t body; /* ... and body */
+};
+
+static const llhttp_settings_t settings;
+
+static void conn_close(uv_pprof__conn_t* c);
+static void conn_next(uv_pprof__conn_t* c);
+static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+static int read_start(uv_pprof__conn_t* c);
+static void read_stop(uv_pprof__conn_t* c);
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void server_release(uv_pprof__server_t* s) {
+  if (--s->open_handles > 0)
+    return;
+  free(s->read_buf);
+  free(s);
+}
+
+static void on_listener_close(uv_handle_t* handle) {
+  server_release(handle->data);
+}
+
+static void request_free(uv_pprof__request_t* req) {
+  free(req->path);
+  free(req->query);
+  uv_pprof__buf_free(&req->body);
+  uv_pprof__buf_free(&req->res.body);
+  free(req);
+}
+
+static void on_conn_handle_close(uv_handle_t* handle) {
+  uv_pprof__conn_t* c = handle->data;
+  uv_pprof__server_t* s = c->server;
+
+  if (--c->open_handles > 0)
+    return;
+  uv_pprof__buf_free(&c->url);
+  uv_pprof__buf_free(&c->auth);
+  uv_pprof__buf_free(&c->pending);
+  uv_pprof__buf_free(&c->head);
+  uv_pprof__buf_free(&c->body);
+  free(c);
+  server_release(s);
+}
+
+static void conn_close(uv_pprof__conn_t* c) {
+  uv_pprof__server_t* s = c->server;
+
+  if (c->state == STATE_CLOSING)
+    return;
+  c->state = STATE_CLOSING;
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    s->conns = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  if (c->rejected)
+    s->nrejected--;
+  else
+    s->nconns--;
+  if (c->req != NULL) {
+    uv_pprof__request_t* req = c->req;
+    c->req = NULL;
+    req->conn = NULL;
+    if (req->busy)
+      uv_pprof__route_abandon(req);
+    else
+      request_free(req);
+  }
+  uv_close((uv_handle_t*)&c->tcp, on_conn_handle_close);
+  uv_close((uv_handle_t*)&c->timer, on_conn_handle_close);
+}
+
+static void on_timeout(uv_timer_t* timer) {
+  conn_close(timer->data);
+}
+
+static void arm(uv_pprof__conn_t* c, unsigned int ms) {
+  uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void on_shutdown(uv_shutdown_t* req, int status) {
+  uv_pprof__conn_t* c = req->data;
+
+  /* Keep reading (and discarding) until the peer closes or LINGER_MS pass,
+   * so that closing with unread input does not reset the connection and
+   * destroy the answer in flight. */
+  if (status < 0 && c->state != STATE_CLOSING)
+    conn_close(c);
+}
+
+static void conn_linger(uv_pprof__conn_t* c) {
+  c->state = STATE_LINGER;
+  arm(c, LINGER_MS);
+  if (!c->reading && read_start(c) != 0) {
+    conn_close(c);
+    return;
+  }
+  c->shutdown_req.data = c;
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t*)&c->tcp, on_shutdown) != 0)
+    conn_close(c);
+}
+
+static void on_write(uv_write_t* wreq, int status) {
+  uv_pprof__conn_t* c = wreq->data;
+
+  uv_pprof__buf_free(&c->head);
+  uv_pprof__buf_free(&c->body);
+  if (c->state == STATE_CLOSING)
+    return;
+  if (status < 0) {
+    conn_close(c);
+    return;
+  }
+  if (c->keep_alive)
+    conn_next(c);
+  else
+    conn_linger(c);
+}
+
+static void conn_write(uv_pprof__conn_t* c, uv_pprof__response_t* res,
+                       int head_only) {
+  uv_buf_t b[2];
+
+  uv_pprof__buf_free(&c->head);
+  uv_pprof__http_head(res, res->body.len, c->keep_alive, &c->head);
+  uv_pprof__buf_move(&c->body, &res->body);
+  if (head_only)
+    uv_pprof__buf_free(&c->body);
+  if (c->head.oom) {
+    conn_close(c);
+    return;
+  }
+  c->state = STATE_WRITING;
+  arm(c, c->server->config.write_timeout_ms);
+  b[0] = uv_buf_init(c->head.base, (unsigned int)c->head.len);
+  b[1] = uv_buf_init(c->body.base, (unsigned int)c->body.len);
+  c->write_req.data = c;
+  if (uv_write(&c->write_req, (uv_stream_t*)&c->tcp, b, c->body.len ? 2 : 1,
+               on_write) != 0)
+    conn_close(c);
+}
+
+/* An error found while parsing: answered in Go's plain-text style, then the
+ * connection is closed (its input can no longer be trusted). */
+static void conn_fail(uv_pprof__conn_t* c, int status, const char* msg) {
+  uv_pprof__response_t res;
+
+  memset(&res, 0, sizeof(res));
+  res.status = status;
+  res.content_type = "text/plain; charset=utf-8";
+  uv_pprof__buf_printf(&res.body, "%s\n", msg);
+  c->keep_alive = 0;
+  conn_write(c, &res, 0);
+}
+
+void uv_pprof__request_finish(uv_pprof__request_t* req) {
+  uv_pprof__conn_t* c = req->conn;
+  int head_only;
+
+  req->busy = 0;
+  if (c == NULL) {
+    request_free(req);
+    return;
+  }
+  head_only = req->method == HTTP_HEAD;
+  c->req = NULL;
+  conn_write(c, &req->res, head_only);
+  request_free(req);
+}
+
+/* ---- reading and parsing ----------------------------------------------- */
+
+static int fail_cb(uv_pprof__conn_t* c, int status, const char* msg) {
+  if (c->error_status == 0) {
+    c->error_status = status;
+    c->error_msg = msg;
+  }
+  return -1;
+}
+
+static int on_message_begin(llhttp_t* p) {
+  uv_pprof__conn_t* c = p->data;
+
+  c->req = calloc(1, sizeof(*c->req));
+  if (c->req == NULL)
+    return fail_cb(c, 500, "out of memory");
+  c->req->server = c->server;
+  c->req->conn = c;
+  c->url.len = 0;
+  c->auth.len = 0;
+  c->field_len = 0;
+  c->field_is_auth = 0;
+  c->field_is_expect = 0;
+  c->expect_continue = 0;
+  c->header_bytes = 0;
+  return 0;
+}
+
+static int on_url(llhttp_t* p, const char* at, size_t len) {
+  uv_pprof__conn_t* c = p->data;
+
+  if (c->url.len + len > UV_PPROF__MAX_URL)
+    return fail_cb(c, 414, "URI Too Long");
+  if (uv_pprof__buf_append(&c->url, at, len) != 0)
+    return fail_cb(c, 500, "out of memory");
+  return 0;
+}
+
+static int count_header(uv_pprof__conn_t* c, size_t len) {
+  c->header_bytes += len;
+  if (c->header_bytes > UV_PPROF__MAX_HEADERS)
+    return fail_cb(c, 431, "Request Header Fields Too Large");
+  return 0;
+}
+
+static int on_header_field(llhttp_t* p, const char* at, size_t len) {
+  uv_pprof__conn_t* c = p->data;
+  size_t room = sizeof(c->field) - c->field_len;
+
+  memcpy(c->field + c->field_len, at, len < room ? len : room);
+  c->field_len += len < room ? len : room;
+  return count_header(c, len);
+}
+
+static int on_header_field_complete(llhttp_t* p) {
+  uv_pprof__conn_t* c = p->data;
+
+  c->field_is_auth = c->field_len == 13 &&
+                     strncasecmp(c->field, "authorization", 13) == 0;
+  c->field_is_expect = c->field_len == 6 &&
+                       strncasecmp(c->field, "expect", 6) == 0;
+  c->field_len = 0;
+  return 0;
+}
+
+static int on_header_value(llhttp_t* p, const char* at, size_t len) {
+  uv_pprof__conn_t* c = p->data;
+
+  if (c->field_is_auth && c->auth.len + len <= 1024)
+    uv_pprof__buf_append(&c->auth, at, len);
+  if (c->field_is_expect && len >= 12 && strncasecmp(at, "100-continue", 12) == 0)
+    c->expect_continue = 1;
+  return count_header(c, len);
+}
+
+static int on_headers_complete(llhttp_t* p) {
+  uv_pprof__conn_t* c = p->data;
+  uv_pprof__request_t* req = c->req;
+  const char* q;
+  size_t path_len;
+
+  req->method = p->method;
+  if (p->method != HTTP_GET && p->method != HTTP_HEAD &&
+      p->method != HTTP_POST)
+    return fail_cb(c, 405, "Method Not Allowed");
+  if (c->url.len == 0 || c->url.base[0] != '/')
+    return fail_cb(c, 400, "Bad Request: request target must be a path");
+  q = memchr(c->url.base, '?', c->url.len);
+  path_len = q != NULL ? (size_t)(q - c->url.base) : c->url.len;
+  req->path = uv_pprof__http_unescape(c->url.base, path_len, 0);
+  if (req->path == NULL)
+    return fail_cb(c, 400, "Bad Request: invalid escape in path");
+  req->query = q != NULL ? strndup(q + 1, c->url.len - path_len - 1)
+                         : strdup("");
+  if (req->query == NULL)
+    return fail_cb(c, 500, "out of memory");
+  c->body_limit = strcmp(req->path, "/debug/pprof/symbol") == 0
+                      ? UV_PPROF__MAX_SYMBOL_BODY
+                      : 0;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_limit)
+    return fail_cb(c, 413,
+                   c->body_limit == 0
+                       ? "Request Entity Too Large: only "
+                         "/debug/pprof/symbol takes a request body"
+                       : "Request Entity Too Large");
+  if (c->expect_continue && c->body_limit > 0) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = uv_buf_init((char*)cont, sizeof(cont) - 1);
+    c->continue_req.data = c;
+    uv_write(&c->continue_req, (uv_stream_t*)&c->tcp, &b, 1, NULL);
+  }
+  return 0;
+}
+
+static int on_body(llhttp_t* p, const char* at, size_t len) {
+  uv_pprof__conn_t* c = p->data;
+
+  if (c->req->body.len + len > c->body_limit)
+    return fail_cb(c, 413,
+                   c->body_limit == 0
+                       ? "Request Entity Too Large: only "
+                         "/debug/pprof/symbol takes a request body"
+                       : "Request Entity Too Large");
+  if (uv_pprof__buf_append(&c->req->body, at, len) != 0)
+    return fail_cb(c, 500, "out of memory");
+  return 0;
+}
+
+static int on_message_complete(llhttp_t* p) {
+  uv_pprof__conn_t* c = p->data;
+
+  c->keep_alive = llhttp_should_keep_alive(p);
+  return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* Constant-time in the token's content; only its length can leak. */
+static int token_ok(const uv_pprof__server_t* s, const uv_pprof__buf_t* auth) {
+  const uv_pprof__server_config_t* cfg = &s->config;
+  const char* v = auth->base;
+  size_t len = auth->len;
+  unsigned char diff = 0;
+  size_t i;
+
+  if (cfg->token_len == 0)
+    return 1;
+  while (len > 0 && *v == ' ') {
+    v++;
+    len--;
+  }
+  if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+    return 0;
+  v += 7;
+  len -= 7;
+  while (len > 0 && v[len - 1] == ' ')
+    len--;
+  if (len != cfg->token_len)
+    return 0;
+  for (i = 0; i < len; i++)
+    diff |= (unsigned char)(v[i] ^ cfg->token[i]);
+  return diff == 0;
+}
+
+static void dispatch(uv_pprof__conn_t* c) {
+  uv_pprof__request_t* req = c->req;
+
+  c->state = STATE_ROUTED;
+  uv_timer_stop(&c->timer);
+  if (!token_ok(c->server, &c->auth)) {
+    uv_pprof__error(req, 401,
+                    "Unauthorized: this server requires "
+                    "\"Authorization: Bearer <token>\"");
+    req->res.extra_header = "Www-Authenticate: Bearer realm=\"uv_pprof\"";
+    uv_pprof__request_finish(req);
+    return;
+  }
+  req->busy = 1;
+  uv_pprof__route(req);
+}
+
+/* Feeds data to the parser; what follows a complete request is kept in
+ * c->pending until that request has been answered. */
+static void parse(uv_pprof__conn_t* c, const char* data, size_t len) {
+  llhttp_errno_t err;
+  const char* stop;
+
+  if (len == 0)
+    return;
+  if (c->state == STATE_IDLE) {
+    c->state = STATE_READING;
+    arm(c, c->server->config.request_timeout_ms);
+  }
+  err = llhttp_execute(&c->parser, data, len);
+  if (err == HPE_OK)
+    return;
+  if (err == HPE_PAUSED && c->error_status == 0) {
+    stop = llhttp_get_error_pos(&c->parser);
+    llhttp_resume(&c->parser);
+    uv_pprof__buf_append(&c->pending, stop, (size_t)(data + len - stop));
+    if (c->pending.len > UV_PPROF__MAX_PENDING_INPUT)
+      read_stop(c);
+    dispatch(c);
+    return;
+  }
+  read_stop(c);
+  if (c->req != NULL) {
+    request_free(c->req);
+    c->req = NULL;
+  }
+  if (c->error_status != 0) {
+    conn_fail(c, c->error_status, c->error_msg);
+  } else {
+    char msg[256];
+    snprintf(msg, sizeof(msg), "Bad Request: malformed HTTP request: %s",
+             llhttp_get_error_reason(&c->parser));
+    conn_fail(c, 400, msg);
+  }
+}
+
+/* The previous response is out: wait for, or parse, the next request. */
+static void conn_next(uv_pprof__conn_t* c) {
+  uv_pprof__buf_t more;
+
+  c->state = STATE_IDLE;
+  c->error_status = 0;
+  arm(c, c->server->config.idle_timeout_ms);
+  more = c->pending;
+  uv_pprof__buf_init(&c->pending);
+  if (!c->reading && read_start(c) != 0) {
+    uv_pprof__buf_free(&more);
+    conn_close(c);
+    return;
+  }
+  parse(c, more.base, more.len);
+  uv_pprof__buf_free(&more);
+}
+
+static void on_alloc(uv_handle_t* handle, size_t size, uv_buf_t* buf) {
+  uv_pprof__conn_t* c = handle->data;
+  uv_pprof__server_t* s = c->server;
+
+  if (s->read_buf == NULL)
+    s->read_buf = malloc(READ_BUF_SIZE);
+  *buf = uv_buf_init(s->read_buf, s->read_buf ? READ_BUF_SIZE : 0);
+}
+
+static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  uv_pprof__conn_t* c = stream->data;
+
+  if (nread < 0) {
+    conn_close(c);
+    return;
+  }
+  switch (c->state) {
+    case STATE_IDLE:
+    case STATE_READING:
+      parse(c, buf->base, (size_t)nread);
+      break;
+    case STATE_ROUTED:
+    case STATE_WRITING:
+      uv_pprof__buf_append(&c->pending, buf->base, (size_t)nread);
+      if (c->pending.len > UV_PPROF__MAX_PENDING_INPUT)
+        read_stop(c);
+      break;
+    default:
+      break; /* lingering: input is discarded */
+  }
+}
+
+static int read_start(uv_pprof__conn_t* c) {
+  int err = uv_read_start((uv_stream_t*)&c->tcp, on_alloc, on_read);
+  c->reading = err == 0;
+  return err;
+}
+
+static void read_stop(uv_pprof__conn_t* c) {
+  uv_read_stop((uv_stream_t*)&c->tcp);
+  c->reading = 0;
+}
+
+/* ---- accepting --------------------------------------------------------- */
+
+static void on_connection(uv_stream_t* listener, int status) {
+  uv_pprof__server_t* s = listener->data;
+  uv_pprof__conn_t* c;
+  struct sockaddr_storage peer;
+  int len = sizeof(peer);
+
+  if (status < 0 || s->closing)
+    return;
+  c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return;
+  c->server = s;
+  if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+    free(c);
+    return;
+  }
+  uv_timer_init(s->loop, &c->timer);
+  uv_unref((uv_handle_t*)&c->tcp);
+  uv_unref((uv_handle_t*)&c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->open_handles = 2;
+  s->open_handles++;
+  c->next = s->conns;
+  if (s->conns != NULL)
+    s->conns->prev = c;
+  s->conns = c;
+  c->rejected = s->nconns >= s->config.max_connections;
+  if (c->rejected)
+    s->nrejected++;
+  else
+    s->nconns++;
+  c->state = STATE_IDLE;
+
+  /* Past twice the cap, a storm of connections is closed unanswered: each
+   * one held costs the host a file descriptor. */
+  if (uv_accept(listener, (uv_stream_t*)&c->tcp) != 0 ||
+      uv_tcp_getpeername(&c->tcp, (struct sockaddr*)&peer, &len) != 0 ||
+      (s->loopback && !uv_pprof__is_loopback((struct sockaddr*)&peer)) ||
+      s->nrejected > s->config.max_connections) {
+    conn_close(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  if (c->rejected) {
+    conn_fail(c, 503, "Service Unavailable: too many connections");
+    return;
+  }
+  llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+  c->parser.data = c;
+  arm(c, s->config.idle_timeout_ms);
+  if (read_start(c) != 0)
+    conn_close(c);
+}
+
+/* ---- server ------------------------------------------------------------ */
+
+/* Binding and listening happen on a plain socket first, so that a failure
+ * leaves no libuv handle behind (a closing handle would need one more loop
+ * iteration before uv_loop_close() could succeed). */
+static int listen_socket(const struct sockaddr* addr, int* out) {
+  socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+  int on = 1;
+  int fd = -1;
+
+  fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+      bind(fd, addr, len) != 0 || listen(fd, 511) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  *out = fd;
+  return 0;
+}
+
+int uv_pprof__server_start(uv_loop_t* loop,
+                           const uv_pprof__server_config_t* config,
+                           uv_pprof__server_t** out) {
+  uv_pprof__server_t* s;
+  int len = sizeof(s->bound);
+  int fd = -1;
+  int err;
+
+  err = listen_socket((const struct sockaddr*)&config->addr, &fd);
+  if (err != 0)
+    return err;
+  s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    close(fd);
+    return UV_ENOMEM;
+  }
+  err = uv_tcp_init(loop, &s->listener);
+  if (err != 0) {
+    close(fd);
+    free(s);
+    return err;
+  }
+  s->loop = loop;
+  s->config = *config;
+  s->loopback = uv_pprof__is_loopback((const struct sockaddr*)&config->addr);
+  s->listener.data = s;
+  s->open_handles = 1;
+  uv_unref((uv_handle_t*)&s->listener);
+  err = uv_tcp_open(&s->listener, fd);
+  if (err != 0)
+    close(fd);
+  if (err == 0)
+    err = uv_listen((uv_stream_t*)&s->listener, 511, on_connection);
+  if (err == 0)
+    err = uv_tcp_getsockname(&s->listener, (struct sockaddr*)&s->bound, &len);
+  if (err == 0) {
+    s->worker = uv_pprof__worker_new(loop);
+    if (s->worker == NULL)
+      err = UV_ENOMEM;
+  }
+  if (err != 0) {
+    /* Only resource exhaustion gets here; the listener then needs one more
+     * loop iteration to finish closing. */
+    uv_close((uv_handle_t*)&s->listener, on_listener_close);
+    return err;
+  }
+  *out = s;
+  return 0;
+}
+
+void uv_pprof__server_close(uv_pprof__server_t* s) {
+  s->closing = 1;
+  uv_close((uv_handle_t*)&s->listener, on_listener_close);
+  while (s->conns != NULL)
+    conn_close(s->conns);
+  uv_pprof__worker_close(s->worker);
+}
+
+void uv_pprof__server_address(const uv_pprof__server_t* s,
+                              struct sockaddr_storage* addr) {
+  *addr = s->bound;
+}
+
+uv_loop_t* uv_pprof__server_loop(const uv_pprof__server_t* s) {
+  return s->loop;
+}
+
+uv_pprof__worker_t* uv_pprof__server_worker(const uv_pprof__server_t* s) {
+  return s->worker;
+}

@@ -1,0 +1,337 @@
+/* The public entry points: options and the UV_PPROF / UV_PPROF_TOKEN
+ * environment, validation, the banner, and the registry of loops that
+ * uv_pprof serves or watches. Arguments are validated here once; the server
+ * trusts them. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+typedef struct entry_s {
+  uv_loop_t* loop;
+  uv_pprof__server_t* server; /* NULL: a registered loop without a server */
+  struct entry_s* next;
+} entry_t;
+
+static uv_once_t once = UV_ONCE_INIT;
+static uv_mutex_t mu;
+static entry_t* entries;
+
+static void init_once(void) {
+  if (uv_mutex_init(&mu) != 0)
+    abort();
+}
+
+int64_t uv_pprof__now_ns(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void uv_pprof_options_init(uv_pprof_options_t* options) {
+  memset(options, 0, sizeof(*options));
+  options->host = "127.0.0.1";
+  options->port = UV_PPROF_DEFAULT_PORT;
+  options->max_connections = 64;
+  options->idle_timeout_ms = 30000;
+  options->request_timeout_ms = 10000;
+  options->write_timeout_ms = 60000;
+}
+
+/* ---- parsing ----------------------------------------------------------- */
+
+static int parse_port(const char* s, size_t len, int* port) {
+  int p = 0;
+  size_t i;
+
+  if (len == 0 || len > 5)
+    return -1;
+  for (i = 0; i < len; i++) {
+    if (!isdigit((unsigned char)s[i]))
+      return -1;
+    p = p * 10 + (s[i] - '0');
+  }
+  if (p > 65535)
+    return -1;
+  *port = p;
+  return 0;
+}
+
+/* Fills addr from a host literal ("localhost", IPv4, IPv6 without
+ * brackets) and a port. No name resolution: it would block the loop. */
+static int make_addr(const char* host, int port,
+                     struct sockaddr_storage* addr) {
+  memset(addr, 0, sizeof(*addr));
+  if (strcmp(host, "localhost") == 0)
+    host = "127.0.0.1";
+  if (uv_ip4_addr(host, port, (struct sockaddr_in*)addr) == 0)
+    return 0;
+  if (uv_ip6_addr(host, port, (struct sockaddr_in6*)addr) == 0)
+    return 0;
+  return UV_EINVAL;
+}
+
+/* UV_PPROF: "1", "PORT", "HOST:PORT", "[V6]:PORT" or ":PORT". */
+static int parse_env(const char* v, char* host, size_t host_size,
+                     int* port) {
+  const char* colon;
+  size_t hlen;
+
+  if (strcmp(v, "1") == 0) {
+    snprintf(host, host_size, "127.0.0.1");
+    *port = UV_PPROF_DEFAULT_PORT;
+    return 0;
+  }
+  if (parse_port(v, strlen(v), port) == 0) {
+    snprintf(host, host_size, "127.0.0.1");
+    return 0;
+  }
+  if (v[0] == '[') {
+    const char* close = strchr(v, ']');
+    if (close == NULL || close[1] != ':')
+      return UV_EINVAL;
+    hlen = (size_t)(close - v - 1);
+    if (hlen == 0 || hlen >= host_size)
+      return UV_EINVAL;
+    memcpy(host, v + 1, hlen);
+    host[hlen] = '\0';
+    return parse_port(close + 2, strlen(close + 2), port) == 0 ? 0
+                                                               : UV_EINVAL;
+  }
+  colon = strrchr(v, ':');
+  if (colon == NULL || strchr(v, ':') != colon)
+    return UV_EINVAL;
+  hlen = (size_t)(colon - v);
+  if (hlen >= host_size)
+    return UV_EINVAL;
+  if (hlen == 0) {
+    snprintf(host, host_size, "0.0.0.0");
+  } else {
+    memcpy(host, v, hlen);
+    host[hlen] = '\0';
+  }
+  return parse_port(colon + 1, strlen(colon + 1), port) == 0 ? 0 : UV_EINVAL;
+}
+
+/* ---- registry ---------------------------------------------------------- */
+
+static entry_t** find(uv_loop_t* loop) {
+  entry_t** e;
+
+  for (e = &entries; *e != NULL; e = &(*e)->next)
+    if ((*e)->loop == loop)
+      return e;
+  return NULL;
+}
+
+static uv_pprof__server_t* any_server(void) {
+  entry_t* e;
+
+  for (e = entries; e != NULL; e = e->next)
+    if (e->server != NULL)
+      return e->server;
+  return NULL;
+}
+
+static void format_url(const struct sockaddr_storage* addr, char* buf,
+                       size_t size) {
+  char ip[64] = "";
+  int port;
+
+  if (addr->ss_family == AF_INET6) {
+    const struct sockaddr_in6* a6 = (const struct sockaddr_in6*)addr;
+    uv_ip6_name(a6, ip, sizeof(ip));
+    port = ntohs(a6->sin6_port);
+  } else {
+    const struct sockaddr_in* a4 = (const struct sockaddr_in*)addr;
+    uv_ip4_name(a4, ip, sizeof(ip));
+    port = ntohs(a4->sin_port);
+  }
+  if (uv_pprof__is_loopback((const struct sockaddr*)addr))
+    snprintf(buf, size, "http://localhost:%d/debug/pprof/", port);
+  else if (addr->ss_family == AF_INET6)
+    snprintf(buf, size, "http://[%s]:%d/debug/pprof/", ip, port);
+  else
+    snprintf(buf, size, "http://%s:%d/debug/pprof/", ip, port);
+}
+
+/* ---- API --------------------------------------------------------------- */
+
+int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
+  uv_pprof_options_t defaults;
+  uv_pprof__server_config_t cfg;
+  uv_pprof__server_t* server = NULL;
+  entry_t* e;
+  char url[128];
+  int err;
+
+  if (options == NULL) {
+    uv_pprof_options_init(&defaults);
+    options = &defaults;
+  }
+  if (loop == NULL) {
+    fprintf(stderr, "uv_pprof: uv_pprof_start: loop is NULL\n");
+    return UV_EINVAL;
+  }
+  memset(&cfg, 0, sizeof(cfg));
+  if (options->port < 0 || options->port > 65535 || options->host == NULL ||
+      make_addr(options->host, options->port, &cfg.addr) != 0) {
+    fprintf(stderr,
+            "uv_pprof: cannot listen on \"%s\" port %d: expected an IPv4 or "
+            "IPv6 address (or localhost) and a port from 0 to 65535\n",
+            options->host ? options->host : "(null)", options->port);
+    return UV_EINVAL;
+  }
+  if (options->token != NULL) {
+    cfg.token_len = strlen(options->token);
+    if (cfg.token_len >= sizeof(cfg.token)) {
+      fprintf(stderr, "uv_pprof: the token is longer than %zu bytes\n",
+              sizeof(cfg.token) - 1);
+      return UV_EINVAL;
+    }
+    memcpy(cfg.token, options->token, cfg.token_len);
+  }
+  if (options->max_connections == 0 || options->idle_timeout_ms == 0 ||
+      options->request_timeout_ms == 0 || options->write_timeout_ms == 0) {
+    fprintf(stderr,
+            "uv_pprof: max_connections and the timeouts must be positive\n");
+    return UV_EINVAL;
+  }
+  if (!uv_pprof__is_loopback((struct sockaddr*)&cfg.addr) &&
+      cfg.token_len == 0) {
+    fprintf(stderr,
+            "uv_pprof: refusing to serve on non-loopback address %s without "
+            "a token: set UV_PPROF_TOKEN (or options.token)\n",
+            options->host);
+    return UV_EACCES;
+  }
+  cfg.max_connections = options->max_connections;
+  cfg.idle_timeout_ms = options->idle_timeout_ms;
+  cfg.request_timeout_ms = options->request_timeout_ms;
+  cfg.write_timeout_ms = options->write_timeout_ms;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&mu);
+  if (find(loop) != NULL) {
+    uv_mutex_unlock(&mu);
+    fprintf(stderr, "uv_pprof: already started on this loop\n");
+    return UV_EBUSY;
+  }
+  e = calloc(1, sizeof(*e));
+  if (e == NULL) {
+    uv_mutex_unlock(&mu);
+    fprintf(stderr, "uv_pprof: out of memory\n");
+    return UV_ENOMEM;
+  }
+  e->loop = loop;
+  if (any_server() == NULL) {
+    err = uv_pprof__server_start(loop, &cfg, &server);
+    if (err != 0) {
+      uv_mutex_unlock(&mu);
+      free(e);
+      fprintf(stderr, "uv_pprof: cannot listen on %s port %d: %s (%s)\n",
+              options->host, options->port, uv_strerror(err),
+              uv_err_name(err));
+      return err;
+    }
+    e->server = server;
+  }
+  e->next = entries;
+  entries = e;
+  uv_mutex_unlock(&mu);
+
+  if (server != NULL && !options->quiet) {
+    struct sockaddr_storage bound;
+    uv_pprof__server_address(server, &bound);
+    format_url(&bound, url, sizeof(url));
+    fprintf(stderr, "pprof enabled on %s\n", url);
+  }
+  return 0;
+}
+
+int uv_pprof_start(uv_loop_t* loop) {
+  uv_pprof_options_t options;
+  const char* v = getenv("UV_PPROF");
+  const char* token;
+  char host[64];
+
+  if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
+    return 0;
+  uv_pprof_options_init(&options);
+  if (parse_env(v, host, sizeof(host), &options.port) != 0) {
+    fprintf(stderr,
+            "uv_pprof: UV_PPROF=\"%s\" is not valid: expected 1, PORT, "
+            "HOST:PORT or [IPV6]:PORT (unset or 0 disables)\n",
+            v);
+    return UV_EINVAL;
+  }
+  options.host = host;
+  token = getenv("UV_PPROF_TOKEN");
+  if (token != NULL && token[0] != '\0')
+    options.token = token;
+  return uv_pprof_start_ex(loop, &options);
+}
+
+int uv_pprof_stop(uv_loop_t* loop) {
+  entry_t** link;
+  entry_t* e;
+
+  if (loop == NULL)
+    return 0;
+  /* Never started anywhere: touch nothing (not even the mutex). */
+  if (__atomic_load_n(&entries, __ATOMIC_RELAXED) == NULL)
+    return 0;
+  uv_mutex_lock(&mu);
+  link = find(loop);
+  if (link == NULL) {
+    uv_mutex_unlock(&mu);
+    return 0;
+  }
+  e = *link;
+  *link = e->next;
+  uv_mutex_unlock(&mu);
+  if (e->server != NULL)
+    uv_pprof__server_close(e->server);
+  free(e);
+  return 0;
+}
+
+static uv_pprof__server_t* server_of(uv_loop_t* loop) {
+  uv_pprof__server_t* s = NULL;
+  entry_t** e;
+
+  if (__atomic_load_n(&entries, __ATOMIC_RELAXED) == NULL)
+    return NULL;
+  uv_mutex_lock(&mu);
+  e = find(loop);
+  if (e != NULL)
+    s = (*e)->server;
+  uv_mutex_unlock(&mu);
+  return s;
+}
+
+int uv_pprof_address(uv_loop_t* loop, struct sockaddr_storage* addr) {
+  uv_pprof__server_t* s = server_of(loop);
+
+  if (s == NULL)
+    return UV_ENOENT;
+  uv_pprof__server_address(s, addr);
+  return 0;
+}
+
+int uv_pprof_url(uv_loop_t* loop, char* buf, size_t size) {
+  struct sockaddr_storage addr;
+  char url[128];
+
+  if (uv_pprof_address(loop, &addr) != 0)
+    return UV_ENOENT;
+  format_url(&addr, url, sizeof(url));
+  if (strlen(url) >= size)
+    return UV_ENOBUFS;
+  memcpy(buf, url, strlen(url) + 1);
+  return 0;
+}

@@ -1,0 +1,201 @@
+/* uv_pprof's own worker thread: heavy work (profile encoding, gzip, later
+ * dumps and symbolization) runs here, never on the host's loop thread nor in
+ * the host's libuv threadpool. The thread starts on the first job and exits
+ * after UV_PPROF__WORKER_IDLE_MS without work, so an idle server has none.
+ * Finished jobs go back to the loop through one unref'd uv_async_t. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+struct uv_pprof__worker_s {
+  uv_loop_t* loop;
+  uv_async_t async;
+  uv_mutex_t mu;
+  uv_cond_t cond;
+  uv_thread_t thread;
+  int running;   /* the thread is alive and takes jobs */
+  int joinable;  /* a thread was started and not joined yet */
+  int cancelled;
+  uv_pprof__job_t* todo;
+  uv_pprof__job_t** todo_tail;
+  uv_pprof__job_t* done;
+  uv_pprof__job_t** done_tail;
+};
+
+static void on_async(uv_async_t* handle);
+
+uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
+  uv_pprof__worker_t* w = calloc(1, sizeof(*w));
+
+  if (w == NULL)
+    return NULL;
+  w->loop = loop;
+  w->todo_tail = &w->todo;
+  w->done_tail = &w->done;
+  if (uv_mutex_init(&w->mu) != 0) {
+    free(w);
+    return NULL;
+  }
+  if (uv_cond_init(&w->cond) != 0) {
+    uv_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  if (uv_async_init(loop, &w->async, on_async) != 0) {
+    uv_cond_destroy(&w->cond);
+    uv_mutex_destroy(&w->mu);
+    free(w);
+    return NULL;
+  }
+  uv_unref((uv_handle_t*)&w->async);
+  w->async.data = w;
+  return w;
+}
+
+static void run(void* arg) {
+  uv_pprof__worker_t* w = arg;
+  uv_pprof__job_t* job;
+
+  pthread_setname_np(pthread_self(), "uv_pprof");
+  uv_mutex_lock(&w->mu);
+  for (;;) {
+    while (w->todo == NULL && !w->cancelled) {
+      if (uv_cond_timedwait(&w->cond, &w->mu,
+                            UV_PPROF__WORKER_IDLE_MS * (uint64_t)1000000) ==
+              UV_ETIMEDOUT &&
+          w->todo == NULL)
+        goto out;
+    }
+    if (w->cancelled)
+      break;
+    job = w->todo;
+    w->todo = job->next;
+    if (w->todo == NULL)
+      w->todo_tail = &w->todo;
+    uv_mutex_unlock(&w->mu);
+
+    job->work(job);
+
+    uv_mutex_lock(&w->mu);
+    job->next = NULL;
+    *w->done_tail = job;
+    w->done_tail = &job->next;
+    uv_async_send(&w->async);
+  }
+out:
+  w->running = 0;
+  uv_mutex_unlock(&w->mu);
+}
+
+/* The worker runs with every signal blocked, so a host's signal handlers
+ * (and later our own sampler) never interrupt it. */
+static int spawn(uv_pprof__worker_t* w) {
+  sigset_t all;
+  sigset_t old;
+  int err;
+
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  err = uv_thread_create(&w->thread, run, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return err;
+}
+
+int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job) {
+  int err = 0;
+
+  uv_mutex_lock(&w->mu);
+  if (w->cancelled) {
+    uv_mutex_unlock(&w->mu);
+    return UV_ECANCELED;
+  }
+  if (!w->running && w->joinable) {
+    /* The previous thread gave up for idleness; it is past its last use of
+     * the lock, so joining it is immediate. */
+    uv_mutex_unlock(&w->mu);
+    uv_thread_join(&w->thread);
+    uv_mutex_lock(&w->mu);
+    w->joinable = 0;
+  }
+  if (!w->running) {
+    err = spawn(w);
+    if (err == 0) {
+      w->running = 1;
+      w->joinable = 1;
+    }
+  }
+  if (err == 0) {
+    job->next = NULL;
+    *w->todo_tail = job;
+    w->todo_tail = &job->next;
+    uv_cond_signal(&w->cond);
+  }
+  uv_mutex_unlock(&w->mu);
+  return err;
+}
+
+int uv_pprof__worker_cancelled(const uv_pprof__worker_t* w) {
+  return __atomic_load_n(&w->cancelled, __ATOMIC_RELAXED);
+}
+
+int uv_pprof__worker_threads(const uv_pprof__worker_t* w) {
+  uv_pprof__worker_t* mw = (uv_pprof__worker_t*)w;
+  int n;
+
+  uv_mutex_lock(&mw->mu);
+  n = mw->running;
+  uv_mutex_unlock(&mw->mu);
+  return n;
+}
+
+static void deliver(uv_pprof__job_t* list, int cancelled) {
+  while (list != NULL) {
+    uv_pprof__job_t* next = list->next;
+    list->done(list, cancelled);
+    list = next;
+  }
+}
+
+static void on_async(uv_async_t* handle) {
+  uv_pprof__worker_t* w = handle->data;
+  uv_pprof__job_t* list;
+
+  uv_mutex_lock(&w->mu);
+  list = w->done;
+  w->done = NULL;
+  w->done_tail = &w->done;
+  uv_mutex_unlock(&w->mu);
+  deliver(list, 0);
+}
+
+static void on_close(uv_handle_t* handle) {
+  uv_pprof__worker_t* w = handle->data;
+
+  uv_cond_destroy(&w->cond);
+  uv_mutex_destroy(&w->mu);
+  free(w);
+}
+
+void uv_pprof__worker_close(uv_pprof__worker_t* w) {
+  uv_pprof__job_t* todo;
+  uv_pprof__job_t* done;
+  int joinable;
+
+  uv_mutex_lock(&w->mu);
+  __atomic_store_n(&w->cancelled, 1, __ATOMIC_RELAXED);
+  uv_cond_signal(&w->cond);
+  joinable = w->joinable;
+  w->joinable = 0;
+  uv_mutex_unlock(&w->mu);
+  if (joinable)
+    uv_thread_join(&w->thread);
+
+  todo = w->todo;
+  done = w->done;
+  w->todo = w->done = NULL;
+  deliver(done, 1);
+  deliver(todo, 1);
+  uv_close((uv_handle_t*)&w->async, on_close);
+}

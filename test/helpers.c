@@ -1,0 +1,601 @@
+/* The helpers of task.h: running real clients as child processes (always
+ * reaped, killed with their process group on timeout), a host loop on its
+ * own thread with uv_pprof started on it, parsing of `curl -i` answers, raw
+ * TCP clients, and per-test temporary directories. Assertions abort the test
+ * process; the runner reports that as a failure. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include "task.h"
+
+/* ---- child processes ---------------------------------------------------- */
+
+typedef struct {
+  char* base;
+  size_t len;
+  size_t cap;
+} grow_t;
+
+static void grow_reserve(grow_t* g, size_t extra) {
+  size_t cap;
+  char* p;
+
+  if (g->len + extra + 1 <= g->cap)
+    return;
+  cap = g->cap ? g->cap : 4096;
+  while (cap < g->len + extra + 1)
+    cap *= 2;
+  p = realloc(g->base, cap);
+  ASSERT(p != NULL);
+  g->base = p;
+  g->cap = cap;
+}
+
+static void grow_finish(grow_t* g) {
+  grow_reserve(g, 0);
+  g->base[g->len] = '\0';
+}
+
+static size_t key_len(const char* kv) {
+  const char* eq = strchr(kv, '=');
+  return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+static int env_overridden(const char* kv, const char* const add[]) {
+  size_t n = key_len(kv);
+  size_t i;
+
+  for (i = 0; add != NULL && add[i] != NULL; i++)
+    if (key_len(add[i]) == n && strncmp(kv, add[i], n) == 0)
+      return 1;
+  return 0;
+}
+
+/* environ minus the keys named in `add`, plus the "K=V" entries of `add`. */
+static char** make_env(const char* const add[]) {
+  size_t n = 0;
+  size_t i;
+  size_t k = 0;
+  char** env;
+
+  while (environ[n] != NULL)
+    n++;
+  for (i = 0; add != NULL && add[i] != NULL; i++)
+    n++;
+  env = calloc(n + 1, sizeof(*env));
+  ASSERT(env != NULL);
+  for (i = 0; environ[i] != NULL; i++)
+    if (!env_overridden(environ[i], add))
+      env[k++] = environ[i];
+  for (i = 0; add != NULL && add[i] != NULL; i++)
+    if (strchr(add[i], '=') != NULL)
+      env[k++] = (char*)add[i];
+  env[k] = NULL;
+  return env;
+}
+
+static int remaining_ms(uint64_t deadline) {
+  uint64_t now = uv_hrtime();
+  return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+}
+
+static void drain(int* fd, grow_t* g) {
+  ssize_t n;
+
+  grow_reserve(g, 65536);
+  n = read(*fd, g->base + g->len, 65536);
+  if (n > 0) {
+    g->len += (size_t)n;
+  } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+    close(*fd);
+    *fd = -1;
+  }
+}
+
+static int decode_status(int status) {
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+void run_cmd(const char* const argv[], const char* const env[],
+             int timeout_ms, run_result_t* r) {
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  sigset_t none;
+  sigset_t def;
+  grow_t out = {NULL, 0, 0};
+  grow_t err = {NULL, 0, 0};
+  int po[2];
+  int pe[2];
+  char** envp;
+  pid_t pid;
+  uint64_t deadline;
+  int status;
+  int rc;
+
+  memset(r, 0, sizeof(*r));
+  ASSERT(pipe2(po, O_CLOEXEC) == 0);
+  ASSERT(pipe2(pe, O_CLOEXEC) == 0);
+  ASSERT(posix_spawn_file_actions_init(&fa) == 0);
+  ASSERT(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+                                          0) == 0);
+  ASSERT(posix_spawn_file_actions_adddup2(&fa, po[1], 1) == 0);
+  ASSERT(posix_spawn_file_actions_adddup2(&fa, pe[1], 2) == 0);
+  /* The runner ignores SIGPIPE and host threads may block signals; the child
+   * must start with the defaults, in a group of its own so that a timeout
+   * kills whatever it started too. */
+  sigemptyset(&none);
+  sigemptyset(&def);
+  sigaddset(&def, SIGPIPE);
+  ASSERT(posix_spawnattr_init(&attr) == 0);
+  ASSERT(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                                  POSIX_SPAWN_SETSIGMASK |
+                                  POSIX_SPAWN_SETSIGDEF) == 0);
+  ASSERT(posix_spawnattr_setpgroup(&attr, 0) == 0);
+  ASSERT(posix_spawnattr_setsigmask(&attr, &none) == 0);
+  ASSERT(posix_spawnattr_setsigdefault(&attr, &def) == 0);
+  envp = make_env(env);
+  rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char* const*)argv, envp);
+  free(envp);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(po[1]);
+  close(pe[1]);
+  if (rc != 0) {
+    close(po[0]);
+    close(pe[0]);
+    grow_finish(&out);
+    grow_reserve(&err, 256);
+    err.len = (size_t)snprintf(err.base, 256, "spawn %s: %s\n", argv[0],
+                               strerror(rc));
+    r->out = out.base;
+    r->err = err.base;
+    r->status = 127;
+    return;
+  }
+
+  deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000;
+  r->status = -2;
+  while (po[0] >= 0 || pe[0] >= 0) {
+    struct pollfd p[2];
+    int n = 0;
+    int i;
+    int ms = remaining_ms(deadline);
+
+    if (ms == 0)
+      break;
+    if (po[0] >= 0)
+      p[n++] = (struct pollfd){.fd = po[0], .events = POLLIN};
+    if (pe[0] >= 0)
+      p[n++] = (struct pollfd){.fd = pe[0], .events = POLLIN};
+    if (poll(p, (nfds_t)n, ms) < 0) {
+      ASSERT(errno == EINTR);
+      continue;
+    }
+    for (i = 0; i < n; i++) {
+      if (p[i].revents == 0)
+        continue;
+      if (p[i].fd == po[0])
+        drain(&po[0], &out);
+      else
+        drain(&pe[0], &err);
+    }
+  }
+
+  /* Both pipes closed (or time is up): wait for the exit itself. */
+  for (;;) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) {
+      r->status = decode_status(status);
+      break;
+    }
+    ASSERT(w == 0 || errno == EINTR);
+    if (remaining_ms(deadline) == 0) {
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &status, 0) < 0)
+        ASSERT(errno == EINTR);
+      r->status = -1;
+      break;
+    }
+    nanosleep(&(struct timespec){0, 2000000}, NULL);
+  }
+  if (po[0] >= 0)
+    close(po[0]);
+  if (pe[0] >= 0)
+    close(pe[0]);
+  grow_finish(&out);
+  grow_finish(&err);
+  r->out = out.base;
+  r->out_len = out.len;
+  r->err = err.base;
+}
+
+void run_sh(const char* script, int timeout_ms, run_result_t* r) {
+  const char* argv[] = {"sh", "-c", script, NULL};
+  run_cmd(argv, NULL, timeout_ms, r);
+}
+
+void run_free(run_result_t* r) {
+  free(r->out);
+  free(r->err);
+  memset(r, 0, sizeof(*r));
+}
+
+/* ---- the host ----------------------------------------------------------- */
+
+struct test_host_s {
+  uv_loop_t loop;
+  uv_thread_t thread;
+  uv_timer_t timer;
+  uv_async_t async;
+  uv_sem_t sem;
+  uv_mutex_t lock; /* one host_call at a time */
+  void (*fn)(uv_loop_t*, void*);
+  void* arg;
+  uv_pprof_options_t options;
+  int start_rc;
+  int close_rc;
+  int port;
+  char base[64];
+  uint64_t last_tick;
+  atomic_uint_fast64_t ticks;
+  atomic_uint_fast64_t max_late_ns;
+};
+
+static void on_tick(uv_timer_t* t) {
+  test_host_t* h = t->data;
+  uint64_t now = uv_hrtime();
+
+  if (h->last_tick != 0 && now - h->last_tick > 1000000) {
+    uint64_t late = now - h->last_tick - 1000000;
+    if (late > atomic_load(&h->max_late_ns))
+      atomic_store(&h->max_late_ns, late);
+  }
+  h->last_tick = now;
+  atomic_fetch_add(&h->ticks, 1);
+}
+
+static void on_call(uv_async_t* a) {
+  test_host_t* h = a->data;
+  void (*fn)(uv_loop_t*, void*) = h->fn;
+
+  if (fn == NULL)
+    return;
+  h->fn = NULL;
+  fn(&h->loop, h->arg);
+  uv_sem_post(&h->sem);
+}
+
+static void host_main(void* arg) {
+  test_host_t* h = arg;
+  struct sockaddr_storage ss;
+
+  ASSERT_EQ(uv_loop_init(&h->loop), 0);
+  ASSERT_EQ(uv_timer_init(&h->loop, &h->timer), 0);
+  h->timer.data = h;
+  ASSERT_EQ(uv_timer_start(&h->timer, on_tick, 1, 1), 0);
+  ASSERT_EQ(uv_async_init(&h->loop, &h->async, on_call), 0);
+  h->async.data = h;
+  h->start_rc = uv_pprof_start_ex(&h->loop, &h->options);
+  if (h->start_rc == 0) {
+    ASSERT_EQ(uv_pprof_address(&h->loop, &ss), 0);
+    if (ss.ss_family == AF_INET)
+      h->port = ntohs(((struct sockaddr_in*)&ss)->sin_port);
+    else
+      h->port = ntohs(((struct sockaddr_in6*)&ss)->sin6_port);
+  }
+  uv_sem_post(&h->sem);
+  if (h->start_rc != 0)
+    return; /* host_start aborts the test */
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+  h->close_rc = uv_loop_close(&h->loop);
+}
+
+test_host_t* host_start(const uv_pprof_options_t* options) {
+  test_host_t* h = calloc(1, sizeof(*h));
+
+  ASSERT(h != NULL);
+  if (options != NULL) {
+    h->options = *options;
+  } else {
+    uv_pprof_options_init(&h->options);
+    h->options.host = "127.0.0.1";
+    h->options.port = 0;
+    h->options.quiet = 1;
+  }
+  ASSERT_EQ(uv_sem_init(&h->sem, 0), 0);
+  ASSERT_EQ(uv_mutex_init(&h->lock), 0);
+  ASSERT_EQ(uv_thread_create(&h->thread, host_main, h), 0);
+  uv_sem_wait(&h->sem);
+  if (h->start_rc != 0)
+    fprintf(stderr, "uv_pprof_start_ex: %s\n", uv_err_name(h->start_rc));
+  ASSERT_EQ(h->start_rc, 0);
+  ASSERT(h->port > 0);
+  snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->port);
+  return h;
+}
+
+void host_call(test_host_t* h, void (*fn)(uv_loop_t*, void*), void* arg) {
+  uv_mutex_lock(&h->lock);
+  h->fn = fn;
+  h->arg = arg;
+  ASSERT_EQ(uv_async_send(&h->async), 0);
+  uv_sem_wait(&h->sem);
+  uv_mutex_unlock(&h->lock);
+}
+
+int host_port(test_host_t* h) {
+  return h->port;
+}
+
+const char* host_base(test_host_t* h) {
+  return h->base;
+}
+
+double host_max_lateness_ms(test_host_t* h) {
+  return (double)atomic_load(&h->max_late_ns) / 1e6;
+}
+
+uint64_t host_ticks(test_host_t* h) {
+  return atomic_load(&h->ticks);
+}
+
+static void stop_on_loop(uv_loop_t* loop, void* arg) {
+  test_host_t* h = arg;
+
+  ASSERT_EQ(uv_pprof_stop(loop), 0);
+  uv_close((uv_handle_t*)&h->timer, NULL);
+  uv_close((uv_handle_t*)&h->async, NULL);
+}
+
+void host_stop(test_host_t* h) {
+  host_call(h, stop_on_loop, h);
+  ASSERT_EQ(uv_thread_join(&h->thread), 0);
+  ASSERT_EQ(h->close_rc, 0);
+  uv_sem_destroy(&h->sem);
+  uv_mutex_destroy(&h->lock);
+  free(h);
+}
+
+/* ---- curl and its answers ----------------------------------------------- */
+
+void curl_get(test_host_t* h, const char* path, const char* const extra[],
+              run_result_t* r) {
+  const char* argv[48];
+  char url[4096 + 128];
+  size_t n = 0;
+  size_t i;
+
+  argv[n++] = "curl";
+  argv[n++] = "-s";
+  argv[n++] = "-i";
+  argv[n++] = "--max-time";
+  argv[n++] = "20";
+  for (i = 0; extra != NULL && extra[i] != NULL; i++) {
+    ASSERT(n < 45);
+    argv[n++] = extra[i];
+  }
+  ASSERT((size_t)snprintf(url, sizeof(url), "%s%s", h->base, path) <
+         sizeof(url));
+  argv[n++] = url;
+  argv[n] = NULL;
+  run_cmd(argv, NULL, 30000, r);
+  if (r->status != 0)
+    fprintf(stderr, "curl %s: status %d, stderr: %s\n", url, r->status,
+            r->err);
+}
+
+/* The final header block of an answer: "HTTP/1.1 100 Continue" blocks are
+ * skipped. Sets *end to just past its "\r\n\r\n" (or the end of output). */
+static const char* final_head(const run_result_t* r, const char** end) {
+  const char* p = r->out;
+  const char* stop = r->out + r->out_len;
+
+  for (;;) {
+    const char* e = memmem(p, (size_t)(stop - p), "\r\n\r\n", 4);
+    const char* sp = memchr(p, ' ', (size_t)(stop - p));
+    if (e == NULL) {
+      *end = stop;
+      return p;
+    }
+    if (strncmp(p, "HTTP/", 5) == 0 && sp != NULL && sp + 1 < stop &&
+        sp[1] == '1' && e + 4 < stop && strncmp(e + 4, "HTTP/", 5) == 0) {
+      p = e + 4;
+      continue;
+    }
+    *end = e + 4;
+    return p;
+  }
+}
+
+int http_status(const run_result_t* r) {
+  const char* end;
+  const char* p;
+
+  if (r->out == NULL || r->out_len == 0)
+    return -1;
+  p = final_head(r, &end);
+  if (strncmp(p, "HTTP/", 5) != 0 || (p = strchr(p, ' ')) == NULL)
+    return -1;
+  return atoi(p + 1);
+}
+
+const char* http_header(const run_result_t* r, const char* name) {
+  static char value[8192];
+  size_t nlen = strlen(name);
+  const char* end;
+  const char* p;
+
+  if (r->out == NULL)
+    return NULL;
+  p = final_head(r, &end);
+  while (p < end) {
+    const char* eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+    if (eol == NULL || eol == p)
+      break;
+    if ((size_t)(eol - p) > nlen && p[nlen] == ':' &&
+        strncasecmp(p, name, nlen) == 0) {
+      const char* v = p + nlen + 1;
+      size_t len;
+      while (v < eol && (*v == ' ' || *v == '\t'))
+        v++;
+      len = (size_t)(eol - v);
+      while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+      if (len >= sizeof(value))
+        len = sizeof(value) - 1;
+      memcpy(value, v, len);
+      value[len] = '\0';
+      return value;
+    }
+    p = eol + 2;
+  }
+  return NULL;
+}
+
+const char* http_body(const run_result_t* r, size_t* len) {
+  const char* end;
+
+  if (r->out == NULL) {
+    *len = 0;
+    return "";
+  }
+  final_head(r, &end);
+  *len = (size_t)(r->out + r->out_len - end);
+  return end;
+}
+
+/* ---- raw TCP ------------------------------------------------------------ */
+
+int tcp_connect(int port) {
+  struct sockaddr_in sin;
+  struct timeval tv = {5, 0};
+  int fd;
+  int rc;
+
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    fprintf(stderr, "socket: %s\n", strerror(errno));
+  ASSERT(fd >= 0);
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons((uint16_t)port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  do
+    rc = connect(fd, (struct sockaddr*)&sin, sizeof(sin));
+  while (rc != 0 && errno == EINTR);
+  if (rc != 0)
+    fprintf(stderr, "connect 127.0.0.1:%d: %s\n", port, strerror(errno));
+  ASSERT(rc == 0);
+  ASSERT(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
+  return fd;
+}
+
+int tcp_send(int fd, const void* data, size_t len) {
+  const char* p = data;
+
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+char* tcp_read_all(int fd, int timeout_ms, size_t* len) {
+  grow_t g = {NULL, 0, 0};
+  uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000;
+
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int ms = remaining_ms(deadline);
+    ssize_t n;
+
+    if (ms == 0)
+      break;
+    n = poll(&p, 1, ms);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    grow_reserve(&g, 65536);
+    n = recv(fd, g.base + g.len, 65536, MSG_DONTWAIT);
+    if (n > 0) {
+      g.len += (size_t)n;
+      continue;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    break; /* EOF, or a reset: either way nothing more will come */
+  }
+  grow_finish(&g);
+  if (len != NULL)
+    *len = g.len;
+  return g.base;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+#define MAX_TMPDIRS 16
+
+static char tmpdirs[MAX_TMPDIRS][64];
+static int ntmpdirs;
+static pid_t tmpdir_owner;
+
+static void remove_tmpdirs(void) {
+  int i;
+
+  if (getpid() != tmpdir_owner)
+    return;
+  for (i = 0; i < ntmpdirs; i++) {
+    const char* argv[] = {"rm", "-rf", tmpdirs[i], NULL};
+    run_result_t r;
+    run_cmd(argv, NULL, 30000, &r);
+    run_free(&r);
+  }
+  ntmpdirs = 0;
+}
+
+const char* test_tmpdir(void) {
+  char* dir;
+
+  ASSERT(ntmpdirs < MAX_TMPDIRS);
+  dir = tmpdirs[ntmpdirs];
+  snprintf(dir, sizeof(tmpdirs[0]), "/tmp/uv_pprof_test.XXXXXX");
+  ASSERT(mkdtemp(dir) != NULL);
+  if (ntmpdirs++ == 0 && tmpdir_owner == 0) {
+    tmpdir_owner = getpid();
+    ASSERT(atexit(remove_tmpdirs) == 0);
+  }
+  return dir;
+}
+
+const char* fixture_path(const char* name) {
+  static char path[4096];
+
+  ASSERT((size_t)snprintf(path, sizeof(path), "%s/test/fixtures/%s",
+                          UV_PPROF_SOURCE_DIR, name) < sizeof(path));
+  return path;
+}

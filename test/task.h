@@ -1,0 +1,124 @@
+/* The test harness shared by every test file: TEST_IMPL, assertions, and the
+ * helpers of helpers.c (running real clients, a host loop on its own thread,
+ * raw sockets). One process per test, as in libuv's runner. */
+#ifndef UV_PPROF_TEST_TASK_H
+#define UV_PPROF_TEST_TASK_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "uv_pprof.h"
+
+#define TEST_IMPL(name)                                                   \
+  int run_test_##name(void);                                              \
+  int run_test_##name(void)
+
+#define ASSERT(expr)                                                      \
+  do {                                                                    \
+    if (!(expr)) {                                                        \
+      fprintf(stderr, "Assertion failed in %s on line %d: %s\n",          \
+              __FILE__, __LINE__, #expr);                                 \
+      abort();                                                            \
+    }                                                                     \
+  } while (0)
+
+#define ASSERT_EQ(a, b)                                                   \
+  do {                                                                    \
+    long long a_ = (long long)(a), b_ = (long long)(b);                   \
+    if (a_ != b_) {                                                       \
+      fprintf(stderr, "Assertion failed in %s on line %d: %s == %s "     \
+              "(%lld != %lld)\n", __FILE__, __LINE__, #a, #b, a_, b_);    \
+      abort();                                                            \
+    }                                                                     \
+  } while (0)
+
+#define ASSERT_STR_EQ(a, b)                                               \
+  do {                                                                    \
+    const char *a_ = (a), *b_ = (b);                                      \
+    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                \
+      fprintf(stderr, "Assertion failed in %s on line %d: %s == %s\n"    \
+              "  got:      \"%s\"\n  expected: \"%s\"\n", __FILE__,        \
+              __LINE__, #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");  \
+      abort();                                                            \
+    }                                                                     \
+  } while (0)
+
+#define ASSERT_CONTAINS(hay, needle)                                      \
+  do {                                                                    \
+    const char *h_ = (hay), *n_ = (needle);                               \
+    if (h_ == NULL || strstr(h_, n_) == NULL) {                           \
+      fprintf(stderr, "Assertion failed in %s on line %d: \"%s\" not in " \
+              "%s:\n%s\n", __FILE__, __LINE__, n_, #hay,                  \
+              h_ ? h_ : "(null)");                                        \
+      abort();                                                            \
+    }                                                                     \
+  } while (0)
+
+/* ---- helpers.c ---------------------------------------------------------- */
+
+/* Output of a child process. */
+typedef struct {
+  char* out;      /* stdout, NUL-terminated (may contain NULs: see out_len) */
+  size_t out_len;
+  char* err;      /* stderr, NUL-terminated */
+  int status;     /* exit code, or 128 + signal, or -1 on timeout */
+} run_result_t;
+
+/* Runs argv (argv[0] looked up in PATH) with stdin from /dev/null, killing it
+ * after timeout_ms. `env` (NULL-terminated "K=V" list, may be NULL) is added
+ * to the environment; an entry "K" without '=' removes K from it. */
+void run_cmd(const char* const argv[], const char* const env[],
+             int timeout_ms, run_result_t* r);
+/* The same through "sh -c". */
+void run_sh(const char* script, int timeout_ms, run_result_t* r);
+void run_free(run_result_t* r);
+
+/* A host: its own loop on its own thread, with a 1 ms repeating timer that
+ * records how late it fires, and uv_pprof started on it. */
+typedef struct test_host_s test_host_t;
+/* Starts uv_pprof_start_ex(options) on a new host loop (options NULL: port
+ * 0, quiet). Asserts success. */
+test_host_t* host_start(const uv_pprof_options_t* options);
+/* Runs fn(arg) on the host's loop thread and waits for it. */
+void host_call(test_host_t* h, void (*fn)(uv_loop_t*, void*), void* arg);
+int host_port(test_host_t* h);
+/* "http://127.0.0.1:PORT" */
+const char* host_base(test_host_t* h);
+/* Largest lateness of the 1 ms timer so far, in ms. */
+double host_max_lateness_ms(test_host_t* h);
+/* Number of times the 1 ms timer has fired so far. */
+uint64_t host_ticks(test_host_t* h);
+/* uv_pprof_stop, closes the host's own handles, joins the thread and asserts
+ * uv_loop_close() == 0. */
+void host_stop(test_host_t* h);
+
+/* curl -s -i (headers + body) of base+path; extra args appended. The body of
+ * the answer starts after the first "\r\n\r\n". */
+void curl_get(test_host_t* h, const char* path, const char* const extra[],
+              run_result_t* r);
+/* HTTP status of a curl -i answer. */
+int http_status(const run_result_t* r);
+/* Value of header `name` (case-insensitive) in a curl -i answer, or NULL;
+ * returns a static buffer. */
+const char* http_header(const run_result_t* r, const char* name);
+/* Body of a curl -i answer and its length. */
+const char* http_body(const run_result_t* r, size_t* len);
+
+/* Raw TCP client on 127.0.0.1:port. Returns an fd (blocking, with a 5 s
+ * receive timeout) or asserts. */
+int tcp_connect(int port);
+/* Sends all of data. Returns 0 or -errno. */
+int tcp_send(int fd, const void* data, size_t len);
+/* Reads until EOF or timeout_ms into a malloc'd NUL-terminated buffer. */
+char* tcp_read_all(int fd, int timeout_ms, size_t* len);
+
+/* A fresh temporary directory (removed by the runner at exit). */
+const char* test_tmpdir(void);
+/* Path of a file next to the test binary's sources: test/fixtures/NAME. */
+const char* fixture_path(const char* name);
+
+#endif /* UV_PPROF_TEST_TASK_H */

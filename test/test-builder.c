@@ -1,0 +1,965 @@
+/* Unit tests of the profile builder, gzip, maps, threads, the count-profile
+ * text and the threadcreate/block/mutex descriptors. Every encoded profile is
+ * gunzipped, decoded with protobuf-c and checked against the validity rules
+ * pprof enforces; `go tool pprof` itself reads one. */
+#include <pthread.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <zlib.h>
+
+#include "internal.h"
+#include "profile.pb-c.h"
+#include "task.h"
+
+typedef Perftools__Profiles__Profile profile_t;
+
+/* ---- decoding and validity ---------------------------------------------- */
+
+static void gunzip(const uv_pprof__buf_t* gz, uv_pprof__buf_t* raw) {
+  unsigned char chunk[16384];
+  z_stream zs;
+  int rc;
+
+  ASSERT(gz->len > 10);
+  ASSERT_EQ((unsigned char)gz->base[0], 0x1f);
+  ASSERT_EQ((unsigned char)gz->base[1], 0x8b);
+  memset(&zs, 0, sizeof(zs));
+  ASSERT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = (Bytef*)gz->base;
+  zs.avail_in = (uInt)gz->len;
+  do {
+    zs.next_out = chunk;
+    zs.avail_out = sizeof(chunk);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    ASSERT(rc == Z_OK || rc == Z_STREAM_END);
+    ASSERT_EQ(uv_pprof__buf_append(raw, chunk, sizeof(chunk) - zs.avail_out),
+              0);
+  } while (rc != Z_STREAM_END);
+  ASSERT_EQ(zs.avail_in, 0); /* one gzip member, nothing after it */
+  inflateEnd(&zs);
+}
+
+static uint64_t read_varint(const uv_pprof__buf_t* raw, size_t* pos) {
+  uint64_t v = 0;
+  int shift;
+
+  for (shift = 0;; shift += 7) {
+    unsigned char c;
+    ASSERT(*pos < raw->len);
+    ASSERT(shift < 64);
+    c = (unsigned char)raw->base[(*pos)++];
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if ((c & 0x80) == 0)
+      return v;
+  }
+}
+
+/* How often top-level field `field` occurs on the wire. */
+static int count_field(const uv_pprof__buf_t* raw, uint64_t field) {
+  size_t pos = 0;
+  int n = 0;
+
+  while (pos < raw->len) {
+    uint64_t key = read_varint(raw, &pos);
+    switch (key & 7) {
+      case 0: read_varint(raw, &pos); break;
+      case 1: pos += 8; break;
+      case 2: pos += read_varint(raw, &pos); break;
+      case 5: pos += 4; break;
+      default: ASSERT(0 && "bad wire type");
+    }
+    n += (key >> 3) == field;
+  }
+  ASSERT_EQ(pos, raw->len);
+  return n;
+}
+
+static int compare_u64(const void* a, const void* b) {
+  uint64_t x = *(const uint64_t*)a;
+  uint64_t y = *(const uint64_t*)b;
+
+  return (x > y) - (x < y);
+}
+
+/* Sorts ids and asserts that they are non-zero and unique. */
+static void check_ids(uint64_t* ids, size_t n) {
+  size_t i;
+
+  qsort(ids, n, sizeof(*ids), compare_u64);
+  for (i = 0; i < n; i++) {
+    ASSERT(ids[i] != 0);
+    ASSERT(i == 0 || ids[i] != ids[i - 1]);
+  }
+}
+
+static int has_id(const uint64_t* sorted, size_t n, uint64_t id) {
+  return bsearch(&id, sorted, n, sizeof(id), compare_u64) != NULL;
+}
+
+static void check_str(const profile_t* p, int64_t index) {
+  ASSERT(index >= 0);
+  ASSERT((uint64_t)index < p->n_string_table);
+}
+
+static uint64_t* alloc_ids(size_t n) {
+  uint64_t* ids = calloc(n != 0 ? n : 1, sizeof(*ids));
+  ASSERT(ids != NULL);
+  return ids;
+}
+
+/* pprof's CheckValid and the string-table rules of the format. */
+static void check_valid(const profile_t* p, const uv_pprof__buf_t* raw) {
+  uint64_t* maps = alloc_ids(p->n_mapping);
+  uint64_t* locs = alloc_ids(p->n_location);
+  uint64_t* funcs = alloc_ids(p->n_function);
+  size_t i;
+  size_t j;
+
+  ASSERT(p->n_string_table >= 1);
+  ASSERT_STR_EQ(p->string_table[0], "");
+  for (i = 0; i < p->n_sample_type; i++) {
+    check_str(p, p->sample_type[i]->type);
+    check_str(p, p->sample_type[i]->unit);
+  }
+  if (p->period_type != NULL) {
+    check_str(p, p->period_type->type);
+    check_str(p, p->period_type->unit);
+  }
+  for (i = 0; i < p->n_comment; i++)
+    check_str(p, p->comment[i]);
+  check_str(p, p->default_sample_type);
+  check_str(p, p->drop_frames);
+  check_str(p, p->keep_frames);
+  check_str(p, p->doc_url);
+  ASSERT(p->n_sample == 0 || p->n_sample_type > 0);
+
+  for (i = 0; i < p->n_mapping; i++) {
+    maps[i] = p->mapping[i]->id;
+    check_str(p, p->mapping[i]->filename);
+    check_str(p, p->mapping[i]->build_id);
+  }
+  check_ids(maps, p->n_mapping);
+  for (i = 0; i < p->n_function; i++) {
+    funcs[i] = p->function[i]->id;
+    check_str(p, p->function[i]->name);
+    check_str(p, p->function[i]->system_name);
+    check_str(p, p->function[i]->filename);
+  }
+  check_ids(funcs, p->n_function);
+  for (i = 0; i < p->n_location; i++) {
+    const Perftools__Profiles__Location* l = p->location[i];
+    locs[i] = l->id;
+    ASSERT(l->mapping_id == 0 || has_id(maps, p->n_mapping, l->mapping_id));
+    for (j = 0; j < l->n_line; j++)
+      ASSERT(has_id(funcs, p->n_function, l->line[j]->function_id));
+  }
+  check_ids(locs, p->n_location);
+  for (i = 0; i < p->n_sample; i++) {
+    const Perftools__Profiles__Sample* s = p->sample[i];
+    ASSERT_EQ(s->n_value, p->n_sample_type);
+    for (j = 0; j < s->n_location_id; j++)
+      ASSERT(has_id(locs, p->n_location, s->location_id[j]));
+    for (j = 0; j < s->n_label; j++) {
+      check_str(p, s->label[j]->key);
+      check_str(p, s->label[j]->str);
+      check_str(p, s->label[j]->num_unit);
+    }
+  }
+  ASSERT_EQ(count_field(raw, 9), 1); /* time_nanos exactly once */
+  free(maps);
+  free(locs);
+  free(funcs);
+}
+
+/* Encodes b (and frees it), decodes and validates the result. */
+static profile_t* encode_decode(uv_pprof__builder_t* b) {
+  uv_pprof__buf_t gz;
+  uv_pprof__buf_t raw;
+  profile_t* p;
+
+  uv_pprof__buf_init(&gz);
+  uv_pprof__buf_init(&raw);
+  ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
+  uv_pprof__builder_free(b);
+  gunzip(&gz, &raw);
+  p = perftools__profiles__profile__unpack(NULL, raw.len,
+                                            (const uint8_t*)raw.base);
+  ASSERT(p != NULL);
+  check_valid(p, &raw);
+  uv_pprof__buf_free(&gz);
+  uv_pprof__buf_free(&raw);
+  return p;
+}
+
+static const char* str(const profile_t* p, int64_t index) {
+  check_str(p, index);
+  return p->string_table[index];
+}
+
+static const Perftools__Profiles__Location* location(const profile_t* p,
+                                                     uint64_t id) {
+  size_t i;
+
+  for (i = 0; i < p->n_location; i++)
+    if (p->location[i]->id == id)
+      return p->location[i];
+  ASSERT(0 && "no such location");
+  return NULL;
+}
+
+static const Perftools__Profiles__Mapping* mapping(const profile_t* p,
+                                                   uint64_t id) {
+  size_t i;
+
+  for (i = 0; i < p->n_mapping; i++)
+    if (p->mapping[i]->id == id)
+      return p->mapping[i];
+  return NULL;
+}
+
+/* The value of the string label `key` of s, or NULL. */
+static const char* label_str(const profile_t* p,
+                             const Perftools__Profiles__Sample* s,
+                             const char* key) {
+  size_t i;
+
+  for (i = 0; i < s->n_label; i++)
+    if (strcmp(str(p, s->label[i]->key), key) == 0 && s->label[i]->str != 0)
+      return str(p, s->label[i]->str);
+  return NULL;
+}
+
+static void read_exe(char* exe, size_t size) {
+  ssize_t n = readlink("/proc/self/exe", exe, size - 1);
+  ASSERT(n > 0);
+  exe[n] = '\0';
+}
+
+/* The GNU build id of the ELF file at path, as readelf -n prints it. */
+static void readelf_build_id(const char* path, char* out, size_t size) {
+  const char* argv[] = {"readelf", "-n", path, NULL};
+  const char* at;
+  run_result_t r;
+  size_t n;
+
+  run_cmd(argv, NULL, 30000, &r);
+  ASSERT_EQ(r.status, 0);
+  at = strstr(r.out, "Build ID: ");
+  ASSERT(at != NULL);
+  at += strlen("Build ID: ");
+  n = strspn(at, "0123456789abcdef");
+  ASSERT(n > 0 && n < size);
+  memcpy(out, at, n);
+  out[n] = '\0';
+  run_free(&r);
+}
+
+static void check_hex(const char* s) {
+  ASSERT(s != NULL);
+  ASSERT(strlen(s) >= 16 && strlen(s) % 2 == 0);
+  ASSERT_EQ(strspn(s, "0123456789abcdef"), strlen(s));
+}
+
+static const int64_t one[1] = {1};
+
+/* ---- builder ------------------------------------------------------------ */
+
+TEST_IMPL(builder_strings_dedup) {
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  profile_t* p;
+
+  ASSERT(b != NULL);
+  ASSERT_EQ(uv_pprof__builder_string(b, ""), 0);
+  ASSERT_EQ(uv_pprof__builder_string(b, "alpha"), 1);
+  ASSERT_EQ(uv_pprof__builder_string(b, "beta"), 2);
+  ASSERT_EQ(uv_pprof__builder_string(b, "alpha"), 1);
+  ASSERT_EQ(uv_pprof__builder_string(b, ""), 0);
+  uv_pprof__builder_period(b, "beta", "count", 1);
+  uv_pprof__builder_sample_type(b, "alpha", "count");
+  uv_pprof__builder_comment(b, "alpha");
+  p = encode_decode(b);
+  ASSERT_STR_EQ(p->string_table[1], "alpha");
+  ASSERT_STR_EQ(p->string_table[2], "beta");
+  ASSERT_STR_EQ(p->string_table[3], "count");
+  ASSERT_EQ(p->period_type->type, 2);
+  ASSERT_EQ(p->period_type->unit, 3);
+  ASSERT_EQ(p->sample_type[0]->type, 1);
+  ASSERT_EQ(p->sample_type[0]->unit, 3);
+  ASSERT_EQ(p->n_comment, 1);
+  ASSERT_EQ(p->comment[0], 1);
+  /* Every string of the table is there once. */
+  {
+    size_t i;
+    size_t j;
+    for (i = 0; i < p->n_string_table; i++)
+      for (j = i + 1; j < p->n_string_table; j++)
+        ASSERT(strcmp(p->string_table[i], p->string_table[j]) != 0);
+  }
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  return 0;
+}
+
+/* 100k locations, each added twice: one id per address, ids 1..n in order of
+ * first use, samples pointing at them intact. */
+TEST_IMPL(builder_locations_dedup) {
+  enum { N = 100000, DEPTH = 10 };
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  uint64_t ids[DEPTH];
+  profile_t* p;
+  size_t i;
+  size_t j;
+
+  ASSERT(b != NULL);
+  uv_pprof__builder_sample_type(b, "samples", "count");
+  for (i = 0; i < N; i++)
+    ASSERT_EQ(uv_pprof__builder_location(b, 0x1000 + 16 * i), i + 1);
+  for (i = 0; i < N; i++)
+    ASSERT_EQ(uv_pprof__builder_location(b, 0x1000 + 16 * i), i + 1);
+  for (i = 0; i < N / DEPTH; i++) {
+    for (j = 0; j < DEPTH; j++)
+      ids[j] = uv_pprof__builder_location(b, 0x1000 + 16 * (i * DEPTH + j));
+    uv_pprof__builder_sample(b, ids, DEPTH, one, NULL, 0);
+  }
+  ASSERT_EQ(uv_pprof__builder_sample_count(b), N / DEPTH);
+  p = encode_decode(b);
+  ASSERT_EQ(p->n_location, N);
+  for (i = 0; i < N; i++) {
+    ASSERT_EQ(p->location[i]->id, i + 1);
+    ASSERT_EQ(p->location[i]->address, 0x1000 + 16 * i);
+  }
+  ASSERT_EQ(p->n_sample, N / DEPTH);
+  for (i = 0; i < p->n_sample; i++) {
+    ASSERT_EQ(p->sample[i]->n_location_id, DEPTH);
+    for (j = 0; j < DEPTH; j++)
+      ASSERT_EQ(location(p, p->sample[i]->location_id[j])->address,
+                0x1000 + 16 * (i * DEPTH + j));
+  }
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  return 0;
+}
+
+/* A delta as the router writes it: p0 negated, then p1. */
+TEST_IMPL(builder_sample_merge) {
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  uv_pprof__label_t tcp[2] = {{"type", "tcp", 0, NULL},
+                              {"age", NULL, 5, "seconds"}};
+  uv_pprof__label_t udp[2] = {{"type", "udp", 0, NULL},
+                              {"age", NULL, 5, "seconds"}};
+  uv_pprof__label_t old[2] = {{"type", "tcp", 0, NULL},
+                              {"age", NULL, 6, "seconds"}};
+  uint64_t a;
+  uint64_t c;
+  uint64_t stack[2];
+  int64_t v[2];
+  profile_t* p;
+  size_t i;
+
+  ASSERT(b != NULL);
+  uv_pprof__builder_sample_type(b, "objects", "count");
+  uv_pprof__builder_sample_type(b, "space", "bytes");
+  a = uv_pprof__builder_location(b, 0x4000);
+  c = uv_pprof__builder_location(b, 0x5000);
+  stack[0] = a;
+  stack[1] = c;
+  /* p0: {a,c} tcp 3/300, {a,c} udp 1/100, {a} tcp 2/200 */
+  v[0] = -3, v[1] = -300;
+  uv_pprof__builder_sample(b, stack, 2, v, tcp, 2);
+  v[0] = -1, v[1] = -100;
+  uv_pprof__builder_sample(b, stack, 2, v, udp, 2);
+  v[0] = -2, v[1] = -200;
+  uv_pprof__builder_sample(b, stack, 1, v, tcp, 2);
+  ASSERT_EQ(uv_pprof__builder_sample_count(b), 3);
+  /* p1: {a,c} tcp 5/500, {a,c} udp 1/100, {a} tcp 2/200, {a,c} old 1/10 */
+  v[0] = 5, v[1] = 500;
+  uv_pprof__builder_sample(b, stack, 2, v, tcp, 2);
+  v[0] = 1, v[1] = 100;
+  uv_pprof__builder_sample(b, stack, 2, v, udp, 2);
+  v[0] = 2, v[1] = 200;
+  uv_pprof__builder_sample(b, stack, 1, v, tcp, 2);
+  v[0] = 1, v[1] = 10;
+  uv_pprof__builder_sample(b, stack, 2, v, old, 2);
+  ASSERT_EQ(uv_pprof__builder_sample_count(b), 4);
+
+  p = encode_decode(b);
+  ASSERT_EQ(p->n_sample, 2); /* the unchanged two cancelled out */
+  for (i = 0; i < p->n_sample; i++) {
+    const Perftools__Profiles__Sample* s = p->sample[i];
+    ASSERT_EQ(s->n_location_id, 2);
+    ASSERT_EQ(location(p, s->location_id[0])->address, 0x4000);
+    ASSERT_EQ(location(p, s->location_id[1])->address, 0x5000);
+    ASSERT_EQ(s->n_label, 2);
+    ASSERT_STR_EQ(label_str(p, s, "type"), "tcp");
+    ASSERT_STR_EQ(str(p, s->label[1]->key), "age");
+    ASSERT_STR_EQ(str(p, s->label[1]->num_unit), "seconds");
+    if (s->label[1]->num == 5) {
+      ASSERT_EQ(s->value[0], 2);
+      ASSERT_EQ(s->value[1], 200);
+    } else {
+      ASSERT_EQ(s->label[1]->num, 6);
+      ASSERT_EQ(s->value[0], 1);
+      ASSERT_EQ(s->value[1], 10);
+    }
+  }
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  return 0;
+}
+
+/* Every field the builder writes comes back as written. */
+TEST_IMPL(builder_profile_fields) {
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  uv_pprof__label_t labels[1] = {{"bytes", NULL, 4096, NULL}};
+  uint64_t loc;
+  int64_t v[2] = {7, 700};
+  int64_t before;
+  profile_t* p;
+
+  ASSERT(b != NULL);
+  before = uv_pprof__now_ns();
+  p = encode_decode(uv_pprof__builder_new());
+  ASSERT(p->time_nanos >= before - 1000000000);
+  ASSERT(p->time_nanos <= uv_pprof__now_ns());
+  ASSERT_EQ(p->n_sample_type, 0);
+  ASSERT(p->period_type == NULL);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+
+  uv_pprof__builder_period(b, "space", "bytes", 524288);
+  uv_pprof__builder_sample_type(b, "alloc_objects", "count");
+  uv_pprof__builder_sample_type(b, "alloc_space", "bytes");
+  uv_pprof__builder_default_sample_type(b, "alloc_space");
+  uv_pprof__builder_comment(b, "first comment");
+  uv_pprof__builder_comment(b, "second comment");
+  uv_pprof__builder_time(b, 1795651006710613354);
+  uv_pprof__builder_duration(b, 30000000000);
+  loc = uv_pprof__builder_location(b, 0x7000);
+  uv_pprof__builder_sample(b, &loc, 1, v, labels, 1);
+  p = encode_decode(b);
+  ASSERT_STR_EQ(str(p, p->period_type->type), "space");
+  ASSERT_STR_EQ(str(p, p->period_type->unit), "bytes");
+  ASSERT_EQ(p->period, 524288);
+  ASSERT_EQ(p->n_sample_type, 2);
+  ASSERT_STR_EQ(str(p, p->sample_type[0]->type), "alloc_objects");
+  ASSERT_STR_EQ(str(p, p->sample_type[0]->unit), "count");
+  ASSERT_STR_EQ(str(p, p->sample_type[1]->type), "alloc_space");
+  ASSERT_STR_EQ(str(p, p->sample_type[1]->unit), "bytes");
+  ASSERT_STR_EQ(str(p, p->default_sample_type), "alloc_space");
+  ASSERT_EQ(p->n_comment, 2);
+  ASSERT_STR_EQ(str(p, p->comment[0]), "first comment");
+  ASSERT_STR_EQ(str(p, p->comment[1]), "second comment");
+  ASSERT_EQ(p->time_nanos, 1795651006710613354);
+  ASSERT_EQ(p->duration_nanos, 30000000000);
+  ASSERT_EQ(p->n_sample, 1);
+  ASSERT_EQ(p->sample[0]->value[0], 7);
+  ASSERT_EQ(p->sample[0]->value[1], 700);
+  ASSERT_EQ(p->sample[0]->n_label, 1);
+  ASSERT_STR_EQ(str(p, p->sample[0]->label[0]->key), "bytes");
+  ASSERT_EQ(p->sample[0]->label[0]->str, 0);
+  ASSERT_EQ(p->sample[0]->label[0]->num, 4096);
+  ASSERT_EQ(p->sample[0]->label[0]->num_unit, 0);
+  ASSERT_EQ(p->n_function, 0);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  return 0;
+}
+
+/* Mappings: every executable one, the test binary first, build ids as
+ * readelf reads them from the files, ids 1..n, locations attached to the
+ * mapping that holds them. */
+TEST_IMPL(builder_mappings) {
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  uintptr_t own = (uintptr_t)&run_test_builder_mappings;
+  uintptr_t libc = (uintptr_t)&getpid;
+  const Perftools__Profiles__Mapping* m;
+  const Perftools__Profiles__Mapping* libc_map = NULL;
+  uint64_t locs[3];
+  char exe[4096];
+  char id[256];
+  profile_t* p;
+  size_t i;
+
+  ASSERT(b != NULL);
+  read_exe(exe, sizeof(exe));
+  uv_pprof__builder_sample_type(b, "samples", "count");
+  locs[0] = uv_pprof__builder_location(b, own);
+  locs[1] = uv_pprof__builder_location(b, libc);
+  locs[2] = uv_pprof__builder_location(b, 0x10);
+  uv_pprof__builder_sample(b, locs, 3, one, NULL, 0);
+  p = encode_decode(b);
+
+  ASSERT(p->n_mapping >= 3); /* the test binary, libc, ld.so at least */
+  for (i = 0; i < p->n_mapping; i++) {
+    m = p->mapping[i];
+    ASSERT_EQ(m->id, i + 1);
+    ASSERT(m->memory_start < m->memory_limit);
+    ASSERT(str(p, m->filename)[0] != '\0');
+    ASSERT(!m->has_functions && !m->has_filenames && !m->has_line_numbers &&
+           !m->has_inline_frames);
+    if (strstr(str(p, m->filename), "/libc.so") != NULL &&
+        m->memory_start <= libc && libc < m->memory_limit)
+      libc_map = m;
+  }
+  m = p->mapping[0];
+  ASSERT_STR_EQ(str(p, m->filename), exe);
+  readelf_build_id(exe, id, sizeof(id));
+  ASSERT_STR_EQ(str(p, m->build_id), id);
+
+  ASSERT(libc_map != NULL);
+  readelf_build_id(str(p, libc_map->filename), id, sizeof(id));
+  ASSERT_STR_EQ(str(p, libc_map->build_id), id);
+
+  m = mapping(p, location(p, locs[0])->mapping_id);
+  ASSERT(m != NULL);
+  ASSERT_STR_EQ(str(p, m->filename), exe);
+  ASSERT(m->memory_start <= own && own < m->memory_limit);
+  ASSERT(mapping(p, location(p, locs[1])->mapping_id) == libc_map);
+  ASSERT_EQ(location(p, locs[2])->mapping_id, 0);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  return 0;
+}
+
+TEST_IMPL(builder_errors) {
+  uv_pprof__builder_t* b;
+  uv_pprof__buf_t out;
+  uint64_t bad = 99;
+  uint64_t loc;
+
+  uv_pprof__buf_init(&out);
+  b = uv_pprof__builder_new();
+  ASSERT(b != NULL);
+  uv_pprof__builder_sample_type(b, "samples", "count");
+  uv_pprof__builder_sample(b, &bad, 1, one, NULL, 0);
+  ASSERT_EQ(uv_pprof__builder_encode(b, &out), UV_EINVAL);
+  ASSERT_EQ(out.len, 0);
+  uv_pprof__builder_free(b);
+
+  b = uv_pprof__builder_new();
+  ASSERT(b != NULL);
+  uv_pprof__builder_sample_type(b, "samples", "count");
+  loc = uv_pprof__builder_location(b, 0x1234);
+  uv_pprof__builder_sample(b, &loc, 1, one, NULL, 0);
+  uv_pprof__builder_sample_type(b, "cpu", "nanoseconds");
+  ASSERT_EQ(uv_pprof__builder_encode(b, &out), UV_EINVAL);
+  ASSERT_EQ(out.len, 0);
+  uv_pprof__builder_free(b);
+  return 0;
+}
+
+TEST_IMPL(gzip_roundtrip) {
+  enum { N = 3 << 20 };
+  uv_pprof__buf_t gz;
+  uv_pprof__buf_t raw;
+  unsigned char* data = malloc(N);
+  uint32_t x = 12345;
+  size_t i;
+
+  ASSERT(data != NULL);
+  for (i = 0; i < N; i++) {
+    x = x * 1103515245 + 12345;
+    data[i] = (unsigned char)(i % 7 == 0 ? x >> 24 : i % 5);
+  }
+  uv_pprof__buf_init(&gz);
+  uv_pprof__buf_init(&raw);
+  ASSERT_EQ(uv_pprof__gzip(data, N, &gz), 0);
+  ASSERT(gz.len < N);
+  gunzip(&gz, &raw);
+  ASSERT_EQ(raw.len, N);
+  ASSERT(memcmp(raw.base, data, N) == 0);
+  uv_pprof__buf_free(&gz);
+  uv_pprof__buf_free(&raw);
+
+  ASSERT_EQ(uv_pprof__gzip("", 0, &gz), 0);
+  gunzip(&gz, &raw);
+  ASSERT_EQ(raw.len, 0);
+  uv_pprof__buf_free(&gz);
+  uv_pprof__buf_free(&raw);
+  free(data);
+  return 0;
+}
+
+/* ---- maps and threads ---------------------------------------------------- */
+
+TEST_IMPL(maps_read_exec) {
+  uv_pprof__mapping_t* maps;
+  size_t n;
+  size_t i;
+  char exe[4096];
+  int vdso = 0;
+  int own = 0;
+
+  read_exe(exe, sizeof(exe));
+  ASSERT_EQ(uv_pprof__maps_read(&maps, &n), 0);
+  ASSERT(n >= 3);
+  ASSERT_STR_EQ(maps[0].path, exe);
+  for (i = 0; i < n; i++) {
+    ASSERT(maps[i].start < maps[i].limit);
+    ASSERT(maps[i].path[0] != '\0');
+    ASSERT(strstr(maps[i].path, " (deleted)") == NULL);
+    if (strcmp(maps[i].path, exe) == 0) {
+      ASSERT_EQ(i, (size_t)own); /* all of them before anything else */
+      own++;
+      check_hex(maps[i].build_id);
+    }
+    if (strstr(maps[i].path, "/libc.so") != NULL)
+      check_hex(maps[i].build_id);
+    if (strcmp(maps[i].path, "[vdso]") == 0) {
+      vdso = 1;
+      check_hex(maps[i].build_id); /* read from memory: no file needed */
+    }
+    if (strcmp(maps[i].path, "[vsyscall]") == 0)
+      ASSERT(maps[i].build_id == NULL);
+  }
+  ASSERT(own >= 1);
+  ASSERT(vdso);
+  uv_pprof__maps_free(maps, n);
+  return 0;
+}
+
+typedef struct {
+  pthread_barrier_t ready;
+  pthread_barrier_t done;
+  int tid;
+} helper_t;
+
+static void* helper_main(void* arg) {
+  helper_t* h = arg;
+
+  ASSERT_EQ(pthread_setname_np(pthread_self(), "uvpp-helper"), 0);
+  h->tid = gettid();
+  pthread_barrier_wait(&h->ready);
+  pthread_barrier_wait(&h->done);
+  return NULL;
+}
+
+static void helper_start(helper_t* h, pthread_t* thread) {
+  ASSERT_EQ(pthread_barrier_init(&h->ready, NULL, 2), 0);
+  ASSERT_EQ(pthread_barrier_init(&h->done, NULL, 2), 0);
+  ASSERT_EQ(pthread_create(thread, NULL, helper_main, h), 0);
+  pthread_barrier_wait(&h->ready);
+}
+
+static void helper_stop(helper_t* h, pthread_t thread) {
+  pthread_barrier_wait(&h->done);
+  ASSERT_EQ(pthread_join(thread, NULL), 0);
+  pthread_barrier_destroy(&h->ready);
+  pthread_barrier_destroy(&h->done);
+}
+
+static void read_comm(char* name, size_t size) {
+  FILE* f = fopen("/proc/self/comm", "r");
+
+  ASSERT(f != NULL);
+  ASSERT(fgets(name, (int)size, f) != NULL);
+  name[strcspn(name, "\n")] = '\0';
+  fclose(f);
+}
+
+TEST_IMPL(threads_read_names) {
+  uv_pprof__thread_t* threads;
+  pthread_t thread;
+  helper_t h;
+  char comm[64];
+  size_t n;
+  size_t i;
+  int seen_self = 0;
+  int seen_helper = 0;
+
+  read_comm(comm, sizeof(comm));
+  helper_start(&h, &thread);
+  ASSERT_EQ(uv_pprof__threads_read(&threads, &n), 0);
+  ASSERT(n >= 2);
+  for (i = 0; i < n; i++) {
+    ASSERT(i == 0 || threads[i - 1].tid < threads[i].tid);
+    ASSERT(strchr(threads[i].name, '\n') == NULL);
+    if (threads[i].tid == gettid()) {
+      ASSERT_STR_EQ(threads[i].name, comm);
+      seen_self = 1;
+    }
+    if (threads[i].tid == h.tid) {
+      ASSERT_STR_EQ(threads[i].name, "uvpp-helper");
+      seen_helper = 1;
+    }
+  }
+  ASSERT(seen_self && seen_helper);
+  free(threads);
+  helper_stop(&h, thread);
+  return 0;
+}
+
+/* ---- count-profile text -------------------------------------------------- */
+
+/* The stackless record is byte for byte Go 1.19's (threadcreate_debug1.txt);
+ * the other record's header line is too, and its frames are Go's PCs. */
+TEST_IMPL(text_threadcreate_stackless) {
+  static const uintptr_t pcs[] = {0x43e375, 0x43eb7b, 0x43ee90, 0x43ae39,
+                                  0x46b181};
+  uv_pprof__count_record_t records[2];
+  uv_pprof__buf_t out;
+
+  memset(records, 0, sizeof(records));
+  records[0].count = 1;
+  records[0].pcs = pcs;
+  records[0].npcs = UV_PPROF__ARRAY_SIZE(pcs);
+  records[1].count = 5;
+  uv_pprof__buf_init(&out);
+  ASSERT_EQ(uv_pprof__text_count_profile("threadcreate", records, 2, &out),
+            0);
+  ASSERT_STR_EQ(out.base,
+                "threadcreate profile: total 6\n"
+                "5 @\n"
+                "#\t0x0\n"
+                "\n"
+                "1 @ 0x43e375 0x43eb7b 0x43ee90 0x43ae39 0x46b181\n"
+                "#\t0x43e374\n"
+                "#\t0x43eb7a\n"
+                "#\t0x43ee8f\n"
+                "#\t0x43ae38\n"
+                "#\t0x46b180\n"
+                "\n");
+  uv_pprof__buf_free(&out);
+
+  ASSERT_EQ(uv_pprof__text_count_profile("threadcreate", NULL, 0, &out), 0);
+  ASSERT_STR_EQ(out.base, "threadcreate profile: total 0\n");
+  uv_pprof__buf_free(&out);
+  return 0;
+}
+
+/* Grouping of equal keys, Go's order (count down, key up), string labels
+ * only, sorted and quoted as Go's %q. */
+TEST_IMPL(text_sort_labels) {
+  static const uintptr_t deep[] = {0x401000, 0x402000};
+  static const uintptr_t pc10[] = {0x10};
+  static const uintptr_t pc9[] = {0x9};
+  static const uv_pprof__label_t ba[] = {{"b", "2", 0, NULL},
+                                         {"a", "1", 0, NULL},
+                                         {"n", NULL, 5, "bytes"}};
+  static const uv_pprof__label_t ab[] = {{"a", "1", 0, NULL},
+                                         {"b", "2", 0, NULL}};
+  static const uv_pprof__label_t odd[] = {
+      {"q\"k", "tab\there \xc3\xa9\x7f\xff\xc2\xa0\xf0\x9f\x98\x80\xee\x80\x80"
+               "\xe2\x80\x8b", 0, NULL}};
+  static const uv_pprof__label_t num[] = {{"n", NULL, 7, NULL}};
+  uv_pprof__count_record_t r[6];
+  uv_pprof__buf_t out;
+
+  memset(r, 0, sizeof(r));
+  r[0].count = 1, r[0].pcs = deep, r[0].npcs = 2, r[0].labels = ba;
+  r[0].nlabels = 3;
+  r[1].count = 3, r[1].pcs = pc10, r[1].npcs = 1;
+  r[2].count = 2, r[2].labels = odd, r[2].nlabels = 1;
+  r[3].count = 1, r[3].pcs = deep, r[3].npcs = 2, r[3].labels = ab;
+  r[3].nlabels = 2;
+  r[4].count = 2, r[4].pcs = pc9, r[4].npcs = 1;
+  r[5].count = 1, r[5].pcs = pc10, r[5].npcs = 1, r[5].labels = num;
+  r[5].nlabels = 1;
+  uv_pprof__buf_init(&out);
+  ASSERT_EQ(uv_pprof__text_count_profile("example", r, 6, &out), 0);
+  /* The quoted label is what Go 1.19 prints for fmt.Sprintf("%q:%q"). */
+  ASSERT_STR_EQ(out.base,
+                "example profile: total 10\n"
+                "4 @ 0x10\n"
+                "#\t0xf\n"
+                "\n"
+                "2 @\n"
+                "# labels: {\"q\\\"k\":\"tab\\there \xc3\xa9\\x7f\\xff\\u00a0"
+                "\xf0\x9f\x98\x80\\ue000\\u200b\"}\n"
+                "#\t0x0\n"
+                "\n"
+                "2 @ 0x401000 0x402000\n"
+                "# labels: {\"a\":\"1\", \"b\":\"2\"}\n"
+                "#\t0x400fff\n"
+                "#\t0x401fff\n"
+                "\n"
+                "2 @ 0x9\n"
+                "#\t0x8\n"
+                "\n");
+  uv_pprof__buf_free(&out);
+  return 0;
+}
+
+/* ---- profile descriptors ------------------------------------------------- */
+
+static profile_t* collect(const uv_pprof__profile_t* d, int delta) {
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  void* snap;
+
+  ASSERT(b != NULL);
+  ASSERT_EQ(d->snapshot(&snap), 0);
+  d->types(b);
+  if (delta)
+    d->emit(snap, b, -1);
+  d->emit(snap, b, 1);
+  d->snapshot_free(snap);
+  return encode_decode(b);
+}
+
+TEST_IMPL(profile_threadcreate) {
+  const uv_pprof__profile_t* d = &uv_pprof__profile_threadcreate;
+  uv_pprof__buf_t text;
+  pthread_t thread;
+  profile_t* p;
+  helper_t h;
+  char tid[16];
+  char comm[64];
+  char line[160];
+  void* snap;
+  size_t i;
+  int seen = 0;
+
+  ASSERT_STR_EQ(d->name, "threadcreate");
+  ASSERT_EQ(d->flags, UV_PPROF__PROFILE_DELTA);
+  read_comm(comm, sizeof(comm));
+  helper_start(&h, &thread);
+  ASSERT_EQ(d->count(), 2);
+
+  p = collect(d, 0);
+  ASSERT_STR_EQ(str(p, p->period_type->type), "threadcreate");
+  ASSERT_STR_EQ(str(p, p->period_type->unit), "count");
+  ASSERT_EQ(p->period, 1);
+  ASSERT_EQ(p->n_sample_type, 1);
+  ASSERT_STR_EQ(str(p, p->sample_type[0]->type), "threadcreate");
+  ASSERT_STR_EQ(str(p, p->sample_type[0]->unit), "count");
+  ASSERT_EQ(p->n_sample, 2);
+  snprintf(tid, sizeof(tid), "%d", h.tid);
+  for (i = 0; i < p->n_sample; i++) {
+    const Perftools__Profiles__Sample* s = p->sample[i];
+    ASSERT_EQ(s->n_location_id, 0);
+    ASSERT_EQ(s->value[0], 1);
+    ASSERT_EQ(s->n_label, 2);
+    ASSERT(label_str(p, s, "thread") != NULL);
+    if (strcmp(label_str(p, s, "tid"), tid) == 0) {
+      ASSERT_STR_EQ(label_str(p, s, "thread"), "uvpp-helper");
+      seen = 1;
+    }
+  }
+  ASSERT(seen);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+
+  p = collect(d, 1); /* the same threads twice: nothing in the delta */
+  ASSERT_EQ(p->n_sample, 0);
+  ASSERT_EQ(p->n_sample_type, 1);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+
+  ASSERT_EQ(d->snapshot(&snap), 0);
+  uv_pprof__buf_init(&text);
+  ASSERT_EQ(d->text(snap, 1, &text), 0);
+  d->snapshot_free(snap);
+  ASSERT(strncmp(text.base, "threadcreate profile: total 2\n1 @\n# labels: ",
+                 44) == 0);
+  snprintf(line, sizeof(line),
+           "1 @\n# labels: {\"thread\":\"uvpp-helper\", \"tid\":\"%d\"}\n"
+           "#\t0x0\n\n", h.tid);
+  ASSERT_CONTAINS(text.base, line);
+  snprintf(line, sizeof(line),
+           "1 @\n# labels: {\"thread\":\"%s\", \"tid\":\"%d\"}\n#\t0x0\n\n",
+           comm, gettid());
+  ASSERT_CONTAINS(text.base, line);
+  uv_pprof__buf_free(&text);
+  helper_stop(&h, thread);
+  return 0;
+}
+
+static void check_contention(const uv_pprof__profile_t* d, const char* text) {
+  uv_pprof__buf_t out;
+  profile_t* p;
+  void* snap;
+
+  ASSERT_EQ(d->flags, UV_PPROF__PROFILE_DELTA);
+  ASSERT_EQ(d->count(), 0);
+  ASSERT(d->description != NULL && d->description[0] != '\0');
+  p = collect(d, 1);
+  ASSERT_STR_EQ(str(p, p->period_type->type), "contentions");
+  ASSERT_STR_EQ(str(p, p->period_type->unit), "count");
+  ASSERT_EQ(p->period, 1);
+  ASSERT_EQ(p->n_sample_type, 2);
+  ASSERT_STR_EQ(str(p, p->sample_type[0]->type), "contentions");
+  ASSERT_STR_EQ(str(p, p->sample_type[0]->unit), "count");
+  ASSERT_STR_EQ(str(p, p->sample_type[1]->type), "delay");
+  ASSERT_STR_EQ(str(p, p->sample_type[1]->unit), "nanoseconds");
+  ASSERT_EQ(p->n_sample, 0);
+  ASSERT(p->n_mapping >= 1);
+  ASSERT_EQ(p->default_sample_type, 0);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+
+  ASSERT_EQ(d->snapshot(&snap), 0);
+  uv_pprof__buf_init(&out);
+  ASSERT_EQ(d->text(snap, 1, &out), 0);
+  d->snapshot_free(snap);
+  ASSERT_STR_EQ(out.base, text);
+  uv_pprof__buf_free(&out);
+}
+
+TEST_IMPL(profile_block_mutex) {
+  ASSERT_STR_EQ(uv_pprof__profile_block.name, "block");
+  check_contention(&uv_pprof__profile_block,
+                   "--- contention:\ncycles/second=1000000000\n");
+  ASSERT_STR_EQ(uv_pprof__profile_mutex.name, "mutex");
+  check_contention(&uv_pprof__profile_mutex,
+                   "--- mutex:\ncycles/second=1000000000\n"
+                   "sampling period=0\n");
+  return 0;
+}
+
+/* ---- go tool pprof --------------------------------------------------------- */
+
+static void write_file(const char* path, const uv_pprof__buf_t* data) {
+  FILE* f = fopen(path, "wb");
+
+  ASSERT(f != NULL);
+  ASSERT_EQ(fwrite(data->base, 1, data->len, f), data->len);
+  ASSERT_EQ(fclose(f), 0);
+}
+
+TEST_IMPL(builder_pprof_reads) {
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  uv_pprof__label_t labels[2] = {{"handle", "tcp", 0, NULL},
+                                 {"age", NULL, 42, "seconds"}};
+  const char* argv[] = {"go", "tool", "pprof", "-raw", NULL, NULL};
+  const char* env[4];
+  const char* dir;
+  char home[256];
+  char tmp[256];
+  char file[256];
+  uv_pprof__buf_t gz;
+  run_result_t r;
+  uint64_t locs[3];
+  int64_t v[2];
+
+  ASSERT(b != NULL);
+  uv_pprof__builder_period(b, "goroutine", "count", 1);
+  uv_pprof__builder_sample_type(b, "goroutine", "count");
+  uv_pprof__builder_sample_type(b, "age", "nanoseconds");
+  locs[0] = uv_pprof__builder_location(b, (uintptr_t)&run_test_gzip_roundtrip);
+  locs[1] = uv_pprof__builder_location(b, (uintptr_t)&getpid);
+  locs[2] = uv_pprof__builder_location(b, 0x12345);
+  v[0] = 3, v[1] = 3000;
+  uv_pprof__builder_sample(b, locs, 3, v, labels, 2);
+  v[0] = 4, v[1] = 4000;
+  uv_pprof__builder_sample(b, locs + 1, 2, v, NULL, 0);
+  uv_pprof__buf_init(&gz);
+  ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
+  uv_pprof__builder_free(b);
+
+  dir = test_tmpdir();
+  snprintf(file, sizeof(file), "%s/test.pb.gz", dir);
+  write_file(file, &gz);
+  uv_pprof__buf_free(&gz);
+  snprintf(home, sizeof(home), "HOME=%s", dir);
+  snprintf(tmp, sizeof(tmp), "PPROF_TMPDIR=%s", dir);
+  env[0] = home;
+  env[1] = tmp;
+  env[2] = "PPROF_BINARY_PATH=/nonexistent";
+  env[3] = NULL;
+  argv[4] = file;
+  run_cmd(argv, env, 120000, &r);
+  if (r.status != 0)
+    fprintf(stderr, "go tool pprof said:\n%s\n%s\n", r.out, r.err);
+  ASSERT_EQ(r.status, 0);
+  ASSERT_CONTAINS(r.out, "PeriodType: goroutine count");
+  ASSERT_CONTAINS(r.out, "goroutine/count age/nanoseconds");
+  ASSERT_CONTAINS(r.out, "3       3000: 1 2 3 ");
+  ASSERT_CONTAINS(r.out, "4       4000: 2 3 ");
+  ASSERT_CONTAINS(r.out, "handle:[tcp]");
+  ASSERT_CONTAINS(r.out, "age:[42 seconds]");
+  ASSERT_CONTAINS(r.out, "Mappings");
+  run_free(&r);
+  return 0;
+}

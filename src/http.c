@@ -28,7 +28,7 @@ const char* uv_pprof__http_status_text(int status) {
 }
 
 /* IMF-fixdate, built by hand: strftime's names follow the host's locale. */
-static void format_date(char out[32]) {
+static void format_date(char out[64]) {
   static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
                                   "Thu", "Fri", "Sat"};
   static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
@@ -38,14 +38,14 @@ static void format_date(char out[32]) {
   struct tm tm;
 
   gmtime_r(&now, &tm);
-  snprintf(out, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+  snprintf(out, 64, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
            tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
            tm.tm_min, tm.tm_sec);
 }
 
 int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
                         int keep_alive, uv_pprof__buf_t* out) {
-  char date[32];
+  char date[64];
 
   format_date(date);
   /* net/http writes the handler's headers sorted by name, then Date and

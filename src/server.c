@@ -34,7 +34,6 @@ struct uv_pprof__server_s {
   uv_pprof__worker_t* worker;
   uv_pprof__conn_t* conns;
   unsigned int nconns;
-  unsigned int nrejected; /* connections being answered 503 */
   unsigned int open_handles;
   int closing;
   char* read_buf;
@@ -131,9 +130,7 @@ static void conn_close(uv_pprof__conn_t* c) {
     s->conns = c->next;
   if (c->next != NULL)
     c->next->prev = c->prev;
-  if (c->rejected)
-    s->nrejected--;
-  else
+  if (!c->rejected)
     s->nconns--;
   if (c->req != NULL) {
     uv_pprof__request_t* req = c->req;
@@ -568,18 +565,13 @@ static void on_connection(uv_stream_t* listener, int status) {
     s->conns->prev = c;
   s->conns = c;
   c->rejected = s->nconns >= s->config.max_connections;
-  if (c->rejected)
-    s->nrejected++;
-  else
+  if (!c->rejected)
     s->nconns++;
   c->state = STATE_IDLE;
 
-  /* Past twice the cap, a storm of connections is closed unanswered: each
-   * one held costs the host a file descriptor. */
   if (uv_accept(listener, (uv_stream_t*)&c->tcp) != 0 ||
       uv_tcp_getpeername(&c->tcp, (struct sockaddr*)&peer, &len) != 0 ||
-      (s->loopback && !uv_pprof__is_loopback((struct sockaddr*)&peer)) ||
-      s->nrejected > s->config.max_connections) {
+      (s->loopback && !uv_pprof__is_loopback((struct sockaddr*)&peer))) {
     conn_close(c);
     return;
   }

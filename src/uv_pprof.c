@@ -221,25 +221,26 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     fprintf(stderr, "uv_pprof: already started on this loop\n");
     return UV_EBUSY;
   }
-  e = calloc(1, sizeof(*e));
-  if (e == NULL) {
-    uv_mutex_unlock(&mu);
-    fprintf(stderr, "uv_pprof: out of memory\n");
-    return UV_ENOMEM;
-  }
-  e->loop = loop;
   if (any_server() == NULL) {
     err = uv_pprof__server_start(loop, &cfg, &server);
     if (err != 0) {
       uv_mutex_unlock(&mu);
-      free(e);
       fprintf(stderr, "uv_pprof: cannot listen on %s port %d: %s (%s)\n",
               options->host, options->port, uv_strerror(err),
               uv_err_name(err));
       return err;
     }
-    e->server = server;
   }
+  e = calloc(1, sizeof(*e));
+  if (e == NULL) {
+    uv_mutex_unlock(&mu);
+    if (server != NULL)
+      uv_pprof__server_close(server);
+    fprintf(stderr, "uv_pprof: out of memory\n");
+    return UV_ENOMEM;
+  }
+  e->loop = loop;
+  e->server = server;
   e->next = entries;
   entries = e;
   uv_mutex_unlock(&mu);

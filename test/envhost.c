@@ -1,10 +1,13 @@
 /* uv_pprof_envhost: a minimal host for the process-level tests. It calls
  * uv_pprof_start() on the default loop with whatever environment it was
  * given and prints, one "key=value" per line on stdout, what that changed:
- * the return code, threads, file descriptors and handles before and after.
+ * the return code, threads, file descriptors, heap bytes in use and signal
+ * handlers before and after, and the loop's handles.
  * With --run it then runs the loop (which must return at once: uv_pprof's
  * handles are unref'd), stops uv_pprof and closes the loop. */
 #include <dirent.h>
+#include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +27,17 @@ static int count_dir(const char* path) {
       n++;
   closedir(d);
   return n; /* includes the fd of `d` itself when path is /proc/self/fd */
+}
+
+static int count_signal_handlers(void) {
+  struct sigaction sa;
+  int n = 0;
+  int sig;
+
+  for (sig = 1; sig < NSIG; sig++)
+    if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+      n++;
+  return n;
 }
 
 static void count_handle(uv_handle_t* h, void* arg) {
@@ -50,13 +64,20 @@ int main(int argc, char** argv) {
   uv_loop_t* loop = uv_default_loop();
   int threads = count_dir("/proc/self/task");
   int fds = count_dir("/proc/self/fd");
+  int sigs = count_signal_handlers();
+  size_t heap = mallinfo2().uordblks;
+  size_t heap_after;
   int rc;
 
   rc = uv_pprof_start(loop);
+  heap_after = mallinfo2().uordblks;
   printf("rc=%d\nname=%s\n", rc, rc == 0 ? "0" : uv_err_name(rc));
   printf("threads_before=%d\nthreads_after=%d\n", threads,
          count_dir("/proc/self/task"));
   printf("fds_before=%d\nfds_after=%d\n", fds, count_dir("/proc/self/fd"));
+  printf("heap_before=%zu\nheap_after=%zu\n", heap, heap_after);
+  printf("signals_before=%d\nsignals_after=%d\n", sigs,
+         count_signal_handlers());
   printf("handles=%d\nport=%d\n", count_handles(loop), port_of(loop));
   fflush(stdout);
 

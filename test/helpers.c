@@ -578,6 +578,12 @@ static void remove_tmpdirs(void) {
   ntmpdirs = 0;
 }
 
+/* A failed assertion aborts, which skips atexit: clean up, then die. */
+static void on_abort(int sig) {
+  remove_tmpdirs();
+  raise(sig);
+}
+
 const char* test_tmpdir(void) {
   char* dir;
 
@@ -586,8 +592,14 @@ const char* test_tmpdir(void) {
   snprintf(dir, sizeof(tmpdirs[0]), "/tmp/uv_pprof_test.XXXXXX");
   ASSERT(mkdtemp(dir) != NULL);
   if (ntmpdirs++ == 0 && tmpdir_owner == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_abort;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
     tmpdir_owner = getpid();
     ASSERT(atexit(remove_tmpdirs) == 0);
+    ASSERT(sigaction(SIGABRT, &sa, NULL) == 0);
   }
   return dir;
 }

@@ -702,6 +702,9 @@ static void expect_untouched(const run_result_t* r) {
   ASSERT_EQ(value_of(r->out, "threads_after"),
             value_of(r->out, "threads_before"));
   ASSERT_EQ(value_of(r->out, "fds_after"), value_of(r->out, "fds_before"));
+  ASSERT_EQ(value_of(r->out, "heap_after"), value_of(r->out, "heap_before"));
+  ASSERT_EQ(value_of(r->out, "signals_after"),
+            value_of(r->out, "signals_before"));
   ASSERT_EQ(value_of(r->out, "handles"), 0);
   ASSERT_EQ(value_of(r->out, "port"), -1);
 }
@@ -767,6 +770,24 @@ TEST_IMPL(badinput_env_port_in_use) {
   expect_untouched(&r);
   run_free(&r);
   close(fd);
+  return 0;
+}
+
+/* A non-loopback address without a token is refused before anything is
+ * bound; with a token the same value would serve. */
+TEST_IMPL(badinput_env_public_needs_token) {
+  static const char* const values[] = {":0", "0.0.0.0:0", "[::]:0", NULL};
+  run_result_t r;
+  size_t i;
+
+  for (i = 0; values[i] != NULL; i++) {
+    envhost(values[i], NULL, &r);
+    ASSERT_EQ(value_of(r.out, "rc"), UV_EACCES);
+    ASSERT_CONTAINS(r.err, "UV_PPROF_TOKEN");
+    expect_one_line(r.err);
+    expect_untouched(&r);
+    run_free(&r);
+  }
   return 0;
 }
 

@@ -31,6 +31,7 @@
   TEST(routes_index)                                                      \
   TEST(routes_redirect)                                                   \
   TEST(routes_redirect_query)                                             \
+  TEST(routes_unclean_path)                                               \
   TEST(routes_cmdline)                                                    \
   TEST(routes_unknown_profile)                                            \
   TEST(routes_not_found)                                                  \
@@ -39,7 +40,7 @@
   TEST(routes_pprof_reads_all)                                            \
   TEST(routes_debug1)                                                     \
   TEST(routes_seconds_errors)                                             \
-  TEST(routes_seconds_write_timeout)                                      \
+  TEST(routes_seconds_too_long)                                      \
   TEST(routes_threadcreate_delta)                                         \
   TEST(routes_head)                                                       \
   TEST(routes_post)                                                       \
@@ -60,6 +61,7 @@
   TEST(badinput_stop_in_flight)                                           \
   TEST(badinput_env_garbage)                                              \
   TEST(badinput_env_port_in_use)                                          \
+  TEST(badinput_env_public_needs_token)                                   \
   TEST(badinput_env_disabled)                                             \
   TEST(badinput_env_banner)                                               \
   TEST(badinput_unref_exits)                                              \

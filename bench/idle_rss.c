@@ -221,7 +221,12 @@ static int run_child(int mode, int fd) {
   void* lib = NULL;
   int rc = 0;
 
-  report_fd = fd;
+  /* Start from what a host started by a shell has: stdin, stdout, stderr
+   * (plus the report pipe), whatever the bench itself inherited. */
+  if (dup2(fd, 3) != 3)
+    die("dup2", 0);
+  report_fd = 3;
+  close_range(4, ~0u, 0);
   if (uv_loop_init(&loop) != 0)
     die("uv_loop_init", 0);
   uv_timer_init(&loop, &host_timer);
@@ -452,19 +457,22 @@ int main(int argc, char** argv) {
     printf("; 200s %ld/%d\n", runs[i][REQUESTS].ok, NUM_REQUESTS);
   }
 
-  printf("\nmedian of %d runs   %8s %8s %9s %8s %4s %8s\n", nruns,
-         "RSS KiB", "delta", "anon KiB", "threads", "fds", "handles");
+  printf("\n%-31s %8s %6s %9s %6s %8s %4s %8s\n", "median of runs",
+         "RSS KiB", "delta", "anon KiB", "delta", "threads", "fds",
+         "handles");
   for (m = 0; m < NUM_MODES; m++) {
     long rss = MEDIAN(m, rss_kib);
-    long base = MEDIAN(PLAIN, rss_kib);
-    char delta[32];
+    long anon = MEDIAN(m, anon_kib);
+    char delta[32] = "-";
+    char anon_delta[32] = "-";
 
-    if (m == PLAIN)
-      snprintf(delta, sizeof(delta), "-");
-    else
-      snprintf(delta, sizeof(delta), "%+ld", rss - base);
-    printf("%-34s %8ld %8s %9ld %8ld %4ld %8ld\n", mode_labels[m], rss,
-           delta, MEDIAN(m, anon_kib), MEDIAN(m, threads), MEDIAN(m, fds),
+    if (m != PLAIN) {
+      snprintf(delta, sizeof(delta), "%+ld", rss - MEDIAN(PLAIN, rss_kib));
+      snprintf(anon_delta, sizeof(anon_delta), "%+ld",
+               anon - MEDIAN(PLAIN, anon_kib));
+    }
+    printf("%-31s %8ld %6s %9ld %6s %8ld %4ld %8ld\n", mode_labels[m], rss,
+           delta, anon, anon_delta, MEDIAN(m, threads), MEDIAN(m, fds),
            MEDIAN(m, handles));
   }
   printf("\nrequests answered 200 (median): %ld of %d; threads right after "

@@ -1,6 +1,7 @@
 /* The block profile: meant for event-loop stalls (where the loop thread was
  * blocked, weighted by time). Nothing collects them yet, so it is always a
- * valid empty profile with Go's types, and scrapers that fetch it never fail. */
+ * valid empty profile with Go's types, and scrapers that fetch it never
+ * fail. */
 #include "internal.h"
 
 static int64_t count_none(void) {

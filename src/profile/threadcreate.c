@@ -1,7 +1,7 @@
 /* The threadcreate profile: the process's threads, one sample each with a
  * `thread` (name) and a `tid` label. Go records the stack that created each
- * thread; nothing records that in a C process, so every sample has an empty
- * stack, as many of Go's own threadcreate samples do. */
+ * thread; nothing records that in a C process, so no sample has a real stack
+ * (the text form prints them stackless, as Go prints its own). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -63,16 +63,21 @@ static void set_types(uv_pprof__builder_t* b) {
   uv_pprof__builder_sample_type(b, "threadcreate", "count");
 }
 
+/* go tool pprof drops every sample without a location (its focus filter
+ * keeps only samples with a matching frame; Go's own stackless threadcreate
+ * samples vanish the same way), so each thread gets one unknown frame at
+ * address 0: `-top` shows them as <unknown>, `-tags` by name and tid. */
 static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
   const snap_t* snap = p;
   int64_t value = sign;
+  uint64_t loc = uv_pprof__builder_location(b, 0);
   size_t i;
 
   for (i = 0; i < snap->count; i++) {
     uv_pprof__label_t labels[2];
     char tid[16];
     set_labels(&snap->threads[i], tid, sizeof(tid), labels);
-    uv_pprof__builder_sample(b, NULL, 0, &value, labels, 2);
+    uv_pprof__builder_sample(b, &loc, 1, &value, labels, 2);
   }
 }
 

@@ -75,6 +75,10 @@ void uv_pprof__builder_duration(uv_pprof__builder_t* b, int64_t nanos);
 /* Location id for a code address (a call site: return address - 1 for all
  * but the leaf), deduplicated by address. Its mapping is found at encode. */
 uint64_t uv_pprof__builder_location(uv_pprof__builder_t* b, uintptr_t addr);
+/* Location id of a named frame that has no address (a thread's name, a
+ * handle type): its own function `name` (file may be NULL), no mapping. */
+uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
+                                 const char* file);
 /* Adds a sample; `values` has one entry per sample type. A sample with the
  * same locations and labels as an earlier one is merged into it by adding the
  * values, so writing p0 with negated values and then p1 yields p1 - p0. */
@@ -118,7 +122,8 @@ typedef struct uv_pprof__thread_s {
   char name[16]; /* /proc/self/task/<tid>/comm */
 } uv_pprof__thread_t;
 
-/* The threads of the process, sorted by tid. Returns 0 or a negative code. */
+/* The threads of the process, sorted by tid; the caller frees the array with
+ * free(). Returns 0 or a negative code. */
 int uv_pprof__threads_read(uv_pprof__thread_t** threads, size_t* count);
 
 /* ---- src/worker.c: uv_pprof's own thread -------------------------------- */

@@ -244,6 +244,16 @@ static const Perftools__Profiles__Location* location(const profile_t* p,
   return NULL;
 }
 
+static const char* function_name(const profile_t* p, uint64_t id) {
+  size_t i;
+
+  for (i = 0; i < p->n_function; i++)
+    if (p->function[i]->id == id)
+      return str(p, p->function[i]->name);
+  ASSERT(0 && "no such function");
+  return NULL;
+}
+
 static const Perftools__Profiles__Mapping* mapping(const profile_t* p,
                                                    uint64_t id) {
   size_t i;
@@ -865,11 +875,18 @@ TEST_IMPL(profile_threadcreate) {
   snprintf(tid, sizeof(tid), "%d", h.tid);
   for (i = 0; i < p->n_sample; i++) {
     const Perftools__Profiles__Sample* s = p->sample[i];
+    const Perftools__Profiles__Location* l;
+    char frame[32];
     ASSERT_EQ(s->n_location_id, 1); /* pprof would drop it without */
-    ASSERT_EQ(location(p, s->location_id[0])->address, 0);
+    l = location(p, s->location_id[0]);
+    ASSERT_EQ(l->address, 0);
+    ASSERT_EQ(l->mapping_id, 0);
+    ASSERT_EQ(l->n_line, 1);
     ASSERT_EQ(s->value[0], 1);
     ASSERT_EQ(s->n_label, 2);
     ASSERT(label_str(p, s, "thread") != NULL);
+    snprintf(frame, sizeof(frame), "thread %s", label_str(p, s, "thread"));
+    ASSERT_STR_EQ(function_name(p, l->line[0]->function_id), frame);
     if (strcmp(label_str(p, s, "tid"), tid) == 0) {
       ASSERT_STR_EQ(label_str(p, s, "thread"), "uvpp-helper");
       seen = 1;
@@ -991,5 +1008,47 @@ TEST_IMPL(builder_pprof_reads) {
   ASSERT_CONTAINS(r.out, "/libc.so");
   run_free(&r);
   uv_pprof__buf_free(&gz);
+  return 0;
+}
+
+/* Named frames: deduplicated by name and file, a function each (name ==
+ * system_name), one line, no address or mapping; address locations are
+ * separate even at address 0. */
+TEST_IMPL(builder_frames) {
+  uv_pprof__builder_t* b = uv_pprof__builder_new();
+  uint64_t a = uv_pprof__builder_frame(b, "uv_timer_t", NULL);
+  uint64_t a2 = uv_pprof__builder_frame(b, "uv_timer_t", NULL);
+  uint64_t c = uv_pprof__builder_frame(b, "uv_timer_t", "x.c");
+  uint64_t z = uv_pprof__builder_location(b, 0);
+  uint64_t stack[3];
+  profile_t* p;
+  const Perftools__Profiles__Location* l;
+  size_t i;
+
+  ASSERT(a != 0 && c != 0 && z != 0);
+  ASSERT_EQ(a, a2);
+  ASSERT(a != c && a != z && c != z);
+  uv_pprof__builder_sample_type(b, "goroutine", "count");
+  stack[0] = z;
+  stack[1] = a;
+  stack[2] = c;
+  uv_pprof__builder_sample(b, stack, 3, one, NULL, 0);
+  p = encode_decode(b);
+  ASSERT_EQ(p->n_function, 2);
+  ASSERT_EQ(p->n_location, 3);
+  for (i = 0; i < p->n_function; i++)
+    ASSERT_EQ(p->function[i]->name, p->function[i]->system_name);
+  l = location(p, a);
+  ASSERT_EQ(l->address, 0);
+  ASSERT_EQ(l->mapping_id, 0);
+  ASSERT_EQ(l->n_line, 1);
+  ASSERT_STR_EQ(function_name(p, l->line[0]->function_id), "uv_timer_t");
+  l = location(p, c);
+  ASSERT_EQ(l->n_line, 1);
+  ASSERT_STR_EQ(function_name(p, l->line[0]->function_id), "uv_timer_t");
+  ASSERT(l->line[0]->function_id != location(p, a)->line[0]->function_id);
+  l = location(p, z);
+  ASSERT_EQ(l->n_line, 0);
+  perftools__profiles__profile__free_unpacked(p, NULL);
   return 0;
 }

@@ -7,6 +7,7 @@
   /* test-builder.c */                                                    \
   TEST(builder_strings_dedup)                                             \
   TEST(builder_locations_dedup)                                           \
+  TEST(builder_frames)                                                    \
   TEST(builder_sample_merge)                                              \
   TEST(builder_profile_fields)                                            \
   TEST(builder_mappings)                                                  \

@@ -1,8 +1,9 @@
 /* The profile.proto builder: a deduplicating string table ("" at 0, first-use
  * order), locations keyed by address, samples merged by (locations, labels),
- * and the encoding: the process's mappings attached, packed by protobuf-c and
- * gzipped. Functions and lines (symbolization) are not this file's job, so no
- * mapping claims has_functions. Runs on the worker thread; not thread-safe. */
+ * named frames (locations without an address, e.g. a thread's name), and the
+ * encoding: the process's mappings attached, packed by protobuf-c and
+ * gzipped. Symbolizing addresses is not this file's job, so no mapping claims
+ * has_functions. Runs on the worker thread; not thread-safe. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,13 @@ typedef struct {
   size_t label; /* first of its labels in b->labels */
   size_t nlabels;
 } sample_t;
+
+/* A named frame: one function, one location. */
+typedef struct {
+  int64_t name;
+  int64_t file;
+  size_t loc; /* its location's index */
+} frame_t;
 
 typedef struct {
   uint64_t hash;
@@ -53,7 +61,10 @@ struct uv_pprof__builder_s {
   int64_t time_nanos;
   int64_t duration;
   uv_pprof__buf_t addrs; /* uintptr_t per location; id = index + 1 */
-  table_t locations;
+  uv_pprof__buf_t loc_frames; /* size_t per location: frame index + 1, or 0 */
+  table_t locations; /* address locations only */
+  uv_pprof__buf_t frames; /* frame_t; function id = index + 1 */
+  table_t frame_index;
   uv_pprof__buf_t samples; /* sample_t */
   uv_pprof__buf_t locids; /* uint64_t */
   uv_pprof__buf_t values; /* int64_t, one per sample type per sample */
@@ -163,6 +174,14 @@ static int match_addr(const uv_pprof__builder_t* b, size_t index,
   return ((const uintptr_t*)b->addrs.base)[index] == *(const uintptr_t*)key;
 }
 
+static int match_frame(const uv_pprof__builder_t* b, size_t index,
+                       const void* key) {
+  const frame_t* f = (const frame_t*)b->frames.base + index;
+  const int64_t* k = key;
+
+  return f->name == k[0] && f->file == k[1];
+}
+
 static int match_sample(const uv_pprof__builder_t* b, size_t index,
                         const void* key) {
   const sample_t* s = (const sample_t*)b->samples.base + index;
@@ -190,6 +209,8 @@ uv_pprof__builder_t* uv_pprof__builder_new(void) {
   uv_pprof__buf_init(&b->types);
   uv_pprof__buf_init(&b->comments);
   uv_pprof__buf_init(&b->addrs);
+  uv_pprof__buf_init(&b->loc_frames);
+  uv_pprof__buf_init(&b->frames);
   uv_pprof__buf_init(&b->samples);
   uv_pprof__buf_init(&b->locids);
   uv_pprof__buf_init(&b->values);
@@ -212,7 +233,10 @@ void uv_pprof__builder_free(uv_pprof__builder_t* b) {
   uv_pprof__buf_free(&b->types);
   uv_pprof__buf_free(&b->comments);
   uv_pprof__buf_free(&b->addrs);
+  uv_pprof__buf_free(&b->loc_frames);
   free(b->locations.slots);
+  uv_pprof__buf_free(&b->frames);
+  free(b->frame_index.slots);
   uv_pprof__buf_free(&b->samples);
   uv_pprof__buf_free(&b->locids);
   uv_pprof__buf_free(&b->values);
@@ -297,6 +321,17 @@ void uv_pprof__builder_duration(uv_pprof__builder_t* b, int64_t nanos) {
   b->duration = nanos;
 }
 
+static int append_location(uv_pprof__builder_t* b, uintptr_t addr,
+                           size_t frame) {
+  uv_pprof__buf_append(&b->addrs, &addr, sizeof(addr));
+  uv_pprof__buf_append(&b->loc_frames, &frame, sizeof(frame));
+  if (b->addrs.oom || b->loc_frames.oom) {
+    fail(b, UV_ENOMEM);
+    return UV_ENOMEM;
+  }
+  return 0;
+}
+
 /* Returns 0 (an invalid id) once out of memory; encode reports it. */
 uint64_t uv_pprof__builder_location(uv_pprof__builder_t* b, uintptr_t addr) {
   uint64_t hash = mix(0, addr);
@@ -312,12 +347,43 @@ uint64_t uv_pprof__builder_location(uv_pprof__builder_t* b, uintptr_t addr) {
   slot = probe(&b->locations, hash, match_addr, b, &addr);
   if (slot->id != 0)
     return slot->id;
-  if (uv_pprof__buf_append(&b->addrs, &addr, sizeof(addr)) != 0) {
+  if (append_location(b, addr, 0) != 0)
+    return 0;
+  claim(&b->locations, slot, hash, index);
+  return index + 1;
+}
+
+uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
+                                 const char* file) {
+  int64_t key[2];
+  uint64_t hash;
+  size_t index = count_of(&b->frames, sizeof(frame_t));
+  slot_t* slot;
+  frame_t f;
+
+  key[0] = uv_pprof__builder_string(b, name);
+  key[1] = uv_pprof__builder_string(b, file != NULL ? file : "");
+  if (b->err != 0)
+    return 0;
+  if (reserve_slot(&b->frame_index) != 0) {
     fail(b, UV_ENOMEM);
     return 0;
   }
-  claim(&b->locations, slot, hash, index);
-  return index + 1;
+  hash = mix(mix(0, (uint64_t)key[0]), (uint64_t)key[1]);
+  slot = probe(&b->frame_index, hash, match_frame, b, key);
+  if (slot->id != 0)
+    return ((const frame_t*)b->frames.base)[slot->id - 1].loc + 1;
+  f.name = key[0];
+  f.file = key[1];
+  f.loc = count_of(&b->addrs, sizeof(uintptr_t));
+  if (uv_pprof__buf_append(&b->frames, &f, sizeof(f)) != 0) {
+    fail(b, UV_ENOMEM);
+    return 0;
+  }
+  if (append_location(b, 0, index + 1) != 0)
+    return 0;
+  claim(&b->frame_index, slot, hash, index);
+  return f.loc + 1;
 }
 
 /* Labels are compared in the order given: emitters write them in a fixed
@@ -424,6 +490,10 @@ typedef struct {
   int fake; /* maps unreadable: one mapping holds every location, as in Go */
   Perftools__Profiles__Location* locs;
   Perftools__Profiles__Location** loc_ptrs;
+  Perftools__Profiles__Line* lines;
+  Perftools__Profiles__Line** line_ptrs;
+  Perftools__Profiles__Function* funcs;
+  Perftools__Profiles__Function** func_ptrs;
   Perftools__Profiles__Sample* samples;
   Perftools__Profiles__Sample** sample_ptrs;
   Perftools__Profiles__Label* labels;
@@ -537,8 +607,40 @@ static int fill_types(uv_pprof__builder_t* b, encoding_t* e) {
   return 0;
 }
 
+/* Named frames become a function each, with one line on their location. */
+static int fill_functions(uv_pprof__builder_t* b, encoding_t* e) {
+  const frame_t* frames = (const frame_t*)b->frames.base;
+  size_t n = count_of(&b->frames, sizeof(frame_t));
+  size_t i;
+
+  e->funcs = alloc_array(n, sizeof(*e->funcs));
+  e->func_ptrs = alloc_array(n, sizeof(*e->func_ptrs));
+  e->lines = alloc_array(n, sizeof(*e->lines));
+  e->line_ptrs = alloc_array(n, sizeof(*e->line_ptrs));
+  if (e->funcs == NULL || e->func_ptrs == NULL || e->lines == NULL ||
+      e->line_ptrs == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < n; i++) {
+    Perftools__Profiles__Function finit = PERFTOOLS__PROFILES__FUNCTION__INIT;
+    Perftools__Profiles__Line linit = PERFTOOLS__PROFILES__LINE__INIT;
+    e->funcs[i] = finit;
+    e->funcs[i].id = i + 1;
+    e->funcs[i].name = frames[i].name;
+    e->funcs[i].system_name = frames[i].name;
+    e->funcs[i].filename = frames[i].file;
+    e->func_ptrs[i] = &e->funcs[i];
+    e->lines[i] = linit;
+    e->lines[i].function_id = i + 1;
+    e->line_ptrs[i] = &e->lines[i];
+  }
+  e->profile.n_function = n;
+  e->profile.function = e->func_ptrs;
+  return 0;
+}
+
 static int fill_locations(uv_pprof__builder_t* b, encoding_t* e) {
   const uintptr_t* addrs = (const uintptr_t*)b->addrs.base;
+  const size_t* loc_frames = (const size_t*)b->loc_frames.base;
   size_t n = count_of(&b->addrs, sizeof(uintptr_t));
   size_t i;
 
@@ -550,8 +652,13 @@ static int fill_locations(uv_pprof__builder_t* b, encoding_t* e) {
     Perftools__Profiles__Location init = PERFTOOLS__PROFILES__LOCATION__INIT;
     e->locs[i] = init;
     e->locs[i].id = i + 1;
-    e->locs[i].mapping_id = find_mapping(e, addrs[i]);
-    e->locs[i].address = addrs[i];
+    if (loc_frames[i] != 0) {
+      e->locs[i].n_line = 1;
+      e->locs[i].line = &e->line_ptrs[loc_frames[i] - 1];
+    } else {
+      e->locs[i].mapping_id = find_mapping(e, addrs[i]);
+      e->locs[i].address = addrs[i];
+    }
     e->loc_ptrs[i] = &e->locs[i];
   }
   e->profile.n_location = n;
@@ -653,6 +760,8 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   if (rc == 0)
     rc = fill_types(b, &e);
   if (rc == 0)
+    rc = fill_functions(b, &e);
+  if (rc == 0)
     rc = fill_locations(b, &e);
   if (rc == 0)
     rc = fill_samples(b, &e);
@@ -675,6 +784,10 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   free(e.ranges);
   free(e.locs);
   free(e.loc_ptrs);
+  free(e.lines);
+  free(e.line_ptrs);
+  free(e.funcs);
+  free(e.func_ptrs);
   free(e.samples);
   free(e.sample_ptrs);
   free(e.labels);

@@ -63,19 +63,22 @@ static void set_types(uv_pprof__builder_t* b) {
   uv_pprof__builder_sample_type(b, "threadcreate", "count");
 }
 
-/* go tool pprof drops every sample without a location (its focus filter
- * keeps only samples with a matching frame; Go's own stackless threadcreate
- * samples vanish the same way), so each thread gets one unknown frame at
- * address 0: `-top` shows them as <unknown>, `-tags` by name and tid. */
+/* go tool pprof drops every sample without a location (Go's own stackless
+ * threadcreate samples vanish the same way), and the creation stack is not
+ * known, so each thread gets one named frame, "thread <name>": `-top` then
+ * lists the threads by name, `-tags` by name and tid. */
 static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
   const snap_t* snap = p;
   int64_t value = sign;
-  uint64_t loc = uv_pprof__builder_location(b, 0);
   size_t i;
 
   for (i = 0; i < snap->count; i++) {
     uv_pprof__label_t labels[2];
     char tid[16];
+    char frame[32];
+    uint64_t loc;
+    snprintf(frame, sizeof(frame), "thread %s", snap->threads[i].name);
+    loc = uv_pprof__builder_frame(b, frame, NULL);
     set_labels(&snap->threads[i], tid, sizeof(tid), labels);
     uv_pprof__builder_sample(b, &loc, 1, &value, labels, 2);
   }

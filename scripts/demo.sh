@@ -11,9 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+# A fresh build/ is configured Release; one that scripts/test.sh configured
+# (RelWithDebInfo) is kept as it is rather than rebuilt from scratch.
+config=()
+[[ -f build/CMakeCache.txt ]] || config=(-DCMAKE_BUILD_TYPE=Release)
+echo "demo.sh: building uv-pprof-demo in build/" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=Release &&
+if ! { cmake -S . -B build "${config[@]}" &&
        cmake --build build --target uv-pprof-demo -j"$(nproc)"; } >"$log" 2>&1
 then
   cat "$log" >&2

@@ -115,6 +115,30 @@ typedef struct uv_pprof__mapping_s {
 int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count);
 void uv_pprof__maps_free(uv_pprof__mapping_t* maps, size_t count);
 
+/* ---- src/symbolize.c: code address -> function, file, line ------------- */
+
+#define UV_PPROF__MAX_INLINE 8
+
+typedef struct uv_pprof__symbol_s {
+  const char* name;   /* linker name (mangled for C++), NULL when unknown */
+  const char* file;   /* source file, NULL when unknown */
+  int line;           /* source line, 0 when unknown */
+  uintptr_t start;    /* entry address of `name` (addr - start = offset) */
+  const char* module; /* path of the object containing the address */
+} uv_pprof__symbol_t;
+
+/* Symbolizes addr, a call site (return address - 1 for every frame but the
+ * leaf). Fills out[0..n) innermost inlined frame first, the real function
+ * last, and returns n >= 1 when some loaded object contains addr (its
+ * frames may have name NULL), 0 when none does. Objects loaded later with
+ * dlopen are picked up. The strings stay valid until
+ * uv_pprof__symbolizer_reset(). Worker thread only. */
+size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out,
+                           size_t max);
+/* Frees every table and cache (the next use rebuilds them). Called with no
+ * worker thread running. */
+void uv_pprof__symbolizer_reset(void);
+
 /* ---- src/threads.c: the process's threads ------------------------------ */
 
 typedef struct uv_pprof__thread_s {

@@ -91,7 +91,8 @@ export PKG_CONFIG_PATH=$libdir/pkgconfig
   fail "pkg-config --modversion uv_pprof is not $version"
 pc_includedir=$(pkg-config --variable=includedir uv_pprof)
 [[ $(realpath -m "$pc_includedir") == "$(realpath "$includedir")" ]] ||
-  fail "uv_pprof.pc: includedir is $pc_includedir, not $includedir"
+  fail "uv_pprof.pc: includedir is $pc_includedir, not $includedir" \
+    "(CMakeLists.txt must set UV_PPROF_PC_UP before configure_file)"
 
 read -r -a pc_shared <<<"$(pkg-config --cflags --libs uv_pprof)"
 read -r -a pc_static <<<"$(pkg-config --static --cflags --libs uv_pprof)"

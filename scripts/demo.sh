@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the demo host with pprof on: installs missing Debian packages, builds
-# (Release, in build/) and starts build/uv-pprof-demo with UV_PPROF=1 (or the
+# (RelWithDebInfo, in build/, the same build as scripts/test.sh: optimized,
+# with the debug info that gives profiles file:line) and starts build/uv-pprof-demo with UV_PPROF=1 (or the
 # UV_PPROF you set). Arguments go to the demo: try --help, --leak-heap 1m,
 # --leak-timers 5, --leak-conns 2.
 #
@@ -11,14 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-# A fresh build/ is configured Release; one that scripts/test.sh configured
-# (RelWithDebInfo) is kept as it is rather than rebuilt from scratch.
-config=()
-[[ -f build/CMakeCache.txt ]] || config=(-DCMAKE_BUILD_TYPE=Release)
 echo "demo.sh: building uv-pprof-demo in build/" >&2
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-if ! { cmake -S . -B build "${config[@]}" &&
+if ! { cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
        cmake --build build --target uv-pprof-demo -j"$(nproc)"; } >"$log" 2>&1
 then
   cat "$log" >&2

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the demo host with pprof on: installs missing Debian packages, builds
-# (RelWithDebInfo, in build/, the same build as scripts/test.sh: optimized,
-# with the debug info that gives profiles file:line) and starts build/uv-pprof-demo with UV_PPROF=1 (or the
-# UV_PPROF you set). Arguments go to the demo: try --help, --leak-heap 1m,
+# in build/ (RelWithDebInfo, as scripts/test.sh: optimized, with the debug
+# info that gives profiles file:line) and starts build/uv-pprof-demo with
+# UV_PPROF=1 (or the UV_PPROF you set). Arguments go to the demo: try --help, --leak-heap 1m,
 # --leak-timers 5, --leak-conns 2.
 #
 # Heap profiles need jemalloc with profiling on: unless LD_PRELOAD or

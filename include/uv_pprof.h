@@ -54,6 +54,12 @@ typedef struct uv_pprof_options_s {
   /* A response must be written completely within this time, or the
    * connection is closed. Default 60000 ms. */
   unsigned int write_timeout_ms;
+  /* Non-zero: record where each libuv handle was created, for the goroutine
+   * profile (its ?debug=2 then shows "created by"). Needs libuv_pprof_track
+   * in the process (LD_PRELOAD=libuv_pprof_track.so, or linked; see the
+   * README); without it a line on stderr says so. uv_pprof_start() sets it
+   * from UV_PPROF_TRACK=handles. Default 0. */
+  int track_handles;
 } uv_pprof_options_t;
 
 /* Fills *options with the defaults listed above. */
@@ -66,6 +72,8 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *                   "1": 127.0.0.1:6060. "PORT", "HOST:PORT", "[V6]:PORT",
  *                   ":PORT" (all interfaces).
  *   UV_PPROF_TOKEN  bearer token; required for a non-loopback address.
+ *   UV_PPROF_TRACK  "handles": record handle creation stacks (see
+ *                   track_handles below).
  *
  * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
  * stderr and returns 0. On failure prints one line to stderr, leaves nothing

@@ -12,7 +12,8 @@ packages=(
   node-llhttp                       # llhttp sources, compiled into uv_pprof
   zlib1g-dev                        # gzip of profiles
   libjemalloc-dev libjemalloc2      # heap profiles
-  libdw-dev libelf-dev              # symbolization
+  libdw-dev libelf-dev              # symbolization, CPU stack unwinding
+  libgoogle-perftools-dev           # gperftools' profiler: bench_cpu's baseline
   golang-go                         # go tool pprof, the client we must satisfy
   curl                              # the other client
   graphviz                          # go tool pprof's graph view

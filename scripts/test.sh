@@ -3,7 +3,8 @@
 # (RelWithDebInfo, warnings as errors) and runs the whole ctest suite, then
 # builds again in build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer
 # (leak checking on) and runs the whole suite again. Prints a summary; exits
-# non-zero if any step failed. This is what CI runs (.ci/run).
+# non-zero if any step failed. This is what CI runs (.ci/run). Tests labelled
+# "soak" (minute-long) are left out: `ctest --test-dir build -L soak` runs them.
 #
 #   UV_PPROF_TEST_JOBS=N   tests run in parallel (default 1)
 #   UV_PPROF_TEST_ARGS=... extra ctest arguments, e.g. "-R goroutine"
@@ -45,7 +46,7 @@ build() { # DIR CMAKE-ARGS...
 
 run_suite() { # DIR
   local dir=$1 rc list
-  ctest --test-dir "$dir" --output-on-failure --timeout 600 -j"$jobs" \
+  ctest --test-dir "$dir" --output-on-failure --timeout 600 -j"$jobs" -LE soak \
     "${extra[@]}"
   rc=$?
   list=$dir/Testing/Temporary/LastTestsFailed.log

@@ -123,21 +123,134 @@ typedef struct uv_pprof__symbol_s {
   const char* name;   /* linker name (mangled for C++), NULL when unknown */
   const char* file;   /* source file, NULL when unknown */
   int line;           /* source line, 0 when unknown */
-  uintptr_t start;    /* entry address of `name` (addr - start = offset) */
+  uintptr_t start;    /* entry of the function (for an inlined frame, of
+                         the one it is inlined into, as Go prints offsets):
+                         addr - start = offset */
   const char* module; /* path of the object containing the address */
 } uv_pprof__symbol_t;
 
 /* Symbolizes addr, a call site (return address - 1 for every frame but the
  * leaf). Fills out[0..n) innermost inlined frame first, the real function
- * last, and returns n >= 1 when some loaded object contains addr (its
- * frames may have name NULL), 0 when none does. Objects loaded later with
- * dlopen are picked up. The strings stay valid until
- * uv_pprof__symbolizer_reset(). Worker thread only. */
+ * last (deeper inlining than max keeps the outermost frames), and returns
+ * n >= 1 when some loaded object contains addr, 0 when none does. When
+ * nothing names addr, n is 1 and that frame's name and file are NULL.
+ * Objects loaded later with dlopen are picked up. The strings stay valid
+ * (equal strings, equal pointers) until uv_pprof__symbolizer_reset().
+ * Worker thread only. */
 size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out,
                            size_t max);
 /* Frees every table and cache (the next use rebuilds them). Called with no
  * worker thread running. */
 void uv_pprof__symbolizer_reset(void);
+
+/* ---- src/jemalloc.c: mallctl, prof.dump, heap_v2, allocator stats ------ */
+
+/* What the process's allocator offers for heap profiling. */
+typedef enum {
+  UV_PPROF__HEAP_NO_JEMALLOC, /* malloc is not jemalloc's (or no mallctl) */
+  UV_PPROF__HEAP_NO_PROF,     /* jemalloc built without profiling */
+  UV_PPROF__HEAP_PROF_OFF,    /* opt.prof false: not enabled at startup */
+  UV_PPROF__HEAP_PROF_ON      /* opt.prof true: prof.dump works */
+} uv_pprof__heap_mode_t;
+
+typedef struct uv_pprof__je_state_s {
+  uv_pprof__heap_mode_t mode;
+  int active;         /* prof.active: sampling now (PROF_ON only) */
+  int accum;          /* opt.prof_accum: cumulative counts (PROF_ON only) */
+  unsigned lg_sample; /* prof.lg_sample, else opt.lg_prof_sample */
+} uv_pprof__je_state_t;
+
+/* Reads the state with a few mallctl reads; finds jemalloc on first use.
+ * Any thread. */
+void uv_pprof__je_state(uv_pprof__je_state_t* st);
+/* Sets prof.active when opt.prof is on and sampling is off. Returns 1 when
+ * it turned sampling on, else 0. Any thread. */
+int uv_pprof__je_activate(void);
+/* One sentence saying why heap profiling is off in `mode` and how to turn
+ * it on (a static string), or NULL for UV_PPROF__HEAP_PROF_ON. */
+const char* uv_pprof__je_howto(uv_pprof__heap_mode_t mode);
+
+typedef struct uv_pprof__je_counts_s {
+  uint64_t cur_objs;    /* live sampled objects */
+  uint64_t cur_bytes;
+  uint64_t accum_objs;  /* all-time, only with opt.prof_accum */
+  uint64_t accum_bytes;
+} uv_pprof__je_counts_t;
+
+typedef struct uv_pprof__je_stack_s {
+  uv_pprof__je_counts_t counts; /* as printed: sampled, not unbiased */
+  size_t first; /* its return addresses: frames[first .. first + n) */
+  size_t n;     /* leaf first */
+} uv_pprof__je_stack_t;
+
+/* A parsed heap_v2 dump (jemalloc's prof.dump format). */
+typedef struct uv_pprof__je_dump_s {
+  uint64_t period; /* R of "heap_v2/R": 2^lg_prof_sample bytes */
+  uv_pprof__je_counts_t total; /* the "t*:" summary line */
+  uv_pprof__je_stack_t* stacks;
+  size_t nstacks;
+  uintptr_t* frames;
+  size_t nframes;
+} uv_pprof__je_dump_t;
+
+typedef struct uv_pprof__range_s {
+  uintptr_t start;
+  uintptr_t end; /* exclusive */
+} uv_pprof__range_t;
+
+/* Parses text[0..len) (need not be NUL-terminated; never read beyond).
+ * Anything but jemalloc's layout gives UV_EINVAL; out of memory UV_ENOMEM;
+ * *out is then empty. Free with uv_pprof__je_dump_free(). */
+int uv_pprof__je_parse(const char* text, size_t len, uv_pprof__je_dump_t* out);
+void uv_pprof__je_dump_free(uv_pprof__je_dump_t* d);
+/* Drops from every stack its leading frames that lie in `ranges` (a stack
+ * made only of such frames is kept whole). */
+void uv_pprof__je_strip_ranges(uv_pprof__je_dump_t* d,
+                               const uv_pprof__range_t* ranges, size_t n);
+/* prof.dump into a memfd, parsed, jemalloc's own leading frames dropped.
+ * Returns 0, UV_ENOENT when profiling is off (or no jemalloc), UV_EIO when
+ * jemalloc failed to dump, or the parser's codes. Worker thread. */
+int uv_pprof__je_dump(uv_pprof__je_dump_t* out);
+/* Number of stacks a dump would have now (0 when profiling is off): the
+ * index page's count. Dumps. Worker thread. */
+int64_t uv_pprof__je_count(void);
+
+/* The allocator figures read by uv_pprof__je_stats: id, mallctl name, C
+ * type of the mallctl. The merged arena stats live at index 4096
+ * (MALLCTL_ARENAS_ALL). */
+#define UV_PPROF__JE_STATS_MAP(XX)                                          \
+  XX(ALLOCATED, "stats.allocated", size_t)                                  \
+  XX(ACTIVE, "stats.active", size_t)                                        \
+  XX(METADATA, "stats.metadata", size_t)                                    \
+  XX(RESIDENT, "stats.resident", size_t)                                    \
+  XX(MAPPED, "stats.mapped", size_t)                                        \
+  XX(RETAINED, "stats.retained", size_t)                                    \
+  XX(NARENAS, "arenas.narenas", unsigned)                                   \
+  XX(SMALL_NMALLOC, "stats.arenas.4096.small.nmalloc", uint64_t)            \
+  XX(SMALL_NDALLOC, "stats.arenas.4096.small.ndalloc", uint64_t)            \
+  XX(SMALL_NREQUESTS, "stats.arenas.4096.small.nrequests", uint64_t)        \
+  XX(LARGE_NMALLOC, "stats.arenas.4096.large.nmalloc", uint64_t)            \
+  XX(LARGE_NDALLOC, "stats.arenas.4096.large.ndalloc", uint64_t)            \
+  XX(LARGE_NREQUESTS, "stats.arenas.4096.large.nrequests", uint64_t)
+
+enum {
+#define XX(id, name, type) UV_PPROF__JE_##id,
+  UV_PPROF__JE_STATS_MAP(XX)
+#undef XX
+  UV_PPROF__JE_NSTATS
+};
+
+typedef struct uv_pprof__je_stats_s {
+  const char* version;                   /* jemalloc's, or NULL */
+  uint64_t value[UV_PPROF__JE_NSTATS];
+  unsigned have;                         /* bit (1 << id): value[id] read */
+  uint64_t total_bytes; /* Σ nmalloc × size over all size classes */
+  int have_total;
+} uv_pprof__je_stats_t;
+
+/* Refreshes jemalloc's stats epoch and reads the figures above. Returns 0
+ * or UV_ENOENT without jemalloc. Worker thread. */
+int uv_pprof__je_stats(uv_pprof__je_stats_t* st);
 
 /* ---- src/threads.c: the process's threads ------------------------------ */
 
@@ -149,6 +262,51 @@ typedef struct uv_pprof__thread_s {
 /* The threads of the process, sorted by tid; the caller frees the array with
  * free(). Returns 0 or a negative code. */
 int uv_pprof__threads_read(uv_pprof__thread_t** threads, size_t* count);
+
+/* ---- src/sampler.c: the CPU sampler ------------------------------------ */
+
+#define UV_PPROF__CPU_HZ 100
+#define UV_PPROF__CPU_PERIOD_NS (1000000000 / UV_PPROF__CPU_HZ)
+#define UV_PPROF__CPU_MAX_FRAMES 64
+
+typedef struct uv_pprof__cpu_sample_s {
+  int64_t time;        /* when it was taken, uv_pprof__sampler_now()'s clock */
+  int tid;
+  const char* thread;  /* the thread's name, "" when unknown */
+  int64_t weight;      /* periods of CPU time it stands for (>= 1) */
+  const uintptr_t* pcs; /* the interrupted pc, then call sites (return
+                           address - 1), leaf first */
+  size_t npcs;         /* >= 1 */
+} uv_pprof__cpu_sample_t;
+
+typedef void (*uv_pprof__cpu_sample_cb)(const uv_pprof__cpu_sample_t* s,
+                                        void* arg);
+
+typedef struct uv_pprof__sampler_stats_s {
+  uint64_t samples;    /* taken since the process started */
+  uint64_t lost;       /* dropped: the ring was full */
+  uint64_t handler_ns; /* time spent in the signal handler */
+  uint64_t unwind_ns;  /* time spent unwinding on the worker */
+  uint64_t frames;     /* frames unwound */
+  size_t threads;      /* threads with a timer now */
+  int signo;           /* the signal in use, 0 when disarmed */
+} uv_pprof__sampler_stats_t;
+
+/* Takes a reference on the sampler; the first one arms it: a free real-time
+ * signal gets the handler, every thread a timer on its CPU clock (100 Hz of
+ * its CPU time). Returns 0 or a negative libuv code (UV_EBUSY: no free
+ * real-time signal; UV_ENOTSUP: unsupported architecture). Any thread. */
+int uv_pprof__sampler_acquire(void);
+/* Drops a reference; the last one removes the timers, the handler (the
+ * previous disposition comes back) and every buffer. Any thread. */
+void uv_pprof__sampler_release(void);
+/* Gives threads started since the last call a timer, then unwinds every
+ * sample taken so far and passes each to cb (in no particular order of
+ * time), on the calling thread. Nothing when disarmed. Worker thread. */
+void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg);
+/* The clock of sample times (CLOCK_MONOTONIC, ns). Any thread. */
+int64_t uv_pprof__sampler_now(void);
+void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st);
 
 /* ---- src/worker.c: uv_pprof's own thread -------------------------------- */
 
@@ -275,8 +433,8 @@ typedef struct uv_pprof__profile_s {
   const char* name;
   const char* description; /* for the index page */
   unsigned flags;
-  /* All of these run on the worker thread. */
-  /* The index page's count. */
+  /* All of these run on the worker thread, except loop_snapshot. */
+  /* The index page's count (NULL for a profile with loop_snapshot). */
   int64_t (*count)(void);
   /* Takes a snapshot; returns 0 or a negative libuv code. */
   int (*snapshot)(void** snap);
@@ -288,11 +446,34 @@ typedef struct uv_pprof__profile_s {
   void (*emit)(const void* snap, uv_pprof__builder_t* b, int sign);
   /* The ?debug=N (N >= 1) text. Returns 0 or a negative libuv code. */
   int (*text)(const void* snap, int debug, uv_pprof__buf_t* out);
+  /* Optional, for data that only loop threads may read (uv_walk). When set,
+   * the router calls loop_snapshot(loop, &snap) on the serving loop's thread
+   * in place of snapshot() — for each half of a delta and for the index
+   * page — and then complete(snap) on the worker before using it; the index
+   * page's count is snapshot_count(snap). snapshot_free() frees a snapshot
+   * in either state. Both return 0 or a negative libuv code. */
+  int (*loop_snapshot)(uv_loop_t* loop, void** snap);
+  int (*complete)(void* snap);
+  int64_t (*snapshot_count)(const void* snap);
 } uv_pprof__profile_t;
 
+/* profile/heap.c: a heap snapshot from a jemalloc state and a parsed dump,
+ * whose memory it takes over (the descriptors pass the live state and a
+ * fresh prof.dump; tests pass fixtures). Returns 0 or UV_ENOMEM; free it
+ * with the descriptor's snapshot_free. Worker thread. */
+int uv_pprof__heap_snapshot(const uv_pprof__je_state_t* st,
+                            uv_pprof__je_dump_t* dump, void** out);
+/* Go's scaleHeapSample: a row of `objs` sampled objects, `bytes` bytes,
+ * taken at one sample per `rate` bytes on average, unbiased (truncated as
+ * Go truncates). */
+void uv_pprof__heap_unbias(uint64_t objs, uint64_t bytes, uint64_t rate,
+                           int64_t* out_objs, int64_t* out_bytes);
+extern const uv_pprof__profile_t uv_pprof__profile_allocs;
 extern const uv_pprof__profile_t uv_pprof__profile_block;
+extern const uv_pprof__profile_t uv_pprof__profile_heap;
 extern const uv_pprof__profile_t uv_pprof__profile_mutex;
 extern const uv_pprof__profile_t uv_pprof__profile_threadcreate;
+extern const uv_pprof__profile_t uv_pprof__profile_goroutine;
 
 /* Go's debug=1 layout for count profiles: "<name> profile: total N", groups
  * "count @ pcs", "# labels: {...}" and "#\t0x..." frame lines. */
@@ -307,9 +488,101 @@ typedef struct uv_pprof__count_record_s {
 int uv_pprof__text_count_profile(const char* name,
                                  uv_pprof__count_record_t* records,
                                  size_t n, uv_pprof__buf_t* out);
+/* The "#\t0x<pc-1>\t<func>+0x<off>\t<file>:<line>" lines of one stack in
+ * every debug=1 text (pcs: return addresses, leaf first; pass a function's
+ * entry as entry + 1, as Go does for a goroutine's start). One line per
+ * inlined frame, innermost first; "#\t0x<pc-1>" alone when nothing names
+ * the address; no file:line when the file is unknown. Aligned as Go's
+ * text/tabwriter aligns such a run of lines; no blank line after. Worker
+ * thread only (it symbolizes). Returns 0 or UV_ENOMEM. */
+int uv_pprof__text_frames(const uintptr_t* pcs, size_t npcs,
+                          uv_pprof__buf_t* out);
 
 /* cmdline.c: argv joined by NUL, no trailing byte. */
 int uv_pprof__cmdline(uv_pprof__buf_t* out);
+
+/* symbol.c: answers /debug/pprof/symbol (GET and POST, as Go's
+ * net/http/pprof) from uv_pprof's worker thread. Loop thread; owns req from
+ * then on, as uv_pprof__route does. */
+void uv_pprof__serve_symbol(uv_pprof__request_t* req);
+
+/* cpu.c: /debug/pprof/profile?seconds=N. Loop thread; owns req from then
+ * on, as uv_pprof__route does. */
+#define UV_PPROF__CPU_DEFAULT_SECONDS 30
+#define UV_PPROF__CPU_MAX_SECONDS 3600
+#define UV_PPROF__CPU_MAX_WINDOWS 8 /* profiles at once; more get 503 */
+void uv_pprof__serve_cpu(uv_pprof__request_t* req);
+/* uv_pprof__route_abandon for a CPU profile: its window closes now. */
+void uv_pprof__cpu_abandon(uv_pprof__request_t* req);
+/* The duration a raw query asks for, as Go reads it: "seconds" parsed as a
+ * base-10 int64, UV_PPROF__CPU_DEFAULT_SECONDS when absent, invalid or
+ * <= 0. The bound is the caller's to check. */
+long long uv_pprof__cpu_seconds(const char* query);
+
+/* ---- src/handles.c: the live libuv handles of every registered loop ---- */
+
+typedef struct uv_pprof__handles_loop_s uv_pprof__handles_loop_t;
+
+/* Registers `loop`; on its thread. A `remote` loop (one the server is not
+ * on) gets an unref'd uv_async_t through which the serving loop asks it for
+ * walks. Returns 0 and *out, or a negative libuv code. */
+int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
+                             uv_pprof__handles_loop_t** out);
+/* Unregisters it; on its thread. Walks asked of it complete without it;
+ * its async handle closes when the loop next runs. Detaching the serving
+ * loop makes every snapshot still waiting give up (UV_ECANCELED). */
+void uv_pprof__handles_detach(uv_pprof__handles_loop_t* l);
+/* Every handle uv_pprof opens is owned right after its init and disowned in
+ * its close callback, so that walks skip it. Serving loop's thread. */
+void uv_pprof__handle_own(const void* handle);
+void uv_pprof__handle_disown(const void* handle);
+/* Starts creation-stack capture in libuv_pprof_track. Returns 0, or
+ * UV_ENOENT when that library is not in the process. */
+int uv_pprof__handles_track(void);
+
+#define UV_PPROF__HANDLE_ACTIVE 1
+#define UV_PPROF__HANDLE_REF 2
+#define UV_PPROF__HANDLE_CLOSING 4
+
+typedef struct uv_pprof__handle_s {
+  uintptr_t addr;
+  uintptr_t loop;
+  uintptr_t cb;         /* what runs next: the type's callback, close_cb
+                           while closing; 0 when none is set */
+  const char* cb_field; /* the callback's field ("timer_cb"), or NULL */
+  uint64_t a;           /* timer: due in (ms); signal: signum; process: pid */
+  uint64_t b;           /* timer: repeat (ms) */
+  const char* path;     /* pipe name, watched path, or NULL */
+  int fd;               /* -1 when none */
+  int type;             /* uv_handle_type */
+  int state;            /* UV_PPROF__HANDLE_* */
+  uint64_t id;          /* the same in every snapshot while it lives */
+  int64_t age_ns;       /* since its init (tracked) or since first seen */
+  const uintptr_t* stack; /* creation stack: return addresses, the caller
+                             of the init first; NULL when unknown */
+  size_t nstack;
+} uv_pprof__handle_t;
+
+typedef struct uv_pprof__handles_snap_s {
+  uv_pprof__handle_t* handles; /* loop by loop, in each loop's walk order */
+  size_t count;
+  uintptr_t* missing; /* loops that did not answer in time */
+  size_t nmissing;
+  int tracker;        /* libuv_pprof_track is in the process */
+  uintptr_t* pcs;     /* private: the stacks' storage */
+  struct collect_s* collect; /* private */
+} uv_pprof__handles_snap_t;
+
+/* Walks the serving loop now (on its thread) and asks every other
+ * registered loop for its walk. Returns 0 or a negative libuv code. */
+int uv_pprof__handles_collect(uv_loop_t* serving,
+                              uv_pprof__handles_snap_t** out);
+/* On the worker: waits (at most 2 s) for the other loops, then fills
+ * handles, ids, ages and creation stacks. Returns 0, UV_ECANCELED when the
+ * server stopped meanwhile, or UV_ENOMEM. */
+int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap);
+/* Any thread; also for a snapshot that was never completed. */
+void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap);
 
 /* ---- uv_pprof.c -------------------------------------------------------- */
 

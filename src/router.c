@@ -14,7 +14,10 @@
 #define MAX_DELTA_SECONDS 3600
 
 static const uv_pprof__profile_t* const profiles[] = {
+    &uv_pprof__profile_allocs,
     &uv_pprof__profile_block,
+    &uv_pprof__profile_goroutine,
+    &uv_pprof__profile_heap,
     &uv_pprof__profile_mutex,
     &uv_pprof__profile_threadcreate,
 };
@@ -25,6 +28,9 @@ static const struct {
   const char* description;
 } handlers[] = {
     {"cmdline", "The command line invocation of the current program"},
+    {"profile", "CPU profile. You can specify the duration in the seconds "
+                "GET parameter. After you get the profile file, use the go "
+                "tool pprof command to investigate the profile."},
 };
 
 /* ---- the error helper and parameters ----------------------------------- */
@@ -117,12 +123,61 @@ typedef struct route_job_s {
   int64_t time0;
   int waiting;       /* delta: between the snapshots, on `timer` */
   uv_timer_t timer;
+  /* Taken on the loop thread just before the job (loop_snapshot), per
+   * profile: the job's own, or every such profile's for the index page. */
+  void* loop_snaps[UV_PPROF__ARRAY_SIZE(profiles)];
 } route_job_t;
 
 static void job_free(route_job_t* rj) {
+  size_t i;
+
   if (rj->snap0 != NULL)
     rj->profile->snapshot_free(rj->snap0);
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(profiles); i++)
+    if (rj->loop_snaps[i] != NULL)
+      profiles[i]->snapshot_free(rj->loop_snaps[i]);
   free(rj);
+}
+
+/* On the loop thread, before each job: the loop snapshots the job needs. */
+static int take_loop_snapshots(route_job_t* rj) {
+  uv_loop_t* loop = uv_pprof__server_loop(rj->req->server);
+  size_t i;
+  int err;
+
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(profiles); i++) {
+    const uv_pprof__profile_t* p = profiles[i];
+    if (p->loop_snapshot == NULL || (rj->profile != NULL && rj->profile != p))
+      continue;
+    err = p->loop_snapshot(loop, &rj->loop_snaps[i]);
+    if (err != 0)
+      return err;
+  }
+  return 0;
+}
+
+/* On the worker: the snapshot of profiles[index], the loop's (completed)
+ * or a new one. */
+static int job_snapshot(route_job_t* rj, size_t index, void** snap) {
+  const uv_pprof__profile_t* p = profiles[index];
+  int err;
+
+  if (p->loop_snapshot == NULL)
+    return p->snapshot(snap);
+  *snap = rj->loop_snaps[index];
+  rj->loop_snaps[index] = NULL;
+  err = p->complete(*snap);
+  if (err != 0)
+    p->snapshot_free(*snap);
+  return err;
+}
+
+static size_t profile_index(const uv_pprof__profile_t* p) {
+  size_t i;
+
+  for (i = 0; profiles[i] != p; i++)
+    ;
+  return i;
 }
 
 static void fail_collect(uv_pprof__request_t* req, const char* name,
@@ -163,7 +218,7 @@ static void work_profile(uv_pprof__job_t* job) {
   void* snap = NULL;
   int err;
 
-  err = p->snapshot(&snap);
+  err = job_snapshot(rj, profile_index(p), &snap);
   if (err != 0) {
     fail_collect(req, p->name, err);
     return;
@@ -197,6 +252,16 @@ static void submit(route_job_t* rj) {
 
   rj->job.done = on_job_done;
   rj->job.data = rj;
+  err = take_loop_snapshots(rj);
+  if (err != 0) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "could not walk the loop: %s",
+             uv_strerror(err));
+    job_free(rj);
+    uv_pprof__error(req, 500, msg);
+    uv_pprof__request_finish(req);
+    return;
+  }
   err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server),
                                 &rj->job);
   if (err != 0) {
@@ -213,6 +278,7 @@ static void on_timer_close(uv_handle_t* handle) {
   route_job_t* rj = handle->data;
   uv_pprof__request_t* req = rj->req;
 
+  uv_pprof__handle_disown(handle);
   if (req->conn != NULL && req->res.status == 0) {
     /* the window is over: take the second snapshot */
     rj->waiting = 0;
@@ -238,6 +304,7 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
     rj->waiting = 1;
     rj->timer.data = rj;
     uv_timer_init(loop, &rj->timer);
+    uv_pprof__handle_own(&rj->timer);
     uv_unref((uv_handle_t*)&rj->timer);
     uv_timer_start(&rj->timer, on_delta_timer,
                    (uint64_t)rj->seconds * 1000, 0);
@@ -250,6 +317,10 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
 void uv_pprof__route_abandon(uv_pprof__request_t* req) {
   route_job_t* rj = req->route_data;
 
+  if (strcmp(req->path, PREFIX "profile") == 0) {
+    uv_pprof__cpu_abandon(req);
+    return;
+  }
   /* A job on the worker finishes and is then freed by on_job_done. */
   if (rj != NULL && rj->waiting && !uv_is_closing((uv_handle_t*)&rj->timer))
     uv_close((uv_handle_t*)&rj->timer, on_timer_close);
@@ -320,9 +391,17 @@ static void work_index(uv_pprof__job_t* job) {
   int goroutine = 0;
 
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(profiles); i++, n++) {
-    rows[n].name = profiles[i]->name;
-    rows[n].description = profiles[i]->description;
-    rows[n].count = profiles[i]->count();
+    const uv_pprof__profile_t* p = profiles[i];
+    void* snap;
+    rows[n].name = p->name;
+    rows[n].description = p->description;
+    rows[n].count = 0;
+    if (p->loop_snapshot == NULL) {
+      rows[n].count = p->count();
+    } else if (job_snapshot(rj, i, &snap) == 0) {
+      rows[n].count = p->snapshot_count(snap);
+      p->snapshot_free(snap);
+    }
     goroutine |= strcmp(rows[n].name, "goroutine") == 0;
   }
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(handlers); i++, n++) {
@@ -449,6 +528,14 @@ void uv_pprof__route(uv_pprof__request_t* req) {
   path += strlen(PREFIX);
   if (strcmp(path, "cmdline") == 0) {
     serve_cmdline(req);
+    return;
+  }
+  if (strcmp(path, "symbol") == 0) {
+    uv_pprof__serve_symbol(req);
+    return;
+  }
+  if (strcmp(path, "profile") == 0) {
+    uv_pprof__serve_cpu(req);
     return;
   }
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(profiles); i++) {

@@ -92,6 +92,7 @@ static void server_release(uv_pprof__server_t* s) {
 }
 
 static void on_listener_close(uv_handle_t* handle) {
+  uv_pprof__handle_disown(handle);
   server_release(handle->data);
 }
 
@@ -107,6 +108,7 @@ static void on_conn_handle_close(uv_handle_t* handle) {
   uv_pprof__conn_t* c = handle->data;
   uv_pprof__server_t* s = c->server;
 
+  uv_pprof__handle_disown(handle);
   if (--c->open_handles > 0)
     return;
   uv_pprof__buf_free(&c->url);
@@ -554,6 +556,8 @@ static void on_connection(uv_stream_t* listener, int status) {
     return;
   }
   uv_timer_init(s->loop, &c->timer);
+  uv_pprof__handle_own(&c->tcp);
+  uv_pprof__handle_own(&c->timer);
   uv_unref((uv_handle_t*)&c->tcp);
   uv_unref((uv_handle_t*)&c->timer);
   c->tcp.data = c;
@@ -638,6 +642,7 @@ int uv_pprof__server_start(uv_loop_t* loop,
   s->loopback = uv_pprof__is_loopback((const struct sockaddr*)&config->addr);
   s->listener.data = s;
   s->open_handles = 1;
+  uv_pprof__handle_own(&s->listener);
   uv_unref((uv_handle_t*)&s->listener);
   err = uv_tcp_open(&s->listener, fd);
   if (err != 0)

@@ -13,6 +13,7 @@
 typedef struct entry_s {
   uv_loop_t* loop;
   uv_pprof__server_t* server; /* NULL: a registered loop without a server */
+  uv_pprof__handles_loop_t* handles;
   struct entry_s* next;
 } entry_t;
 
@@ -161,6 +162,20 @@ static void format_url(const struct sockaddr_storage* addr, char* buf,
 
 /* ---- API --------------------------------------------------------------- */
 
+/* jemalloc's sampling is turned on when profiling is enabled but paused
+ * (MALLOC_CONF=prof:true,prof_active:false, the configuration README.md
+ * recommends); otherwise one line says why there is no heap profile. */
+static void start_heap_profiling(int quiet) {
+  uv_pprof__je_state_t st;
+  const char* howto;
+
+  uv_pprof__je_activate();
+  uv_pprof__je_state(&st);
+  howto = uv_pprof__je_howto(st.mode);
+  if (howto != NULL && !quiet)
+    fprintf(stderr, "uv_pprof: %s\n", howto);
+}
+
 int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   uv_pprof_options_t defaults;
   uv_pprof__server_config_t cfg;
@@ -232,12 +247,16 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     }
   }
   e = calloc(1, sizeof(*e));
-  if (e == NULL) {
+  err = e != NULL ? uv_pprof__handles_attach(loop, server == NULL, &e->handles)
+                  : UV_ENOMEM;
+  if (err != 0) {
     uv_mutex_unlock(&mu);
+    free(e);
     if (server != NULL)
       uv_pprof__server_close(server);
-    fprintf(stderr, "uv_pprof: out of memory\n");
-    return UV_ENOMEM;
+    fprintf(stderr, "uv_pprof: cannot register the loop: %s\n",
+            uv_strerror(err));
+    return err;
   }
   e->loop = loop;
   e->server = server;
@@ -245,12 +264,19 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   entries = e;
   uv_mutex_unlock(&mu);
 
+  /* Without the tracker the profile still works, minus creation stacks. */
+  if (options->track_handles && uv_pprof__handles_track() != 0)
+    fprintf(stderr,
+            "uv_pprof: handle tracking needs libuv_pprof_track: "
+            "LD_PRELOAD=libuv_pprof_track.so, or link it (see README)\n");
   if (server != NULL && !options->quiet) {
     struct sockaddr_storage bound;
     uv_pprof__server_address(server, &bound);
     format_url(&bound, url, sizeof(url));
     fprintf(stderr, "pprof enabled on %s\n", url);
   }
+  if (server != NULL)
+    start_heap_profiling(options->quiet);
   return 0;
 }
 
@@ -258,6 +284,7 @@ int uv_pprof_start(uv_loop_t* loop) {
   uv_pprof_options_t options;
   const char* v = getenv("UV_PPROF");
   const char* token;
+  const char* track;
   char host[64];
 
   if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
@@ -274,6 +301,8 @@ int uv_pprof_start(uv_loop_t* loop) {
   token = getenv("UV_PPROF_TOKEN");
   if (token != NULL && token[0] != '\0')
     options.token = token;
+  track = getenv("UV_PPROF_TRACK");
+  options.track_handles = track != NULL && strstr(track, "handles") != NULL;
   return uv_pprof_start_ex(loop, &options);
 }
 
@@ -295,6 +324,7 @@ int uv_pprof_stop(uv_loop_t* loop) {
   e = *link;
   *link = e->next;
   uv_mutex_unlock(&mu);
+  uv_pprof__handles_detach(e->handles);
   if (e->server != NULL)
     uv_pprof__server_close(e->server);
   free(e);

@@ -50,6 +50,7 @@ uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
     free(w);
     return NULL;
   }
+  uv_pprof__handle_own(&w->async);
   uv_unref((uv_handle_t*)&w->async);
   w->async.data = w;
   return w;
@@ -88,9 +89,10 @@ static void run(void* arg) {
 out:
   w->running = 0;
   uv_mutex_unlock(&w->mu);
-  /* glibc keeps a malloc arena per thread that allocated: hand what this
-   * thread's work left behind back to the system, so that an idle server
-   * returns close to its pre-request footprint. */
+  /* Back to the idle footprint: the symbol tables (rebuilt by the next
+   * profile; this thread is their only user), then what glibc's per-thread
+   * malloc arena still holds. */
+  uv_pprof__symbolizer_reset();
   malloc_trim(0);
 }
 
@@ -178,6 +180,7 @@ static void on_async(uv_async_t* handle) {
 static void on_close(uv_handle_t* handle) {
   uv_pprof__worker_t* w = handle->data;
 
+  uv_pprof__handle_disown(handle);
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mu);
   free(w);

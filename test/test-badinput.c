@@ -808,15 +808,22 @@ TEST_IMPL(badinput_env_disabled) {
 
 TEST_IMPL(badinput_env_banner) {
   run_result_t r;
-  char want[128];
+  char want[512];
   long port;
 
   envhost("127.0.0.1:0", "--run", &r);
   ASSERT_EQ(value_of(r.out, "rc"), 0);
   port = value_of(r.out, "port");
   ASSERT(port > 0 && port < 65536);
+  /* envhost's malloc is glibc's: a second line says heap profiling is
+   * off and how to turn it on (test-heap.c checks the other cases). */
   snprintf(want, sizeof(want),
-           "pprof enabled on http://localhost:%ld/debug/pprof/\n", port);
+           "pprof enabled on http://localhost:%ld/debug/pprof/\n"
+           "uv_pprof: heap profiling is off: this process's malloc is not "
+           "jemalloc. Start it with LD_PRELOAD=libjemalloc.so.2 "
+           "MALLOC_CONF=prof:true,prof_accum:true (or link it with "
+           "-ljemalloc and set MALLOC_CONF) to turn it on\n",
+           port);
   ASSERT_STR_EQ(r.err, want);
   ASSERT(value_of(r.out, "handles") > 0);
   run_free(&r);

@@ -66,4 +66,58 @@
   TEST(badinput_env_disabled)                                             \
   TEST(badinput_env_banner)                                               \
   TEST(badinput_unref_exits)                                              \
+  /* test-handles.c (integration) */                                      \
+  TEST(handles_counts)                                                    \
+  TEST(handles_pprof_base)                                                \
+  TEST(handles_delta)                                                     \
+  TEST(handles_two_loops)                                                 \
+  TEST(handles_track_preload)                                             \
+  TEST(handles_track_linked)                                              \
+  TEST(handles_track_wrap)                                                \
+  /* test-symbolize.c (unit, then integration) */                         \
+  TEST(symbolize_functions)                                               \
+  TEST(symbolize_sizes)                                                   \
+  TEST(symbolize_inlined)                                                 \
+  TEST(symbolize_libc)                                                    \
+  TEST(symbolize_dlopen)                                                  \
+  TEST(symbolize_reset)                                                   \
+  TEST(symbolize_builder)                                                 \
+  TEST(symbolize_text_frames)                                             \
+  TEST(symbol_get)                                                        \
+  TEST(symbol_post)                                                       \
+  TEST(symbol_pprof_remote)                                               \
+  TEST(symbol_served_protos)                                              \
+  /* test-heap.c (unit, then integration) */                              \
+  TEST(heap_fixtures_parse)                                               \
+  TEST(heap_fixture_strip)                                                \
+  TEST(heap_parse_garbage)                                                \
+  TEST(heap_unbias_go)                                                    \
+  TEST(heap_fixture_profile)                                              \
+  TEST(heap_fixture_text)                                                 \
+  TEST(heap_no_jemalloc)                                                  \
+  TEST(heap_jemalloc_linked)                                              \
+  TEST(heap_jemalloc_preload)                                             \
+  TEST(heap_jemalloc_static)                                              \
+  TEST(heap_jemalloc_base)                                                \
+  TEST(heap_jemalloc_delta)                                               \
+  TEST(heap_jemalloc_debug1_pprof)                                        \
+  TEST(heap_jemalloc_ticks)                                               \
+  TEST(heap_jemalloc_off)                                                 \
+  TEST(heap_jemalloc_no_accum)                                            \
+  TEST(heap_jemalloc_activate)                                            \
+  /* test-cpu.c (unit, integration, soaks) */                             \
+  TEST(cpu_seconds_parse)                                                 \
+  TEST(cpu_index_row)                                                     \
+  TEST(cpu_bad_seconds)                                                   \
+  TEST(cpu_ratio)                                                         \
+  TEST(cpu_overlap)                                                       \
+  TEST(cpu_disconnect)                                                    \
+  TEST(cpu_back_to_zero)                                                  \
+  TEST(cpu_cap)                                                           \
+  TEST(cpu_fork)                                                          \
+  TEST(cpu_stop_in_flight)                                                \
+  TEST(cpu_sigprof_coexists)                                              \
+  TEST(cpu_pprof_top)                                                     \
+  TEST(cpu_soak_short)                                                    \
+  TEST(cpu_soak_60s)                                                      \
   /* end */

@@ -32,8 +32,7 @@ static const char index_head[] =
     "<thead><td>Count</td><td>Profile</td></thead>\n";
 
 /* Profiles a later issue adds; this build must not list them yet. */
-static const char* const not_yet[] = {"allocs", "goroutine", "heap",
-                                      "profile", "trace", "symbol", NULL};
+static const char* const not_yet[] = {"trace", "symbol", NULL};
 
 static int nthreads(void) {
   DIR* d = opendir("/proc/self/task");
@@ -503,7 +502,11 @@ TEST_IMPL(routes_pprof_reads_all) {
       continue;
     snprintf(path, sizeof(path), "/debug/pprof/%.31s", rows[i].name);
     pprof_raw_url(h, path, &r);
-    ASSERT(strncmp(r.out, "PeriodType: ", 12) == 0);
+    /* -raw prints the profile's comments first (heap says why it is
+     * empty in a process without jemalloc). */
+    ASSERT(strncmp(r.out, "PeriodType: ", 12) == 0 ||
+           (strncmp(r.out, "Comment: ", 9) == 0 &&
+            strstr(r.out, "\nPeriodType: ") != NULL));
     ASSERT_CONTAINS(r.out, "\nSamples:\n");
     run_free(&r);
     nread++;

@@ -1,9 +1,10 @@
 /* The profile.proto builder: a deduplicating string table ("" at 0, first-use
  * order), locations keyed by address, samples merged by (locations, labels),
- * named frames (locations without an address, e.g. a thread's name), and the
- * encoding: the process's mappings attached, packed by protobuf-c and
- * gzipped. Symbolizing addresses is not this file's job, so no mapping claims
- * has_functions. Runs on the worker thread; not thread-safe. */
+ * functions deduplicated by (name, file), named frames (locations without an
+ * address, e.g. a thread's name), and the encoding: the process's mappings
+ * attached, every address location symbolized (symbolize.c) into Lines with
+ * the mappings' has_* flags set where true, packed by protobuf-c and
+ * gzipped. Runs on the worker thread; not thread-safe. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,12 +26,12 @@ typedef struct {
   size_t nlabels;
 } sample_t;
 
-/* A named frame: one function, one location. */
+/* A function: name == system_name (the linker name), file or "". */
 typedef struct {
   int64_t name;
   int64_t file;
-  size_t loc; /* its location's index */
-} frame_t;
+  size_t frame_loc; /* its named frame's location index + 1, or 0 */
+} func_t;
 
 typedef struct {
   uint64_t hash;
@@ -61,10 +62,11 @@ struct uv_pprof__builder_s {
   int64_t time_nanos;
   int64_t duration;
   uv_pprof__buf_t addrs; /* uintptr_t per location; id = index + 1 */
-  uv_pprof__buf_t loc_frames; /* size_t per location: frame index + 1, or 0 */
+  uv_pprof__buf_t loc_funcs; /* size_t per location: a named frame's
+                                function index + 1, or 0 for an address */
   table_t locations; /* address locations only */
-  uv_pprof__buf_t frames; /* frame_t; function id = index + 1 */
-  table_t frame_index;
+  uv_pprof__buf_t funcs; /* func_t; function id = index + 1 */
+  table_t func_index;
   uv_pprof__buf_t samples; /* sample_t */
   uv_pprof__buf_t locids; /* uint64_t */
   uv_pprof__buf_t values; /* int64_t, one per sample type per sample */
@@ -174,9 +176,9 @@ static int match_addr(const uv_pprof__builder_t* b, size_t index,
   return ((const uintptr_t*)b->addrs.base)[index] == *(const uintptr_t*)key;
 }
 
-static int match_frame(const uv_pprof__builder_t* b, size_t index,
-                       const void* key) {
-  const frame_t* f = (const frame_t*)b->frames.base + index;
+static int match_func(const uv_pprof__builder_t* b, size_t index,
+                      const void* key) {
+  const func_t* f = (const func_t*)b->funcs.base + index;
   const int64_t* k = key;
 
   return f->name == k[0] && f->file == k[1];
@@ -209,8 +211,8 @@ uv_pprof__builder_t* uv_pprof__builder_new(void) {
   uv_pprof__buf_init(&b->types);
   uv_pprof__buf_init(&b->comments);
   uv_pprof__buf_init(&b->addrs);
-  uv_pprof__buf_init(&b->loc_frames);
-  uv_pprof__buf_init(&b->frames);
+  uv_pprof__buf_init(&b->loc_funcs);
+  uv_pprof__buf_init(&b->funcs);
   uv_pprof__buf_init(&b->samples);
   uv_pprof__buf_init(&b->locids);
   uv_pprof__buf_init(&b->values);
@@ -233,10 +235,10 @@ void uv_pprof__builder_free(uv_pprof__builder_t* b) {
   uv_pprof__buf_free(&b->types);
   uv_pprof__buf_free(&b->comments);
   uv_pprof__buf_free(&b->addrs);
-  uv_pprof__buf_free(&b->loc_frames);
+  uv_pprof__buf_free(&b->loc_funcs);
   free(b->locations.slots);
-  uv_pprof__buf_free(&b->frames);
-  free(b->frame_index.slots);
+  uv_pprof__buf_free(&b->funcs);
+  free(b->func_index.slots);
   uv_pprof__buf_free(&b->samples);
   uv_pprof__buf_free(&b->locids);
   uv_pprof__buf_free(&b->values);
@@ -322,10 +324,10 @@ void uv_pprof__builder_duration(uv_pprof__builder_t* b, int64_t nanos) {
 }
 
 static int append_location(uv_pprof__builder_t* b, uintptr_t addr,
-                           size_t frame) {
+                           size_t func) {
   uv_pprof__buf_append(&b->addrs, &addr, sizeof(addr));
-  uv_pprof__buf_append(&b->loc_frames, &frame, sizeof(frame));
-  if (b->addrs.oom || b->loc_frames.oom) {
+  uv_pprof__buf_append(&b->loc_funcs, &func, sizeof(func));
+  if (b->addrs.oom || b->loc_funcs.oom) {
     fail(b, UV_ENOMEM);
     return UV_ENOMEM;
   }
@@ -353,37 +355,54 @@ uint64_t uv_pprof__builder_location(uv_pprof__builder_t* b, uintptr_t addr) {
   return index + 1;
 }
 
-uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
-                                 const char* file) {
+/* Index + 1 of the function (name, file), added when new; 0 once out of
+ * memory. */
+static size_t function(uv_pprof__builder_t* b, const char* name,
+                       const char* file) {
   int64_t key[2];
   uint64_t hash;
-  size_t index = count_of(&b->frames, sizeof(frame_t));
+  size_t index = count_of(&b->funcs, sizeof(func_t));
   slot_t* slot;
-  frame_t f;
+  func_t f;
 
   key[0] = uv_pprof__builder_string(b, name);
   key[1] = uv_pprof__builder_string(b, file != NULL ? file : "");
   if (b->err != 0)
     return 0;
-  if (reserve_slot(&b->frame_index) != 0) {
+  if (reserve_slot(&b->func_index) != 0) {
     fail(b, UV_ENOMEM);
     return 0;
   }
   hash = mix(mix(0, (uint64_t)key[0]), (uint64_t)key[1]);
-  slot = probe(&b->frame_index, hash, match_frame, b, key);
+  slot = probe(&b->func_index, hash, match_func, b, key);
   if (slot->id != 0)
-    return ((const frame_t*)b->frames.base)[slot->id - 1].loc + 1;
+    return slot->id;
   f.name = key[0];
   f.file = key[1];
-  f.loc = count_of(&b->addrs, sizeof(uintptr_t));
-  if (uv_pprof__buf_append(&b->frames, &f, sizeof(f)) != 0) {
+  f.frame_loc = 0;
+  if (uv_pprof__buf_append(&b->funcs, &f, sizeof(f)) != 0) {
     fail(b, UV_ENOMEM);
     return 0;
   }
-  if (append_location(b, 0, index + 1) != 0)
+  claim(&b->func_index, slot, hash, index);
+  return index + 1;
+}
+
+uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
+                                 const char* file) {
+  size_t f = function(b, name, file);
+  size_t loc = count_of(&b->addrs, sizeof(uintptr_t));
+  func_t* funcs;
+
+  if (f == 0)
     return 0;
-  claim(&b->frame_index, slot, hash, index);
-  return f.loc + 1;
+  funcs = (func_t*)b->funcs.base;
+  if (funcs[f - 1].frame_loc != 0)
+    return funcs[f - 1].frame_loc;
+  if (append_location(b, 0, f) != 0)
+    return 0;
+  funcs[f - 1].frame_loc = loc + 1;
+  return loc + 1;
 }
 
 /* Labels are compared in the order given: emitters write them in a fixed
@@ -476,6 +495,27 @@ typedef struct {
   uint64_t id;
 } range_t;
 
+/* A symbolized address location's line, before the view exists. */
+typedef struct {
+  size_t func; /* function index + 1 */
+  int64_t line;
+} line_t;
+
+/* Where a location's lines are in the encoding's `sym_lines`. */
+typedef struct {
+  size_t first;
+  size_t count; /* 0: a named frame, or an address left unsymbolized */
+} loc_lines_t;
+
+/* What the locations of one mapping got, for its has_* flags. */
+typedef struct {
+  size_t locations;
+  size_t named;     /* every frame has a function name */
+  size_t files;     /* ... and a file */
+  size_t lines;     /* ... and a line */
+  size_t inlined;   /* more than one frame */
+} mapping_stats_t;
+
 /* Everything the protobuf-c view of the profile points to. The view borrows
  * the builder's pools (location ids, values, comments, strings) as they are. */
 typedef struct {
@@ -488,6 +528,8 @@ typedef struct {
   range_t* ranges; /* the mappings sorted by start */
   size_t nranges;
   int fake; /* maps unreadable: one mapping holds every location, as in Go */
+  uv_pprof__buf_t sym_lines; /* line_t */
+  loc_lines_t* loc_lines;    /* one per location */
   Perftools__Profiles__Location* locs;
   Perftools__Profiles__Location** loc_ptrs;
   Perftools__Profiles__Line* lines;
@@ -607,57 +649,171 @@ static int fill_types(uv_pprof__builder_t* b, encoding_t* e) {
   return 0;
 }
 
-/* Named frames become a function each, with one line on their location. */
+/* Which function of the profile the symbol frames f[0..n) of one address
+ * are, keyed by their interned strings (the same pointers for equal
+ * strings): most frames repeat, and the builder's string table need not
+ * hash the same name again. */
+typedef struct {
+  const char* name;
+  const char* file;
+  size_t func;
+} memo_t;
+
+#define MEMO_SIZE 256
+
+static size_t memo_function(uv_pprof__builder_t* b, memo_t* memo,
+                            const uv_pprof__symbol_t* f) {
+  uintptr_t key = (uintptr_t)f->name ^ ((uintptr_t)f->file >> 3);
+  memo_t* m = &memo[(mix(0, key) >> 8) % MEMO_SIZE];
+
+  if (m->func == 0 || m->name != f->name || m->file != f->file) {
+    m->name = f->name;
+    m->file = f->file;
+    m->func = function(b, f->name, f->file);
+  }
+  return m->func;
+}
+
+/* Symbolizes every address location into lines (innermost first), adds
+ * their functions, and sets each mapping's has_* flags when true of all its
+ * locations. Locations of an address nothing names keep only the address. */
+static int symbolize(uv_pprof__builder_t* b, encoding_t* e) {
+  const uintptr_t* addrs = (const uintptr_t*)b->addrs.base;
+  const size_t* loc_funcs = (const size_t*)b->loc_funcs.base;
+  size_t n = count_of(&b->addrs, sizeof(uintptr_t));
+  mapping_stats_t* stats;
+  memo_t memo[MEMO_SIZE];
+  size_t i;
+  size_t j;
+
+  e->loc_lines = alloc_array(n, sizeof(*e->loc_lines));
+  stats = alloc_array(e->profile.n_mapping, sizeof(*stats));
+  if (e->loc_lines == NULL || stats == NULL) {
+    free(stats);
+    return UV_ENOMEM;
+  }
+  memset(memo, 0, sizeof(memo));
+  for (i = 0; i < n && b->err == 0; i++) {
+    uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
+    uint64_t map;
+    size_t nf;
+    int named = 1;
+    int files = 1;
+    int lines = 1;
+
+    if (loc_funcs[i] != 0)
+      continue;
+    map = find_mapping(e, addrs[i]);
+    nf = uv_pprof__symbolize(addrs[i], f, UV_PPROF__ARRAY_SIZE(f));
+    for (j = 0; j < nf; j++) {
+      named &= f[j].name != NULL;
+      files &= f[j].file != NULL;
+      lines &= f[j].line > 0;
+    }
+    named &= nf > 0;
+    if (map != 0) {
+      mapping_stats_t* st = &stats[map - 1];
+      st->locations++;
+      st->named += named;
+      st->files += named && files;
+      st->lines += named && lines;
+      st->inlined += named && nf > 1;
+    }
+    if (!named)
+      continue;
+    e->loc_lines[i].first = count_of(&e->sym_lines, sizeof(line_t));
+    e->loc_lines[i].count = nf;
+    for (j = 0; j < nf; j++) {
+      line_t l;
+      l.func = memo_function(b, memo, &f[j]);
+      l.line = f[j].line;
+      uv_pprof__buf_append(&e->sym_lines, &l, sizeof(l));
+    }
+  }
+  for (i = 0; i < e->profile.n_mapping; i++) {
+    const mapping_stats_t* st = &stats[i];
+    Perftools__Profiles__Mapping* m = &e->maps[i];
+    if (st->locations == 0 || st->named != st->locations)
+      continue;
+    m->has_functions = 1;
+    m->has_filenames = st->files == st->locations;
+    m->has_line_numbers = st->lines == st->locations;
+    m->has_inline_frames = st->inlined != 0;
+  }
+  free(stats);
+  if (e->sym_lines.oom)
+    return UV_ENOMEM;
+  return b->err;
+}
+
 static int fill_functions(uv_pprof__builder_t* b, encoding_t* e) {
-  const frame_t* frames = (const frame_t*)b->frames.base;
-  size_t n = count_of(&b->frames, sizeof(frame_t));
+  const func_t* funcs = (const func_t*)b->funcs.base;
+  size_t n = count_of(&b->funcs, sizeof(func_t));
   size_t i;
 
   e->funcs = alloc_array(n, sizeof(*e->funcs));
   e->func_ptrs = alloc_array(n, sizeof(*e->func_ptrs));
-  e->lines = alloc_array(n, sizeof(*e->lines));
-  e->line_ptrs = alloc_array(n, sizeof(*e->line_ptrs));
-  if (e->funcs == NULL || e->func_ptrs == NULL || e->lines == NULL ||
-      e->line_ptrs == NULL)
+  if (e->funcs == NULL || e->func_ptrs == NULL)
     return UV_ENOMEM;
   for (i = 0; i < n; i++) {
-    Perftools__Profiles__Function finit = PERFTOOLS__PROFILES__FUNCTION__INIT;
-    Perftools__Profiles__Line linit = PERFTOOLS__PROFILES__LINE__INIT;
-    e->funcs[i] = finit;
+    Perftools__Profiles__Function init = PERFTOOLS__PROFILES__FUNCTION__INIT;
+    e->funcs[i] = init;
     e->funcs[i].id = i + 1;
-    e->funcs[i].name = frames[i].name;
-    e->funcs[i].system_name = frames[i].name;
-    e->funcs[i].filename = frames[i].file;
+    e->funcs[i].name = funcs[i].name;
+    e->funcs[i].system_name = funcs[i].name;
+    e->funcs[i].filename = funcs[i].file;
     e->func_ptrs[i] = &e->funcs[i];
-    e->lines[i] = linit;
-    e->lines[i].function_id = i + 1;
-    e->line_ptrs[i] = &e->lines[i];
   }
   e->profile.n_function = n;
   e->profile.function = e->func_ptrs;
   return 0;
 }
 
+/* A named frame's location has one line, its function's; a symbolized
+ * address's has its frames' lines. */
 static int fill_locations(uv_pprof__builder_t* b, encoding_t* e) {
   const uintptr_t* addrs = (const uintptr_t*)b->addrs.base;
-  const size_t* loc_frames = (const size_t*)b->loc_frames.base;
+  const size_t* loc_funcs = (const size_t*)b->loc_funcs.base;
+  const line_t* sym_lines = (const line_t*)e->sym_lines.base;
   size_t n = count_of(&b->addrs, sizeof(uintptr_t));
+  size_t nlines = count_of(&e->sym_lines, sizeof(line_t));
+  size_t next = 0;
   size_t i;
+  size_t j;
 
+  for (i = 0; i < n; i++)
+    nlines += loc_funcs[i] != 0;
   e->locs = alloc_array(n, sizeof(*e->locs));
   e->loc_ptrs = alloc_array(n, sizeof(*e->loc_ptrs));
-  if (e->locs == NULL || e->loc_ptrs == NULL)
+  e->lines = alloc_array(nlines, sizeof(*e->lines));
+  e->line_ptrs = alloc_array(nlines, sizeof(*e->line_ptrs));
+  if (e->locs == NULL || e->loc_ptrs == NULL || e->lines == NULL ||
+      e->line_ptrs == NULL)
     return UV_ENOMEM;
+  for (i = 0; i < nlines; i++) {
+    Perftools__Profiles__Line init = PERFTOOLS__PROFILES__LINE__INIT;
+    e->lines[i] = init;
+    e->line_ptrs[i] = &e->lines[i];
+  }
   for (i = 0; i < n; i++) {
     Perftools__Profiles__Location init = PERFTOOLS__PROFILES__LOCATION__INIT;
+    const loc_lines_t* ll = &e->loc_lines[i];
     e->locs[i] = init;
     e->locs[i].id = i + 1;
-    if (loc_frames[i] != 0) {
+    if (loc_funcs[i] != 0) {
       e->locs[i].n_line = 1;
-      e->locs[i].line = &e->line_ptrs[loc_frames[i] - 1];
+      e->locs[i].line = &e->line_ptrs[next];
+      e->lines[next++].function_id = loc_funcs[i];
     } else {
       e->locs[i].mapping_id = find_mapping(e, addrs[i]);
       e->locs[i].address = addrs[i];
+      e->locs[i].n_line = ll->count;
+      if (ll->count != 0)
+        e->locs[i].line = &e->line_ptrs[next];
+      for (j = 0; j < ll->count; j++, next++) {
+        e->lines[next].function_id = sym_lines[ll->first + j].func;
+        e->lines[next].line = sym_lines[ll->first + j].line;
+      }
     }
     e->loc_ptrs[i] = &e->locs[i];
   }
@@ -754,9 +910,12 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   e.profile.default_sample_type = b->default_type;
   e.profile.n_comment = count_of(&b->comments, sizeof(int64_t));
   e.profile.comment = (int64_t*)b->comments.base;
-  /* Mappings first: they add strings, and the string table view below must
-   * only be taken once no string can be added any more. */
+  /* Mappings and symbols first: they add strings, and the string table view
+   * below must only be taken once no string can be added any more. */
+  uv_pprof__buf_init(&e.sym_lines);
   rc = fill_mappings(b, &e);
+  if (rc == 0)
+    rc = symbolize(b, &e);
   if (rc == 0)
     rc = fill_types(b, &e);
   if (rc == 0)
@@ -782,6 +941,8 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   free(e.maps);
   free(e.map_ptrs);
   free(e.ranges);
+  uv_pprof__buf_free(&e.sym_lines);
+  free(e.loc_lines);
   free(e.locs);
   free(e.loc_ptrs);
   free(e.lines);

@@ -1,7 +1,8 @@
 /* Go's ?debug=1 text of count profiles (goroutine, threadcreate): records with
  * equal stacks and labels grouped, sorted by count then key, string labels
- * Go-quoted, one "#\t0x<pc-1>" line per frame. Frames are printed without
- * names: symbolization is not this file's job. */
+ * Go-quoted; and the "#\t0x<pc-1>\t<func>+0x<off>\t<file>:<line>" frame
+ * lines every debug=1 text shares, symbolized (symbolize.c) and aligned as
+ * Go's text/tabwriter aligns them. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,18 +196,138 @@ static void append_pcs(uv_pprof__buf_t* out,
     uv_pprof__buf_printf(out, " 0x%" PRIxPTR, r->pcs[i]);
 }
 
-/* Frame lines show call sites (return address - 1), as Go's frame.PC; a
- * record without a stack prints the zero frame "#\t0x0" as Go does. */
-static void append_frames(uv_pprof__buf_t* out,
-                          const uv_pprof__count_record_t* r) {
+/* One frame line's cells: "#", the address, "func+0xoff", then the last,
+ * unaligned segment "file:line". An unsymbolized frame has only the first
+ * two (its address is then the last segment); a frame whose file is unknown
+ * has three. */
+typedef struct {
+  uv_pprof__symbol_t sym;
+  char addr[24];
+  char func_off[24]; /* "+0x<off>": the name is printed from sym */
+  size_t ncells;
+} row_t;
+
+static size_t cell_len(const row_t* r, size_t column) {
+  return column == 1 ? strlen(r->addr)
+                     : strlen(r->sym.name) + strlen(r->func_off);
+}
+
+/* text/tabwriter with minwidth 1, tabwidth 8, padding 1, padchar '\t': a
+ * column's width is the widest of its cells + 1, rounded up to 8, over each
+ * run of consecutive lines that have that column; a cell is followed by as
+ * many tabs as reach that width. Column 0 is always "#", one tab. */
+static void align(row_t* rows, size_t n, size_t column, size_t* tabs) {
+  size_t i = 0;
+
+  while (i < n) {
+    size_t end;
+    size_t width = 0;
+    size_t j;
+    if (rows[i].ncells <= column + 1) {
+      i++;
+      continue;
+    }
+    for (end = i; end < n && rows[end].ncells > column + 1; end++)
+      if (cell_len(&rows[end], column) + 1 > width)
+        width = cell_len(&rows[end], column) + 1;
+    width = (width + 7) / 8 * 8;
+    for (j = i; j < end; j++)
+      tabs[j * 3 + column] = (width - cell_len(&rows[j], column) + 7) / 8;
+    i = end;
+  }
+}
+
+static void append_tabs(uv_pprof__buf_t* out, size_t n) {
+  static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
+
+  while (n > 0) {
+    size_t k = n < sizeof(tabs) - 1 ? n : sizeof(tabs) - 1;
+    uv_pprof__buf_append(out, tabs, k);
+    n -= k;
+  }
+}
+
+/* pcs are return addresses: each frame is looked up at pc - 1, the call
+ * site, and printed so, as Go prints runtime.Frame.PC. */
+int uv_pprof__text_frames(const uintptr_t* pcs, size_t npcs,
+                          uv_pprof__buf_t* out) {
+  row_t* rows;
+  size_t* tabs;
+  size_t nrows = 0;
+  size_t cap = npcs;
   size_t i;
+
+  rows = malloc((cap != 0 ? cap : 1) * sizeof(*rows));
+  if (rows == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < npcs; i++) {
+    uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
+    uintptr_t pc = pcs[i] != 0 ? pcs[i] - 1 : 0;
+    size_t nf = uv_pprof__symbolize(pc, f, UV_PPROF__ARRAY_SIZE(f));
+    size_t j;
+
+    if (nf == 0 || f[nf - 1].name == NULL)
+      nf = 0;
+    if (nrows + (nf != 0 ? nf : 1) > cap) {
+      row_t* grown;
+      cap = (nrows + UV_PPROF__MAX_INLINE) * 2;
+      grown = realloc(rows, cap * sizeof(*rows));
+      if (grown == NULL) {
+        free(rows);
+        return UV_ENOMEM;
+      }
+      rows = grown;
+    }
+    for (j = 0; j < (nf != 0 ? nf : 1); j++) {
+      row_t* r = &rows[nrows++];
+      memset(r, 0, sizeof(*r));
+      snprintf(r->addr, sizeof(r->addr), "0x%" PRIxPTR, pc);
+      r->ncells = 2;
+      if (nf == 0 || f[j].name == NULL)
+        continue;
+      r->sym = f[j];
+      snprintf(r->func_off, sizeof(r->func_off), "+0x%" PRIxPTR,
+               pc - f[j].start);
+      r->ncells = f[j].file != NULL ? 4 : 3;
+    }
+  }
+  tabs = calloc((nrows != 0 ? nrows : 1) * 3, sizeof(*tabs));
+  if (tabs == NULL) {
+    free(rows);
+    return UV_ENOMEM;
+  }
+  align(rows, nrows, 1, tabs);
+  align(rows, nrows, 2, tabs);
+  for (i = 0; i < nrows; i++) {
+    const row_t* r = &rows[i];
+    uv_pprof__buf_append(out, "#\t", 2);
+    uv_pprof__buf_append(out, r->addr, strlen(r->addr));
+    if (r->ncells > 2) {
+      append_tabs(out, tabs[i * 3 + 1]);
+      uv_pprof__buf_printf(out, "%s%s", r->sym.name, r->func_off);
+    }
+    if (r->ncells > 3) {
+      append_tabs(out, tabs[i * 3 + 2]);
+      uv_pprof__buf_printf(out, "%s:%d", r->sym.file, r->sym.line);
+    }
+    uv_pprof__buf_append(out, "\n", 1);
+  }
+  free(rows);
+  free(tabs);
+  return out->oom ? UV_ENOMEM : 0;
+}
+
+/* A record without a stack prints the zero frame "#\t0x0" as Go does. */
+static int append_frames(uv_pprof__buf_t* out,
+                         const uv_pprof__count_record_t* r) {
+  int rc = 0;
 
   if (r->npcs == 0)
     uv_pprof__buf_append(out, "#\t0x0\n", 6);
-  for (i = 0; i < r->npcs; i++)
-    uv_pprof__buf_printf(out, "#\t0x%" PRIxPTR "\n",
-                         r->pcs[i] != 0 ? r->pcs[i] - 1 : 0);
+  else
+    rc = uv_pprof__text_frames(r->pcs, r->npcs, out);
   uv_pprof__buf_append(out, "\n", 1);
+  return rc;
 }
 
 /* Appends the text to out. Records with equal pcs and string labels are
@@ -253,12 +374,12 @@ int uv_pprof__text_count_profile(const char* name,
     qsort(groups, ngroups, sizeof(*groups), compare_groups);
 
     uv_pprof__buf_printf(out, "%s profile: total %" PRId64 "\n", name, total);
-    for (i = 0; i < ngroups; i++) {
+    for (i = 0; i < ngroups && rc == 0; i++) {
       uv_pprof__buf_printf(out, "%" PRId64 " %s\n", groups[i].count,
                            groups[i].key);
-      append_frames(out, &records[groups[i].record]);
+      rc = append_frames(out, &records[groups[i].record]);
     }
-    if (out->oom)
+    if (rc == 0 && out->oom)
       rc = UV_ENOMEM;
   }
   free(offs);

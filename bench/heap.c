@@ -1,0 +1,563 @@
+/* bench_heap: the heap endpoint against jemalloc's own prof.dump (the floor:
+ * uv_pprof dumps, then parses, drops jemalloc's frames, unbiases,
+ * symbolizes, encodes and gzips) at 1k, 10k and 50k live stacks; the host
+ * loop's 1 ms timer lateness while such requests run back to back, against
+ * a quiet phase; and what jemalloc's profiling settings cost a malloc-heavy
+ * loop, against jemalloc without profiling (the question of a default
+ * malloc_conf, README.md). Linked with jemalloc; it runs its measurements in
+ * children of its own with the MALLOC_CONF each needs.
+ *
+ * Usage: bench_heap [runs, default 7]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <jemalloc/jemalloc.h>
+#include <netinet/in.h>
+
+#include <uv.h>
+
+#include "uv_pprof.h"
+
+#define MAX_TICKS 400000
+#define MAX_RUNS 31
+#define DEPTH 16 /* 2^16 paths: enough for 50k distinct stacks */
+#define PHASE_MS 3000 /* each phase of the lateness measurement */
+
+extern char** environ;
+
+static int runs = 7;
+
+/* ---- the host: a loop with uv_pprof and a 1 ms timer, on its own thread - */
+
+typedef struct {
+  uv_loop_t loop;
+  uv_timer_t tick;
+  uv_async_t wake;
+  uv_thread_t thread;
+  uv_mutex_t mu;
+  uint64_t last;
+  int64_t* lateness_us;
+  size_t nticks;
+  int port;
+} host_t;
+
+/* Like a real host, it allocates: with sampling on, a dump that held up
+ * allocating threads would show here. */
+static void on_tick(uv_timer_t* t) {
+  host_t* h = t->data;
+  uint64_t now = uv_hrtime();
+  char* volatile block = malloc(4096);
+
+  if (block != NULL)
+    block[0] = 1;
+  free(block);
+
+  uv_mutex_lock(&h->mu);
+  if (h->last != 0 && h->nticks < MAX_TICKS)
+    h->lateness_us[h->nticks++] = ((int64_t)(now - h->last) - 1000000) / 1000;
+  h->last = now;
+  uv_mutex_unlock(&h->mu);
+}
+
+static void on_wake(uv_async_t* a) {
+  host_t* h = a->data;
+
+  uv_pprof_stop(&h->loop);
+  uv_close((uv_handle_t*)&h->tick, NULL);
+  uv_close((uv_handle_t*)&h->wake, NULL);
+}
+
+static void run_host(void* arg) {
+  host_t* h = arg;
+
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+}
+
+static void host_start(host_t* h) {
+  uv_pprof_options_t o;
+  struct sockaddr_storage ss;
+
+  memset(h, 0, sizeof(*h));
+  h->lateness_us = calloc(MAX_TICKS, sizeof(int64_t));
+  uv_mutex_init(&h->mu);
+  uv_loop_init(&h->loop);
+  uv_loop_configure(&h->loop, UV_METRICS_IDLE_TIME);
+  uv_pprof_options_init(&o);
+  o.port = 0;
+  o.quiet = 1;
+  if (h->lateness_us == NULL || uv_pprof_start_ex(&h->loop, &o) != 0)
+    exit(1);
+  uv_pprof_address(&h->loop, &ss);
+  h->port = ntohs(((struct sockaddr_in*)&ss)->sin_port);
+  uv_timer_init(&h->loop, &h->tick);
+  h->tick.data = h;
+  uv_timer_start(&h->tick, on_tick, 1, 1);
+  uv_async_init(&h->loop, &h->wake, on_wake);
+  h->wake.data = h;
+  uv_thread_create(&h->thread, run_host, h);
+}
+
+static int cmp_i64(const void* a, const void* b) {
+  int64_t x = *(const int64_t*)a;
+  int64_t y = *(const int64_t*)b;
+
+  return x < y ? -1 : x > y;
+}
+
+typedef struct {
+  size_t ticks;
+  int64_t p50, p99, max;
+  double ms;      /* the phase's length */
+  double busy_ms; /* the loop's time outside epoll_wait meanwhile */
+} lateness_t;
+
+static uint64_t phase_start;
+static uint64_t phase_idle;
+
+static void phase_begin(host_t* h) {
+  uv_mutex_lock(&h->mu);
+  h->nticks = 0;
+  h->last = 0;
+  uv_mutex_unlock(&h->mu);
+  phase_start = uv_hrtime();
+  phase_idle = uv_metrics_idle_time(&h->loop);
+}
+
+static lateness_t phase_end(host_t* h) {
+  lateness_t s = {0, 0, 0, 0, 0, 0};
+
+  s.ms = (double)(uv_hrtime() - phase_start) / 1e6;
+  s.busy_ms = s.ms - (double)(uv_metrics_idle_time(&h->loop) - phase_idle) /
+                         1e6;
+  uv_mutex_lock(&h->mu);
+  if (h->nticks > 0) {
+    qsort(h->lateness_us, h->nticks, sizeof(int64_t), cmp_i64);
+    s.ticks = h->nticks;
+    s.p50 = h->lateness_us[h->nticks / 2];
+    s.p99 = h->lateness_us[h->nticks * 99 / 100];
+    s.max = h->lateness_us[h->nticks - 1];
+  }
+  uv_mutex_unlock(&h->mu);
+  return s;
+}
+
+/* ---- a keep-alive HTTP client -------------------------------------------- */
+
+static int connect_to(int port) {
+  struct sockaddr_in sin;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons((uint16_t)port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || connect(fd, (struct sockaddr*)&sin, sizeof(sin)) != 0)
+    exit(1);
+  return fd;
+}
+
+/* One GET on fd; returns the body's length, exits on any failure. */
+static size_t get(int fd, const char* path) {
+  static char* buf;
+  static size_t cap;
+  char req[256];
+  size_t have = 0;
+  long want = -1;
+  size_t head = 0;
+
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+  if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+    exit(1);
+  for (;;) {
+    ssize_t r;
+    char* end;
+    if (cap - have < 65536) {
+      cap = cap ? 2 * cap : 1 << 20;
+      buf = realloc(buf, cap);
+      if (buf == NULL)
+        exit(1);
+    }
+    r = read(fd, buf + have, cap - have - 1);
+    if (r <= 0)
+      exit(1);
+    have += (size_t)r;
+    buf[have] = '\0';
+    if (want < 0 && (end = strstr(buf, "\r\n\r\n")) != NULL) {
+      char* cl = strstr(buf, "Content-Length: ");
+      if (strncmp(buf, "HTTP/1.1 200 ", 13) != 0 || cl == NULL) {
+        fprintf(stderr, "GET %s: %.200s\n", path, buf);
+        exit(1);
+      }
+      head = (size_t)(end + 4 - buf);
+      want = (long)head + atol(cl + 16);
+    }
+    if (want >= 0 && (long)have >= want)
+      return have - head;
+  }
+}
+
+/* ---- live stacks -------------------------------------------------------- */
+
+__attribute__((noinline)) void bench_branch_a(int depth, unsigned path,
+                                              void** slot);
+__attribute__((noinline)) void bench_branch_b(int depth, unsigned path,
+                                              void** slot);
+
+/* Two functions calling each other by the bits of `path`: one distinct
+ * stack per path. A 64 KiB block is sampled at 4 KiB with probability
+ * 1 - exp(-16): every path is a live stack in the dump. */
+void bench_branch_a(int depth, unsigned path, void** slot) {
+  if (depth == 0) {
+    *slot = malloc(65536);
+    return;
+  }
+  if (path & 1)
+    bench_branch_b(depth - 1, path >> 1, slot);
+  else
+    bench_branch_a(depth - 1, path >> 1, slot);
+  __asm__ volatile("" ::: "memory");
+}
+
+void bench_branch_b(int depth, unsigned path, void** slot) {
+  if (depth == 0) {
+    *slot = malloc(65536);
+    return;
+  }
+  if (path & 1)
+    bench_branch_b(depth - 1, path >> 1, slot);
+  else
+    bench_branch_a(depth - 1, path >> 1, slot);
+  __asm__ volatile("" ::: "memory");
+}
+
+/* prof.dump into a memfd, as uv_pprof does it; returns the dump's size. */
+static size_t dump_alone(void) {
+  char path[64];
+  const char* p = path;
+  int fd = memfd_create("bench-heap", MFD_CLOEXEC);
+  off_t size;
+
+  snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+  if (fd < 0 || mallctl("prof.dump", NULL, NULL, &p, sizeof(p)) != 0)
+    exit(1);
+  size = lseek(fd, 0, SEEK_END);
+  close(fd);
+  return (size_t)size;
+}
+
+static double median(double* v, int n) {
+  int i;
+  int j;
+
+  for (i = 1; i < n; i++)
+    for (j = i; j > 0 && v[j] < v[j - 1]; j--) {
+      double t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double ms_since(uint64_t t0) {
+  return (double)(uv_hrtime() - t0) / 1e6;
+}
+
+/* The child run with lg_prof_sample:12: sampling on throughout, at one
+ * sample per 4 KiB (128 times jemalloc's default rate), which makes
+ * uv_pprof's own allocations and the host's per-tick one sampled far more
+ * often than in production. */
+static int run_stacks(void) {
+  static const unsigned counts[] = {1000, 10000, 50000};
+  host_t h;
+  lateness_t quiet;
+  lateness_t busy[3];
+  lateness_t paced[3];
+  int nbusy[3];
+  int npaced[3];
+  double dump_ms[3];
+  double heap_ms[3];
+  double text_ms[3];
+  double cold_ms[3];
+  size_t dump_size[3];
+  size_t proto_size[3];
+  void** slots;
+  unsigned made = 0;
+  size_t c;
+  int fd;
+
+  host_start(&h);
+  phase_begin(&h);
+  usleep(PHASE_MS * 1000);
+  quiet = phase_end(&h);
+  fd = connect_to(h.port);
+  slots = calloc(counts[2], sizeof(*slots));
+  if (slots == NULL)
+    exit(1);
+  for (c = 0; c < 3; c++) {
+    unsigned n = counts[c];
+    double t[MAX_RUNS];
+    uint64_t t0;
+    int i;
+
+    /* Paths of one depth, added to those of the smaller sizes: with
+     * prof_accum a freed stack would stay in the dump. */
+    for (; made < n; made++)
+      bench_branch_a(DEPTH, made, &slots[made]);
+    t0 = uv_hrtime();
+    proto_size[c] = get(fd, "/debug/pprof/heap");
+    cold_ms[c] = ms_since(t0);
+    for (i = 0; i < runs; i++) {
+      t0 = uv_hrtime();
+      dump_size[c] = dump_alone();
+      t[i] = ms_since(t0);
+    }
+    dump_ms[c] = median(t, runs);
+    for (i = 0; i < runs; i++) {
+      t0 = uv_hrtime();
+      get(fd, "/debug/pprof/heap");
+      t[i] = ms_since(t0);
+    }
+    heap_ms[c] = median(t, runs);
+    /* Long enough for a p99 of the 1 ms timer to mean something: back to
+     * back, then paced as bench_lateness paces (10 ms between requests). */
+    phase_begin(&h);
+    t0 = uv_hrtime();
+    for (nbusy[c] = 0; ms_since(t0) < PHASE_MS; nbusy[c]++)
+      get(fd, "/debug/pprof/heap");
+    busy[c] = phase_end(&h);
+    phase_begin(&h);
+    t0 = uv_hrtime();
+    for (npaced[c] = 0; ms_since(t0) < PHASE_MS; npaced[c]++) {
+      get(fd, "/debug/pprof/heap");
+      usleep(10000);
+    }
+    paced[c] = phase_end(&h);
+    for (i = 0; i < runs; i++) {
+      t0 = uv_hrtime();
+      get(fd, "/debug/pprof/heap?debug=1");
+      t[i] = ms_since(t0);
+    }
+    text_ms[c] = median(t, runs);
+  }
+  for (c = 0; c < made; c++)
+    free(slots[c]);
+  free(slots);
+  close(fd);
+
+  printf("heap endpoint against jemalloc's prof.dump alone (ms, median of "
+         "%d; first = the first /heap at that size)\n\n",
+         runs);
+  printf("%11s %10s %10s %10s %7s %10s %10s %10s\n", "live stacks",
+         "dump KiB", "prof.dump", "/heap", "ratio", "first", "?debug=1",
+         "proto KiB");
+  for (c = 0; c < 3; c++)
+    printf("%11u %10zu %10.1f %10.1f %6.2fx %10.1f %10.1f %10zu\n",
+           counts[c], dump_size[c] >> 10, dump_ms[c], heap_ms[c],
+           heap_ms[c] / dump_ms[c], cold_ms[c], text_ms[c],
+           proto_size[c] >> 10);
+  printf("\nthe host loop: its 1 ms timer's lateness (us), and its busy time "
+         "(outside epoll_wait)\nper request over the quiet phase's; quiet, "
+         "then /heap paced (10 ms between requests)\nand back to back, %d s "
+         "each\n\n",
+         PHASE_MS / 1000);
+  printf("%-28s %8s %6s %6s %6s %6s %10s %12s\n", "phase", "requests",
+         "ticks", "p50", "p99", "max", "p99 added", "busy/req us");
+  printf("%-28s %8s %6zu %6lld %6lld %6lld %10s %12s\n", "quiet (baseline)",
+         "-", quiet.ticks, (long long)quiet.p50, (long long)quiet.p99,
+         (long long)quiet.max, "-", "-");
+  for (c = 0; c < 6; c++) {
+    const lateness_t* l = c % 2 ? &busy[c / 2] : &paced[c / 2];
+    int nreq = c % 2 ? nbusy[c / 2] : npaced[c / 2];
+    char label[64];
+    snprintf(label, sizeof(label), "%s, %u stacks",
+             c % 2 ? "back to back" : "paced", counts[c / 2]);
+    printf("%-28s %8d %6zu %6lld %6lld %6lld %10lld %12.0f\n", label, nreq,
+           l->ticks, (long long)l->p50, (long long)l->p99, (long long)l->max,
+           (long long)(l->p99 - quiet.p99),
+           (l->busy_ms - quiet.busy_ms / quiet.ms * l->ms) * 1000 / nreq);
+  }
+  uv_async_send(&h.wake);
+  uv_thread_join(&h.thread);
+  uv_loop_close(&h.loop);
+  free(h.lateness_us);
+  return 0;
+}
+
+/* ---- the cost of profiling settings ------------------------------------- */
+
+/* A malloc-heavy loop: 4096 slots, each step frees one and allocates 16 to
+ * 527 bytes in it. Prints ns per step and the peak RSS in KiB. */
+static int run_churn(void) {
+  enum { SLOTS = 4096, STEPS = 20000000 };
+  void** slots = calloc(SLOTS, sizeof(*slots));
+  unsigned x = 12345;
+  uint64_t t0 = uv_hrtime();
+  long i;
+  char line[256];
+  long rss = 0;
+  FILE* f;
+
+  for (i = 0; i < STEPS; i++) {
+    unsigned k;
+    x = x * 1103515245 + 12345;
+    k = (x >> 8) % SLOTS;
+    free(slots[k]);
+    slots[k] = malloc(16 + ((x >> 3) & 511));
+    ((char*)slots[k])[0] = 1;
+  }
+  printf("%.2f", (double)(uv_hrtime() - t0) / STEPS);
+  f = fopen("/proc/self/status", "r");
+  while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+    if (strncmp(line, "VmHWM:", 6) == 0)
+      rss = atol(line + 6);
+  if (f != NULL)
+    fclose(f);
+  printf(" %ld\n", rss);
+  for (i = 0; i < SLOTS; i++)
+    free(slots[i]);
+  free(slots);
+  return 0;
+}
+
+/* Runs this program with `arg` and MALLOC_CONF=conf; returns its stdout. */
+static void run_child(const char* self, const char* arg, const char* conf,
+                      char* out, size_t size) {
+  posix_spawn_file_actions_t fa;
+  char setting[256];
+  char** envp;
+  const char* argv[] = {self, arg, NULL};
+  size_t n = 0;
+  size_t i;
+  size_t have = 0;
+  int status;
+  pid_t pid;
+  int p[2];
+
+  while (environ[n] != NULL)
+    n++;
+  envp = calloc(n + 2, sizeof(*envp));
+  for (i = 0, n = 0; environ[i] != NULL; i++)
+    if (strncmp(environ[i], "MALLOC_CONF=", 12) != 0)
+      envp[n++] = environ[i];
+  snprintf(setting, sizeof(setting), "MALLOC_CONF=%s", conf);
+  envp[n++] = setting;
+  if (pipe(p) != 0)
+    exit(1);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  posix_spawn_file_actions_addclose(&fa, p[0]);
+  if (posix_spawn(&pid, self, &fa, NULL, (char* const*)argv, envp) != 0)
+    exit(1);
+  posix_spawn_file_actions_destroy(&fa);
+  free(envp);
+  close(p[1]);
+  for (;;) {
+    ssize_t r = read(p[0], out + have, size - have - 1);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    have += (size_t)r;
+  }
+  out[have] = '\0';
+  close(p[0]);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    exit(1);
+}
+
+static void compare_settings(const char* self) {
+  static const struct {
+    const char* conf;
+    const char* what;
+  } settings[] = {
+      {"", "jemalloc, no profiling (baseline)"},
+      {"prof:true,prof_active:false", "profiling compiled in, inactive"},
+      {"prof:true,prof_active:false,prof_accum:true",
+       "inactive + prof_accum (the default idea)"},
+      {"prof:true", "sampling at the default rate"},
+      {"prof:true,prof_accum:true", "sampling + prof_accum"},
+  };
+  enum { N = sizeof(settings) / sizeof(settings[0]) };
+  double ns[N][MAX_RUNS];
+  long rss[N] = {0};
+  double base;
+  int r;
+  int s;
+
+  /* Interleaved, so that a noisy moment hits every setting alike. */
+  for (r = 0; r < runs; r++)
+    for (s = 0; s < N; s++) {
+      char out[256];
+      long kib = 0;
+      run_child(self, "--churn", settings[s].conf, out, sizeof(out));
+      if (sscanf(out, "%lf %ld", &ns[s][r], &kib) != 2)
+        exit(1);
+      if (kib > rss[s])
+        rss[s] = kib;
+    }
+  printf("\nmalloc-heavy loop (20M free+malloc of 16..527 B) by MALLOC_CONF "
+         "(ns per step, median of %d interleaved runs; peak RSS)\n\n",
+         runs);
+  printf("%-46s %-42s %8s %8s %9s\n", "MALLOC_CONF", "", "ns/step", "cost",
+         "RSS KiB");
+  base = median(ns[0], runs);
+  for (s = 0; s < N; s++) {
+    double m = median(ns[s], runs);
+    printf("%-46s %-42s %8.2f %+7.1f%% %9ld\n",
+           settings[s].conf[0] ? settings[s].conf : "(unset)",
+           settings[s].what, m, (m / base - 1) * 100, rss[s]);
+  }
+}
+
+int main(int argc, char** argv) {
+  /* With and without prof_accum: without it, a thread that frees the last
+   * sampled object of a stack waits for the dump's summing (see README). */
+  static const char* const stacks_conf[] = {
+      "prof:true,prof_accum:true,lg_prof_sample:12",
+      "prof:true,lg_prof_sample:12"};
+  char self[4096];
+  char out[8192];
+  size_t i;
+  ssize_t n;
+
+  if (argc > 1 && strcmp(argv[1], "--churn") == 0)
+    return run_churn();
+  if (argc > 1 && strcmp(argv[1], "--stacks") == 0) {
+    runs = atoi(getenv("BENCH_HEAP_RUNS"));
+    return run_stacks();
+  }
+  if (argc > 1)
+    runs = atoi(argv[1]);
+  if (runs < 1 || runs > MAX_RUNS) {
+    fprintf(stderr, "usage: bench_heap [runs, 1 to %d]\n", MAX_RUNS);
+    return 2;
+  }
+  n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0)
+    return 1;
+  self[n] = '\0';
+  snprintf(out, sizeof(out), "%d", runs);
+  setenv("BENCH_HEAP_RUNS", out, 1);
+  for (i = 0; i < sizeof(stacks_conf) / sizeof(stacks_conf[0]); i++) {
+    printf("=== MALLOC_CONF=%s\n\n", stacks_conf[i]);
+    fflush(stdout);
+    run_child(self, "--stacks", stacks_conf[i], out, sizeof(out));
+    fputs(out, stdout);
+    printf("\n");
+    fflush(stdout);
+  }
+  compare_settings(self);
+  return 0;
+}

@@ -1,0 +1,907 @@
+/* The live libuv handles of every registered loop, for the goroutine
+ * profile. Each loop is walked on its own thread (uv_walk is not
+ * thread-safe): the serving loop directly, the others when their unref'd
+ * uv_async_t asks them to. A walk only copies small records; the worker then
+ * waits for every loop's part, gives each handle its id and age (first-seen
+ * bookkeeping, or the init time when libuv_pprof_track knows it) and its
+ * creation stack. uv_pprof's own handles are skipped. Grouping and output
+ * are src/profile/goroutine.c's job. */
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "track/track.h"
+
+/* How long the worker waits for a loop to come round to its walk. */
+#define LOOP_ANSWER_MS 2000
+
+/* What the walk copies of one handle on the loop's thread. */
+typedef struct {
+  uintptr_t addr;
+  uintptr_t cb;
+  uint64_t a;
+  uint64_t b;
+  uint32_t path; /* offset + 1 into the part's strings, 0: none */
+  int32_t fd;
+  uint8_t type;
+  uint8_t state;
+  uint8_t field; /* index into fields[] */
+} rec_t;
+
+static const char* const fields[] = {
+    NULL,           "timer_cb",      "prepare_cb", "check_cb",
+    "idle_cb",      "async_cb",      "read_cb",    "connection_cb",
+    "recv_cb",      "poll_cb",       "signal_cb",  "exit_cb",
+    "fs_event_cb",  "fs_poll_cb",    "close_cb",
+};
+
+enum {
+  F_NONE, F_TIMER, F_PREPARE, F_CHECK, F_IDLE, F_ASYNC, F_READ, F_CONNECTION,
+  F_RECV, F_POLL, F_SIGNAL, F_EXIT, F_FS_EVENT, F_FS_POLL, F_CLOSE
+};
+
+/* One loop's answer to one collection. */
+typedef struct {
+  uv_loop_t* loop;
+  rec_t* recs;
+  size_t n;
+  uv_pprof__buf_t strings;
+  uv_pprof_track_info_t* track; /* parallel to recs; NULL: no tracker */
+  int state;                    /* PART_* */
+} part_t;
+
+enum { PART_PENDING, PART_DONE, PART_MISSING };
+
+typedef struct collect_s {
+  part_t* parts;
+  size_t nparts;
+  size_t pending;   /* parts still PART_PENDING */
+  int refs;         /* the snapshot + one per request queued on a loop */
+  int cancelled;    /* the serving loop stopped: stop waiting */
+  struct collect_s* next; /* in-flight list */
+} collect_t;
+
+typedef struct request_s {
+  collect_t* c;
+  size_t part;
+  struct request_s* next;
+} request_t;
+
+struct uv_pprof__handles_loop_s {
+  uv_loop_t* loop;
+  int remote;
+  uv_async_t async; /* remote loops only */
+  request_t* requests;
+  size_t hint; /* records in its last walk */
+  uv_pprof__handles_loop_t* next;
+};
+
+/* mu guards the loop list, their requests, every collection and the
+ * own-set; cond wakes the worker when a part arrives. */
+static uv_once_t once = UV_ONCE_INIT;
+static uv_mutex_t mu;
+static uv_cond_t cond;
+static uv_pprof__handles_loop_t* loops;
+static collect_t* inflight;
+
+/* uv_pprof's own handles: open addressing on the address, 0 empty. */
+static uintptr_t* own;
+static size_t own_mask;
+static size_t own_count;
+
+static void init_once(void) {
+  if (uv_mutex_init(&mu) != 0 || uv_cond_init(&cond) != 0)
+    abort();
+}
+
+static uint64_t mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h;
+}
+
+/* ---- the tracker -------------------------------------------------------- */
+
+typedef struct {
+  uv_pprof_track_enable_fn enable;
+  uv_pprof_track_lookup_fn lookup;
+  uv_pprof_track_stack_fn stack;
+} tracker_t;
+
+/* libuv_pprof_track, if it is in the process (preloaded, linked, or
+ * statically with its symbols exported): looked up on every use, so that a
+ * tracker loaded late is found too. */
+static int find_tracker(tracker_t* t) {
+  *(void**)&t->enable = dlsym(RTLD_DEFAULT, UV_PPROF_TRACK_ENABLE_SYM);
+  *(void**)&t->lookup = dlsym(RTLD_DEFAULT, UV_PPROF_TRACK_LOOKUP_SYM);
+  *(void**)&t->stack = dlsym(RTLD_DEFAULT, UV_PPROF_TRACK_STACK_SYM);
+  return t->enable != NULL && t->lookup != NULL && t->stack != NULL;
+}
+
+int uv_pprof__handles_track(void) {
+  tracker_t t;
+
+  if (!find_tracker(&t))
+    return UV_ENOENT;
+  return t.enable();
+}
+
+/* ---- own handles -------------------------------------------------------- */
+
+static int own_has(uintptr_t addr) {
+  size_t i;
+
+  for (i = (size_t)mix(addr) & own_mask; own[i] != 0; i = (i + 1) & own_mask)
+    if (own[i] == addr)
+      return 1;
+  return 0;
+}
+
+static void own_insert(uintptr_t* table, size_t mask, uintptr_t addr) {
+  size_t i;
+
+  for (i = (size_t)mix(addr) & mask; table[i] != 0; i = (i + 1) & mask)
+    ;
+  table[i] = addr;
+}
+
+void uv_pprof__handle_own(const void* handle) {
+  uintptr_t addr = (uintptr_t)handle;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&mu);
+  if ((own_count + 1) * 2 > own_mask + 1) {
+    size_t n = own_mask != 0 ? (own_mask + 1) * 2 : 64;
+    uintptr_t* table = calloc(n, sizeof(*table));
+    size_t i;
+    /* Out of memory: the handle shows up in profiles, nothing worse. */
+    if (table == NULL) {
+      uv_mutex_unlock(&mu);
+      return;
+    }
+    for (i = 0; own != NULL && i <= own_mask; i++)
+      if (own[i] != 0)
+        own_insert(table, n - 1, own[i]);
+    free(own);
+    own = table;
+    own_mask = n - 1;
+  }
+  if (!own_has(addr)) {
+    own_insert(own, own_mask, addr);
+    own_count++;
+  }
+  uv_mutex_unlock(&mu);
+}
+
+void uv_pprof__handle_disown(const void* handle) {
+  uintptr_t addr = (uintptr_t)handle;
+  size_t i;
+  size_t j;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&mu);
+  for (i = own != NULL ? (size_t)mix(addr) & own_mask : 0;
+       own != NULL && own[i] != 0; i = (i + 1) & own_mask) {
+    if (own[i] != addr)
+      continue;
+    /* Backward-shift deletion: no tombstones. */
+    for (j = (i + 1) & own_mask; own[j] != 0; j = (j + 1) & own_mask) {
+      size_t home = (size_t)mix(own[j]) & own_mask;
+      if (((j - home) & own_mask) >= ((j - i) & own_mask)) {
+        own[i] = own[j];
+        i = j;
+      }
+    }
+    own[i] = 0;
+    own_count--;
+    break;
+  }
+  uv_mutex_unlock(&mu);
+}
+
+/* ---- walking one loop (on its thread) ----------------------------------- */
+
+/* The head of libuv 1.x's private struct poll_ctx (src/fs-poll.c), which
+ * holds an fs_poll handle's callback. Read only when it points back to its
+ * handle. */
+typedef struct {
+  uv_fs_poll_t* parent_handle;
+  int busy_polling;
+  unsigned int interval;
+  uint64_t start_time;
+  uv_loop_t* loop;
+  uv_fs_poll_cb poll_cb;
+} fs_poll_ctx_head_t;
+
+typedef struct {
+  part_t* part;
+  size_t cap;
+  const uv_handle_t* skip; /* the loop's own async */
+  int check_own;
+  int oom;
+} walk_t;
+
+static uint32_t keep_string(part_t* p, const char* s, size_t len) {
+  size_t off = p->strings.len;
+
+  uv_pprof__buf_append(&p->strings, s, len);
+  uv_pprof__buf_append(&p->strings, "", 1);
+  return p->strings.oom ? 0 : (uint32_t)off + 1;
+}
+
+static void read_stream(const uv_stream_t* s, rec_t* r) {
+  uv_os_fd_t fd;
+
+  if (s->connection_cb != NULL) {
+    r->cb = (uintptr_t)s->connection_cb;
+    r->field = F_CONNECTION;
+  } else if (s->read_cb != NULL) {
+    r->cb = (uintptr_t)s->read_cb;
+    r->field = F_READ;
+  }
+  if (uv_fileno((const uv_handle_t*)s, &fd) == 0)
+    r->fd = fd;
+}
+
+/* Per-type facts. Everything here is a field read or a call that reads
+ * fields: no system call, so a walk of 100k handles stays short. */
+static void read_type(const uv_handle_t* h, rec_t* r, part_t* p) {
+  uv_os_fd_t fd;
+
+  switch (h->type) {
+    case UV_TIMER: {
+      const uv_timer_t* t = (const uv_timer_t*)h;
+      r->cb = (uintptr_t)t->timer_cb;
+      r->field = F_TIMER;
+      r->a = uv_timer_get_due_in(t);
+      r->b = uv_timer_get_repeat(t);
+      break;
+    }
+    case UV_PREPARE:
+      r->cb = (uintptr_t)((const uv_prepare_t*)h)->prepare_cb;
+      r->field = F_PREPARE;
+      break;
+    case UV_CHECK:
+      r->cb = (uintptr_t)((const uv_check_t*)h)->check_cb;
+      r->field = F_CHECK;
+      break;
+    case UV_IDLE:
+      r->cb = (uintptr_t)((const uv_idle_t*)h)->idle_cb;
+      r->field = F_IDLE;
+      break;
+    case UV_ASYNC:
+      r->cb = (uintptr_t)((const uv_async_t*)h)->async_cb;
+      r->field = F_ASYNC;
+      break;
+    case UV_TCP:
+    case UV_TTY:
+      read_stream((const uv_stream_t*)h, r);
+      break;
+    case UV_NAMED_PIPE: {
+      const uv_pipe_t* pipe = (const uv_pipe_t*)h;
+      read_stream((const uv_stream_t*)h, r);
+      if (pipe->pipe_fname != NULL)
+        r->path = keep_string(p, pipe->pipe_fname, strlen(pipe->pipe_fname));
+      break;
+    }
+    case UV_UDP:
+      r->cb = (uintptr_t)((const uv_udp_t*)h)->recv_cb;
+      r->field = F_RECV;
+      if (uv_fileno(h, &fd) == 0)
+        r->fd = fd;
+      break;
+    case UV_POLL:
+      r->cb = (uintptr_t)((const uv_poll_t*)h)->poll_cb;
+      r->field = F_POLL;
+      if (uv_fileno(h, &fd) == 0)
+        r->fd = fd;
+      break;
+    case UV_SIGNAL:
+      r->cb = (uintptr_t)((const uv_signal_t*)h)->signal_cb;
+      r->field = F_SIGNAL;
+      r->a = (uint64_t)((const uv_signal_t*)h)->signum;
+      break;
+    case UV_PROCESS:
+      r->cb = (uintptr_t)((const uv_process_t*)h)->exit_cb;
+      r->field = F_EXIT;
+      r->a = (uint64_t)((const uv_process_t*)h)->pid;
+      break;
+    case UV_FS_EVENT: {
+      const uv_fs_event_t* e = (const uv_fs_event_t*)h;
+      r->cb = (uintptr_t)e->cb;
+      r->field = F_FS_EVENT;
+      if (e->path != NULL)
+        r->path = keep_string(p, e->path, strlen(e->path));
+      break;
+    }
+    case UV_FS_POLL: {
+      const fs_poll_ctx_head_t* ctx = ((const uv_fs_poll_t*)h)->poll_ctx;
+      if (ctx != NULL && ctx->parent_handle == (const uv_fs_poll_t*)h &&
+          ctx->loop == h->loop) {
+        char path[4096];
+        size_t len = sizeof(path);
+        r->cb = (uintptr_t)ctx->poll_cb;
+        r->field = F_FS_POLL;
+        if (uv_fs_poll_getpath((uv_fs_poll_t*)h, path, &len) == 0)
+          r->path = keep_string(p, path, len);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+static void on_walk(uv_handle_t* h, void* arg) {
+  walk_t* w = arg;
+  part_t* p = w->part;
+  rec_t* r;
+
+  if (h == w->skip || (w->check_own && own_has((uintptr_t)h)))
+    return;
+  if (p->n == w->cap) {
+    size_t cap = w->cap * 2;
+    rec_t* grown = realloc(p->recs, cap * sizeof(*grown));
+    if (grown == NULL) {
+      w->oom = 1;
+      return;
+    }
+    p->recs = grown;
+    w->cap = cap;
+  }
+  r = &p->recs[p->n++];
+  memset(r, 0, sizeof(*r));
+  r->addr = (uintptr_t)h;
+  r->type = (uint8_t)h->type;
+  r->fd = -1;
+  r->state = (uint8_t)((uv_is_active(h) ? UV_PPROF__HANDLE_ACTIVE : 0) |
+                       (uv_has_ref(h) ? UV_PPROF__HANDLE_REF : 0) |
+                       (uv_is_closing(h) ? UV_PPROF__HANDLE_CLOSING : 0));
+  read_type(h, r, p);
+  if ((r->state & UV_PPROF__HANDLE_CLOSING) && h->close_cb != NULL) {
+    r->cb = (uintptr_t)h->close_cb;
+    r->field = F_CLOSE;
+  }
+}
+
+/* Walks l's loop into p. Runs on the loop's thread, without mu. */
+static int walk(uv_pprof__handles_loop_t* l, part_t* p) {
+  tracker_t t;
+  walk_t w;
+  size_t i;
+
+  memset(&w, 0, sizeof(w));
+  w.part = p;
+  w.cap = l->hint + l->hint / 4 + 64;
+  w.skip = l->remote ? (const uv_handle_t*)&l->async : NULL;
+  p->loop = l->loop;
+  p->recs = malloc(w.cap * sizeof(*p->recs));
+  if (p->recs == NULL)
+    return UV_ENOMEM;
+  /* The own-set only changes on the serving loop's thread, which is this
+   * one when it has entries: holding mu keeps the walk consistent. */
+  uv_mutex_lock(&mu);
+  w.check_own = !l->remote && own_count > 0;
+  if (!w.check_own)
+    uv_mutex_unlock(&mu);
+  uv_walk(l->loop, on_walk, &w);
+  if (w.check_own)
+    uv_mutex_unlock(&mu);
+  l->hint = p->n;
+  if (w.oom || p->strings.oom)
+    return UV_ENOMEM;
+  if (!find_tracker(&t) || p->n == 0)
+    return 0;
+  p->track = malloc(p->n * sizeof(*p->track));
+  if (p->track == NULL)
+    return UV_ENOMEM;
+  /* In slices, so that inits on other threads wait little for the lock. */
+  for (i = 0; i < p->n;) {
+    uintptr_t addrs[1024];
+    size_t k;
+    size_t n = p->n - i < 1024 ? p->n - i : 1024;
+    for (k = 0; k < n; k++)
+      addrs[k] = p->recs[i + k].addr;
+    t.lookup(addrs, n, p->track + i);
+    i += n;
+  }
+  return 0;
+}
+
+static void part_clear(part_t* p) {
+  free(p->recs);
+  free(p->track);
+  uv_pprof__buf_free(&p->strings);
+  p->recs = NULL;
+  p->track = NULL;
+  p->n = 0;
+}
+
+/* ---- collections -------------------------------------------------------- */
+
+static void collect_unref(collect_t* c) {
+  size_t i;
+
+  if (--c->refs > 0)
+    return;
+  for (i = 0; i < c->nparts; i++)
+    part_clear(&c->parts[i]);
+  free(c->parts);
+  free(c);
+}
+
+/* A loop's walk (or its absence) arrives. mu held. */
+static void deliver(collect_t* c, size_t index, part_t* result) {
+  part_t* p = &c->parts[index];
+
+  if (p->state == PART_PENDING) {
+    if (result != NULL) {
+      p->recs = result->recs;
+      p->n = result->n;
+      p->strings = result->strings;
+      p->track = result->track;
+      p->state = PART_DONE;
+      memset(result, 0, sizeof(*result));
+    } else {
+      p->state = PART_MISSING;
+    }
+    c->pending--;
+    uv_cond_broadcast(&cond);
+  }
+  if (result != NULL)
+    part_clear(result);
+  collect_unref(c);
+}
+
+static void on_walk_request(uv_async_t* async) {
+  uv_pprof__handles_loop_t* l = async->data;
+  request_t* list;
+
+  uv_mutex_lock(&mu);
+  list = l->requests;
+  l->requests = NULL;
+  uv_mutex_unlock(&mu);
+  while (list != NULL) {
+    request_t* r = list;
+    part_t result;
+    int err;
+    list = r->next;
+    memset(&result, 0, sizeof(result));
+    uv_pprof__buf_init(&result.strings);
+    err = walk(l, &result);
+    uv_mutex_lock(&mu);
+    deliver(r->c, r->part, err == 0 ? &result : NULL);
+    uv_mutex_unlock(&mu);
+    if (err != 0)
+      part_clear(&result);
+    free(r);
+  }
+}
+
+int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
+                             uv_pprof__handles_loop_t** out) {
+  uv_pprof__handles_loop_t* l = calloc(1, sizeof(*l));
+  int err;
+
+  if (l == NULL)
+    return UV_ENOMEM;
+  uv_once(&once, init_once);
+  l->loop = loop;
+  l->remote = remote;
+  if (remote) {
+    err = uv_async_init(loop, &l->async, on_walk_request);
+    if (err != 0) {
+      free(l);
+      return err;
+    }
+    uv_unref((uv_handle_t*)&l->async);
+    l->async.data = l;
+  }
+  uv_mutex_lock(&mu);
+  l->next = loops;
+  loops = l;
+  uv_mutex_unlock(&mu);
+  *out = l;
+  return 0;
+}
+
+static void on_async_close(uv_handle_t* handle) {
+  free(handle->data);
+}
+
+void uv_pprof__handles_detach(uv_pprof__handles_loop_t* l) {
+  uv_pprof__handles_loop_t** link;
+  request_t* list;
+  collect_t* c;
+
+  uv_mutex_lock(&mu);
+  for (link = &loops; *link != l; link = &(*link)->next)
+    ;
+  *link = l->next;
+  list = l->requests;
+  l->requests = NULL;
+  while (list != NULL) {
+    request_t* r = list;
+    list = r->next;
+    deliver(r->c, r->part, NULL);
+    free(r);
+  }
+  /* Without its serving loop no answer can be sent: stop every wait. */
+  if (!l->remote) {
+    for (c = inflight; c != NULL; c = c->next)
+      c->cancelled = 1;
+    uv_cond_broadcast(&cond);
+  }
+  uv_mutex_unlock(&mu);
+  if (l->remote)
+    uv_close((uv_handle_t*)&l->async, on_async_close);
+  else
+    free(l);
+}
+
+int uv_pprof__handles_collect(uv_loop_t* serving,
+                              uv_pprof__handles_snap_t** out) {
+  uv_pprof__handles_snap_t* snap = calloc(1, sizeof(*snap));
+  collect_t* c = calloc(1, sizeof(*c));
+  uv_pprof__handles_loop_t* here = NULL;
+  uv_pprof__handles_loop_t* l;
+  size_t here_index = 0;
+  size_t n = 0;
+  int err = 0;
+
+  if (snap == NULL || c == NULL) {
+    free(snap);
+    free(c);
+    return UV_ENOMEM;
+  }
+  uv_once(&once, init_once);
+  uv_mutex_lock(&mu);
+  for (l = loops; l != NULL; l = l->next)
+    n++;
+  c->parts = calloc(n != 0 ? n : 1, sizeof(*c->parts));
+  if (c->parts == NULL) {
+    uv_mutex_unlock(&mu);
+    free(snap);
+    free(c);
+    return UV_ENOMEM;
+  }
+  c->refs = 1;
+  for (l = loops; l != NULL; l = l->next, c->nparts++) {
+    part_t* p = &c->parts[c->nparts];
+    request_t* r;
+    p->loop = l->loop;
+    uv_pprof__buf_init(&p->strings);
+    p->state = PART_PENDING;
+    c->pending++;
+    if (l->loop == serving) {
+      here = l;
+      here_index = c->nparts;
+      continue;
+    }
+    r = l->remote ? calloc(1, sizeof(*r)) : NULL;
+    if (r == NULL) {
+      p->state = PART_MISSING;
+      c->pending--;
+      continue;
+    }
+    r->c = c;
+    r->part = c->nparts;
+    r->next = l->requests;
+    l->requests = r;
+    c->refs++;
+    uv_async_send(&l->async);
+  }
+  c->next = inflight;
+  inflight = c;
+  uv_mutex_unlock(&mu);
+
+  if (here != NULL) {
+    part_t result;
+    memset(&result, 0, sizeof(result));
+    uv_pprof__buf_init(&result.strings);
+    err = walk(here, &result);
+    uv_mutex_lock(&mu);
+    c->refs++;
+    deliver(c, here_index, err == 0 ? &result : NULL);
+    uv_mutex_unlock(&mu);
+    if (err != 0)
+      part_clear(&result);
+  }
+  snap->collect = c;
+  if (err != 0) {
+    uv_pprof__handles_free(snap);
+    return err;
+  }
+  *out = snap;
+  return 0;
+}
+
+/* ---- ids and ages (worker) ---------------------------------------------- */
+
+/* What tells one handle from a later one at the same address: the init's
+ * sequence number when the tracker saw it, else the type and a fact that
+ * changes with a new handle (fd, pid, callback). */
+typedef struct {
+  uintptr_t loop;
+  uintptr_t addr;
+  uint64_t ident;
+  uint64_t seq;
+  uint64_t first_ns;
+  uint64_t id;
+  uint8_t type;
+  uint8_t used;
+} age_t;
+
+typedef struct {
+  age_t* slots;
+  size_t mask;
+  size_t count;
+} ages_t;
+
+/* Only the worker thread touches these. */
+static ages_t ages;
+static uint64_t next_id;
+
+static uint64_t age_hash(const age_t* k) {
+  return mix(mix(mix(k->addr ^ k->loop) ^ k->ident) ^ (k->seq + k->type));
+}
+
+static int age_equal(const age_t* a, const age_t* b) {
+  return a->addr == b->addr && a->loop == b->loop && a->ident == b->ident &&
+         a->seq == b->seq && a->type == b->type;
+}
+
+static age_t* age_slot(ages_t* t, const age_t* k) {
+  size_t i;
+
+  for (i = (size_t)age_hash(k) & t->mask; t->slots[i].used;
+       i = (i + 1) & t->mask)
+    if (age_equal(&t->slots[i], k))
+      break;
+  return &t->slots[i];
+}
+
+static const age_t* age_find(const ages_t* t, const age_t* k) {
+  const age_t* s;
+
+  if (t->slots == NULL)
+    return NULL;
+  s = age_slot((ages_t*)t, k);
+  return s->used ? s : NULL;
+}
+
+static int ages_alloc(ages_t* t, size_t count) {
+  size_t n = 64;
+
+  while (n < count * 2)
+    n *= 2;
+  t->slots = calloc(n, sizeof(*t->slots));
+  t->mask = n - 1;
+  t->count = 0;
+  return t->slots != NULL ? 0 : UV_ENOMEM;
+}
+
+static uint64_t ident_of(const rec_t* r) {
+  if (r->fd >= 0)
+    return (uint64_t)r->fd;
+  if (r->type == UV_PROCESS)
+    return r->a;
+  return r->cb;
+}
+
+static int is_missing(const collect_t* c, uintptr_t loop) {
+  size_t i;
+
+  for (i = 0; i < c->nparts; i++)
+    if ((uintptr_t)c->parts[i].loop == loop)
+      return c->parts[i].state != PART_DONE;
+  return 0;
+}
+
+/* Gives every handle its id and age and rebuilds the table from this walk:
+ * handles not seen any more are forgotten, except those of loops that did
+ * not answer. */
+static int assign_ages(uv_pprof__handles_snap_t* snap, uint64_t now) {
+  collect_t* c = snap->collect;
+  ages_t fresh;
+  size_t i;
+  size_t k = 0;
+  size_t old_missing = 0;
+
+  for (i = 0; ages.slots != NULL && i <= ages.mask; i++)
+    old_missing += ages.slots[i].used &&
+                   is_missing(c, ages.slots[i].loop);
+  if (ages_alloc(&fresh, snap->count + old_missing) != 0)
+    return UV_ENOMEM;
+  for (i = 0; i < c->nparts; i++) {
+    const part_t* p = &c->parts[i];
+    size_t j;
+    for (j = 0; j < p->n; j++, k++) {
+      const rec_t* r = &p->recs[j];
+      uv_pprof__handle_t* h = &snap->handles[k];
+      const age_t* old;
+      age_t key;
+      age_t* slot;
+      memset(&key, 0, sizeof(key));
+      key.loop = (uintptr_t)p->loop;
+      key.addr = r->addr;
+      key.type = r->type;
+      key.ident = ident_of(r);
+      key.seq = p->track != NULL && p->track[j].known ? p->track[j].seq : 0;
+      old = age_find(&ages, &key);
+      slot = age_slot(&fresh, &key);
+      *slot = key;
+      slot->used = 1;
+      slot->first_ns = old != NULL ? old->first_ns : now;
+      slot->id = old != NULL ? old->id : ++next_id;
+      fresh.count++;
+      h->id = slot->id;
+      h->age_ns = (int64_t)(now - slot->first_ns);
+      if (key.seq != 0 && p->track[j].init_ns <= now)
+        h->age_ns = (int64_t)(now - p->track[j].init_ns);
+    }
+  }
+  for (i = 0; ages.slots != NULL && i <= ages.mask; i++)
+    if (ages.slots[i].used && is_missing(c, ages.slots[i].loop)) {
+      *age_slot(&fresh, &ages.slots[i]) = ages.slots[i];
+      fresh.count++;
+    }
+  free(ages.slots);
+  ages = fresh;
+  return 0;
+}
+
+/* ---- completing a snapshot (worker) ------------------------------------- */
+
+typedef struct {
+  uint32_t id;
+  uint32_t off; /* into snap->pcs */
+  uint32_t n;
+} stack_ref_t;
+
+/* Copies the creation stacks the handles refer to, each once. */
+static int fetch_stacks(uv_pprof__handles_snap_t* snap) {
+  collect_t* c = snap->collect;
+  tracker_t t;
+  stack_ref_t* refs;
+  size_t mask = 63;
+  size_t i;
+  size_t k = 0;
+  uv_pprof__buf_t pcs;
+  int err = 0;
+
+  if (!find_tracker(&t))
+    return 0;
+  snap->tracker = 1;
+  while (mask + 1 < snap->count * 2)
+    mask = mask * 2 + 1;
+  refs = calloc(mask + 1, sizeof(*refs));
+  if (refs == NULL)
+    return UV_ENOMEM;
+  uv_pprof__buf_init(&pcs);
+  for (i = 0; i < c->nparts && err == 0; i++) {
+    const part_t* p = &c->parts[i];
+    size_t j;
+    for (j = 0; j < p->n; j++, k++) {
+      uint32_t id = p->track != NULL ? p->track[j].stack : 0;
+      size_t s;
+      if (id == 0)
+        continue;
+      for (s = (size_t)mix(id) & mask; refs[s].id != 0 && refs[s].id != id;
+           s = (s + 1) & mask)
+        ;
+      if (refs[s].id == 0) {
+        uintptr_t frames[UV_PPROF_TRACK_MAX_DEPTH];
+        size_t n = t.stack(id, frames, UV_PPROF_TRACK_MAX_DEPTH);
+        if (n > UV_PPROF_TRACK_MAX_DEPTH)
+          n = UV_PPROF_TRACK_MAX_DEPTH;
+        refs[s].id = id;
+        refs[s].off = (uint32_t)(pcs.len / sizeof(uintptr_t));
+        refs[s].n = (uint32_t)n;
+        if (uv_pprof__buf_append(&pcs, frames, n * sizeof(*frames)) != 0)
+          err = UV_ENOMEM;
+      }
+      /* Offsets for now; pointers once the pool stops moving. */
+      snap->handles[k].stack = (const uintptr_t*)(uintptr_t)refs[s].off;
+      snap->handles[k].nstack = refs[s].n;
+    }
+  }
+  free(refs);
+  if (err != 0) {
+    uv_pprof__buf_free(&pcs);
+    return err;
+  }
+  for (i = 0; i < snap->count; i++)
+    if (snap->handles[i].nstack != 0)
+      snap->handles[i].stack =
+          (const uintptr_t*)pcs.base + (uintptr_t)snap->handles[i].stack;
+  snap->pcs = (uintptr_t*)pcs.base;
+  return 0;
+}
+
+int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap) {
+  collect_t* c = snap->collect;
+  uint64_t start = uv_hrtime();
+  uint64_t limit = (uint64_t)LOOP_ANSWER_MS * 1000000;
+  size_t i;
+  size_t k = 0;
+  size_t m = 0;
+  int err;
+
+  uv_mutex_lock(&mu);
+  while (c->pending > 0 && !c->cancelled) {
+    uint64_t waited = uv_hrtime() - start;
+    if (waited >= limit)
+      break;
+    uv_cond_timedwait(&cond, &mu, limit - waited);
+  }
+  /* A loop that answers later finds its part no longer pending. */
+  for (i = 0; i < c->nparts; i++) {
+    if (c->parts[i].state == PART_PENDING) {
+      c->parts[i].state = PART_MISSING;
+      c->pending--;
+    }
+  }
+  uv_mutex_unlock(&mu);
+  if (c->cancelled)
+    return UV_ECANCELED;
+
+  for (i = 0; i < c->nparts; i++) {
+    snap->count += c->parts[i].n;
+    m += c->parts[i].state != PART_DONE;
+  }
+  snap->handles = calloc(snap->count != 0 ? snap->count : 1,
+                         sizeof(*snap->handles));
+  snap->missing = calloc(m != 0 ? m : 1, sizeof(*snap->missing));
+  if (snap->handles == NULL || snap->missing == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < c->nparts; i++) {
+    const part_t* p = &c->parts[i];
+    size_t j;
+    if (p->state != PART_DONE)
+      snap->missing[snap->nmissing++] = (uintptr_t)p->loop;
+    for (j = 0; j < p->n; j++, k++) {
+      const rec_t* r = &p->recs[j];
+      uv_pprof__handle_t* h = &snap->handles[k];
+      h->addr = r->addr;
+      h->loop = (uintptr_t)p->loop;
+      h->cb = r->cb;
+      h->cb_field = fields[r->field];
+      h->type = r->type;
+      h->state = r->state;
+      h->fd = r->fd;
+      h->a = r->a;
+      h->b = r->b;
+      h->path = r->path != 0 ? p->strings.base + r->path - 1 : NULL;
+    }
+  }
+  err = assign_ages(snap, uv_hrtime());
+  if (err == 0)
+    err = fetch_stacks(snap);
+  return err;
+}
+
+void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap) {
+  collect_t* c = snap->collect;
+  collect_t** link;
+
+  if (c != NULL) {
+    uv_mutex_lock(&mu);
+    for (link = &inflight; *link != NULL; link = &(*link)->next) {
+      if (*link == c) {
+        *link = c->next;
+        break;
+      }
+    }
+    collect_unref(c);
+    uv_mutex_unlock(&mu);
+  }
+  free(snap->handles);
+  free(snap->missing);
+  free(snap->pcs);
+  free(snap);
+}

@@ -1,0 +1,405 @@
+/* The heap and allocs profiles from jemalloc's prof.dump, as Go's runtime
+ * writes its own: four sample types, values unbiased per row and per pair,
+ * numeric label `bytes`, call sites (return address - 1); the ?debug=1 text
+ * with Go's header, records and a statistics block mapped from jemalloc's
+ * stats.* (glibc's mallinfo2 without jemalloc). Talking to jemalloc is
+ * jemalloc.c's job; symbolizing is the builder's. */
+#include <inttypes.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEFAULT_PERIOD 524288 /* jemalloc's default 2^19, Go's too */
+
+typedef struct {
+  uv_pprof__je_state_t je;
+  uv_pprof__je_dump_t dump; /* PROF_ON only */
+  uint64_t* locs; /* scratch for emit: one id per frame of the deepest stack */
+  int have_stats;
+  uv_pprof__je_stats_t stats;
+  struct mallinfo2 mi; /* without jemalloc */
+  uint64_t rss;
+  uint64_t max_rss;
+} snap_t;
+
+static const char no_accum[] =
+    "alloc_objects and alloc_space are unknown (0 here): jemalloc keeps "
+    "cumulative counts only with prof_accum. Restart the process with "
+    "MALLOC_CONF=prof:true,prof_accum:true to have them";
+
+static const char inactive[] =
+    "jemalloc's sampling is paused (prof.active is false): allocations made "
+    "while it is off are not in this profile";
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+static uint64_t read_rss(void) {
+  unsigned long size = 0;
+  unsigned long resident = 0;
+  FILE* f = fopen("/proc/self/statm", "re");
+  long page = sysconf(_SC_PAGESIZE);
+
+  if (f == NULL)
+    return 0;
+  if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+    resident = 0;
+  fclose(f);
+  return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
+}
+
+static void free_snapshot(void* p) {
+  snap_t* snap = p;
+
+  uv_pprof__je_dump_free(&snap->dump);
+  free(snap->locs);
+  free(snap);
+}
+
+int uv_pprof__heap_snapshot(const uv_pprof__je_state_t* st,
+                            uv_pprof__je_dump_t* dump, void** out) {
+  snap_t* snap = calloc(1, sizeof(*snap));
+  struct rusage ru;
+  size_t deepest = 1;
+  size_t i;
+
+  if (snap == NULL) {
+    uv_pprof__je_dump_free(dump);
+    return UV_ENOMEM;
+  }
+  snap->je = *st;
+  snap->dump = *dump;
+  memset(dump, 0, sizeof(*dump));
+  for (i = 0; i < snap->dump.nstacks; i++)
+    if (snap->dump.stacks[i].n > deepest)
+      deepest = snap->dump.stacks[i].n;
+  snap->locs = malloc(deepest * sizeof(*snap->locs));
+  if (snap->locs == NULL) {
+    free_snapshot(snap);
+    return UV_ENOMEM;
+  }
+  if (snap->je.mode == UV_PPROF__HEAP_NO_JEMALLOC)
+    snap->mi = mallinfo2();
+  else
+    snap->have_stats = uv_pprof__je_stats(&snap->stats) == 0;
+  snap->rss = read_rss();
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    snap->max_rss = (uint64_t)ru.ru_maxrss * 1024;
+  *out = snap;
+  return 0;
+}
+
+static int take_snapshot(void** out) {
+  uv_pprof__je_state_t st;
+  uv_pprof__je_dump_t dump;
+  int rc;
+
+  memset(&dump, 0, sizeof(dump));
+  uv_pprof__je_state(&st);
+  if (st.mode == UV_PPROF__HEAP_PROF_ON) {
+    rc = uv_pprof__je_dump(&dump);
+    if (rc != 0)
+      return rc;
+  }
+  return uv_pprof__heap_snapshot(&st, &dump, out);
+}
+
+static int64_t count_stacks(void) {
+  return uv_pprof__je_count();
+}
+
+/* ---- proto --------------------------------------------------------------- */
+
+static int64_t period_of(const uv_pprof__je_state_t* je) {
+  if (je->mode == UV_PPROF__HEAP_NO_JEMALLOC ||
+      je->mode == UV_PPROF__HEAP_NO_PROF || je->lg_sample >= 63)
+    return DEFAULT_PERIOD;
+  return (int64_t)1 << je->lg_sample;
+}
+
+static void set_types(uv_pprof__builder_t* b) {
+  uv_pprof__je_state_t je;
+
+  uv_pprof__je_state(&je);
+  uv_pprof__builder_period(b, "space", "bytes", period_of(&je));
+  uv_pprof__builder_sample_type(b, "alloc_objects", "count");
+  uv_pprof__builder_sample_type(b, "alloc_space", "bytes");
+  uv_pprof__builder_sample_type(b, "inuse_objects", "count");
+  uv_pprof__builder_sample_type(b, "inuse_space", "bytes");
+}
+
+static void set_alloc_types(uv_pprof__builder_t* b) {
+  set_types(b);
+  uv_pprof__builder_default_sample_type(b, "alloc_space");
+}
+
+static int64_t clamp(double v) {
+  return v >= 9.2e18 ? INT64_MAX : (int64_t)v;
+}
+
+/* Go's scaleHeapSample (runtime/pprof/protomem.go, also jeprof's
+ * AdjustSamples): a sample of average size avg was taken with probability
+ * 1 - exp(-avg / rate). */
+void uv_pprof__heap_unbias(uint64_t objs, uint64_t bytes, uint64_t rate,
+                           int64_t* out_objs, int64_t* out_bytes) {
+  double scale;
+
+  if (objs == 0 || bytes == 0) {
+    *out_objs = 0;
+    *out_bytes = 0;
+    return;
+  }
+  scale = 1.0;
+  if (rate > 1)
+    scale = 1 / (1 - exp(-((double)bytes / (double)objs) / (double)rate));
+  *out_objs = clamp((double)objs * scale);
+  *out_bytes = clamp((double)bytes * scale);
+}
+
+static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
+  const snap_t* snap = p;
+  const uv_pprof__je_dump_t* d = &snap->dump;
+  const char* howto = uv_pprof__je_howto(snap->je.mode);
+  size_t i;
+  size_t j;
+
+  /* A delta emits p0 (sign -1) then p1 (+1): the comments describe the
+   * newest snapshot and are written once. */
+  if (sign > 0) {
+    if (howto != NULL)
+      uv_pprof__builder_comment(b, howto);
+    if (snap->je.mode == UV_PPROF__HEAP_PROF_ON && !snap->je.accum)
+      uv_pprof__builder_comment(b, no_accum);
+    if (snap->je.mode == UV_PPROF__HEAP_PROF_ON && !snap->je.active)
+      uv_pprof__builder_comment(b, inactive);
+  }
+  if (d->period != 0)
+    uv_pprof__builder_period(b, "space", "bytes",
+                             clamp((double)d->period));
+  for (i = 0; i < d->nstacks; i++) {
+    const uv_pprof__je_stack_t* st = &d->stacks[i];
+    const uv_pprof__je_counts_t* c = &st->counts;
+    uv_pprof__label_t label;
+    int64_t v[4];
+    uint64_t objs = snap->je.accum ? c->accum_objs : c->cur_objs;
+    uint64_t bytes = snap->je.accum ? c->accum_bytes : c->cur_bytes;
+
+    if (snap->je.accum)
+      uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, d->period, &v[0],
+                            &v[1]);
+    else
+      v[0] = v[1] = 0;
+    uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, d->period, &v[2],
+                          &v[3]);
+    for (j = 0; j < 4; j++)
+      v[j] *= sign;
+    /* Every address is a return address, the leaf's too (the call into
+     * jemalloc): the call site is one byte before it. */
+    for (j = 0; j < st->n; j++)
+      snap->locs[j] =
+          uv_pprof__builder_location(b, d->frames[st->first + j] - 1);
+    /* Go's label: the average block size, raw (Go takes the alloc pair;
+     * without prof_accum only the in-use pair is known). */
+    memset(&label, 0, sizeof(label));
+    label.key = "bytes";
+    label.num = objs != 0 ? clamp((double)(bytes / objs)) : 0;
+    uv_pprof__builder_sample(b, snap->locs, st->n, v, &label,
+                             label.num != 0 ? 1 : 0);
+  }
+}
+
+/* ---- ?debug=1 ------------------------------------------------------------ */
+
+static uint64_t sat_add(uint64_t a, uint64_t b) {
+  return a + b < a ? UINT64_MAX : a + b;
+}
+
+static int compare_inuse(const void* a, const void* b) {
+  const uv_pprof__je_stack_t* x = *(const uv_pprof__je_stack_t* const*)a;
+  const uv_pprof__je_stack_t* y = *(const uv_pprof__je_stack_t* const*)b;
+
+  if (x->counts.cur_bytes != y->counts.cur_bytes)
+    return x->counts.cur_bytes > y->counts.cur_bytes ? -1 : 1;
+  if (x->counts.accum_bytes != y->counts.accum_bytes)
+    return x->counts.accum_bytes > y->counts.accum_bytes ? -1 : 1;
+  return (x > y) - (x < y);
+}
+
+/* Go's records: raw sampled numbers (pprof unbiases them itself, reading
+ * the rate from the header's heap/<2R>), sorted by in-use bytes. */
+static int append_records(uv_pprof__buf_t* out, const snap_t* snap) {
+  const uv_pprof__je_dump_t* d = &snap->dump;
+  const uv_pprof__je_stack_t** order;
+  uv_pprof__je_counts_t t;
+  size_t i;
+  size_t j;
+  int rc = 0;
+
+  memset(&t, 0, sizeof(t));
+  for (i = 0; i < d->nstacks; i++) {
+    t.cur_objs = sat_add(t.cur_objs, d->stacks[i].counts.cur_objs);
+    t.cur_bytes = sat_add(t.cur_bytes, d->stacks[i].counts.cur_bytes);
+    t.accum_objs = sat_add(t.accum_objs, d->stacks[i].counts.accum_objs);
+    t.accum_bytes = sat_add(t.accum_bytes, d->stacks[i].counts.accum_bytes);
+  }
+  uv_pprof__buf_printf(out,
+                       "heap profile: %" PRIu64 ": %" PRIu64 " [%" PRIu64
+                       ": %" PRIu64 "] @ heap/%" PRIu64 "\n",
+                       t.cur_objs, t.cur_bytes, t.accum_objs, t.accum_bytes,
+                       d->period != 0 ? 2 * d->period
+                                      : 2 * (uint64_t)period_of(&snap->je));
+  if (snap->je.mode != UV_PPROF__HEAP_PROF_ON) {
+    uv_pprof__buf_printf(out, "# %s\n", uv_pprof__je_howto(snap->je.mode));
+    return 0;
+  }
+  if (!snap->je.accum)
+    uv_pprof__buf_printf(out, "# %s\n", no_accum);
+  if (!snap->je.active)
+    uv_pprof__buf_printf(out, "# %s\n", inactive);
+
+  order = malloc((d->nstacks != 0 ? d->nstacks : 1) * sizeof(*order));
+  if (order == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < d->nstacks; i++)
+    order[i] = &d->stacks[i];
+  qsort(order, d->nstacks, sizeof(*order), compare_inuse);
+  for (i = 0; i < d->nstacks; i++) {
+    const uv_pprof__je_stack_t* st = order[i];
+    const uintptr_t* pcs = d->frames + st->first;
+    uv_pprof__buf_printf(out,
+                         "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64
+                         "] @",
+                         st->counts.cur_objs, st->counts.cur_bytes,
+                         st->counts.accum_objs, st->counts.accum_bytes);
+    for (j = 0; j < st->n; j++)
+      uv_pprof__buf_printf(out, " 0x%" PRIxPTR, pcs[j]);
+    uv_pprof__buf_append(out, "\n", 1);
+    rc = uv_pprof__text_frames(pcs, st->n, out);
+    if (rc != 0)
+      break;
+    uv_pprof__buf_append(out, "\n", 1);
+  }
+  free(order);
+  return rc;
+}
+
+static void stat_line(uv_pprof__buf_t* out, const char* name, uint64_t v) {
+  uv_pprof__buf_printf(out, "# %s = %" PRIu64 "\n", name, v);
+}
+
+static uint64_t sub(uint64_t a, uint64_t b) {
+  return a > b ? a - b : 0;
+}
+
+/* Go's runtime.MemStats names, mapped from jemalloc (README.md has the
+ * table), then jemalloc's own figures under their mallctl names. */
+static void append_jemalloc_stats(uv_pprof__buf_t* out, const snap_t* snap) {
+  const uv_pprof__je_stats_t* s = &snap->stats;
+  const uint64_t* v = s->value;
+  uint64_t mallocs = v[UV_PPROF__JE_SMALL_NMALLOC] +
+                     v[UV_PPROF__JE_LARGE_NMALLOC];
+  uint64_t frees = v[UV_PPROF__JE_SMALL_NDALLOC] +
+                   v[UV_PPROF__JE_LARGE_NDALLOC];
+
+  stat_line(out, "Alloc", v[UV_PPROF__JE_ALLOCATED]);
+  if (s->have_total)
+    stat_line(out, "TotalAlloc", s->total_bytes);
+  stat_line(out, "Sys", v[UV_PPROF__JE_MAPPED]);
+  stat_line(out, "Mallocs", mallocs);
+  stat_line(out, "Frees", frees);
+  stat_line(out, "HeapAlloc", v[UV_PPROF__JE_ALLOCATED]);
+  stat_line(out, "HeapSys", v[UV_PPROF__JE_MAPPED]);
+  stat_line(out, "HeapIdle",
+            sub(v[UV_PPROF__JE_MAPPED], v[UV_PPROF__JE_ACTIVE]));
+  stat_line(out, "HeapInuse", v[UV_PPROF__JE_ACTIVE]);
+  stat_line(out, "HeapReleased", v[UV_PPROF__JE_RETAINED]);
+  stat_line(out, "HeapObjects", sub(mallocs, frees));
+  if (s->version != NULL)
+    uv_pprof__buf_printf(out, "# jemalloc.version = %s\n", s->version);
+  if (snap->je.mode == UV_PPROF__HEAP_PROF_ON) {
+    uv_pprof__buf_printf(out, "# jemalloc.opt.prof = true\n");
+    uv_pprof__buf_printf(out, "# jemalloc.prof.active = %s\n",
+                         snap->je.active ? "true" : "false");
+    uv_pprof__buf_printf(out, "# jemalloc.opt.prof_accum = %s\n",
+                         snap->je.accum ? "true" : "false");
+    uv_pprof__buf_printf(out, "# jemalloc.prof.lg_sample = %u\n",
+                         snap->je.lg_sample);
+  } else if (snap->je.mode == UV_PPROF__HEAP_PROF_OFF) {
+    uv_pprof__buf_printf(out, "# jemalloc.opt.prof = false\n");
+  }
+#define XX(id, name, type)                                                  \
+  if (s->have & (1u << UV_PPROF__JE_##id))                                  \
+    stat_line(out, "jemalloc." name, v[UV_PPROF__JE_##id]);
+  UV_PPROF__JE_STATS_MAP(XX)
+#undef XX
+}
+
+/* glibc's malloc: its arenas (sbrk and mmap'd heaps) and mmap'd chunks. */
+static void append_glibc_stats(uv_pprof__buf_t* out, const snap_t* snap) {
+  const struct mallinfo2* mi = &snap->mi;
+
+  stat_line(out, "Alloc", mi->uordblks + mi->hblkhd);
+  stat_line(out, "Sys", mi->arena + mi->hblkhd);
+  stat_line(out, "HeapAlloc", mi->uordblks + mi->hblkhd);
+  stat_line(out, "HeapSys", mi->arena + mi->hblkhd);
+  stat_line(out, "HeapIdle", mi->fordblks);
+  stat_line(out, "HeapInuse", mi->uordblks + mi->hblkhd);
+  stat_line(out, "glibc.mallinfo2.arena", mi->arena);
+  stat_line(out, "glibc.mallinfo2.ordblks", mi->ordblks);
+  stat_line(out, "glibc.mallinfo2.hblks", mi->hblks);
+  stat_line(out, "glibc.mallinfo2.hblkhd", mi->hblkhd);
+  stat_line(out, "glibc.mallinfo2.uordblks", mi->uordblks);
+  stat_line(out, "glibc.mallinfo2.fordblks", mi->fordblks);
+  stat_line(out, "glibc.mallinfo2.keepcost", mi->keepcost);
+}
+
+static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
+  const snap_t* snap = p;
+  int rc;
+
+  rc = append_records(out, snap);
+  if (rc != 0)
+    return rc;
+  uv_pprof__buf_printf(out, "\n# runtime.MemStats\n");
+  if (snap->je.mode == UV_PPROF__HEAP_NO_JEMALLOC)
+    append_glibc_stats(out, snap);
+  else if (snap->have_stats)
+    append_jemalloc_stats(out, snap);
+  stat_line(out, "RSS", snap->rss);
+  stat_line(out, "MaxRSS", snap->max_rss);
+  return out->oom ? UV_ENOMEM : 0;
+}
+
+const uv_pprof__profile_t uv_pprof__profile_heap = {
+    .name = "heap",
+    .description = "A sampling of memory allocations of live objects, from "
+                   "jemalloc's heap profile. The gc GET parameter is "
+                   "accepted and has no effect: jemalloc frees memory at "
+                   "free(), so the sample is always current.",
+    .flags = UV_PPROF__PROFILE_DELTA,
+    .count = count_stacks,
+    .snapshot = take_snapshot,
+    .snapshot_free = free_snapshot,
+    .types = set_types,
+    .emit = emit_samples,
+    .text = write_text,
+};
+
+const uv_pprof__profile_t uv_pprof__profile_allocs = {
+    .name = "allocs",
+    .description = "A sampling of all past memory allocations, from "
+                   "jemalloc's heap profile (cumulative counts need "
+                   "MALLOC_CONF prof_accum:true)",
+    .flags = UV_PPROF__PROFILE_DELTA,
+    .count = count_stacks,
+    .snapshot = take_snapshot,
+    .snapshot_free = free_snapshot,
+    .types = set_alloc_types,
+    .emit = emit_samples,
+    .text = write_text,
+};

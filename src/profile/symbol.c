@@ -1,0 +1,115 @@
+/* /debug/pprof/symbol: the symbol protocol of gperftools that Go's
+ * net/http/pprof serves and `go tool pprof` (and jeprof) speak for addresses
+ * a profile left unsymbolized. The answer is built on the worker thread (it
+ * symbolizes) in a job of its own: it needs none of a profile job's
+ * snapshots or timers. The router only dispatches here. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llhttp.h>
+
+#include "internal.h"
+
+typedef struct {
+  uv_pprof__job_t job;
+  uv_pprof__request_t* req;
+} symbol_job_t;
+
+/* A token as C's strtoull(s, NULL, 0) reads it (0x... hex, 0... octal, else
+ * decimal), but only when it is all number, as Go's ParseUint(s, 0, 64)
+ * insists: no sign, no spaces, no trailing bytes, no overflow. 0 when not. */
+static uintptr_t parse_token(const char* s, size_t len) {
+  char buf[32];
+  char* end;
+  unsigned long long v;
+
+  if (len == 0 || len >= sizeof(buf) || s[0] < '0' || s[0] > '9')
+    return 0;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  errno = 0;
+  v = strtoull(buf, &end, 0);
+  if (errno != 0 || *end != '\0' || v > UINTPTR_MAX)
+    return 0;
+  return (uintptr_t)v;
+}
+
+/* Appends "0x<addr> <name>\n" for an address inside a function. The name is
+ * the linker's, mangled for C++, as gperftools answers: pprof demangles
+ * whatever it receives (and honours its -symbolize=demangle=... choice), so
+ * a demangled answer would be demangled twice or lose the choice. Inlining
+ * is not told: the protocol has one name per address, the real function. */
+static void append_symbol(uv_pprof__buf_t* out, uintptr_t addr) {
+  uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
+  size_t n = uv_pprof__symbolize(addr, f, UV_PPROF__ARRAY_SIZE(f));
+
+  if (n != 0 && f[n - 1].name != NULL)
+    uv_pprof__buf_printf(out, "0x%" PRIxPTR " %s\n", addr, f[n - 1].name);
+}
+
+/* Go's handler: "num_symbols: 1" first, then the addresses of a POST body,
+ * or else of the raw query string, split on '+'; unparsable or zero tokens
+ * and addresses nothing names produce no line. */
+static void work_symbol(uv_pprof__job_t* job) {
+  symbol_job_t* sj = job->data;
+  uv_pprof__request_t* req = sj->req;
+  uv_pprof__response_t* res = &req->res;
+  const char* p;
+  const char* end;
+
+  if (req->method == HTTP_POST) {
+    p = req->body.base != NULL ? req->body.base : "";
+    end = p + req->body.len;
+  } else {
+    p = req->query;
+    end = p + strlen(p);
+  }
+  res->status = 200;
+  res->content_type = "text/plain; charset=utf-8";
+  uv_pprof__buf_printf(&res->body, "num_symbols: 1\n");
+  while (p < end) {
+    const char* plus = memchr(p, '+', (size_t)(end - p));
+    const char* stop = plus != NULL ? plus : end;
+    uintptr_t addr = parse_token(p, (size_t)(stop - p));
+    if (addr != 0)
+      append_symbol(&res->body, addr);
+    p = plus != NULL ? plus + 1 : end;
+  }
+  if (res->body.oom)
+    uv_pprof__error(req, 500, "out of memory");
+}
+
+static void on_symbol_done(uv_pprof__job_t* job, int cancelled) {
+  symbol_job_t* sj = job->data;
+  uv_pprof__request_t* req = sj->req;
+
+  free(sj);
+  uv_pprof__request_finish(req);
+}
+
+void uv_pprof__serve_symbol(uv_pprof__request_t* req) {
+  symbol_job_t* sj = calloc(1, sizeof(*sj));
+  int err;
+
+  if (sj == NULL) {
+    uv_pprof__error(req, 500, "out of memory");
+    uv_pprof__request_finish(req);
+    return;
+  }
+  sj->req = req;
+  sj->job.work = work_symbol;
+  sj->job.done = on_symbol_done;
+  sj->job.data = sj;
+  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server),
+                                &sj->job);
+  if (err != 0) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "could not start uv_pprof's worker: %s",
+             uv_strerror(err));
+    free(sj);
+    uv_pprof__error(req, 500, msg);
+    uv_pprof__request_finish(req);
+  }
+}

@@ -1,0 +1,975 @@
+/* The CPU sampler. A timer on each thread's own CPU-time clock sends that
+ * thread a real-time signal every 10 ms of its CPU; the handler copies the
+ * interrupted registers and the top of the stack into a preallocated
+ * lock-free ring. Draining (on uv_pprof's worker) unwinds those copies with
+ * libdw's CFI unwinder reading only the copy. The first acquire installs all
+ * of it, the last release removes all of it. docs/INTERNALS.md, "CPU
+ * sampler", gives the reasons and the signal-safety argument. */
+#include <dirent.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+#define STACK_MAX (32 * 1024) /* bytes of stack copied per sample */
+#define MAX_THREADS 16384
+#define REC_ALIGN 64
+#define RING_MIN (1u << 20)
+#define RING_MAX (16u << 20)
+#define PAD_RECORD UINT32_MAX
+#define NO_RECORD UINT64_MAX /* a position no record ever has */
+#define MAX_WEIGHT 1000      /* overruns counted per sample, at most */
+#define NAME_ROUNDS 10       /* drains between two reads of a thread's name */
+
+/* The registers libdw starts unwinding from, in DWARF numbering. */
+#if defined(__x86_64__)
+#define ARCH_SUPPORTED 1
+#define NREGS 17 /* rax..r15 (0-15), rip (16) */
+#define RED_ZONE 128
+
+/* Async-signal-safe. */
+static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
+  static const int order[NREGS] = {
+      REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI,
+      REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
+      REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+  int i;
+
+  for (i = 0; i < NREGS; i++)
+    regs[i] = (uint64_t)uc->uc_mcontext.gregs[order[i]];
+  return (uintptr_t)regs[7];
+}
+
+static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
+  return dwfl_thread_state_registers(thread, 0, NREGS, regs);
+}
+#elif defined(__aarch64__)
+#define ARCH_SUPPORTED 1
+#define NREGS 33 /* x0..x30 (0-30), sp (31), pc (kept last) */
+#define RED_ZONE 0
+
+/* Async-signal-safe. */
+static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
+  int i;
+
+  for (i = 0; i < 31; i++)
+    regs[i] = uc->uc_mcontext.regs[i];
+  regs[31] = uc->uc_mcontext.sp;
+  regs[32] = uc->uc_mcontext.pc;
+  return (uintptr_t)regs[31];
+}
+
+static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
+  if (!dwfl_thread_state_registers(thread, 0, 32, regs))
+    return false;
+  dwfl_thread_state_register_pc(thread, regs[32]);
+  return true;
+}
+#else
+#define ARCH_SUPPORTED 0
+#define NREGS 1
+#define RED_ZONE 0
+
+/* Async-signal-safe. */
+static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
+  regs[0] = 0;
+  return 0;
+}
+
+static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
+  return false;
+}
+#endif
+
+#define PC_REG (NREGS - 1)
+
+/* One thread that has (or had) a timer. `tid` and the bounds are read by
+ * the handler; the bounds change under a sequence lock (odd: being
+ * written). The rest is the worker's. */
+typedef struct {
+  int tid;
+  unsigned seq;
+  uintptr_t self; /* the thread pointer the bounds belong to */
+  uintptr_t lo;   /* [lo, top): the thread's own stack, safe to read */
+  uintptr_t top;
+  timer_t timer;
+  int state;
+  uintptr_t tried_self; /* the last learning attempt: its thread pointer */
+  uintptr_t tried_sp;   /* ... and the lowest sp tried with it */
+  uint64_t retire_at;   /* DEAD: free once the drain has read this far */
+  unsigned named;       /* drain round of the last name read */
+  char name[16];
+} thread_t;
+
+enum { THREAD_FREE, THREAD_LIVE, THREAD_DEAD };
+
+/* A sample in the ring. `pos` is stored last (release): the record is
+ * complete once it equals the record's ring position. */
+typedef struct {
+  uint64_t pos;
+  uint32_t size;   /* bytes, a multiple of REC_ALIGN; padding to the end */
+  uint32_t thread; /* index in S.threads, or PAD_RECORD */
+  int32_t tid;
+  uint32_t stack_len;
+  int64_t time;
+  int64_t weight;
+  uintptr_t self;
+  uintptr_t sp;
+  uintptr_t stack_addr; /* where the copy in `stack` starts */
+  uint32_t fast;        /* copied within learned bounds */
+  uint32_t unused;
+  uint64_t regs[NREGS];
+  unsigned char stack[];
+} record_t;
+
+static struct {
+  uv_mutex_t mu;
+  int users; /* acquire count */
+  int signo;
+  struct sigaction old; /* the disposition we replaced */
+  pid_t pid;
+  size_t page;
+  /* read by the handler */
+  unsigned generation;
+  int armed;
+  int active; /* handlers running now */
+  unsigned char* ring;
+  size_t ring_size; /* a power of 2 */
+  uint64_t head;    /* next free byte (producers) */
+  uint64_t tail;    /* next unread byte (the drain) */
+  thread_t* threads;
+  /* the worker's */
+  uint32_t nused; /* threads[0..nused) have been used */
+  uint32_t* free_slots;
+  size_t nfree;
+  uint32_t* live; /* LIVE slots, sorted by tid */
+  size_t nlive;
+  unsigned round;
+  Dwfl* dwfl;
+  int attached;
+  unsigned long long adds;
+  unsigned long long subs;
+  const record_t* current; /* being unwound */
+  uv_pprof__sampler_stats_t stats; /* counters updated atomically */
+} S;
+
+static uv_once_t once = UV_ONCE_INIT;
+
+/* ---- the signal handler -------------------------------------------------- */
+
+/* Async-signal-safe. */
+static int64_t monotonic_ns(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Async-signal-safe. Reads the learned bounds of t; returns 1 and the range
+ * to copy when sp lies on the thread's own stack, which stays mapped while
+ * the thread runs on it. */
+static int stack_range(thread_t* t, uintptr_t sp, uintptr_t* from,
+                       size_t* len) {
+  unsigned seq = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE);
+  uintptr_t self;
+  uintptr_t lo;
+  uintptr_t top;
+
+  if (seq & 1)
+    return 0;
+  self = __atomic_load_n(&t->self, __ATOMIC_RELAXED);
+  lo = __atomic_load_n(&t->lo, __ATOMIC_RELAXED);
+  top = __atomic_load_n(&t->top, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  if (__atomic_load_n(&t->seq, __ATOMIC_RELAXED) != seq)
+    return 0;
+  if (self == 0 || self != (uintptr_t)__builtin_thread_pointer() ||
+      sp < lo || sp >= top || sp % sizeof(uint64_t) != 0)
+    return 0;
+  *from = sp - lo > RED_ZONE ? sp - RED_ZONE : lo;
+  *len = top - *from < STACK_MAX ? top - *from : STACK_MAX;
+  *len -= *len % sizeof(uint64_t);
+  return 1;
+}
+
+/* Async-signal-safe. A plain word copy: no memcpy, which ASan would check
+ * against the red zones it keeps in live stack frames. */
+__attribute__((no_sanitize_address)) static void copy_words(
+    unsigned char* dst, uintptr_t from, size_t len) {
+  const volatile uint64_t* src = (const volatile uint64_t*)from;
+  uint64_t* out = (uint64_t*)dst;
+  size_t i;
+
+  for (i = 0; i < len / sizeof(uint64_t); i++)
+    out[i] = src[i];
+}
+
+/* Async-signal-safe. Copies up to STACK_MAX bytes from sp, stopping at the
+ * first page that cannot be read: the kernel checks every page. */
+static size_t copy_checked(unsigned char* dst, uintptr_t sp) {
+  struct iovec local = {dst, STACK_MAX};
+  struct iovec remote[STACK_MAX / 4096 + 1];
+  uintptr_t at = sp;
+  size_t n = 0;
+  long got;
+
+  while (at < sp + STACK_MAX && n < UV_PPROF__ARRAY_SIZE(remote)) {
+    uintptr_t end = (at & ~(uintptr_t)(S.page - 1)) + S.page;
+    if (end > sp + STACK_MAX)
+      end = sp + STACK_MAX;
+    remote[n].iov_base = (void*)at;
+    remote[n].iov_len = end - at;
+    n++;
+    at = end;
+  }
+  got = syscall(SYS_process_vm_readv, (long)S.pid, &local, 1L, remote,
+                (unsigned long)n, 0UL);
+  return got > 0 ? (size_t)got : 0;
+}
+
+/* Async-signal-safe. Reserves `size` bytes (padding the end of the ring when
+ * they would not fit before it); NULL when the ring is full. */
+static record_t* reserve(size_t size, uint64_t* pos) {
+  uint64_t head = __atomic_load_n(&S.head, __ATOMIC_RELAXED);
+  size_t mask = S.ring_size - 1;
+  size_t pad;
+  record_t* r;
+
+  for (;;) {
+    uint64_t tail = __atomic_load_n(&S.tail, __ATOMIC_ACQUIRE);
+    size_t off = (size_t)(head & mask);
+    pad = off + size > S.ring_size ? S.ring_size - off : 0;
+    if (head + pad + size - tail > S.ring_size)
+      return NULL;
+    if (__atomic_compare_exchange_n(&S.head, &head, head + pad + size, 1,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+      break;
+  }
+  if (pad != 0) {
+    r = (record_t*)(S.ring + (head & mask));
+    r->size = (uint32_t)pad;
+    r->thread = PAD_RECORD;
+    __atomic_store_n(&r->pos, head, __ATOMIC_RELEASE);
+    head += pad;
+  }
+  *pos = head;
+  return (record_t*)(S.ring + (head & mask));
+}
+
+/* Async-signal-safe. */
+static void take_sample(const siginfo_t* si, void* context) {
+  uint64_t value = (uint64_t)(uintptr_t)si->si_value.sival_ptr;
+  uint32_t slot = (uint32_t)value;
+  uint64_t regs[NREGS];
+  uint64_t pos;
+  thread_t* t;
+  record_t* r;
+  uintptr_t sp;
+  uintptr_t from = 0;
+  size_t len = 0;
+  size_t size;
+  int64_t start;
+  int fast;
+
+  if (!__atomic_load_n(&S.armed, __ATOMIC_SEQ_CST) ||
+      (uint32_t)(value >> 32) !=
+          __atomic_load_n(&S.generation, __ATOMIC_RELAXED) ||
+      slot >= MAX_THREADS)
+    return;
+  start = monotonic_ns();
+  t = &S.threads[slot];
+  sp = read_regs(context, regs);
+  fast = stack_range(t, sp, &from, &len);
+  size = sizeof(record_t) + (fast ? len : STACK_MAX);
+  size = (size + REC_ALIGN - 1) & ~(size_t)(REC_ALIGN - 1);
+  r = reserve(size, &pos);
+  if (r == NULL) {
+    __atomic_fetch_add(&S.stats.lost, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  r->size = (uint32_t)size;
+  r->thread = slot;
+  r->tid = __atomic_load_n(&t->tid, __ATOMIC_ACQUIRE);
+  r->time = start;
+  r->weight = 1 + (si->si_overrun > 0 ? si->si_overrun : 0);
+  if (r->weight > MAX_WEIGHT)
+    r->weight = MAX_WEIGHT;
+  r->self = (uintptr_t)__builtin_thread_pointer();
+  r->sp = sp;
+  r->fast = (uint32_t)fast;
+  memcpy(r->regs, regs, sizeof(regs));
+  if (fast) {
+    copy_words(r->stack, from, len);
+  } else {
+    from = sp;
+    len = copy_checked(r->stack, sp);
+  }
+  r->stack_addr = from;
+  r->stack_len = (uint32_t)len;
+  __atomic_store_n(&r->pos, pos, __ATOMIC_RELEASE);
+  __atomic_fetch_add(&S.stats.samples, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&S.stats.handler_ns,
+                     (uint64_t)(monotonic_ns() - start), __ATOMIC_RELAXED);
+}
+
+/* Async-signal-safe. `active` lets disarming wait for handlers in flight;
+ * one that starts after `armed` was cleared touches nothing. */
+static void on_signal(int signo, siginfo_t* si, void* context) {
+  int saved = errno;
+
+  __atomic_fetch_add(&S.active, 1, __ATOMIC_SEQ_CST);
+  if (si->si_code == SI_TIMER)
+    take_sample(si, context);
+  __atomic_fetch_sub(&S.active, 1, __ATOMIC_SEQ_CST);
+  errno = saved;
+}
+
+/* ---- threads and their timers (the worker) ------------------------------ */
+
+static void set_bounds(thread_t* t, uintptr_t self, uintptr_t lo,
+                       uintptr_t top) {
+  unsigned seq = t->seq;
+
+  __atomic_store_n(&t->seq, seq + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  __atomic_store_n(&t->self, self, __ATOMIC_RELAXED);
+  __atomic_store_n(&t->lo, lo, __ATOMIC_RELAXED);
+  __atomic_store_n(&t->top, top, __ATOMIC_RELAXED);
+  __atomic_store_n(&t->seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+static void read_name(thread_t* t) {
+  char path[64];
+  char name[sizeof(t->name)];
+  ssize_t n;
+  int fd;
+
+  snprintf(path, sizeof(path), "/proc/self/task/%d/comm", t->tid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return; /* gone: keep the name it had */
+  do
+    n = read(fd, name, sizeof(name) - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0)
+    return;
+  name[n] = '\0';
+  name[strcspn(name, "\n")] = '\0';
+  memcpy(t->name, name, sizeof(name));
+}
+
+/* A timer on the thread's CPU clock, signalling that thread only. */
+static int start_timer(uint32_t slot) {
+  thread_t* t = &S.threads[slot];
+  struct itimerspec period;
+  struct sigevent ev;
+  /* The kernel's clock id of a thread's CPU time (what glibc's
+   * pthread_getcpuclockid builds): ~tid << 3 | CPUCLOCK_PERTHREAD | SCHED. */
+  clockid_t clock = (clockid_t)((~(unsigned)t->tid << 3) | 6);
+
+  memset(&ev, 0, sizeof(ev));
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = S.signo;
+  ev.sigev_notify_thread_id = t->tid;
+  ev.sigev_value.sival_ptr =
+      (void*)(uintptr_t)(((uint64_t)S.generation << 32) | slot);
+  if (timer_create(clock, &ev, &t->timer) != 0)
+    return uv_translate_sys_error(errno);
+  period.it_interval.tv_sec = 0;
+  period.it_interval.tv_nsec = UV_PPROF__CPU_PERIOD_NS;
+  period.it_value = period.it_interval;
+  if (timer_settime(t->timer, 0, &period, NULL) != 0) {
+    int err = uv_translate_sys_error(errno);
+    timer_delete(t->timer);
+    return err;
+  }
+  return 0;
+}
+
+/* A slot for a new thread, its timer started. Returns 0 or an error. */
+static int add_thread(int tid, uint32_t* out) {
+  uint32_t slot;
+  thread_t* t;
+  int err;
+
+  if (S.nfree > 0)
+    slot = S.free_slots[--S.nfree];
+  else if (S.nused < MAX_THREADS)
+    slot = S.nused++;
+  else
+    return UV_EAGAIN;
+  t = &S.threads[slot];
+  set_bounds(t, 0, 0, 0);
+  __atomic_store_n(&t->tid, tid, __ATOMIC_RELEASE);
+  t->tried_self = 0;
+  t->tried_sp = 0;
+  /* Read now, and again at its first sample of a later drain: threads are
+   * often named just after they start. */
+  t->named = S.round - NAME_ROUNDS + 1;
+  t->name[0] = '\0';
+  read_name(t);
+  err = start_timer(slot);
+  if (err != 0) {
+    t->state = THREAD_FREE;
+    S.free_slots[S.nfree++] = slot;
+    return err;
+  }
+  t->state = THREAD_LIVE;
+  *out = slot;
+  return 0;
+}
+
+static int compare_ints(const void* a, const void* b) {
+  int x = *(const int*)a;
+  int y = *(const int*)b;
+
+  return (x > y) - (x < y);
+}
+
+/* The tids of /proc/self/task, sorted. Returns 0 or an error. */
+static int list_tids(int** tids, size_t* n) {
+  uv_pprof__buf_t list;
+  struct dirent* e;
+  DIR* dir = opendir("/proc/self/task");
+
+  *tids = NULL;
+  *n = 0;
+  if (dir == NULL)
+    return uv_translate_sys_error(errno);
+  uv_pprof__buf_init(&list);
+  while ((e = readdir(dir)) != NULL) {
+    char* end;
+    long tid = strtol(e->d_name, &end, 10);
+    int v = (int)tid;
+    if (*end == '\0' && tid > 0 && tid <= INT32_MAX)
+      uv_pprof__buf_append(&list, &v, sizeof(v));
+  }
+  closedir(dir);
+  if (list.oom) {
+    uv_pprof__buf_free(&list);
+    return UV_ENOMEM;
+  }
+  *tids = (int*)list.base;
+  *n = list.len / sizeof(int);
+  if (*n > 1)
+    qsort(*tids, *n, sizeof(int), compare_ints);
+  return 0;
+}
+
+/* Gives every new thread a timer and retires those of threads that ended.
+ * The slot of an ended thread is reused once the drain has read every
+ * record reserved before the thread was found gone, so no record still to
+ * read names it. Returns the first error of a thread that could not be
+ * given a timer (that thread is simply not sampled), or 0. */
+static int census(void) {
+  uint32_t* live;
+  int* tids;
+  size_t ntids;
+  size_t i = 0;
+  size_t j = 0;
+  size_t n = 0;
+  uint32_t k;
+  int first_err = 0;
+  int err;
+
+  S.round++;
+  for (k = 0; k < S.nused; k++)
+    if (S.threads[k].state == THREAD_DEAD &&
+        S.tail >= S.threads[k].retire_at) {
+      S.threads[k].state = THREAD_FREE;
+      S.free_slots[S.nfree++] = k;
+    }
+  err = list_tids(&tids, &ntids);
+  if (err != 0)
+    return err;
+  live = malloc((S.nlive + ntids + 1) * sizeof(*live));
+  if (live == NULL) {
+    free(tids);
+    return UV_ENOMEM;
+  }
+  while (i < S.nlive || j < ntids) {
+    thread_t* t = i < S.nlive ? &S.threads[S.live[i]] : NULL;
+    if (t != NULL && (j == ntids || t->tid < tids[j])) {
+      timer_delete(t->timer); /* the thread has ended */
+      t->state = THREAD_DEAD;
+      t->retire_at = __atomic_load_n(&S.head, __ATOMIC_ACQUIRE);
+      i++;
+    } else if (t != NULL && t->tid == tids[j]) {
+      live[n++] = S.live[i++];
+      j++;
+    } else {
+      uint32_t slot;
+      err = add_thread(tids[j++], &slot);
+      if (err == 0)
+        live[n++] = slot;
+      else if (first_err == 0)
+        first_err = err;
+    }
+  }
+  free(tids);
+  free(S.live);
+  S.live = live;
+  S.nlive = n;
+  return first_err;
+}
+
+/* ---- unwinding (the worker) --------------------------------------------- */
+
+/* The stack copy is all the memory the unwinder may read: the thread has
+ * long moved on, and reading live memory could fault on an unmapped page. */
+static bool memory_read(Dwfl* dwfl, Dwarf_Addr addr, Dwarf_Word* result,
+                        void* arg) {
+  const record_t* r = S.current;
+
+  if (r == NULL || addr < r->stack_addr || r->stack_len < sizeof(*result) ||
+      addr - r->stack_addr > r->stack_len - sizeof(*result))
+    return false;
+  memcpy(result, r->stack + (addr - r->stack_addr), sizeof(*result));
+  return true;
+}
+
+static pid_t next_thread(Dwfl* dwfl, void* arg, void** thread_arg) {
+  return 0;
+}
+
+static bool get_thread(Dwfl* dwfl, pid_t tid, void* arg, void** thread_arg) {
+  *thread_arg = (void*)S.current;
+  return true;
+}
+
+static bool initial_registers(Dwfl_Thread* thread, void* thread_arg) {
+  const record_t* r = thread_arg;
+
+  return set_registers(thread, r->regs);
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+    .next_thread = next_thread,
+    .get_thread = get_thread,
+    .memory_read = memory_read,
+    .set_initial_registers = initial_registers,
+};
+
+/* .eh_frame in the objects themselves is all unwinding needs: no search
+ * for separate debug files (nor debuginfod, which may be configured). */
+static int no_debuginfo(Dwfl_Module* mod, void** userdata, const char* name,
+                        Dwarf_Addr base, const char* file_name,
+                        const char* debuglink_file, GElf_Word debuglink_crc,
+                        char** debuginfo_file_name) {
+  return -1;
+}
+
+static const Dwfl_Callbacks proc_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = no_debuginfo,
+};
+
+static int count_objects(struct dl_phdr_info* info, size_t size, void* arg) {
+  unsigned long long* counts = arg;
+
+  if (size < offsetof(struct dl_phdr_info, dlpi_subs) +
+                 sizeof(info->dlpi_subs)) {
+    counts[0] = counts[1] = ~0ull; /* unknown: report every time */
+  } else {
+    counts[0] = info->dlpi_adds;
+    counts[1] = info->dlpi_subs;
+  }
+  return 1;
+}
+
+/* Tells libdw the process's objects again when the loader's counters say
+ * something was loaded or unloaded since the last time. */
+static void refresh_modules(void) {
+  unsigned long long counts[2] = {~0ull, ~0ull};
+
+  dl_iterate_phdr(count_objects, counts);
+  if (S.dwfl != NULL && counts[0] == S.adds && counts[1] == S.subs &&
+      counts[0] != ~0ull)
+    return;
+  if (S.dwfl == NULL) {
+    S.dwfl = dwfl_begin(&proc_callbacks);
+    if (S.dwfl == NULL)
+      return;
+  }
+  dwfl_report_begin(S.dwfl);
+  if (dwfl_linux_proc_report(S.dwfl, S.pid) != 0) {
+    dwfl_report_end(S.dwfl, NULL, NULL);
+    return;
+  }
+  dwfl_report_end(S.dwfl, NULL, NULL);
+  if (!S.attached)
+    S.attached = dwfl_attach_state(S.dwfl, NULL, S.pid, &thread_callbacks,
+                                   NULL);
+  S.adds = counts[0];
+  S.subs = counts[1];
+}
+
+typedef struct {
+  uintptr_t* pcs;
+  size_t n;
+} frames_t;
+
+static int on_frame(Dwfl_Frame* frame, void* arg) {
+  frames_t* f = arg;
+  Dwarf_Addr pc;
+  bool activation;
+
+  if (!dwfl_frame_pc(frame, &pc, &activation))
+    return DWARF_CB_ABORT;
+  if (!activation && pc > 0)
+    pc--; /* a return address: the call is the instruction before it */
+  f->pcs[f->n++] = (uintptr_t)pc;
+  return f->n < UV_PPROF__CPU_MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+static size_t unwind(const record_t* r, uintptr_t* pcs) {
+  frames_t f = {pcs, 0};
+
+  if (S.attached) {
+    S.current = r;
+    /* Its end is often reported as an error; the frames found count. */
+    dwfl_getthread_frames(S.dwfl, r->tid, on_frame, &f);
+    S.current = NULL;
+  }
+  if (f.n == 0)
+    pcs[f.n++] = (uintptr_t)r->regs[PC_REG];
+  return f.n;
+}
+
+/* The mapping of /proc/self/maps that contains addr. Returns 0 when found. */
+static int find_mapping(uintptr_t addr, uintptr_t* start, uintptr_t* end,
+                        int* is_stack) {
+  char line[512];
+  FILE* f = fopen("/proc/self/maps", "re");
+  int rc = -1;
+
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    unsigned long long s;
+    unsigned long long e;
+    int len = (int)strlen(line);
+    if (sscanf(line, "%llx-%llx", &s, &e) == 2 && addr >= s && addr < e) {
+      *start = (uintptr_t)s;
+      *end = (uintptr_t)e;
+      *is_stack = len >= 8 && strcmp(line + len - 8, "[stack]\n") == 0;
+      rc = 0;
+      break;
+    }
+    while (len > 0 && line[len - 1] != '\n' && fgets(line, sizeof(line), f))
+      len = (int)strlen(line); /* the rest of an over-long line */
+  }
+  fclose(f);
+  return rc;
+}
+
+/* Learns where a thread's stack is from a sample of it, so that the handler
+ * can copy it without a system call: for a thread whose thread pointer sits
+ * at the top of the stack mapping that holds sp (glibc's threads), the
+ * stack is [mapping start, thread pointer); for the main thread, [stack].
+ * One attempt per thread pointer, again only for a deeper sp. */
+static void learn_bounds(thread_t* t, const record_t* r) {
+  uintptr_t start;
+  uintptr_t end;
+  int is_stack;
+
+  if (r->fast || r->self == 0 ||
+      (r->self == t->tried_self && r->sp >= t->tried_sp))
+    return;
+  t->tried_self = r->self;
+  t->tried_sp = r->sp;
+  if (find_mapping(r->sp, &start, &end, &is_stack) != 0)
+    return;
+  if (r->self > r->sp && r->self < end)
+    set_bounds(t, r->self, start, r->self);
+  else if (r->tid == S.pid && is_stack)
+    set_bounds(t, r->self, start, end);
+}
+
+/* ---- arming and disarming ----------------------------------------------- */
+
+static void disarm(void);
+
+/* Whether the signal still has our handler: code that took it over since
+ * keeps it. */
+static int still_ours(void) {
+  struct sigaction now;
+
+  return sigaction(S.signo, NULL, &now) == 0 &&
+         (now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_signal;
+}
+
+static void on_fork_prepare(void) {
+  uv_mutex_lock(&S.mu);
+}
+
+static void on_fork_parent(void) {
+  uv_mutex_unlock(&S.mu);
+}
+
+/* The child has no timers (fork does not copy them) and no ring or thread
+ * table (MADV_DONTFORK); it gets the previous disposition back. */
+static void on_fork_child(void) {
+  if (S.users > 0) {
+    if (still_ours())
+      sigaction(S.signo, &S.old, NULL);
+    S.signo = 0;
+    S.users = 0;
+    S.armed = 0;
+    S.active = 0; /* handlers of other threads were not copied */
+    S.ring = NULL;
+    S.threads = NULL;
+    free(S.free_slots);
+    free(S.live);
+    S.free_slots = NULL;
+    S.live = NULL;
+    S.nlive = S.nfree = S.nused = 0;
+    if (S.dwfl != NULL)
+      dwfl_end(S.dwfl);
+    S.dwfl = NULL;
+    S.attached = 0;
+  }
+  uv_mutex_unlock(&S.mu);
+}
+
+static void init_once(void) {
+  if (uv_mutex_init(&S.mu) != 0 ||
+      pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child) != 0)
+    abort();
+}
+
+/* The highest real-time signal nobody handles: V8 owns SIGPROF, glibc the
+ * lowest real-time ones. */
+static int pick_signal(void) {
+  int sig;
+
+  for (sig = SIGRTMAX; sig > SIGRTMIN; sig--) {
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_DFL)
+      return sig;
+  }
+  return 0;
+}
+
+static void* map(size_t size) {
+  void* p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+  if (p == MAP_FAILED)
+    return NULL;
+  madvise(p, size, MADV_DONTFORK);
+  return p;
+}
+
+static size_t ring_size(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t want = (size_t)(cpus > 0 ? cpus : 1) * (512u << 10);
+  size_t size = RING_MIN;
+
+  while (size < want && size < RING_MAX)
+    size <<= 1;
+  return size;
+}
+
+static int arm(void) {
+  struct sigaction sa;
+  size_t i;
+  int signo;
+  int err;
+
+  if (!ARCH_SUPPORTED)
+    return UV_ENOTSUP;
+  signo = pick_signal();
+  if (signo == 0)
+    return UV_EBUSY;
+  S.pid = getpid();
+  S.page = (size_t)sysconf(_SC_PAGESIZE);
+  S.ring_size = ring_size();
+  S.ring = map(S.ring_size);
+  S.threads = map(MAX_THREADS * sizeof(thread_t));
+  S.free_slots = malloc(MAX_THREADS * sizeof(*S.free_slots));
+  if (S.ring == NULL || S.threads == NULL || S.free_slots == NULL) {
+    disarm();
+    return UV_ENOMEM;
+  }
+  /* Handlers fault the ring's pages in here rather than in signal context. */
+  for (i = 0; i < S.ring_size; i += REC_ALIGN)
+    ((record_t*)(S.ring + i))->pos = NO_RECORD;
+  S.head = S.tail = 0;
+  __atomic_store_n(&S.generation, S.generation + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&S.armed, 1, __ATOMIC_SEQ_CST);
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigfillset(&sa.sa_mask);
+  if (sigaction(signo, &sa, &S.old) != 0) {
+    err = uv_translate_sys_error(errno);
+    disarm();
+    return err;
+  }
+  S.signo = signo;
+  err = census();
+  if (S.nlive == 0) {
+    disarm();
+    return err != 0 ? err : UV_ESRCH;
+  }
+  return 0;
+}
+
+/* Every timer first, so nothing new is sent; then SIG_IGN, which discards
+ * what is pending in every thread; then the old disposition; then a wait
+ * for handlers still running before their memory goes. */
+static void disarm(void) {
+  size_t i;
+
+  __atomic_store_n(&S.armed, 0, __ATOMIC_SEQ_CST);
+  for (i = 0; i < S.nlive; i++)
+    timer_delete(S.threads[S.live[i]].timer);
+  if (S.signo != 0 && still_ours()) {
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigaction(S.signo, &ign, NULL);
+    sigaction(S.signo, &S.old, NULL);
+  }
+  S.signo = 0;
+  while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) != 0)
+    sched_yield();
+  if (S.ring != NULL)
+    munmap(S.ring, S.ring_size);
+  if (S.threads != NULL)
+    munmap(S.threads, MAX_THREADS * sizeof(thread_t));
+  free(S.free_slots);
+  free(S.live);
+  if (S.dwfl != NULL)
+    dwfl_end(S.dwfl);
+  S.ring = NULL;
+  S.threads = NULL;
+  S.free_slots = NULL;
+  S.live = NULL;
+  S.nlive = S.nfree = S.nused = 0;
+  S.dwfl = NULL;
+  S.attached = 0;
+}
+
+/* ---- the interface ------------------------------------------------------ */
+
+int64_t uv_pprof__sampler_now(void) {
+  return monotonic_ns();
+}
+
+int uv_pprof__sampler_acquire(void) {
+  int err = 0;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  if (S.users == 0)
+    err = arm();
+  if (err == 0)
+    S.users++;
+  uv_mutex_unlock(&S.mu);
+  return err;
+}
+
+void uv_pprof__sampler_release(void) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  if (S.users > 0 && --S.users == 0)
+    disarm();
+  uv_mutex_unlock(&S.mu);
+}
+
+/* Clears the record's bytes that a later record might start at, so that
+ * only a committed record ever shows its own position there. */
+static void retire(const record_t* r, uint64_t pos) {
+  size_t off = (size_t)(pos & (S.ring_size - 1));
+  size_t i;
+
+  for (i = 0; i < r->size; i += REC_ALIGN)
+    ((record_t*)(S.ring + off + i))->pos = NO_RECORD;
+}
+
+static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb,
+                    void* arg) {
+  uintptr_t pcs[UV_PPROF__CPU_MAX_FRAMES];
+  thread_t* t = &S.threads[r->thread];
+  uv_pprof__cpu_sample_t s;
+  int64_t start = monotonic_ns();
+
+  s.thread = "";
+  if (t->state != THREAD_FREE && t->tid == r->tid) {
+    learn_bounds(t, r);
+    if (S.round - t->named >= NAME_ROUNDS) {
+      t->named = S.round; /* threads rename themselves: read it again */
+      read_name(t);
+    }
+    s.thread = t->name;
+  }
+  s.time = r->time;
+  s.tid = r->tid;
+  s.weight = r->weight;
+  s.pcs = pcs;
+  s.npcs = unwind(r, pcs);
+  __atomic_fetch_add(&S.stats.unwind_ns, (uint64_t)(monotonic_ns() - start),
+                     __ATOMIC_RELAXED);
+  __atomic_fetch_add(&S.stats.frames, s.npcs, __ATOMIC_RELAXED);
+  cb(&s, arg);
+}
+
+void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  if (S.users == 0) {
+    uv_mutex_unlock(&S.mu);
+    return;
+  }
+  census();
+  refresh_modules();
+  for (;;) {
+    uint64_t tail = S.tail;
+    record_t* r = (record_t*)(S.ring + (tail & (S.ring_size - 1)));
+    if (__atomic_load_n(&r->pos, __ATOMIC_ACQUIRE) != tail)
+      break; /* not written yet (or being written) */
+    if (r->thread != PAD_RECORD && r->thread < S.nused)
+      deliver(r, cb, arg);
+    tail += r->size;
+    retire(r, S.tail);
+    __atomic_store_n(&S.tail, tail, __ATOMIC_RELEASE);
+  }
+  uv_mutex_unlock(&S.mu);
+}
+
+void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st) {
+  uv_pprof__sampler_stats_t* s = &S.stats;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  st->samples = __atomic_load_n(&s->samples, __ATOMIC_RELAXED);
+  st->lost = __atomic_load_n(&s->lost, __ATOMIC_RELAXED);
+  st->handler_ns = __atomic_load_n(&s->handler_ns, __ATOMIC_RELAXED);
+  st->unwind_ns = __atomic_load_n(&s->unwind_ns, __ATOMIC_RELAXED);
+  st->frames = __atomic_load_n(&s->frames, __ATOMIC_RELAXED);
+  st->threads = S.nlive;
+  st->signo = S.users > 0 ? S.signo : 0;
+  uv_mutex_unlock(&S.mu);
+}

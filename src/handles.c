@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "internal.h"
 #include "track/track.h"
 
@@ -95,15 +96,6 @@ static void init_once(void) {
     abort();
 }
 
-static uint64_t mix(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
-
 /* ---- the tracker -------------------------------------------------------- */
 
 typedef struct {
@@ -135,7 +127,7 @@ int uv_pprof__handles_track(void) {
 static int own_has(uintptr_t addr) {
   size_t i;
 
-  for (i = (size_t)mix(addr) & own_mask; own[i] != 0; i = (i + 1) & own_mask)
+  for (i = (size_t)uv_pprof__hash64(addr) & own_mask; own[i] != 0; i = (i + 1) & own_mask)
     if (own[i] == addr)
       return 1;
   return 0;
@@ -144,7 +136,7 @@ static int own_has(uintptr_t addr) {
 static void own_insert(uintptr_t* table, size_t mask, uintptr_t addr) {
   size_t i;
 
-  for (i = (size_t)mix(addr) & mask; table[i] != 0; i = (i + 1) & mask)
+  for (i = (size_t)uv_pprof__hash64(addr) & mask; table[i] != 0; i = (i + 1) & mask)
     ;
   table[i] = addr;
 }
@@ -184,13 +176,13 @@ void uv_pprof__handle_disown(const void* handle) {
 
   uv_once(&once, init_once);
   uv_mutex_lock(&mu);
-  for (i = own != NULL ? (size_t)mix(addr) & own_mask : 0;
+  for (i = own != NULL ? (size_t)uv_pprof__hash64(addr) & own_mask : 0;
        own != NULL && own[i] != 0; i = (i + 1) & own_mask) {
     if (own[i] != addr)
       continue;
     /* Backward-shift deletion: no tombstones. */
     for (j = (i + 1) & own_mask; own[j] != 0; j = (j + 1) & own_mask) {
-      size_t home = (size_t)mix(own[j]) & own_mask;
+      size_t home = (size_t)uv_pprof__hash64(own[j]) & own_mask;
       if (((j - home) & own_mask) >= ((j - i) & own_mask)) {
         own[i] = own[j];
         i = j;
@@ -647,7 +639,7 @@ static ages_t ages;
 static uint64_t next_id;
 
 static uint64_t age_hash(const age_t* k) {
-  return mix(mix(mix(k->addr ^ k->loop) ^ k->ident) ^ (k->seq + k->type));
+  return uv_pprof__hash64(uv_pprof__hash64(uv_pprof__hash64(k->addr ^ k->loop) ^ k->ident) ^ (k->seq + k->type));
 }
 
 static int age_equal(const age_t* a, const age_t* b) {
@@ -791,7 +783,7 @@ static int fetch_stacks(uv_pprof__handles_snap_t* snap) {
       size_t s;
       if (id == 0)
         continue;
-      for (s = (size_t)mix(id) & mask; refs[s].id != 0 && refs[s].id != id;
+      for (s = (size_t)uv_pprof__hash64(id) & mask; refs[s].id != 0 && refs[s].id != id;
            s = (s + 1) & mask)
         ;
       if (refs[s].id == 0) {

@@ -14,6 +14,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "internal.h"
 
 typedef struct {
@@ -101,28 +102,6 @@ static struct {
   chunk_t* chunks;
 } state;
 
-static uint64_t hash_addr(uintptr_t addr) {
-  uint64_t h = (uint64_t)addr; /* splitmix64's finalizer */
-
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h;
-}
-
-static uint64_t hash_string(const char* s, size_t len) {
-  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-  size_t i;
-
-  for (i = 0; i < len; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 /* ---- interned strings ---------------------------------------------------- */
 
 static char* chunk_copy(const char* s, size_t len) {
@@ -185,7 +164,7 @@ static const char* intern(const char* s) {
       return NULL;
   }
   len = strlen(s);
-  hash = hash_string(s, len);
+  hash = uv_pprof__hash_bytes(s, len);
   for (i = hash & state.strings_mask; state.strings[i].s != NULL;
        i = (i + 1) & state.strings_mask) {
     if (state.strings[i].hash == hash && strcmp(state.strings[i].s, s) == 0)
@@ -849,7 +828,7 @@ static int cache_grow(void) {
   for (i = 0; i < cap; i++) {
     if (state.cache[i].addr == 0)
       continue;
-    for (j = hash_addr(state.cache[i].addr) & (ncap - 1); slots[j].addr != 0;
+    for (j = uv_pprof__hash64(state.cache[i].addr) & (ncap - 1); slots[j].addr != 0;
          j = (j + 1) & (ncap - 1))
       ;
     slots[j] = state.cache[i];
@@ -865,7 +844,7 @@ static const cached_t* cache_find(uintptr_t addr) {
 
   if (state.cache == NULL)
     return NULL;
-  for (i = hash_addr(addr) & state.cache_mask; state.cache[i].addr != 0;
+  for (i = uv_pprof__hash64(addr) & state.cache_mask; state.cache[i].addr != 0;
        i = (i + 1) & state.cache_mask) {
     if (state.cache[i].addr == addr)
       return &state.cache[i];
@@ -890,7 +869,7 @@ static void cache_put(uintptr_t addr, const uv_pprof__symbol_t* f, size_t n) {
     if (cache_grow() != 0)
       return;
   }
-  for (i = hash_addr(addr) & state.cache_mask; state.cache[i].addr != 0;
+  for (i = uv_pprof__hash64(addr) & state.cache_mask; state.cache[i].addr != 0;
        i = (i + 1) & state.cache_mask)
     ;
   memcpy(state.frames + state.nframes, f, n * sizeof(*f));

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "internal.h"
 #include "profile.pb-c.h"
 
@@ -91,28 +92,6 @@ static void fail(uv_pprof__builder_t* b, int err) {
 
 static size_t count_of(const uv_pprof__buf_t* pool, size_t size) {
   return pool->len / size;
-}
-
-static uint64_t mix(uint64_t h, uint64_t v) {
-  /* splitmix64's finalizer over the running hash: cheap and well spread. */
-  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ull;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  return h;
-}
-
-static uint64_t hash_string(const char* s, size_t len) {
-  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-  size_t i;
-
-  for (i = 0; i < len; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
 }
 
 /* Makes sure one more entry fits. Returns 0 or UV_ENOMEM. */
@@ -251,7 +230,7 @@ void uv_pprof__builder_free(uv_pprof__builder_t* b) {
  * reports the failure, so the index never reaches the output. */
 int64_t uv_pprof__builder_string(uv_pprof__builder_t* b, const char* s) {
   size_t len = strlen(s);
-  uint64_t hash = hash_string(s, len);
+  uint64_t hash = uv_pprof__hash_bytes(s, len);
   size_t index = count_of(&b->str_offs, sizeof(size_t));
   size_t off = b->chars.len;
   slot_t* slot;
@@ -336,7 +315,7 @@ static int append_location(uv_pprof__builder_t* b, uintptr_t addr,
 
 /* Returns 0 (an invalid id) once out of memory; encode reports it. */
 uint64_t uv_pprof__builder_location(uv_pprof__builder_t* b, uintptr_t addr) {
-  uint64_t hash = mix(0, addr);
+  uint64_t hash = uv_pprof__hash_combine(0, addr);
   size_t index = count_of(&b->addrs, sizeof(addr));
   slot_t* slot;
 
@@ -373,7 +352,7 @@ static size_t function(uv_pprof__builder_t* b, const char* name,
     fail(b, UV_ENOMEM);
     return 0;
   }
-  hash = mix(mix(0, (uint64_t)key[0]), (uint64_t)key[1]);
+  hash = uv_pprof__hash_combine(uv_pprof__hash_combine(0, (uint64_t)key[0]), (uint64_t)key[1]);
   slot = probe(&b->func_index, hash, match_func, b, key);
   if (slot->id != 0)
     return slot->id;
@@ -415,7 +394,7 @@ void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
   size_t nvalues = count_of(&b->types, 2 * sizeof(int64_t));
   size_t nlocations = count_of(&b->addrs, sizeof(uintptr_t));
   size_t first_label = count_of(&b->labels, sizeof(label_t));
-  uint64_t hash = mix(nlocs, nlabels);
+  uint64_t hash = uv_pprof__hash_combine(nlocs, nlabels);
   sample_key_t key;
   sample_t s;
   slot_t* slot;
@@ -428,7 +407,7 @@ void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
       fail(b, UV_EINVAL);
       return;
     }
-    hash = mix(hash, locs[i]);
+    hash = uv_pprof__hash_combine(hash, locs[i]);
   }
   /* The labels go to the pool at once (interned); a merged sample takes
    * them back out below. */
@@ -442,7 +421,7 @@ void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
       l.num = labels[i].num;
     if (labels[i].str == NULL && labels[i].num_unit != NULL)
       l.unit = uv_pprof__builder_string(b, labels[i].num_unit);
-    hash = mix(mix(mix(mix(hash, (uint64_t)l.key), (uint64_t)l.str),
+    hash = uv_pprof__hash_combine(uv_pprof__hash_combine(uv_pprof__hash_combine(uv_pprof__hash_combine(hash, (uint64_t)l.key), (uint64_t)l.str),
                    (uint64_t)l.num),
                (uint64_t)l.unit);
     uv_pprof__buf_append(&b->labels, &l, sizeof(l));
@@ -664,7 +643,7 @@ typedef struct {
 static size_t memo_function(uv_pprof__builder_t* b, memo_t* memo,
                             const uv_pprof__symbol_t* f) {
   uintptr_t key = (uintptr_t)f->name ^ ((uintptr_t)f->file >> 3);
-  memo_t* m = &memo[(mix(0, key) >> 8) % MEMO_SIZE];
+  memo_t* m = &memo[(uv_pprof__hash_combine(0, key) >> 8) % MEMO_SIZE];
 
   if (m->func == 0 || m->name != f->name || m->file != f->file) {
     m->name = f->name;

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "../hash.h"
 #include "track.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -68,15 +69,6 @@ static int tracking(void) {
   return __atomic_load_n(&enabled, __ATOMIC_RELAXED);
 }
 
-static uint64_t mix(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
-}
-
 static uint64_t now_ns(void) {
   struct timespec ts;
 
@@ -118,7 +110,7 @@ static uint32_t intern(const uintptr_t* frames, size_t depth) {
   size_t j;
 
   for (i = 0; i < depth; i++)
-    h = mix(h ^ frames[i]);
+    h = uv_pprof__hash64(h ^ frames[i]);
   if (stack_slots_mask != 0) {
     for (j = (size_t)h & stack_slots_mask; stack_slots[j] != 0;
          j = (j + 1) & stack_slots_mask) {
@@ -170,7 +162,7 @@ static live_t* live_find(uintptr_t addr) {
 
   if (live_mask == 0)
     return NULL;
-  for (i = (size_t)mix(addr) & live_mask; live[i].addr != 0;
+  for (i = (size_t)uv_pprof__hash64(addr) & live_mask; live[i].addr != 0;
        i = (i + 1) & live_mask)
     if (live[i].addr == addr)
       return &live[i];
@@ -188,7 +180,7 @@ static int grow_live(void) {
     size_t j;
     if (live[i].addr == 0)
       continue;
-    for (j = (size_t)mix(live[i].addr) & (n - 1); table[j].addr != 0;
+    for (j = (size_t)uv_pprof__hash64(live[i].addr) & (n - 1); table[j].addr != 0;
          j = (j + 1) & (n - 1))
       ;
     table[j] = live[i];
@@ -208,7 +200,7 @@ static void live_put(uintptr_t addr, uint32_t stack, uint64_t t) {
       return;
     if ((live_count + 1) * 4 > (live_mask + 1) * 3 && grow_live() != 0)
       return;
-    for (i = (size_t)mix(addr) & live_mask; live[i].addr != 0;
+    for (i = (size_t)uv_pprof__hash64(addr) & live_mask; live[i].addr != 0;
          i = (i + 1) & live_mask)
       ;
     e = &live[i];
@@ -230,7 +222,7 @@ static void live_remove(uintptr_t addr) {
     return;
   i = (size_t)(e - live);
   for (j = (i + 1) & live_mask; live[j].addr != 0; j = (j + 1) & live_mask) {
-    size_t home = (size_t)mix(live[j].addr) & live_mask;
+    size_t home = (size_t)uv_pprof__hash64(live[j].addr) & live_mask;
     /* live[j] may move to i only if i lies on its probe path home..j. */
     if (((j - home) & live_mask) >= ((j - i) & live_mask)) {
       live[i] = live[j];

@@ -4,8 +4,6 @@
  * tables and per-unit function indexes (libdw's own are linear scans).
  * Answers are cached by address with interned strings; loads and unloads
  * are noticed through the loader's counters. Worker thread only. */
-#include <dwarf.h>
-#include <elfutils/libdwfl.h>
 #include <limits.h>
 #include <link.h>
 #include <stdio.h>
@@ -14,6 +12,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "dw.h"
 #include "hash.h"
 #include "internal.h"
 
@@ -81,10 +80,7 @@ typedef struct chunk_s {
 
 #define CHUNK_SIZE 65536
 
-static const Dwfl_Callbacks callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-};
+static Dwfl_Callbacks callbacks; /* filled once libdw is loaded */
 
 static struct {
   Dwfl* dwfl;
@@ -219,8 +215,8 @@ static uintptr_t section_end(Elf* elf, GElf_Word shndx, Dwarf_Addr bias) {
   Elf_Scn* scn;
 
   if (elf == NULL || shndx >= SHN_LORESERVE ||
-      (scn = elf_getscn(elf, shndx)) == NULL ||
-      gelf_getshdr(scn, &shdr) == NULL)
+      (scn = DW(elf_getscn)(elf, shndx)) == NULL ||
+      DW(gelf_getshdr)(scn, &shdr) == NULL)
     return 0;
   return (uintptr_t)(shdr.sh_addr + shdr.sh_size + bias);
 }
@@ -234,7 +230,7 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
   size_t n = 0;
   size_t k;
   size_t i;
-  int nsyms = dwfl_module_getsymtab(mod);
+  int nsyms = DW(dwfl_module_getsymtab)(mod);
 
   memset(t, 0, sizeof(*t));
   if (nsyms <= 0)
@@ -251,7 +247,7 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
     const char* name;
     int type;
 
-    name = dwfl_module_getsym_info(mod, (int)i, &sym, &addr, &shndx, &elf,
+    name = DW(dwfl_module_getsym_info)(mod, (int)i, &sym, &addr, &shndx, &elf,
                                    &bias);
     if (name == NULL || name[0] == '\0' || shndx == SHN_UNDEF || addr == 0)
       continue;
@@ -285,7 +281,7 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
   }
   /* A sizeless one (hand-written assembly, crti's _init) reaches the next
    * symbol, but not past its own section: _init's would cover .plt. */
-  dwfl_module_info(mod, NULL, NULL, &mod_end, NULL, NULL, NULL, NULL);
+  DW(dwfl_module_info)(mod, NULL, NULL, &mod_end, NULL, NULL, NULL, NULL);
   for (i = 0; i < k; i++) {
     if (c[i].end > c[i].start)
       continue;
@@ -358,7 +354,7 @@ static module_t* module_of(Dwfl_Module* mod) {
   void** userdata;
   module_t* m;
 
-  dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+  DW(dwfl_module_info)(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
   m = *userdata;
   if (m != NULL)
     return m;
@@ -479,7 +475,7 @@ static int on_removed(Dwfl_Module* mod, void* userdata, const char* name,
 
   /* Ask for the slot rather than trusting the callback's argument, which
    * libdw passes as the slot's address despite its declared type. */
-  dwfl_module_info(mod, &slot, NULL, NULL, NULL, NULL, NULL, NULL);
+  DW(dwfl_module_info)(mod, &slot, NULL, NULL, NULL, NULL, NULL, NULL);
   module_free(*slot);
   *slot = NULL;
   *removed = 1;
@@ -512,13 +508,13 @@ static void rescan(void) {
     free(list.objects);
     return;
   }
-  dwfl_report_begin(state.dwfl);
+  DW(dwfl_report_begin)(state.dwfl);
   for (i = 0; i < list.count; i++) {
     const object_t* o = &list.objects[i];
-    dwfl_report_module(state.dwfl, o->name, o->low, o->high);
+    DW(dwfl_report_module)(state.dwfl, o->name, o->low, o->high);
     free(o->name);
   }
-  dwfl_report_end(state.dwfl, on_removed, &removed);
+  DW(dwfl_report_end)(state.dwfl, on_removed, &removed);
   free(list.objects);
   if (removed)
     cache_clear();
@@ -529,13 +525,13 @@ static void rescan(void) {
 /* The module holding addr. libdw's lookup may answer with the module
  * below a gap, so its range is checked here. */
 static Dwfl_Module* module_at(uintptr_t addr) {
-  Dwfl_Module* mod = dwfl_addrmodule(state.dwfl, addr);
+  Dwfl_Module* mod = DW(dwfl_addrmodule)(state.dwfl, addr);
   Dwarf_Addr low;
   Dwarf_Addr high;
 
   if (mod == NULL)
     return NULL;
-  dwfl_module_info(mod, NULL, &low, &high, NULL, NULL, NULL, NULL);
+  DW(dwfl_module_info)(mod, NULL, &low, &high, NULL, NULL, NULL, NULL);
   return low <= addr && addr < high ? mod : NULL;
 }
 
@@ -551,7 +547,7 @@ static const char* die_name(Dwarf_Die* die) {
 
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(attrs); i++) {
     const char* s =
-        dwarf_formstring(dwarf_attr_integrate(die, attrs[i], &attr));
+        DW(dwarf_formstring)(DW(dwarf_attr_integrate)(die, attrs[i], &attr));
     if (s != NULL)
       return s;
   }
@@ -569,10 +565,10 @@ static void call_site(Dwarf_Die* cu, Dwarf_Die* die, const char** file,
 
   *file = NULL;
   *line = 0;
-  if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &index) == 0 &&
-      dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && index < nfiles)
-    *file = dwarf_filesrc(files, index, NULL, NULL);
-  if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &lineno) == 0)
+  if (DW(dwarf_formudata)(DW(dwarf_attr)(die, DW_AT_call_file, &attr), &index) == 0 &&
+      DW(dwarf_getsrcfiles)(cu, &files, &nfiles) == 0 && index < nfiles)
+    *file = DW(dwarf_filesrc)(files, index, NULL, NULL);
+  if (DW(dwarf_formudata)(DW(dwarf_attr)(die, DW_AT_call_line, &attr), &lineno) == 0)
     *line = (int)lineno;
 }
 
@@ -589,7 +585,7 @@ static void add_function(fn_list_t* list, Dwarf_Die* die) {
   Dwarf_Addr high;
   ptrdiff_t off = 0;
 
-  while ((off = dwarf_ranges(die, off, &base, &low, &high)) > 0) {
+  while ((off = DW(dwarf_ranges)(die, off, &base, &low, &high)) > 0) {
     if (list->count == list->cap) {
       size_t cap = list->cap != 0 ? list->cap * 2 : 64;
       fn_range_t* grown = realloc(list->fns, cap * sizeof(*grown));
@@ -602,7 +598,7 @@ static void add_function(fn_list_t* list, Dwarf_Die* die) {
     }
     list->fns[list->count].low = low;
     list->fns[list->count].high = high;
-    list->fns[list->count].die = dwarf_dieoffset(die);
+    list->fns[list->count].die = DW(dwarf_dieoffset)(die);
     list->count++;
   }
 }
@@ -612,10 +608,10 @@ static void add_function(fn_list_t* list, Dwarf_Die* die) {
 static void collect_functions(Dwarf_Die* parent, fn_list_t* list) {
   Dwarf_Die child;
 
-  if (dwarf_child(parent, &child) != 0)
+  if (DW(dwarf_child)(parent, &child) != 0)
     return;
   do {
-    switch (dwarf_tag(&child)) {
+    switch (DW(dwarf_tag)(&child)) {
       case DW_TAG_subprogram:
         add_function(list, &child);
         break;
@@ -628,7 +624,7 @@ static void collect_functions(Dwarf_Die* parent, fn_list_t* list) {
       default:
         break;
     }
-  } while (!list->failed && dwarf_siblingof(&child, &child) == 0);
+  } while (!list->failed && DW(dwarf_siblingof)(&child, &child) == 0);
 }
 
 static int compare_fn_ranges(const void* a, const void* b) {
@@ -640,7 +636,7 @@ static int compare_fn_ranges(const void* a, const void* b) {
 
 /* The index of unit cu in m, built when new. NULL when out of memory. */
 static const cu_index_t* cu_index_of(module_t* m, Dwarf_Die* cu) {
-  Dwarf_Off off = dwarf_dieoffset(cu);
+  Dwarf_Off off = DW(dwarf_dieoffset)(cu);
   size_t lo = 0;
   size_t hi = m->ncus;
   fn_list_t list;
@@ -698,7 +694,7 @@ static int find_function(module_t* m, Dwarf_Die* cu, Dwarf_Addr pc,
   }
   if (lo == 0 || pc >= index->fns[lo - 1].high)
     return -1;
-  return dwarf_offdie(dwarf_cu_getdwarf(cu->cu), index->fns[lo - 1].die,
+  return DW(dwarf_offdie)(DW(dwarf_cu_getdwarf)(cu->cu), index->fns[lo - 1].die,
                       fn) != NULL
              ? 0
              : -1;
@@ -716,15 +712,15 @@ static int inline_chain(Dwarf_Die* parent, Dwarf_Addr pc, Dwarf_Die* chain,
                         int depth, int cap) {
   Dwarf_Die child;
 
-  if (dwarf_child(parent, &child) != 0)
+  if (DW(dwarf_child)(parent, &child) != 0)
     return depth;
   do {
-    int tag = dwarf_tag(&child);
+    int tag = DW(dwarf_tag)(&child);
     int has;
     int deeper;
     if (tag != DW_TAG_inlined_subroutine && !is_block(tag))
       continue;
-    has = dwarf_haspc(&child, pc);
+    has = DW(dwarf_haspc)(&child, pc);
     if (has == 1) {
       if (tag == DW_TAG_inlined_subroutine) {
         if (depth < cap)
@@ -734,13 +730,13 @@ static int inline_chain(Dwarf_Die* parent, Dwarf_Addr pc, Dwarf_Die* chain,
       return inline_chain(&child, pc, chain, depth, cap);
     }
     /* A block with no addresses of its own may still hold the code. */
-    if (has == 0 && is_block(tag) && !dwarf_hasattr(&child, DW_AT_low_pc) &&
-        !dwarf_hasattr(&child, DW_AT_ranges)) {
+    if (has == 0 && is_block(tag) && !DW(dwarf_hasattr)(&child, DW_AT_low_pc) &&
+        !DW(dwarf_hasattr)(&child, DW_AT_ranges)) {
       deeper = inline_chain(&child, pc, chain, depth, cap);
       if (deeper != depth)
         return deeper;
     }
-  } while (dwarf_siblingof(&child, &child) == 0);
+  } while (DW(dwarf_siblingof)(&child, &child) == 0);
   return depth;
 }
 
@@ -764,7 +760,7 @@ static size_t resolve(Dwfl_Module* mod, uintptr_t addr,
   module_t* m = module_of(mod);
   const sym_t* sym = m != NULL ? symtab_find(m, addr) : NULL;
   const char* module = intern(
-      dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL));
+      DW(dwfl_module_info)(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL));
   const char* name = sym != NULL ? sym->name : NULL;
   uintptr_t start = sym != NULL ? sym->start : 0;
   Dwarf_Die chain[UV_PPROF__MAX_INLINE];
@@ -779,13 +775,13 @@ static size_t resolve(Dwfl_Module* mod, uintptr_t addr,
   int j;
   size_t n = 0;
 
-  src = dwfl_module_getsrc(mod, addr);
+  src = DW(dwfl_module_getsrc)(mod, addr);
   if (src != NULL)
-    file = dwfl_lineinfo(src, NULL, &line, NULL, NULL, NULL);
-  cu = dwfl_module_addrdie(mod, addr, &bias);
+    file = DW(dwfl_lineinfo)(src, NULL, &line, NULL, NULL, NULL);
+  cu = DW(dwfl_module_addrdie)(mod, addr, &bias);
   if (m != NULL && cu != NULL && find_function(m, cu, addr - bias, &fn) == 0) {
     Dwarf_Addr entry;
-    if (name == NULL && dwarf_entrypc(&fn, &entry) == 0 &&
+    if (name == NULL && DW(dwarf_entrypc)(&fn, &entry) == 0 &&
         (name = die_name(&fn)) != NULL)
       start = (uintptr_t)(entry + bias);
     depth = inline_chain(&fn, addr - bias, chain, 0, UV_PPROF__MAX_INLINE);
@@ -902,7 +898,11 @@ size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out,
   if (addr == 0 || max == 0)
     return 0;
   if (state.dwfl == NULL) {
-    state.dwfl = dwfl_begin(&callbacks);
+    if (uv_pprof__dw_load() != 0)
+      return 0;
+    callbacks.find_elf = DW(dwfl_linux_proc_find_elf);
+    callbacks.find_debuginfo = DW(dwfl_standard_find_debuginfo);
+    state.dwfl = DW(dwfl_begin)(&callbacks);
     if (state.dwfl == NULL)
       return 0;
     rescan();
@@ -937,8 +937,8 @@ void uv_pprof__symbolizer_reset(void) {
   chunk_t* c;
 
   if (state.dwfl != NULL) {
-    dwfl_getmodules(state.dwfl, free_module, NULL, 0);
-    dwfl_end(state.dwfl);
+    DW(dwfl_getmodules)(state.dwfl, free_module, NULL, 0);
+    DW(dwfl_end)(state.dwfl);
   }
   while ((c = state.chunks) != NULL) {
     state.chunks = c->next;

@@ -1,0 +1,45 @@
+/* libdw, loaded with dlopen on first use instead of linked: linking it (with
+ * libelf, liblzma and libbz2 behind it) cost every host ~800 KiB of RSS even
+ * with UV_PPROF unset, and only the symbolizer and the CPU unwinder need it,
+ * on the worker thread, after a request. Calls go through DW(name)(...), a
+ * table of pointers with libdw's own prototypes. */
+#ifndef UV_PPROF_DW_H
+#define UV_PPROF_DW_H
+
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <gelf.h>
+
+#define UV_PPROF__DW_FUNCTIONS(X)                                          \
+  X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_child) X(dwarf_cu_getdwarf) \
+  X(dwarf_dieoffset) X(dwarf_entrypc) X(dwarf_filesrc) X(dwarf_formstring)  \
+  X(dwarf_formudata) X(dwarf_getscopes) X(dwarf_getsrcfiles)                \
+  X(dwarf_haspc) X(dwarf_hasattr) X(dwarf_offdie) X(dwarf_ranges)          \
+  X(dwarf_siblingof) X(dwarf_tag)                                          \
+  X(dwfl_addrmodule) X(dwfl_attach_state) X(dwfl_begin) X(dwfl_end)        \
+  X(dwfl_frame_pc) X(dwfl_getmodules) X(dwfl_getthread_frames)             \
+  X(dwfl_lineinfo) X(dwfl_linux_proc_find_elf) X(dwfl_linux_proc_report)   \
+  X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_module_getsym_info)  \
+  X(dwfl_module_getsymtab) X(dwfl_module_info) X(dwfl_report_begin)        \
+  X(dwfl_report_end) X(dwfl_report_module)                                 \
+  X(dwfl_standard_find_debuginfo) X(dwfl_thread_state_register_pc)         \
+  X(dwfl_thread_state_registers)                                           \
+  X(elf_getscn) X(gelf_getshdr)
+
+typedef struct uv_pprof__dw_s {
+#define UV_PPROF__DW_POINTER(name) __typeof__(name)* name;
+  UV_PPROF__DW_FUNCTIONS(UV_PPROF__DW_POINTER)
+#undef UV_PPROF__DW_POINTER
+} uv_pprof__dw_t;
+
+extern uv_pprof__dw_t uv_pprof__dw;
+
+#define DW(name) (uv_pprof__dw.name)
+
+/* Loads libdw.so.1 and fills uv_pprof__dw, once. Returns 0, or UV_ENOSYS
+ * when libdw (Debian's libdw1) cannot be loaded: profiles then stay
+ * unsymbolized. Worker thread. */
+int uv_pprof__dw_load(void);
+
+#endif /* UV_PPROF_DW_H */

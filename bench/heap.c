@@ -477,6 +477,19 @@ static void run_child(const char* self, const char* arg, const char* conf,
     exit(1);
 }
 
+/* The machine's load average: the lateness figures are only as quiet as
+ * the machine was. */
+static void print_load(const char* when) {
+  char line[128] = "?";
+  FILE* f = fopen("/proc/loadavg", "r");
+
+  if (f != NULL && fgets(line, sizeof(line), f) != NULL)
+    line[strcspn(line, "\n")] = '\0';
+  if (f != NULL)
+    fclose(f);
+  printf("load average %s: %s\n", when, line);
+}
+
 static void compare_settings(const char* self) {
   static const struct {
     const char* conf;
@@ -550,6 +563,7 @@ int main(int argc, char** argv) {
   self[n] = '\0';
   snprintf(out, sizeof(out), "%d", runs);
   setenv("BENCH_HEAP_RUNS", out, 1);
+  print_load("at the start");
   for (i = 0; i < sizeof(stacks_conf) / sizeof(stacks_conf[0]); i++) {
     printf("=== MALLOC_CONF=%s\n\n", stacks_conf[i]);
     fflush(stdout);
@@ -559,5 +573,6 @@ int main(int argc, char** argv) {
     fflush(stdout);
   }
   compare_settings(self);
+  print_load("at the end");
   return 0;
 }

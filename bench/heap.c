@@ -1,14 +1,9 @@
-/* bench_heap: the heap endpoint against jemalloc's own prof.dump (the floor:
- * uv_pprof dumps, then parses, drops jemalloc's frames, unbiases,
- * symbolizes, encodes and gzips) at 1k, 10k and 50k live stacks; the host
- * loop's 1 ms timer lateness while such requests run back to back, against
- * a quiet phase; and what jemalloc's profiling settings cost a malloc-heavy
- * loop, against jemalloc without profiling (the question of a default
- * malloc_conf, README.md). Linked with jemalloc; it runs its measurements in
- * children of its own with the MALLOC_CONF each needs.
- *
- * Usage: bench_heap [runs, default 7]
- */
+/* bench_heap: GET /debug/pprof/heap against jemalloc's prof.dump alone at
+ * 1k, 10k and 50k live stacks; the host loop's 1 ms timer lateness and busy
+ * time meanwhile (paced, back to back) against a quiet phase, with and
+ * without prof_accum; the cost of jemalloc's profiling settings on a
+ * malloc-heavy loop. Children of its own run with the MALLOC_CONF needed.
+ * Usage: bench_heap [runs, default 7]. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>

@@ -285,7 +285,7 @@ typedef void (*uv_pprof__cpu_sample_cb)(const uv_pprof__cpu_sample_t* s,
 typedef struct uv_pprof__sampler_stats_s {
   uint64_t samples;    /* taken since the process started */
   uint64_t lost;       /* dropped: the ring was full */
-  uint64_t handler_ns; /* time spent in the signal handler */
+  uint64_t handler_ns; /* wall time spent in the signal handler */
   uint64_t unwind_ns;  /* time spent unwinding on the worker */
   uint64_t frames;     /* frames unwound */
   size_t threads;      /* threads with a timer now */
@@ -306,6 +306,8 @@ void uv_pprof__sampler_release(void);
 void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg);
 /* The clock of sample times (CLOCK_MONOTONIC, ns). Any thread. */
 int64_t uv_pprof__sampler_now(void);
+/* The counters (since the process started) and the state now. Any
+ * thread. */
 void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st);
 
 /* ---- src/worker.c: uv_pprof's own thread -------------------------------- */

@@ -304,6 +304,8 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
     rj->waiting = 1;
     rj->timer.data = rj;
     uv_timer_init(loop, &rj->timer);
+    /* The window starts now, not at the loop's last tick. */
+    uv_update_time(loop);
     uv_pprof__handle_own(&rj->timer);
     uv_unref((uv_handle_t*)&rj->timer);
     uv_timer_start(&rj->timer, on_delta_timer,

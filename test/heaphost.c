@@ -1,8 +1,9 @@
 /* uv_pprof_heaphost: a host for the heap tests, run with jemalloc (linked,
- * or preloaded into the variant built without it) and MALLOC_CONF set by
- * the test. It calls uv_pprof_start() on its loop, prints "port=N", runs a
- * 1 ms repeating timer, and obeys one command per line on stdin, answering
- * each on stdout once done (on the loop thread, so a blocked loop shows):
+ * linked statically, or preloaded into the variant built without it) and
+ * MALLOC_CONF set by the test. It calls uv_pprof_start() on its loop,
+ * prints "port=N", runs a 1 ms repeating timer, and obeys one command per
+ * line on stdin, answering each on stdout once done (on the loop thread, so
+ * a blocked loop shows):
  *   live    keep 64 MiB live, from heaphost_keep_live()  -> ok
  *   churn   allocate and free 256 MiB, from heaphost_churn()  -> ok
  *   leak    leak 32 MiB more, from heaphost_leak()  -> ok
@@ -23,9 +24,9 @@
 
 /* Block sizes are chosen for the statistics of jemalloc's sampling (see
  * test-heap.c): large enough that its estimate is within a few percent. */
-#define LIVE_BLOCK (2 * MIB)
+#define LIVE_BLOCK (4 * MIB)
 #define CHURN_BLOCK (1 * MIB)
-#define LEAK_BLOCK (4 * MIB)
+#define LEAK_BLOCK (8 * MIB)
 
 __attribute__((noinline)) void heaphost_keep_live(void);
 __attribute__((noinline)) void heaphost_churn(void);

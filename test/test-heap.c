@@ -1,10 +1,9 @@
 /* Tests of the heap and allocs profiles. Unit: the heap_v2 parser on the
- * real dumps of ../shared/reference/jemalloc and on malformed input (each
- * placed against an unreadable page), Go's unbiasing against Go's own
- * numbers, the profile and text made from a fixture. End to end: real
- * jemalloc (linked, preloaded, static) in uv_pprof_heaphost, read with real
- * curl and `go tool pprof`; without jemalloc in this (glibc) process.
- * Accuracy bounds, and why they hold, are at check_accuracy(). */
+ * real dumps of ../shared/reference/jemalloc and on malformed input, Go's
+ * unbiasing against Go's own numbers, profile and text from a fixture. End
+ * to end: real jemalloc (linked, preloaded, static) in uv_pprof_heaphost and
+ * glibc in this process, read with curl and `go tool pprof`. Accuracy
+ * bounds, and why they hold, are at check_accuracy(). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1058,13 +1057,14 @@ TEST_IMPL(heap_no_jemalloc) {
 /* ---- integration: real jemalloc in uv_pprof_heaphost -------------------- */
 
 /* jemalloc samples one allocation per R = 512 KiB on average (its default),
- * a block of s bytes with probability p = 1 - exp(-s/R), and the profile
- * weighs each sample by 1/p. For T bytes in blocks of s bytes that
- * estimate has a relative standard deviation of sqrt(s (1-p) / (T p)): 2.4 %
- * for 64 MiB in the host's 2 MiB blocks, 2.5 % for 256 MiB in 1 MiB blocks
- * (where unbiasing adds 16 %: without it the answer would be 13 % short),
- * 0.7 % for 32 MiB in 4 MiB blocks. So ±10 % is 4 standard deviations:
- * these bounds fail only when something is wrong. */
+ * a block of s bytes with probability p = 1 - exp(-s/R), and weighs each
+ * sample by 1/p. The host's blocks make ±10 % fail only when something is
+ * wrong: 64 MiB live in 16 blocks of 4 MiB (p = 1 - 3.4e-4; failing takes 2
+ * blocks unsampled: probability 1.4e-5); 32 MiB leaked in 4 blocks of 8 MiB
+ * (p = 1 - 1.1e-7); 256 MiB allocated and freed in 1 MiB blocks, where
+ * unbiasing matters (p = 0.865, weight 1.156: without it the answer is 13 %
+ * short) and the number sampled, binomial(256, 0.865), stays within ±10 %
+ * of its mean but with probability 5e-5. */
 static void check_accuracy(heaphost_t* h) {
   char file[256];
   run_result_t r;
@@ -1172,10 +1172,10 @@ TEST_IMPL(heap_jemalloc_base) {
 
   host_spawn(&h, UV_PPROF_HEAPHOST, accum_env);
   host_do(&h, "live");
-  /* The first profile loads uv_pprof's symbol tables, which stay (libdw's
-   * copy of the DWARF it read, about 12 MB when libc6-dbg is installed):
-   * growth of uv_pprof's own, once. Taken first, it stays out of the
-   * diff, as it would in any but a process's very first snapshot. */
+  /* A profile loads uv_pprof's symbol tables after its sample (libdw's
+   * copy of the DWARF it read, about 12 MB when libc6-dbg is installed),
+   * and they stay until the worker idles out: growth of uv_pprof's own.
+   * A throwaway profile first keeps it out of the diff (README.md). */
   fetch(&h, "/debug/pprof/heap", "first.pb.gz");
   snprintf(before, sizeof(before), "%s", fetch(&h, "/debug/pprof/heap",
                                                "before.pb.gz"));

@@ -109,10 +109,6 @@ static int take_snapshot(void** out) {
   return uv_pprof__heap_snapshot(&st, &dump, out);
 }
 
-static int64_t count_stacks(void) {
-  return uv_pprof__je_count();
-}
-
 /* ---- proto --------------------------------------------------------------- */
 
 static int64_t period_of(const uv_pprof__je_state_t* je) {
@@ -382,7 +378,7 @@ const uv_pprof__profile_t uv_pprof__profile_heap = {
                    "accepted and has no effect: jemalloc frees memory at "
                    "free(), so the sample is always current.",
     .flags = UV_PPROF__PROFILE_DELTA,
-    .count = count_stacks,
+    .count = uv_pprof__je_count,
     .snapshot = take_snapshot,
     .snapshot_free = free_snapshot,
     .types = set_types,
@@ -396,7 +392,7 @@ const uv_pprof__profile_t uv_pprof__profile_allocs = {
                    "jemalloc's heap profile (cumulative counts need "
                    "MALLOC_CONF prof_accum:true)",
     .flags = UV_PPROF__PROFILE_DELTA,
-    .count = count_stacks,
+    .count = uv_pprof__je_count,
     .snapshot = take_snapshot,
     .snapshot_free = free_snapshot,
     .types = set_alloc_types,

@@ -19,6 +19,10 @@
 
 #include <arpa/inet.h>
 
+#include <zlib.h>
+
+#include "internal.h"
+#include "profile.pb-c.h"
 #include "task.h"
 
 /* ---- child processes ---------------------------------------------------- */
@@ -610,4 +614,48 @@ const char* fixture_path(const char* name) {
   ASSERT((size_t)snprintf(path, sizeof(path), "%s/test/fixtures/%s",
                           UV_PPROF_SOURCE_DIR, name) < sizeof(path));
   return path;
+}
+
+/* ---- profiles ----------------------------------------------------------- */
+
+void profile_gunzip(const void* gz, size_t len, uv_pprof__buf_t* raw) {
+  unsigned char chunk[65536];
+  z_stream zs;
+  int rc;
+
+  ASSERT(len > 10);
+  ASSERT_EQ(((const unsigned char*)gz)[0], 0x1f);
+  ASSERT_EQ(((const unsigned char*)gz)[1], 0x8b);
+  memset(&zs, 0, sizeof(zs));
+  ASSERT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = (Bytef*)gz;
+  zs.avail_in = (uInt)len;
+  do {
+    zs.next_out = chunk;
+    zs.avail_out = sizeof(chunk);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    ASSERT(rc == Z_OK || rc == Z_STREAM_END);
+    ASSERT_EQ(uv_pprof__buf_append(raw, chunk, sizeof(chunk) - zs.avail_out),
+              0);
+  } while (rc != Z_STREAM_END);
+  ASSERT_EQ(zs.avail_in, 0); /* one gzip member, nothing after it */
+  inflateEnd(&zs);
+}
+
+Perftools__Profiles__Profile* profile_decode(const void* gz, size_t len) {
+  Perftools__Profiles__Profile* p;
+  uv_pprof__buf_t raw;
+
+  uv_pprof__buf_init(&raw);
+  profile_gunzip(gz, len, &raw);
+  p = perftools__profiles__profile__unpack(NULL, raw.len,
+                                           (const uint8_t*)raw.base);
+  ASSERT(p != NULL);
+  uv_pprof__buf_free(&raw);
+  return p;
+}
+
+const char* profile_str(const Perftools__Profiles__Profile* p, int64_t i) {
+  ASSERT(i >= 0 && (uint64_t)i < p->n_string_table);
+  return p->string_table[i];
 }

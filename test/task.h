@@ -116,6 +116,20 @@ int tcp_send(int fd, const void* data, size_t len);
 /* Reads until EOF or timeout_ms into a malloc'd NUL-terminated buffer. */
 char* tcp_read_all(int fd, int timeout_ms, size_t* len);
 
+/* ---- profiles ----------------------------------------------------------- */
+
+struct uv_pprof__buf_s;
+typedef struct Perftools__Profiles__Profile Perftools__Profiles__Profile;
+
+/* Gunzips gz[0..len) into raw (appending), asserting gzip's magic and that
+ * exactly one gzip member is there. */
+void profile_gunzip(const void* gz, size_t len, struct uv_pprof__buf_s* raw);
+/* Gunzips and decodes a profile; asserts on any failure. Free it with
+ * perftools__profiles__profile__free_unpacked(p, NULL). */
+Perftools__Profiles__Profile* profile_decode(const void* gz, size_t len);
+/* p's string i, asserting the index is in range. */
+const char* profile_str(const Perftools__Profiles__Profile* p, int64_t i);
+
 /* A fresh temporary directory (removed by the runner at exit). */
 const char* test_tmpdir(void);
 /* Path of a file next to the test binary's sources: test/fixtures/NAME. */

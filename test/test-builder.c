@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include <zlib.h>
 
 #include "internal.h"
 #include "profile.pb-c.h"
@@ -15,30 +14,6 @@
 typedef Perftools__Profiles__Profile profile_t;
 
 /* ---- decoding and validity ---------------------------------------------- */
-
-static void gunzip(const uv_pprof__buf_t* gz, uv_pprof__buf_t* raw) {
-  unsigned char chunk[16384];
-  z_stream zs;
-  int rc;
-
-  ASSERT(gz->len > 10);
-  ASSERT_EQ((unsigned char)gz->base[0], 0x1f);
-  ASSERT_EQ((unsigned char)gz->base[1], 0x8b);
-  memset(&zs, 0, sizeof(zs));
-  ASSERT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = (Bytef*)gz->base;
-  zs.avail_in = (uInt)gz->len;
-  do {
-    zs.next_out = chunk;
-    zs.avail_out = sizeof(chunk);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    ASSERT(rc == Z_OK || rc == Z_STREAM_END);
-    ASSERT_EQ(uv_pprof__buf_append(raw, chunk, sizeof(chunk) - zs.avail_out),
-              0);
-  } while (rc != Z_STREAM_END);
-  ASSERT_EQ(zs.avail_in, 0); /* one gzip member, nothing after it */
-  inflateEnd(&zs);
-}
 
 static uint64_t read_varint(const uv_pprof__buf_t* raw, size_t* pos) {
   uint64_t v = 0;
@@ -178,7 +153,7 @@ static profile_t* decode(const uv_pprof__buf_t* gz) {
   profile_t* p;
 
   uv_pprof__buf_init(&raw);
-  gunzip(gz, &raw);
+  profile_gunzip(gz->base, gz->len, &raw);
   p = perftools__profiles__profile__unpack(NULL, raw.len,
                                             (const uint8_t*)raw.base);
   ASSERT(p != NULL);
@@ -228,11 +203,6 @@ static void pprof_raw(const uv_pprof__buf_t* gz, run_result_t* r) {
   ASSERT_EQ(r->status, 0);
 }
 
-static const char* str(const profile_t* p, int64_t index) {
-  check_str(p, index);
-  return p->string_table[index];
-}
-
 static const Perftools__Profiles__Location* location(const profile_t* p,
                                                      uint64_t id) {
   size_t i;
@@ -249,7 +219,7 @@ static const char* function_name(const profile_t* p, uint64_t id) {
 
   for (i = 0; i < p->n_function; i++)
     if (p->function[i]->id == id)
-      return str(p, p->function[i]->name);
+      return profile_str(p, p->function[i]->name);
   ASSERT(0 && "no such function");
   return NULL;
 }
@@ -271,8 +241,8 @@ static const char* label_str(const profile_t* p,
   size_t i;
 
   for (i = 0; i < s->n_label; i++)
-    if (strcmp(str(p, s->label[i]->key), key) == 0 && s->label[i]->str != 0)
-      return str(p, s->label[i]->str);
+    if (strcmp(profile_str(p, s->label[i]->key), key) == 0 && s->label[i]->str != 0)
+      return profile_str(p, s->label[i]->str);
   return NULL;
 }
 
@@ -436,8 +406,8 @@ TEST_IMPL(builder_sample_merge) {
     ASSERT_EQ(location(p, s->location_id[1])->address, 0x5000);
     ASSERT_EQ(s->n_label, 2);
     ASSERT_STR_EQ(label_str(p, s, "type"), "tcp");
-    ASSERT_STR_EQ(str(p, s->label[1]->key), "age");
-    ASSERT_STR_EQ(str(p, s->label[1]->num_unit), "seconds");
+    ASSERT_STR_EQ(profile_str(p, s->label[1]->key), "age");
+    ASSERT_STR_EQ(profile_str(p, s->label[1]->num_unit), "seconds");
     if (s->label[1]->num == 5) {
       ASSERT_EQ(s->value[0], 2);
       ASSERT_EQ(s->value[1], 200);
@@ -480,25 +450,25 @@ TEST_IMPL(builder_profile_fields) {
   loc = uv_pprof__builder_location(b, 0x7000);
   uv_pprof__builder_sample(b, &loc, 1, v, labels, 1);
   p = encode_decode(b);
-  ASSERT_STR_EQ(str(p, p->period_type->type), "space");
-  ASSERT_STR_EQ(str(p, p->period_type->unit), "bytes");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->type), "space");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->unit), "bytes");
   ASSERT_EQ(p->period, 524288);
   ASSERT_EQ(p->n_sample_type, 2);
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->type), "alloc_objects");
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->unit), "count");
-  ASSERT_STR_EQ(str(p, p->sample_type[1]->type), "alloc_space");
-  ASSERT_STR_EQ(str(p, p->sample_type[1]->unit), "bytes");
-  ASSERT_STR_EQ(str(p, p->default_sample_type), "alloc_space");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->type), "alloc_objects");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->unit), "count");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->type), "alloc_space");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->unit), "bytes");
+  ASSERT_STR_EQ(profile_str(p, p->default_sample_type), "alloc_space");
   ASSERT_EQ(p->n_comment, 2);
-  ASSERT_STR_EQ(str(p, p->comment[0]), "first comment");
-  ASSERT_STR_EQ(str(p, p->comment[1]), "second comment");
+  ASSERT_STR_EQ(profile_str(p, p->comment[0]), "first comment");
+  ASSERT_STR_EQ(profile_str(p, p->comment[1]), "second comment");
   ASSERT_EQ(p->time_nanos, 1795651006710613354);
   ASSERT_EQ(p->duration_nanos, 30000000000);
   ASSERT_EQ(p->n_sample, 1);
   ASSERT_EQ(p->sample[0]->value[0], 7);
   ASSERT_EQ(p->sample[0]->value[1], 700);
   ASSERT_EQ(p->sample[0]->n_label, 1);
-  ASSERT_STR_EQ(str(p, p->sample[0]->label[0]->key), "bytes");
+  ASSERT_STR_EQ(profile_str(p, p->sample[0]->label[0]->key), "bytes");
   ASSERT_EQ(p->sample[0]->label[0]->str, 0);
   ASSERT_EQ(p->sample[0]->label[0]->num, 4096);
   ASSERT_EQ(p->sample[0]->label[0]->num_unit, 0);
@@ -536,29 +506,29 @@ TEST_IMPL(builder_mappings) {
     m = p->mapping[i];
     ASSERT_EQ(m->id, i + 1);
     ASSERT(m->memory_start < m->memory_limit);
-    ASSERT(str(p, m->filename)[0] != '\0');
+    ASSERT(profile_str(p, m->filename)[0] != '\0');
     /* Only mappings holding locations claim symbolization (the flags
      * themselves are checked by test-symbolize.c). */
     if (!(m->memory_start <= own && own < m->memory_limit) &&
         !(m->memory_start <= libc && libc < m->memory_limit))
       ASSERT(!m->has_functions && !m->has_filenames &&
              !m->has_line_numbers && !m->has_inline_frames);
-    if (strstr(str(p, m->filename), "/libc.so") != NULL &&
+    if (strstr(profile_str(p, m->filename), "/libc.so") != NULL &&
         m->memory_start <= libc && libc < m->memory_limit)
       libc_map = m;
   }
   m = p->mapping[0];
-  ASSERT_STR_EQ(str(p, m->filename), exe);
+  ASSERT_STR_EQ(profile_str(p, m->filename), exe);
   readelf_build_id(exe, id, sizeof(id));
-  ASSERT_STR_EQ(str(p, m->build_id), id);
+  ASSERT_STR_EQ(profile_str(p, m->build_id), id);
 
   ASSERT(libc_map != NULL);
-  readelf_build_id(str(p, libc_map->filename), id, sizeof(id));
-  ASSERT_STR_EQ(str(p, libc_map->build_id), id);
+  readelf_build_id(profile_str(p, libc_map->filename), id, sizeof(id));
+  ASSERT_STR_EQ(profile_str(p, libc_map->build_id), id);
 
   m = mapping(p, location(p, locs[0])->mapping_id);
   ASSERT(m != NULL);
-  ASSERT_STR_EQ(str(p, m->filename), exe);
+  ASSERT_STR_EQ(profile_str(p, m->filename), exe);
   ASSERT(m->memory_start <= own && own < m->memory_limit);
   ASSERT(m->has_functions);
   ASSERT(mapping(p, location(p, locs[1])->mapping_id) == libc_map);
@@ -612,14 +582,14 @@ TEST_IMPL(gzip_roundtrip) {
   uv_pprof__buf_init(&raw);
   ASSERT_EQ(uv_pprof__gzip(data, N, &gz), 0);
   ASSERT(gz.len < N);
-  gunzip(&gz, &raw);
+  profile_gunzip(gz.base, gz.len, &raw);
   ASSERT_EQ(raw.len, N);
   ASSERT(memcmp(raw.base, data, N) == 0);
   uv_pprof__buf_free(&gz);
   uv_pprof__buf_free(&raw);
 
   ASSERT_EQ(uv_pprof__gzip("", 0, &gz), 0);
-  gunzip(&gz, &raw);
+  profile_gunzip(gz.base, gz.len, &raw);
   ASSERT_EQ(raw.len, 0);
   uv_pprof__buf_free(&gz);
   uv_pprof__buf_free(&raw);
@@ -871,12 +841,12 @@ TEST_IMPL(profile_threadcreate) {
 
   collect(d, 0, &gz);
   p = decode(&gz);
-  ASSERT_STR_EQ(str(p, p->period_type->type), "threadcreate");
-  ASSERT_STR_EQ(str(p, p->period_type->unit), "count");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->type), "threadcreate");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->unit), "count");
   ASSERT_EQ(p->period, 1);
   ASSERT_EQ(p->n_sample_type, 1);
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->type), "threadcreate");
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->unit), "count");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->type), "threadcreate");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->unit), "count");
   ASSERT_EQ(p->n_sample, 2);
   snprintf(tid, sizeof(tid), "%d", h.tid);
   for (i = 0; i < p->n_sample; i++) {
@@ -946,14 +916,14 @@ static void check_contention(const uv_pprof__profile_t* d, const char* text) {
   collect(d, 1, &gz);
   p = decode(&gz);
   uv_pprof__buf_free(&gz);
-  ASSERT_STR_EQ(str(p, p->period_type->type), "contentions");
-  ASSERT_STR_EQ(str(p, p->period_type->unit), "count");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->type), "contentions");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->unit), "count");
   ASSERT_EQ(p->period, 1);
   ASSERT_EQ(p->n_sample_type, 2);
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->type), "contentions");
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->unit), "count");
-  ASSERT_STR_EQ(str(p, p->sample_type[1]->type), "delay");
-  ASSERT_STR_EQ(str(p, p->sample_type[1]->unit), "nanoseconds");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->type), "contentions");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->unit), "count");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->type), "delay");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->unit), "nanoseconds");
   ASSERT_EQ(p->n_sample, 0);
   ASSERT(p->n_mapping >= 1);
   ASSERT_EQ(p->default_sample_type, 0);

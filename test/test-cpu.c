@@ -517,6 +517,10 @@ TEST_IMPL(cpu_ratio) {
   ASSERT(loop_n + thread_n >= 100);
   share = (double)loop_n / (double)(loop_n + thread_n);
   ASSERT(share > 0.70 && share < 0.80);
+  /* Whole stacks, through libuv (built without frame pointers) to each
+   * thread's own start. */
+  ASSERT(samples_in(p, "uv_run") >= loop_n * 9 / 10);
+  ASSERT(samples_in(p, "thread_burner") >= thread_n * 9 / 10);
   perftools__profiles__profile__free_unpacked(p, NULL);
   run_free(&f.r);
   host_stop(h);

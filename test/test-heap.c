@@ -14,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <zlib.h>
 
 #include "internal.h"
 #include "profile.pb-c.h"
@@ -144,42 +143,6 @@ static size_t jemalloc_ranges(const char* text, uv_pprof__range_t* r,
   return n;
 }
 
-static profile_t* decode(const void* gz, size_t len) {
-  uv_pprof__buf_t raw;
-  unsigned char chunk[16384];
-  z_stream zs;
-  profile_t* p;
-  int rc;
-
-  ASSERT(len > 2);
-  ASSERT(((const unsigned char*)gz)[0] == 0x1f);
-  ASSERT(((const unsigned char*)gz)[1] == 0x8b);
-  uv_pprof__buf_init(&raw);
-  memset(&zs, 0, sizeof(zs));
-  ASSERT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = (Bytef*)gz;
-  zs.avail_in = (uInt)len;
-  do {
-    zs.next_out = chunk;
-    zs.avail_out = sizeof(chunk);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    ASSERT(rc == Z_OK || rc == Z_STREAM_END);
-    ASSERT_EQ(uv_pprof__buf_append(&raw, chunk, sizeof(chunk) - zs.avail_out),
-              0);
-  } while (rc != Z_STREAM_END);
-  inflateEnd(&zs);
-  p = perftools__profiles__profile__unpack(NULL, raw.len,
-                                            (const uint8_t*)raw.base);
-  ASSERT(p != NULL);
-  uv_pprof__buf_free(&raw);
-  return p;
-}
-
-static const char* str_at(const profile_t* p, int64_t i) {
-  ASSERT(i >= 0 && (uint64_t)i < p->n_string_table);
-  return p->string_table[i];
-}
-
 /* Go's heap types, in Go's order, and period type space/bytes. */
 static void expect_heap_types(const profile_t* p, const char* dflt) {
   static const char* const types[][2] = {{"alloc_objects", "count"},
@@ -190,20 +153,20 @@ static void expect_heap_types(const profile_t* p, const char* dflt) {
 
   ASSERT_EQ(p->n_sample_type, 4);
   for (i = 0; i < 4; i++) {
-    ASSERT_STR_EQ(str_at(p, p->sample_type[i]->type), types[i][0]);
-    ASSERT_STR_EQ(str_at(p, p->sample_type[i]->unit), types[i][1]);
+    ASSERT_STR_EQ(profile_str(p, p->sample_type[i]->type), types[i][0]);
+    ASSERT_STR_EQ(profile_str(p, p->sample_type[i]->unit), types[i][1]);
   }
   ASSERT(p->period_type != NULL);
-  ASSERT_STR_EQ(str_at(p, p->period_type->type), "space");
-  ASSERT_STR_EQ(str_at(p, p->period_type->unit), "bytes");
-  ASSERT_STR_EQ(str_at(p, p->default_sample_type), dflt);
+  ASSERT_STR_EQ(profile_str(p, p->period_type->type), "space");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->unit), "bytes");
+  ASSERT_STR_EQ(profile_str(p, p->default_sample_type), dflt);
 }
 
 static int has_comment(const profile_t* p, const char* text) {
   size_t i;
 
   for (i = 0; i < p->n_comment; i++)
-    if (strcmp(str_at(p, p->comment[i]), text) == 0)
+    if (strcmp(profile_str(p, p->comment[i]), text) == 0)
       return 1;
   return 0;
 }
@@ -485,7 +448,7 @@ static profile_t* fetch_heap(const heaphost_t* h, char* file, size_t size) {
 
   snprintf(file, size, "%s", fetch(h, "/debug/pprof/heap", "heap.pb.gz"));
   data = read_whole(file, &len);
-  p = decode(data, len);
+  p = profile_decode(data, len);
   free(data);
   return p;
 }
@@ -810,7 +773,7 @@ static profile_t* fixture_profile(const uv_pprof__profile_t* desc,
   desc->emit(snap, b, 1);
   ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
   uv_pprof__builder_free(b);
-  p = decode(gz.base, gz.len);
+  p = profile_decode(gz.base, gz.len);
   uv_pprof__buf_free(&gz);
   return p;
 }
@@ -850,7 +813,7 @@ static void expect_rows(const profile_t* p, const uv_pprof__je_dump_t* d,
     for (j = 0; j < 4; j++)
       ASSERT_EQ(s->value[j], v[j]);
     ASSERT_EQ(s->n_label, 1);
-    ASSERT_STR_EQ(str_at(p, s->label[0]->key), "bytes");
+    ASSERT_STR_EQ(profile_str(p, s->label[0]->key), "bytes");
     ASSERT_EQ(s->label[0]->num, (int64_t)(bytes / objs));
   }
 }
@@ -983,7 +946,7 @@ static profile_t* get_profile(test_host_t* h, const char* path,
   snprintf(want, sizeof(want), "attachment; filename=\"%s\"", disposition);
   ASSERT_STR_EQ(http_header(&r, "Content-Disposition"), want);
   body = http_body(&r, &len);
-  p = decode(body, len);
+  p = profile_decode(body, len);
   run_free(&r);
   return p;
 }
@@ -1016,7 +979,7 @@ TEST_IMPL(heap_no_jemalloc) {
     ASSERT_EQ(p->period, 524288);
     ASSERT_EQ(p->n_sample, 0);
     ASSERT_EQ(p->n_comment, 1);
-    ASSERT_STR_EQ(str_at(p, p->comment[0]), howto);
+    ASSERT_STR_EQ(profile_str(p, p->comment[0]), howto);
     if (strstr(paths[i][0], "seconds=") != NULL)
       ASSERT(p->duration_nanos > 0);
     perftools__profiles__profile__free_unpacked(p, NULL);
@@ -1248,7 +1211,7 @@ TEST_IMPL(heap_jemalloc_delta) {
   host_do(&h, "leak");
   body = read_answer(fd, "heap-delta", &len);
   close(fd);
-  p = decode(body, len);
+  p = profile_decode(body, len);
   expect_heap_types(p, "");
   ASSERT(p->duration_nanos > 0);
   perftools__profiles__profile__free_unpacked(p, NULL);
@@ -1269,7 +1232,7 @@ TEST_IMPL(heap_jemalloc_delta) {
   ASSERT_EQ(tcp_send(fd, allocs_req, sizeof(allocs_req) - 1), 0);
   body = read_answer(fd, "allocs-delta", &len);
   close(fd);
-  p = decode(body, len);
+  p = profile_decode(body, len);
   expect_heap_types(p, "alloc_space");
   perftools__profiles__profile__free_unpacked(p, NULL);
   free(body);
@@ -1331,7 +1294,7 @@ TEST_IMPL(heap_jemalloc_ticks) {
   }
   body = read_answer(fd, "heap", &len);
   close(fd);
-  perftools__profiles__profile__free_unpacked(decode(body, len), NULL);
+  perftools__profiles__profile__free_unpacked(profile_decode(body, len), NULL);
   free(body);
   if (readings < 2 || last <= first) {
     fprintf(stderr,
@@ -1366,7 +1329,7 @@ TEST_IMPL(heap_jemalloc_off) {
   ASSERT_EQ(p->period, 524288);
   ASSERT_EQ(p->n_sample, 0);
   ASSERT_EQ(p->n_comment, 1);
-  ASSERT_STR_EQ(str_at(p, p->comment[0]), HEAP_OFF_PROF);
+  ASSERT_STR_EQ(profile_str(p, p->comment[0]), HEAP_OFF_PROF);
   perftools__profiles__profile__free_unpacked(p, NULL);
   pprof(args, &r);
   run_free(&r);
@@ -1404,7 +1367,7 @@ TEST_IMPL(heap_jemalloc_no_accum) {
   p = fetch_heap(&h, file, sizeof(file));
   expect_heap_types(p, "");
   ASSERT_EQ(p->n_comment, 1);
-  ASSERT_CONTAINS(str_at(p, p->comment[0]),
+  ASSERT_CONTAINS(profile_str(p, p->comment[0]),
                   "alloc_objects and alloc_space are unknown (0 here)");
   ASSERT(p->n_sample > 0);
   for (i = 0; i < p->n_sample; i++) {

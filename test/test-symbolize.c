@@ -18,7 +18,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <zlib.h>
 
 #include "internal.h"
 #include "profile.pb-c.h"
@@ -90,39 +89,6 @@ static void expect_function(uintptr_t addr, const char* name, uintptr_t start,
 
 /* ---- profiles ----------------------------------------------------------- */
 
-static profile_t* decode(const void* gz, size_t len) {
-  unsigned char chunk[16384];
-  uv_pprof__buf_t raw;
-  z_stream zs;
-  profile_t* p;
-  int rc;
-
-  uv_pprof__buf_init(&raw);
-  memset(&zs, 0, sizeof(zs));
-  ASSERT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = (Bytef*)gz;
-  zs.avail_in = (uInt)len;
-  do {
-    zs.next_out = chunk;
-    zs.avail_out = sizeof(chunk);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    ASSERT(rc == Z_OK || rc == Z_STREAM_END);
-    ASSERT_EQ(uv_pprof__buf_append(&raw, chunk, sizeof(chunk) - zs.avail_out),
-              0);
-  } while (rc != Z_STREAM_END);
-  inflateEnd(&zs);
-  p = perftools__profiles__profile__unpack(NULL, raw.len,
-                                            (const uint8_t*)raw.base);
-  ASSERT(p != NULL);
-  uv_pprof__buf_free(&raw);
-  return p;
-}
-
-static const char* str(const profile_t* p, int64_t i) {
-  ASSERT(i >= 0 && (uint64_t)i < p->n_string_table);
-  return p->string_table[i];
-}
-
 static const Perftools__Profiles__Location* location(const profile_t* p,
                                                      uint64_t id) {
   size_t i;
@@ -164,10 +130,10 @@ static void expect_line(const profile_t* p,
 
   ASSERT(i < loc->n_line);
   fn = function(p, loc->line[i]->function_id);
-  ASSERT_STR_EQ(str(p, fn->name), name);
-  ASSERT_STR_EQ(str(p, fn->system_name), name);
+  ASSERT_STR_EQ(profile_str(p, fn->name), name);
+  ASSERT_STR_EQ(profile_str(p, fn->system_name), name);
   if (file != NULL)
-    ASSERT_STR_EQ(str(p, fn->filename), file);
+    ASSERT_STR_EQ(profile_str(p, fn->filename), file);
   if (line >= 0)
     ASSERT_EQ(loc->line[i]->line, line);
 }
@@ -195,7 +161,7 @@ static profile_t* encode_decode(uv_pprof__builder_t* b) {
   uv_pprof__buf_init(&gz);
   ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
   uv_pprof__builder_free(b);
-  p = decode(gz.base, gz.len);
+  p = profile_decode(gz.base, gz.len);
   uv_pprof__buf_free(&gz);
   return p;
 }
@@ -542,13 +508,13 @@ TEST_IMPL(symbolize_builder) {
 
   /* One Function per (name, file). */
   for (i = 0; i < p->n_function; i++)
-    outer_functions += strcmp(str(p, p->function[i]->name), "sym_outer") == 0;
+    outer_functions += strcmp(profile_str(p, p->function[i]->name), "sym_outer") == 0;
   ASSERT_EQ(outer_functions, 1);
 
   /* The test binary: everything known, with inlining. libc: names. */
   m = mapping(p, location(p, ids[0])->mapping_id);
   ASSERT(m != NULL && m == p->mapping[0]);
-  ASSERT_STR_EQ(str(p, m->filename), exe);
+  ASSERT_STR_EQ(profile_str(p, m->filename), exe);
   ASSERT(m->has_functions && m->has_filenames && m->has_line_numbers &&
          m->has_inline_frames);
   m = mapping(p, location(p, ids[3])->mapping_id);
@@ -1066,7 +1032,7 @@ TEST_IMPL(symbol_served_protos) {
     curl_get(h, path, NULL, &r);
     ASSERT_EQ(http_status(&r), 200);
     body = http_body(&r, &len);
-    prof = decode(body, len);
+    prof = profile_decode(body, len);
     for (j = 0; j < prof->n_location; j++)
       addressed += prof->location[j]->address != 0 &&
                    prof->location[j]->mapping_id == 1;

@@ -4,9 +4,10 @@
  * with Go's header, records and a statistics block mapped from jemalloc's
  * stats.* (glibc's mallinfo2 without jemalloc). Talking to jemalloc is
  * jemalloc.c's job; symbolizing is the builder's. */
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <malloc.h>
-#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,21 @@ static int64_t clamp(double v) {
   return v >= 9.2e18 ? INT64_MAX : (int64_t)v;
 }
 
+/* libm's exp, found on first use rather than linked: linking libm cost every
+ * host that does not already map it ~330 KiB of RSS (its relocations and
+ * IFUNC resolvers run at load) for this one call. libm.so.6 ships in the
+ * same Debian package as libc. */
+static double (*exp_fn)(double);
+static pthread_once_t exp_once = PTHREAD_ONCE_INIT;
+
+static void find_exp(void) {
+  void* libm;
+
+  exp_fn = (double (*)(double))dlsym(RTLD_DEFAULT, "exp");
+  if (exp_fn == NULL && (libm = dlopen("libm.so.6", RTLD_NOW)) != NULL)
+    exp_fn = (double (*)(double))dlsym(libm, "exp");
+}
+
 /* Go's scaleHeapSample (runtime/pprof/protomem.go, also jeprof's
  * AdjustSamples): a sample of average size avg was taken with probability
  * 1 - exp(-avg / rate). */
@@ -151,8 +167,9 @@ void uv_pprof__heap_unbias(uint64_t objs, uint64_t bytes, uint64_t rate,
     return;
   }
   scale = 1.0;
-  if (rate > 1)
-    scale = 1 / (1 - exp(-((double)bytes / (double)objs) / (double)rate));
+  pthread_once(&exp_once, find_exp);
+  if (rate > 1 && exp_fn != NULL)
+    scale = 1 / (1 - exp_fn(-((double)bytes / (double)objs) / (double)rate));
   *out_objs = clamp((double)objs * scale);
   *out_bytes = clamp((double)bytes * scale);
 }

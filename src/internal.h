@@ -292,6 +292,11 @@ typedef struct uv_pprof__sampler_stats_s {
   int signo;           /* the signal in use, 0 when disarmed */
 } uv_pprof__sampler_stats_t;
 
+/* Registers the sampler's fork handlers (once). Called when a server
+ * starts, long before any arming: a fork already under way when the handlers
+ * are registered runs none of them, and if the first arming raced with it
+ * the child would inherit the handler. Any thread. */
+void uv_pprof__sampler_prepare(void);
 /* Takes a reference on the sampler; the first one arms it: a free real-time
  * signal gets the handler, every thread a timer on its CPU clock (100 Hz of
  * its CPU time). Returns 0 or a negative libuv code (UV_EBUSY: no free

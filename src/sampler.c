@@ -878,6 +878,10 @@ int64_t uv_pprof__sampler_now(void) {
   return monotonic_ns();
 }
 
+void uv_pprof__sampler_prepare(void) {
+  uv_once(&once, init_once);
+}
+
 int uv_pprof__sampler_acquire(void) {
   int err = 0;
 

@@ -245,6 +245,7 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
               uv_err_name(err));
       return err;
     }
+    uv_pprof__sampler_prepare();
   }
   e = calloc(1, sizeof(*e));
   err = e != NULL ? uv_pprof__handles_attach(loop, server == NULL, &e->handles)

@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <zlib.h>
 
 #include "internal.h"
 #include "profile.pb-c.h"
@@ -173,44 +172,16 @@ static int readable(int fd, int timeout_ms) {
 
 /* ---- profiles ----------------------------------------------------------- */
 
+/* The CPU answer's headers, then its profile. */
 static profile_t* decode(const run_result_t* r) {
-  unsigned char chunk[65536];
-  uv_pprof__buf_t raw;
-  z_stream zs;
   size_t len;
   const char* body = http_body(r, &len);
-  profile_t* p;
-  int rc;
 
   ASSERT_EQ(http_status(r), 200);
   ASSERT_STR_EQ(http_header(r, "Content-Type"), OCTET);
   ASSERT_STR_EQ(http_header(r, "Content-Disposition"),
                 "attachment; filename=\"profile\"");
-  ASSERT(len > 2 && (unsigned char)body[0] == 0x1f);
-  uv_pprof__buf_init(&raw);
-  memset(&zs, 0, sizeof(zs));
-  ASSERT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
-  zs.next_in = (Bytef*)body;
-  zs.avail_in = (uInt)len;
-  do {
-    zs.next_out = chunk;
-    zs.avail_out = sizeof(chunk);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    ASSERT(rc == Z_OK || rc == Z_STREAM_END);
-    ASSERT_EQ(uv_pprof__buf_append(&raw, chunk, sizeof(chunk) - zs.avail_out),
-              0);
-  } while (rc != Z_STREAM_END);
-  inflateEnd(&zs);
-  p = perftools__profiles__profile__unpack(NULL, raw.len,
-                                           (const uint8_t*)raw.base);
-  uv_pprof__buf_free(&raw);
-  ASSERT(p != NULL);
-  return p;
-}
-
-static const char* str(const profile_t* p, int64_t i) {
-  ASSERT(i >= 0 && (size_t)i < p->n_string_table);
-  return p->string_table[i];
+  return profile_decode(body, len);
 }
 
 /* Go's CPU profile: sample and period types, period, duration. */
@@ -218,13 +189,13 @@ static void check_cpu_profile(const profile_t* p) {
   size_t i;
 
   ASSERT_EQ(p->n_sample_type, 2);
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->type), "samples");
-  ASSERT_STR_EQ(str(p, p->sample_type[0]->unit), "count");
-  ASSERT_STR_EQ(str(p, p->sample_type[1]->type), "cpu");
-  ASSERT_STR_EQ(str(p, p->sample_type[1]->unit), "nanoseconds");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->type), "samples");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[0]->unit), "count");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->type), "cpu");
+  ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->unit), "nanoseconds");
   ASSERT(p->period_type != NULL);
-  ASSERT_STR_EQ(str(p, p->period_type->type), "cpu");
-  ASSERT_STR_EQ(str(p, p->period_type->unit), "nanoseconds");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->type), "cpu");
+  ASSERT_STR_EQ(profile_str(p, p->period_type->unit), "nanoseconds");
   ASSERT_EQ(p->period, 10000000);
   ASSERT_EQ(p->default_sample_type, 0);
   ASSERT(p->duration_nanos > 0);
@@ -243,8 +214,8 @@ static const char* label(const profile_t* p, const sample_t* s,
   size_t i;
 
   for (i = 0; i < s->n_label; i++)
-    if (strcmp(str(p, s->label[i]->key), key) == 0)
-      return str(p, s->label[i]->str);
+    if (strcmp(profile_str(p, s->label[i]->key), key) == 0)
+      return profile_str(p, s->label[i]->str);
   return NULL;
 }
 
@@ -266,7 +237,7 @@ static const char* function_name(const profile_t* p, uint64_t id) {
 
   for (i = 0; i < p->n_function; i++)
     if (p->function[i]->id == id)
-      return str(p, p->function[i]->name);
+      return profile_str(p, p->function[i]->name);
   return NULL;
 }
 

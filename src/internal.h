@@ -372,7 +372,9 @@ struct uv_pprof__request_s {
   uv_pprof__buf_t body;
   uv_pprof__response_t res;
   int busy;               /* the router owns it (see uv_pprof__route) */
-  void* route_data;       /* router.c's state of a busy request */
+  void* route_data;       /* the state of a busy request's owner */
+  /* Set by that owner: the client went away (see uv_pprof__route_abandon). */
+  void (*abandon)(uv_pprof__request_t* req);
 };
 
 typedef struct uv_pprof__server_config_s {
@@ -422,7 +424,8 @@ int uv_pprof__is_loopback(const struct sockaddr* addr);
  * or when its job or timer is done. */
 void uv_pprof__route(uv_pprof__request_t* req);
 /* Called when the client of a busy request went away or the server stops:
- * the router cancels its timers; a running job finishes on its own. */
+ * calls the owner's req->abandon, which cancels its timers; a job already on
+ * the worker finishes on its own. */
 void uv_pprof__route_abandon(uv_pprof__request_t* req);
 /* Fills req->res with Go's error form: text/plain, X-Go-Pprof: 1, message +
  * "\n". */
@@ -519,8 +522,6 @@ void uv_pprof__serve_symbol(uv_pprof__request_t* req);
 #define UV_PPROF__CPU_MAX_SECONDS 3600
 #define UV_PPROF__CPU_MAX_WINDOWS 8 /* profiles at once; more get 503 */
 void uv_pprof__serve_cpu(uv_pprof__request_t* req);
-/* uv_pprof__route_abandon for a CPU profile: its window closes now. */
-void uv_pprof__cpu_abandon(uv_pprof__request_t* req);
 /* The duration a raw query asks for, as Go reads it: "seconds" parsed as a
  * base-10 int64, UV_PPROF__CPU_DEFAULT_SECONDS when absent, invalid or
  * <= 0. The bound is the caller's to check. */

@@ -317,14 +317,16 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
 }
 
 void uv_pprof__route_abandon(uv_pprof__request_t* req) {
+  if (req->abandon != NULL)
+    req->abandon(req);
+}
+
+/* A job on the worker finishes and is then freed by on_job_done; a delta
+ * waiting for its window stops waiting. */
+static void abandon_job(uv_pprof__request_t* req) {
   route_job_t* rj = req->route_data;
 
-  if (strcmp(req->path, PREFIX "profile") == 0) {
-    uv_pprof__cpu_abandon(req);
-    return;
-  }
-  /* A job on the worker finishes and is then freed by on_job_done. */
-  if (rj != NULL && rj->waiting && !uv_is_closing((uv_handle_t*)&rj->timer))
+  if (rj->waiting && !uv_is_closing((uv_handle_t*)&rj->timer))
     uv_close((uv_handle_t*)&rj->timer, on_timer_close);
 }
 
@@ -368,6 +370,7 @@ static void serve_profile(uv_pprof__request_t* req,
   rj->seconds = seconds;
   rj->job.work = work_profile;
   req->route_data = rj;
+  req->abandon = abandon_job;
   submit(rj);
 }
 
@@ -458,6 +461,7 @@ static void serve_index(uv_pprof__request_t* req) {
   rj->req = req;
   rj->job.work = work_index;
   req->route_data = rj;
+  req->abandon = abandon_job;
   submit(rj);
 }
 

@@ -315,6 +315,16 @@ static void init_timer(window_t* w, uv_timer_t* timer) {
   w->handles++;
 }
 
+/* The client went away: its window closes now. */
+static void abandon(uv_pprof__request_t* req) {
+  window_t* w = req->route_data;
+
+  __atomic_store_n(&w->abandoned, 1, __ATOMIC_RELAXED);
+  if (w->state == OPEN)
+    close_window(w);
+  /* OPENING: on_opened closes it; CLOSING and CLOSED: it is closing. */
+}
+
 void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
   long long seconds = uv_pprof__cpu_seconds(req->query);
   window_t* w;
@@ -360,6 +370,7 @@ void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
   init_timer(w, &w->end_timer);
   init_timer(w, &w->tick);
   req->route_data = w;
+  req->abandon = abandon;
   if (submit(w, &w->job) != 0) {
     uv_pprof__error(req, 500, "Could not enable CPU profiling: uv_pprof's "
                               "worker did not start");
@@ -368,11 +379,3 @@ void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
   }
 }
 
-void uv_pprof__cpu_abandon(uv_pprof__request_t* req) {
-  window_t* w = req->route_data;
-
-  __atomic_store_n(&w->abandoned, 1, __ATOMIC_RELAXED);
-  if (w->state == OPEN)
-    close_window(w);
-  /* OPENING: on_opened closes it; CLOSING and CLOSED: it is closing. */
-}

@@ -659,3 +659,58 @@ const char* profile_str(const Perftools__Profiles__Profile* p, int64_t i) {
   ASSERT(i >= 0 && (uint64_t)i < p->n_string_table);
   return p->string_table[i];
 }
+
+const Perftools__Profiles__Location* profile_location(
+    const Perftools__Profiles__Profile* p, uint64_t id) {
+  size_t i;
+
+  for (i = 0; i < p->n_location; i++)
+    if (p->location[i]->id == id)
+      return p->location[i];
+  ASSERT(0 && "no such location");
+  return NULL;
+}
+
+const Perftools__Profiles__Function* profile_function(
+    const Perftools__Profiles__Profile* p, uint64_t id) {
+  size_t i;
+
+  for (i = 0; i < p->n_function; i++)
+    if (p->function[i]->id == id)
+      return p->function[i];
+  ASSERT(0 && "no such function");
+  return NULL;
+}
+
+const Perftools__Profiles__Mapping* profile_mapping(
+    const Perftools__Profiles__Profile* p, uint64_t id) {
+  size_t i;
+
+  for (i = 0; i < p->n_mapping; i++)
+    if (p->mapping[i]->id == id)
+      return p->mapping[i];
+  return NULL;
+}
+
+void go_pprof(const char* const args[], run_result_t* r) {
+  static char home[128];
+  static char tmp[128];
+  const char* argv[32] = {"go", "tool", "pprof"};
+  const char* env[] = {home, tmp, NULL};
+  const char* dir = test_tmpdir();
+  size_t n = 3;
+  size_t i;
+
+  for (i = 0; args[i] != NULL; i++) {
+    ASSERT(n < 31);
+    argv[n++] = args[i];
+  }
+  argv[n] = NULL;
+  snprintf(home, sizeof(home), "HOME=%s", dir);
+  snprintf(tmp, sizeof(tmp), "PPROF_TMPDIR=%s", dir);
+  run_cmd(argv, env, 120000, r);
+  if (r->status != 0)
+    fprintf(stderr, "go tool pprof: status %d\n%s\n%s\n", r->status, r->out,
+            r->err);
+  ASSERT_EQ(r->status, 0);
+}

@@ -130,6 +130,18 @@ Perftools__Profiles__Profile* profile_decode(const void* gz, size_t len);
 /* p's string i, asserting the index is in range. */
 const char* profile_str(const Perftools__Profiles__Profile* p, int64_t i);
 
+/* The entries of p with that id; asserts there is one. */
+const struct Perftools__Profiles__Location* profile_location(
+    const Perftools__Profiles__Profile* p, uint64_t id);
+const struct Perftools__Profiles__Function* profile_function(
+    const Perftools__Profiles__Profile* p, uint64_t id);
+/* The mapping with that id, or NULL. */
+const struct Perftools__Profiles__Mapping* profile_mapping(
+    const Perftools__Profiles__Profile* p, uint64_t id);
+/* Runs `go tool pprof ARGS...` (NULL-terminated, at most 28) with its HOME
+ * and PPROF_TMPDIR in test_tmpdir(); asserts it exits 0. */
+void go_pprof(const char* const args[], run_result_t* r);
+
 /* A fresh temporary directory (removed by the runner at exit). */
 const char* test_tmpdir(void);
 /* Path of a file next to the test binary's sources: test/fixtures/NAME. */

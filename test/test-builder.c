@@ -203,17 +203,6 @@ static void pprof_raw(const uv_pprof__buf_t* gz, run_result_t* r) {
   ASSERT_EQ(r->status, 0);
 }
 
-static const Perftools__Profiles__Location* location(const profile_t* p,
-                                                     uint64_t id) {
-  size_t i;
-
-  for (i = 0; i < p->n_location; i++)
-    if (p->location[i]->id == id)
-      return p->location[i];
-  ASSERT(0 && "no such location");
-  return NULL;
-}
-
 static const char* function_name(const profile_t* p, uint64_t id) {
   size_t i;
 
@@ -221,16 +210,6 @@ static const char* function_name(const profile_t* p, uint64_t id) {
     if (p->function[i]->id == id)
       return profile_str(p, p->function[i]->name);
   ASSERT(0 && "no such function");
-  return NULL;
-}
-
-static const Perftools__Profiles__Mapping* mapping(const profile_t* p,
-                                                   uint64_t id) {
-  size_t i;
-
-  for (i = 0; i < p->n_mapping; i++)
-    if (p->mapping[i]->id == id)
-      return p->mapping[i];
   return NULL;
 }
 
@@ -402,8 +381,8 @@ TEST_IMPL(builder_sample_merge) {
   for (i = 0; i < p->n_sample; i++) {
     const Perftools__Profiles__Sample* s = p->sample[i];
     ASSERT_EQ(s->n_location_id, 2);
-    ASSERT_EQ(location(p, s->location_id[0])->address, 0x4000);
-    ASSERT_EQ(location(p, s->location_id[1])->address, 0x5000);
+    ASSERT_EQ(profile_location(p, s->location_id[0])->address, 0x4000);
+    ASSERT_EQ(profile_location(p, s->location_id[1])->address, 0x5000);
     ASSERT_EQ(s->n_label, 2);
     ASSERT_STR_EQ(label_str(p, s, "type"), "tcp");
     ASSERT_STR_EQ(profile_str(p, s->label[1]->key), "age");
@@ -526,14 +505,14 @@ TEST_IMPL(builder_mappings) {
   readelf_build_id(profile_str(p, libc_map->filename), id, sizeof(id));
   ASSERT_STR_EQ(profile_str(p, libc_map->build_id), id);
 
-  m = mapping(p, location(p, locs[0])->mapping_id);
+  m = profile_mapping(p, profile_location(p, locs[0])->mapping_id);
   ASSERT(m != NULL);
   ASSERT_STR_EQ(profile_str(p, m->filename), exe);
   ASSERT(m->memory_start <= own && own < m->memory_limit);
   ASSERT(m->has_functions);
-  ASSERT(mapping(p, location(p, locs[1])->mapping_id) == libc_map);
+  ASSERT(profile_mapping(p, profile_location(p, locs[1])->mapping_id) == libc_map);
   ASSERT(libc_map->has_functions);
-  ASSERT_EQ(location(p, locs[2])->mapping_id, 0);
+  ASSERT_EQ(profile_location(p, locs[2])->mapping_id, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);
   return 0;
 }
@@ -854,7 +833,7 @@ TEST_IMPL(profile_threadcreate) {
     const Perftools__Profiles__Location* l;
     char frame[32];
     ASSERT_EQ(s->n_location_id, 1); /* pprof would drop it without */
-    l = location(p, s->location_id[0]);
+    l = profile_location(p, s->location_id[0]);
     ASSERT_EQ(l->address, 0);
     ASSERT_EQ(l->mapping_id, 0);
     ASSERT_EQ(l->n_line, 1);
@@ -1014,16 +993,16 @@ TEST_IMPL(builder_frames) {
   ASSERT_EQ(p->n_location, 3);
   for (i = 0; i < p->n_function; i++)
     ASSERT_EQ(p->function[i]->name, p->function[i]->system_name);
-  l = location(p, a);
+  l = profile_location(p, a);
   ASSERT_EQ(l->address, 0);
   ASSERT_EQ(l->mapping_id, 0);
   ASSERT_EQ(l->n_line, 1);
   ASSERT_STR_EQ(function_name(p, l->line[0]->function_id), "uv_timer_t");
-  l = location(p, c);
+  l = profile_location(p, c);
   ASSERT_EQ(l->n_line, 1);
   ASSERT_STR_EQ(function_name(p, l->line[0]->function_id), "uv_timer_t");
-  ASSERT(l->line[0]->function_id != location(p, a)->line[0]->function_id);
-  l = location(p, z);
+  ASSERT(l->line[0]->function_id != profile_location(p, a)->line[0]->function_id);
+  l = profile_location(p, z);
   ASSERT_EQ(l->n_line, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);
   return 0;

@@ -207,28 +207,6 @@ static const char* save(test_host_t* h, const char* path, const char* name) {
   return file;
 }
 
-/* `go tool pprof ARGS...` with its home and temp files in a temp dir. */
-static void pprof(const char* const args[], run_result_t* r) {
-  static char home[128];
-  static char tmp[128];
-  const char* argv[16] = {"go", "tool", "pprof"};
-  const char* env[] = {home, tmp, NULL};
-  const char* dir = test_tmpdir();
-  size_t n = 3;
-  size_t i;
-
-  for (i = 0; args[i] != NULL; i++)
-    argv[n++] = args[i];
-  argv[n] = NULL;
-  snprintf(home, sizeof(home), "HOME=%s", dir);
-  snprintf(tmp, sizeof(tmp), "PPROF_TMPDIR=%s", dir);
-  run_cmd(argv, env, 120000, r);
-  if (r->status != 0)
-    fprintf(stderr, "go tool pprof: status %d\n%s\n%s\n", r->status, r->out,
-            r->err);
-  ASSERT_EQ(r->status, 0);
-}
-
 /* flat and cum of `name` in `go tool pprof -top` output; 0 when absent. */
 static void top_row(const char* top, const char* name, long long* flat,
                     long long* cum) {
@@ -319,7 +297,7 @@ TEST_IMPL(handles_counts) {
   /* Proto: `go tool pprof -top` names every callback with its count. */
   file = save(h, "/debug/pprof/goroutine", "g.pb.gz");
   top_args[2] = file;
-  pprof(top_args, &r);
+  go_pprof(top_args, &r);
   expect_top(r.out, "tick_a", NTIMERS, NTIMERS);
   expect_top(r.out, "on_tick", 1, 1);
   expect_top(r.out, "uv_timer_t", 0, NTIMERS + 1);
@@ -438,7 +416,7 @@ TEST_IMPL(handles_pprof_base) {
   after = save(h, "/debug/pprof/goroutine", "after.pb.gz");
   args[3] = before;
   args[4] = after;
-  pprof(args, &r);
+  go_pprof(args, &r);
   expect_top(r.out, "tick_b", NLEAKED, NLEAKED);
   expect_top(r.out, "uv_timer_t", 0, NLEAKED);
   ASSERT_CONTAINS(r.out, "of 50 total");
@@ -488,7 +466,7 @@ TEST_IMPL(handles_delta) {
   /* The leak happens 1 s into a 3 s window. */
   host_call(h, arm_later, NULL);
   args[2] = save(h, "/debug/pprof/goroutine?seconds=3", "delta.pb.gz");
-  pprof(args, &r);
+  go_pprof(args, &r);
   expect_top(r.out, "tick_c", NLEAKED, NLEAKED);
   expect_top(r.out, "on_idle_a", -2, -2);
   expect_top(r.out, "leak_later", -1, -1);
@@ -665,7 +643,7 @@ static void expect_tracked(const char* host, const char* preload) {
   /* main made the sixth handle, the host's own async, directly. */
   ASSERT_EQ(count_of(dump, "\nmain(...)\n\t"), 6);
   ASSERT_EQ(count_of(dump, "\ncreated by main\n\t"), 1);
-  pprof(traces, &t);
+  go_pprof(traces, &t);
   ASSERT_CONTAINS(t.out, "     5   tick_tracked\n"
                          "             uv_timer_t\n"
                          "             make_timers\n"

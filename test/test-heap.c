@@ -171,45 +171,7 @@ static int has_comment(const profile_t* p, const char* text) {
   return 0;
 }
 
-static const Perftools__Profiles__Location* location_of(const profile_t* p,
-                                                        uint64_t id) {
-  size_t i;
-
-  for (i = 0; i < p->n_location; i++)
-    if (p->location[i]->id == id)
-      return p->location[i];
-  ASSERT(0 && "no such location");
-  return NULL;
-}
-
 /* ---- go tool pprof ------------------------------------------------------ */
-
-/* `go tool pprof ARGS...` with its home and cache in a temp dir. */
-static void pprof(const char* const args[], run_result_t* r) {
-  static char home[128];
-  static char tmp[128];
-  const char* argv[32];
-  const char* env[] = {home, tmp, NULL};
-  const char* dir = test_tmpdir();
-  size_t n = 0;
-  size_t i;
-
-  snprintf(home, sizeof(home), "HOME=%s", dir);
-  snprintf(tmp, sizeof(tmp), "PPROF_TMPDIR=%s", dir);
-  argv[n++] = "go";
-  argv[n++] = "tool";
-  argv[n++] = "pprof";
-  for (i = 0; args[i] != NULL; i++) {
-    ASSERT(n < 31);
-    argv[n++] = args[i];
-  }
-  argv[n] = NULL;
-  run_cmd(argv, env, 120000, r);
-  if (r->status != 0)
-    fprintf(stderr, "go tool pprof: status %d\n%s\n%s\n", r->status, r->out,
-            r->err);
-  ASSERT_EQ(r->status, 0);
-}
 
 /* `-top` in bytes of one sample type, every node shown. */
 static void pprof_top(const char* index, const char* base, const char* file,
@@ -221,7 +183,7 @@ static void pprof_top(const char* index, const char* base, const char* file,
   snprintf(si, sizeof(si), "-sample_index=%s", index);
   if (base == NULL)
     args[5] = NULL;
-  pprof(args, r);
+  go_pprof(args, r);
 }
 
 /* The flat value in bytes of function `name` in `-top -unit=B` output;
@@ -796,13 +758,13 @@ static void expect_rows(const profile_t* p, const uv_pprof__je_dump_t* d,
 
     for (j = 0; j < p->n_sample && s == NULL; j++)
       if (p->sample[j]->n_location_id > 0 &&
-          location_of(p, p->sample[j]->location_id[0])->address ==
+          profile_location(p, p->sample[j]->location_id[0])->address ==
               d->frames[st->first] - 1)
         s = p->sample[j];
     ASSERT(s != NULL);
     ASSERT_EQ(s->n_location_id, st->n);
     for (j = 0; j < st->n; j++)
-      ASSERT_EQ(location_of(p, s->location_id[j])->address,
+      ASSERT_EQ(profile_location(p, s->location_id[j])->address,
                 d->frames[st->first + j] - 1);
     if (accum)
       uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, d->period, &v[0],
@@ -901,7 +863,7 @@ TEST_IMPL(heap_fixture_text) {
   /* go tool pprof reads it, with the numbers of our proto. */
   snprintf(file, sizeof(file), "%s/heap.txt", test_tmpdir());
   write_whole(file, out.base, out.len - 1);
-  pprof(args, &r);
+  go_pprof(args, &r);
   ASSERT_CONTAINS(r.out, "PeriodType: space bytes");
   ASSERT_CONTAINS(r.out, "Period: 131072");
   ASSERT_CONTAINS(r.out, "alloc_objects/count alloc_space/bytes "
@@ -1003,7 +965,7 @@ TEST_IMPL(heap_no_jemalloc) {
   snprintf(file, sizeof(file), "%s/heap.txt", test_tmpdir());
   write_whole(file, body, len);
   run_free(&r);
-  pprof(args, &r);
+  go_pprof(args, &r);
   ASSERT_CONTAINS(r.out, "PeriodType: space bytes");
   run_free(&r);
 
@@ -1252,7 +1214,7 @@ TEST_IMPL(heap_jemalloc_debug1_pprof) {
   host_spawn(&h, UV_PPROF_HEAPHOST, accum_env);
   host_do(&h, "live");
   snprintf(url, sizeof(url), "%s/debug/pprof/heap?debug=1", h.base);
-  pprof(args, &r);
+  go_pprof(args, &r);
   expect_within(r.out, "heaphost_keep_live", 64 * MIB, 10);
   run_free(&r);
   free(host_end(&h));
@@ -1331,7 +1293,7 @@ TEST_IMPL(heap_jemalloc_off) {
   ASSERT_EQ(p->n_comment, 1);
   ASSERT_STR_EQ(profile_str(p, p->comment[0]), HEAP_OFF_PROF);
   perftools__profiles__profile__free_unpacked(p, NULL);
-  pprof(args, &r);
+  go_pprof(args, &r);
   run_free(&r);
 
   text = fetch_text(&h, "/debug/pprof/allocs?debug=1");

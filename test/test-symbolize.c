@@ -89,38 +89,6 @@ static void expect_function(uintptr_t addr, const char* name, uintptr_t start,
 
 /* ---- profiles ----------------------------------------------------------- */
 
-static const Perftools__Profiles__Location* location(const profile_t* p,
-                                                     uint64_t id) {
-  size_t i;
-
-  for (i = 0; i < p->n_location; i++)
-    if (p->location[i]->id == id)
-      return p->location[i];
-  ASSERT(0 && "no such location");
-  return NULL;
-}
-
-static const Perftools__Profiles__Function* function(const profile_t* p,
-                                                     uint64_t id) {
-  size_t i;
-
-  for (i = 0; i < p->n_function; i++)
-    if (p->function[i]->id == id)
-      return p->function[i];
-  ASSERT(0 && "no such function");
-  return NULL;
-}
-
-static const Perftools__Profiles__Mapping* mapping(const profile_t* p,
-                                                   uint64_t id) {
-  size_t i;
-
-  for (i = 0; i < p->n_mapping; i++)
-    if (p->mapping[i]->id == id)
-      return p->mapping[i];
-  return NULL;
-}
-
 /* Line `i` of location `loc` is function `name` (name == system_name) of
  * file `file` ("" for none) at `line` (-1: any). */
 static void expect_line(const profile_t* p,
@@ -129,7 +97,7 @@ static void expect_line(const profile_t* p,
   const Perftools__Profiles__Function* fn;
 
   ASSERT(i < loc->n_line);
-  fn = function(p, loc->line[i]->function_id);
+  fn = profile_function(p, loc->line[i]->function_id);
   ASSERT_STR_EQ(profile_str(p, fn->name), name);
   ASSERT_STR_EQ(profile_str(p, fn->system_name), name);
   if (file != NULL)
@@ -164,30 +132,6 @@ static profile_t* encode_decode(uv_pprof__builder_t* b) {
   p = profile_decode(gz.base, gz.len);
   uv_pprof__buf_free(&gz);
   return p;
-}
-
-/* `go tool pprof ARGS...` with its home and cache in a temp dir. */
-static void pprof(const char* const args[], run_result_t* r) {
-  static char home[128];
-  static char tmp[128];
-  const char* argv[16] = {"go", "tool", "pprof"};
-  const char* env[] = {home, tmp, NULL};
-  const char* dir = test_tmpdir();
-  size_t n = 3;
-  size_t i;
-
-  for (i = 0; args[i] != NULL; i++) {
-    ASSERT(n < 15);
-    argv[n++] = args[i];
-  }
-  argv[n] = NULL;
-  snprintf(home, sizeof(home), "HOME=%s", dir);
-  snprintf(tmp, sizeof(tmp), "PPROF_TMPDIR=%s", dir);
-  run_cmd(argv, env, 120000, r);
-  if (r->status != 0)
-    fprintf(stderr, "go tool pprof: status %d\n%s\n%s\n", r->status, r->out,
-            r->err);
-  ASSERT_EQ(r->status, 0);
 }
 
 static void expect_no_pprof_warnings(const run_result_t* r) {
@@ -481,26 +425,26 @@ TEST_IMPL(symbolize_builder) {
   ASSERT(ids[5] != 0);
   p = encode_decode(b);
 
-  l = location(p, ids[0]);
+  l = profile_location(p, ids[0]);
   ASSERT_EQ(l->address, addrs[0]);
   ASSERT_EQ(l->n_line, 2);
   expect_line(p, l, 0, "sym_inlined", FUNCS_C, source_line("inlined"));
   expect_line(p, l, 1, "sym_outer", FUNCS_C, source_line("outer"));
-  l = location(p, ids[1]);
+  l = profile_location(p, ids[1]);
   ASSERT_EQ(l->n_line, 1);
   expect_line(p, l, 0, "sym_static", FUNCS_C, -1);
   ASSERT(l->line[0]->line >= source_line("static-begin") &&
          l->line[0]->line <= source_line("static-end"));
-  l = location(p, ids[2]);
+  l = profile_location(p, ids[2]);
   expect_line(p, l, 0, "sym_global", FUNCS_C, -1);
-  l = location(p, ids[3]);
+  l = profile_location(p, ids[3]);
   ASSERT(l->n_line >= 1);
   expect_line(p, l, l->n_line - 1, "getpid", NULL, -1);
-  l = location(p, ids[4]);
+  l = profile_location(p, ids[4]);
   ASSERT_EQ(l->address, 0x10);
   ASSERT_EQ(l->mapping_id, 0);
   ASSERT_EQ(l->n_line, 0);
-  l = location(p, ids[5]);
+  l = profile_location(p, ids[5]);
   ASSERT_EQ(l->address, 0);
   ASSERT_EQ(l->mapping_id, 0);
   ASSERT_EQ(l->n_line, 1);
@@ -512,18 +456,18 @@ TEST_IMPL(symbolize_builder) {
   ASSERT_EQ(outer_functions, 1);
 
   /* The test binary: everything known, with inlining. libc: names. */
-  m = mapping(p, location(p, ids[0])->mapping_id);
+  m = profile_mapping(p, profile_location(p, ids[0])->mapping_id);
   ASSERT(m != NULL && m == p->mapping[0]);
   ASSERT_STR_EQ(profile_str(p, m->filename), exe);
   ASSERT(m->has_functions && m->has_filenames && m->has_line_numbers &&
          m->has_inline_frames);
-  m = mapping(p, location(p, ids[3])->mapping_id);
+  m = profile_mapping(p, profile_location(p, ids[3])->mapping_id);
   ASSERT(m != NULL && m != p->mapping[0]);
   ASSERT(m->has_functions);
   for (i = 0; i < p->n_mapping; i++) {
     m = p->mapping[i];
-    if (m->id != location(p, ids[0])->mapping_id &&
-        m->id != location(p, ids[3])->mapping_id)
+    if (m->id != profile_location(p, ids[0])->mapping_id &&
+        m->id != profile_location(p, ids[3])->mapping_id)
       ASSERT(!m->has_functions && !m->has_filenames &&
              !m->has_line_numbers && !m->has_inline_frames);
   }
@@ -543,7 +487,7 @@ TEST_IMPL(symbolize_builder) {
   args[0] = "-top";
   args[1] = path;
   args[2] = NULL;
-  pprof(args, &r);
+  go_pprof(args, &r);
   ASSERT_CONTAINS(r.out, " sym_inlined (inline)\n");
   ASSERT_CONTAINS(r.out, " sym_static\n");
   ASSERT_CONTAINS(r.out, " getpid\n");
@@ -974,7 +918,7 @@ TEST_IMPL(symbol_pprof_remote) {
   args[1] = "-top";
   args[2] = url;
   args[3] = NULL;
-  pprof(args, &r);
+  go_pprof(args, &r);
   ASSERT_CONTAINS(r.out, " sym_global\n");
   ASSERT_CONTAINS(r.out, " sym_static\n");
   ASSERT_CONTAINS(r.out, " sym_outer\n");
@@ -1045,7 +989,7 @@ TEST_IMPL(symbol_served_protos) {
     args[0] = "-top";
     args[1] = url;
     args[2] = NULL;
-    pprof(args, &r);
+    go_pprof(args, &r);
     expect_no_pprof_warnings(&r);
     run_free(&r);
     nread++;

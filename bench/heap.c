@@ -11,19 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <jemalloc/jemalloc.h>
-#include <netinet/in.h>
 
 #include <uv.h>
 
+#include "probe.h"
 #include "uv_pprof.h"
 
-#define MAX_TICKS 400000
 #define MAX_RUNS 31
 #define DEPTH 16 /* 2^16 paths: enough for 50k distinct stacks */
 #define PHASE_MS 3000 /* each phase of the lateness measurement */
@@ -31,175 +28,6 @@
 extern char** environ;
 
 static int runs = 7;
-
-/* ---- the host: a loop with uv_pprof and a 1 ms timer, on its own thread - */
-
-typedef struct {
-  uv_loop_t loop;
-  uv_timer_t tick;
-  uv_async_t wake;
-  uv_thread_t thread;
-  uv_mutex_t mu;
-  uint64_t last;
-  int64_t* lateness_us;
-  size_t nticks;
-  int port;
-} host_t;
-
-/* Like a real host, it allocates: with sampling on, a dump that held up
- * allocating threads would show here. */
-static void on_tick(uv_timer_t* t) {
-  host_t* h = t->data;
-  uint64_t now = uv_hrtime();
-  char* volatile block = malloc(4096);
-
-  if (block != NULL)
-    block[0] = 1;
-  free(block);
-
-  uv_mutex_lock(&h->mu);
-  if (h->last != 0 && h->nticks < MAX_TICKS)
-    h->lateness_us[h->nticks++] = ((int64_t)(now - h->last) - 1000000) / 1000;
-  h->last = now;
-  uv_mutex_unlock(&h->mu);
-}
-
-static void on_wake(uv_async_t* a) {
-  host_t* h = a->data;
-
-  uv_pprof_stop(&h->loop);
-  uv_close((uv_handle_t*)&h->tick, NULL);
-  uv_close((uv_handle_t*)&h->wake, NULL);
-}
-
-static void run_host(void* arg) {
-  host_t* h = arg;
-
-  uv_run(&h->loop, UV_RUN_DEFAULT);
-}
-
-static void host_start(host_t* h) {
-  uv_pprof_options_t o;
-  struct sockaddr_storage ss;
-
-  memset(h, 0, sizeof(*h));
-  h->lateness_us = calloc(MAX_TICKS, sizeof(int64_t));
-  uv_mutex_init(&h->mu);
-  uv_loop_init(&h->loop);
-  uv_loop_configure(&h->loop, UV_METRICS_IDLE_TIME);
-  uv_pprof_options_init(&o);
-  o.port = 0;
-  o.quiet = 1;
-  if (h->lateness_us == NULL || uv_pprof_start_ex(&h->loop, &o) != 0)
-    exit(1);
-  uv_pprof_address(&h->loop, &ss);
-  h->port = ntohs(((struct sockaddr_in*)&ss)->sin_port);
-  uv_timer_init(&h->loop, &h->tick);
-  h->tick.data = h;
-  uv_timer_start(&h->tick, on_tick, 1, 1);
-  uv_async_init(&h->loop, &h->wake, on_wake);
-  h->wake.data = h;
-  uv_thread_create(&h->thread, run_host, h);
-}
-
-static int cmp_i64(const void* a, const void* b) {
-  int64_t x = *(const int64_t*)a;
-  int64_t y = *(const int64_t*)b;
-
-  return x < y ? -1 : x > y;
-}
-
-typedef struct {
-  size_t ticks;
-  int64_t p50, p99, max;
-  double ms;      /* the phase's length */
-  double busy_ms; /* the loop's time outside epoll_wait meanwhile */
-} lateness_t;
-
-static uint64_t phase_start;
-static uint64_t phase_idle;
-
-static void phase_begin(host_t* h) {
-  uv_mutex_lock(&h->mu);
-  h->nticks = 0;
-  h->last = 0;
-  uv_mutex_unlock(&h->mu);
-  phase_start = uv_hrtime();
-  phase_idle = uv_metrics_idle_time(&h->loop);
-}
-
-static lateness_t phase_end(host_t* h) {
-  lateness_t s = {0, 0, 0, 0, 0, 0};
-
-  s.ms = (double)(uv_hrtime() - phase_start) / 1e6;
-  s.busy_ms = s.ms - (double)(uv_metrics_idle_time(&h->loop) - phase_idle) /
-                         1e6;
-  uv_mutex_lock(&h->mu);
-  if (h->nticks > 0) {
-    qsort(h->lateness_us, h->nticks, sizeof(int64_t), cmp_i64);
-    s.ticks = h->nticks;
-    s.p50 = h->lateness_us[h->nticks / 2];
-    s.p99 = h->lateness_us[h->nticks * 99 / 100];
-    s.max = h->lateness_us[h->nticks - 1];
-  }
-  uv_mutex_unlock(&h->mu);
-  return s;
-}
-
-/* ---- a keep-alive HTTP client -------------------------------------------- */
-
-static int connect_to(int port) {
-  struct sockaddr_in sin;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  memset(&sin, 0, sizeof(sin));
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons((uint16_t)port);
-  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0 || connect(fd, (struct sockaddr*)&sin, sizeof(sin)) != 0)
-    exit(1);
-  return fd;
-}
-
-/* One GET on fd; returns the body's length, exits on any failure. */
-static size_t get(int fd, const char* path) {
-  static char* buf;
-  static size_t cap;
-  char req[256];
-  size_t have = 0;
-  long want = -1;
-  size_t head = 0;
-
-  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-  if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
-    exit(1);
-  for (;;) {
-    ssize_t r;
-    char* end;
-    if (cap - have < 65536) {
-      cap = cap ? 2 * cap : 1 << 20;
-      buf = realloc(buf, cap);
-      if (buf == NULL)
-        exit(1);
-    }
-    r = read(fd, buf + have, cap - have - 1);
-    if (r <= 0)
-      exit(1);
-    have += (size_t)r;
-    buf[have] = '\0';
-    if (want < 0 && (end = strstr(buf, "\r\n\r\n")) != NULL) {
-      char* cl = strstr(buf, "Content-Length: ");
-      if (strncmp(buf, "HTTP/1.1 200 ", 13) != 0 || cl == NULL) {
-        fprintf(stderr, "GET %s: %.200s\n", path, buf);
-        exit(1);
-      }
-      head = (size_t)(end + 4 - buf);
-      want = (long)head + atol(cl + 16);
-    }
-    if (want >= 0 && (long)have >= want)
-      return have - head;
-  }
-}
 
 /* ---- live stacks -------------------------------------------------------- */
 
@@ -273,10 +101,10 @@ static double ms_since(uint64_t t0) {
  * often than in production. */
 static int run_stacks(void) {
   static const unsigned counts[] = {1000, 10000, 50000};
-  host_t h;
-  lateness_t quiet;
-  lateness_t busy[3];
-  lateness_t paced[3];
+  probe_host_t h;
+  probe_stats_t quiet;
+  probe_stats_t busy[3];
+  probe_stats_t paced[3];
   int nbusy[3];
   int npaced[3];
   double dump_ms[3];
@@ -290,11 +118,11 @@ static int run_stacks(void) {
   size_t c;
   int fd;
 
-  host_start(&h);
-  phase_begin(&h);
+  probe_start(&h, 1);
+  probe_phase_begin(&h);
   usleep(PHASE_MS * 1000);
-  quiet = phase_end(&h);
-  fd = connect_to(h.port);
+  quiet = probe_phase_end(&h);
+  fd = probe_connect(h.port);
   slots = calloc(counts[2], sizeof(*slots));
   if (slots == NULL)
     exit(1);
@@ -309,7 +137,7 @@ static int run_stacks(void) {
     for (; made < n; made++)
       bench_branch_a(DEPTH, made, &slots[made]);
     t0 = uv_hrtime();
-    proto_size[c] = get(fd, "/debug/pprof/heap");
+    proto_size[c] = probe_get(fd, "/debug/pprof/heap", 200);
     cold_ms[c] = ms_since(t0);
     for (i = 0; i < runs; i++) {
       t0 = uv_hrtime();
@@ -319,27 +147,27 @@ static int run_stacks(void) {
     dump_ms[c] = median(t, runs);
     for (i = 0; i < runs; i++) {
       t0 = uv_hrtime();
-      get(fd, "/debug/pprof/heap");
+      probe_get(fd, "/debug/pprof/heap", 200);
       t[i] = ms_since(t0);
     }
     heap_ms[c] = median(t, runs);
     /* Long enough for a p99 of the 1 ms timer to mean something: back to
      * back, then paced as bench_lateness paces (10 ms between requests). */
-    phase_begin(&h);
+    probe_phase_begin(&h);
     t0 = uv_hrtime();
     for (nbusy[c] = 0; ms_since(t0) < PHASE_MS; nbusy[c]++)
-      get(fd, "/debug/pprof/heap");
-    busy[c] = phase_end(&h);
-    phase_begin(&h);
+      probe_get(fd, "/debug/pprof/heap", 200);
+    busy[c] = probe_phase_end(&h);
+    probe_phase_begin(&h);
     t0 = uv_hrtime();
     for (npaced[c] = 0; ms_since(t0) < PHASE_MS; npaced[c]++) {
-      get(fd, "/debug/pprof/heap");
+      probe_get(fd, "/debug/pprof/heap", 200);
       usleep(10000);
     }
-    paced[c] = phase_end(&h);
+    paced[c] = probe_phase_end(&h);
     for (i = 0; i < runs; i++) {
       t0 = uv_hrtime();
-      get(fd, "/debug/pprof/heap?debug=1");
+      probe_get(fd, "/debug/pprof/heap?debug=1", 200);
       t[i] = ms_since(t0);
     }
     text_ms[c] = median(t, runs);
@@ -371,7 +199,7 @@ static int run_stacks(void) {
          "-", quiet.ticks, (long long)quiet.p50, (long long)quiet.p99,
          (long long)quiet.max, "-", "-");
   for (c = 0; c < 6; c++) {
-    const lateness_t* l = c % 2 ? &busy[c / 2] : &paced[c / 2];
+    const probe_stats_t* l = c % 2 ? &busy[c / 2] : &paced[c / 2];
     int nreq = c % 2 ? nbusy[c / 2] : npaced[c / 2];
     char label[64];
     snprintf(label, sizeof(label), "%s, %u stacks",
@@ -381,10 +209,7 @@ static int run_stacks(void) {
            (long long)(l->p99 - quiet.p99),
            (l->busy_ms - quiet.busy_ms / quiet.ms * l->ms) * 1000 / nreq);
   }
-  uv_async_send(&h.wake);
-  uv_thread_join(&h.thread);
-  uv_loop_close(&h.loop);
-  free(h.lateness_us);
+  probe_stop(&h);
   return 0;
 }
 

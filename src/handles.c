@@ -1,11 +1,13 @@
 /* The live libuv handles of every registered loop, for the goroutine
- * profile. Each loop is walked on its own thread (uv_walk is not
- * thread-safe): the serving loop directly, the others when their unref'd
- * uv_async_t asks them to. A walk only copies small records; the worker then
- * waits for every loop's part, gives each handle its id and age (first-seen
- * bookkeeping, or the init time when libuv_pprof_track knows it) and its
- * creation stack. uv_pprof's own handles are skipped. Grouping and output
- * are src/profile/goroutine.c's job. */
+ * profile. Each loop is walked on its own thread (its handle queue is not
+ * thread-safe): the serving loop when a snapshot is asked, the others when
+ * their unref'd uv_async_t asks them to; a walk runs in slices of at most
+ * 0.5 ms, one per loop iteration, so that 100k handles never stall the loop.
+ * A walk only copies small records; the worker then waits for every loop's
+ * part, gives each handle its id and age (first-seen bookkeeping, or the
+ * init time when libuv_pprof_track knows it) and its creation stack.
+ * uv_pprof's own handles are skipped. Grouping and output are
+ * src/profile/goroutine.c's job. */
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,7 @@ struct uv_pprof__handles_loop_s {
   int remote;
   uv_async_t async; /* remote loops only */
   request_t* requests;
+  struct slicer_s* walking; /* the walk under way, or NULL */
   size_t hint; /* records in its last walk */
   uv_pprof__handles_loop_t* next;
 };
@@ -212,6 +215,7 @@ typedef struct {
 typedef struct {
   part_t* part;
   size_t cap;
+  size_t track_cap; /* of the part's track array */
   const uv_handle_t* skip; /* the loop's own async */
   int check_own;
   int oom;
@@ -360,50 +364,6 @@ static void on_walk(uv_handle_t* h, void* arg) {
   }
 }
 
-/* Walks l's loop into p. Runs on the loop's thread, without mu. */
-static int walk(uv_pprof__handles_loop_t* l, part_t* p) {
-  tracker_t t;
-  walk_t w;
-  size_t i;
-
-  memset(&w, 0, sizeof(w));
-  w.part = p;
-  w.cap = l->hint + l->hint / 4 + 64;
-  w.skip = l->remote ? (const uv_handle_t*)&l->async : NULL;
-  p->loop = l->loop;
-  p->recs = malloc(w.cap * sizeof(*p->recs));
-  if (p->recs == NULL)
-    return UV_ENOMEM;
-  /* The own-set only changes on the serving loop's thread, which is this
-   * one when it has entries: holding mu keeps the walk consistent. */
-  uv_mutex_lock(&mu);
-  w.check_own = !l->remote && own_count > 0;
-  if (!w.check_own)
-    uv_mutex_unlock(&mu);
-  uv_walk(l->loop, on_walk, &w);
-  if (w.check_own)
-    uv_mutex_unlock(&mu);
-  l->hint = p->n;
-  if (w.oom || p->strings.oom)
-    return UV_ENOMEM;
-  if (!find_tracker(&t) || p->n == 0)
-    return 0;
-  p->track = malloc(p->n * sizeof(*p->track));
-  if (p->track == NULL)
-    return UV_ENOMEM;
-  /* In slices, so that inits on other threads wait little for the lock. */
-  for (i = 0; i < p->n;) {
-    uintptr_t addrs[1024];
-    size_t k;
-    size_t n = p->n - i < 1024 ? p->n - i : 1024;
-    for (k = 0; k < n; k++)
-      addrs[k] = p->recs[i + k].addr;
-    t.lookup(addrs, n, p->track + i);
-    i += n;
-  }
-  return 0;
-}
-
 static void part_clear(part_t* p) {
   free(p->recs);
   free(p->track);
@@ -449,29 +409,216 @@ static void deliver(collect_t* c, size_t index, part_t* result) {
   collect_unref(c);
 }
 
-static void on_walk_request(uv_async_t* async) {
-  uv_pprof__handles_loop_t* l = async->data;
-  request_t* list;
+/* ---- walking in slices --------------------------------------------------- */
 
-  uv_mutex_lock(&mu);
-  list = l->requests;
-  l->requests = NULL;
-  uv_mutex_unlock(&mu);
-  while (list != NULL) {
-    request_t* r = list;
-    part_t result;
-    int err;
-    list = r->next;
-    memset(&result, 0, sizeof(result));
-    uv_pprof__buf_init(&result.strings);
-    err = walk(l, &result);
-    uv_mutex_lock(&mu);
-    deliver(r->c, r->part, err == 0 ? &result : NULL);
-    uv_mutex_unlock(&mu);
-    if (err != 0)
-      part_clear(&result);
-    free(r);
+/* libuv's handle queue is two pointers per node, next then prev, in the
+ * loop and in every handle (QUEUE in libuv 1.x before 1.46, struct
+ * uv__queue after: the same layout). uv_walk visits it in one go, which
+ * for 100k handles stalls the loop for milliseconds; a walk instead visits
+ * it in slices of at most SLICE_NS, one per loop iteration, keeping its
+ * place with a marker node that libuv itself keeps valid: an idle handle
+ * of ours, moved along the queue. Handles closed between slices leave the
+ * queue; new ones join its tail and are seen if the walk has not ended. */
+#define SLICE_NS 500000
+/* libuv's private flag (src/uv-common.h, unchanged since 1.x began using
+ * it) that makes uv_walk skip a handle: the loop's own internal handles,
+ * and our marker, which no one else's walk must see or close. */
+#define HANDLE_INTERNAL 0x10
+
+typedef void* queue_t[2];
+
+size_t uv_pprof__handles_slice_cap;
+size_t uv_pprof__handles_slices;
+
+typedef struct slicer_s {
+  uv_idle_t idle; /* the marker, and what runs the slices */
+  uv_pprof__handles_loop_t* l;
+  request_t* req;
+  part_t part;
+  walk_t w;
+  tracker_t t;
+  int tracking;
+  size_t looked_up; /* records already asked of the tracker */
+} slicer_t;
+
+_Static_assert(sizeof(((uv_handle_t*)0)->handle_queue) == sizeof(queue_t), "libuv's handle queue is two pointers");
+_Static_assert(sizeof(((uv_loop_t*)0)->handle_queue) == sizeof(queue_t), "libuv's handle queue is two pointers");
+
+static void** queue_next(void** q) {
+  return (void**)q[0];
+}
+
+static void queue_remove(void** q) {
+  void** next = (void**)q[0];
+  void** prev = (void**)q[1];
+
+  prev[0] = next;
+  next[1] = prev;
+}
+
+/* Puts the unlinked node q just before `at`. */
+static void queue_insert_before(void** at, void** q) {
+  void** prev = (void**)at[1];
+
+  q[0] = at;
+  q[1] = prev;
+  prev[0] = q;
+  at[1] = q;
+}
+
+static void walk_next(uv_pprof__handles_loop_t* l);
+
+static void on_slicer_close(uv_handle_t* handle) {
+  free(handle->data);
+}
+
+/* The creation records of recs[looked_up..n), asked in one go so that
+ * inits on other threads wait little for the tracker's lock. */
+static void look_up(slicer_t* s) {
+  part_t* p = &s->part;
+
+  while (s->tracking && s->looked_up < p->n) {
+    uintptr_t addrs[256];
+    size_t k;
+    size_t n = p->n - s->looked_up < 256 ? p->n - s->looked_up : 256;
+    for (k = 0; k < n; k++)
+      addrs[k] = p->recs[s->looked_up + k].addr;
+    s->t.lookup(addrs, n, p->track + s->looked_up);
+    s->looked_up += n;
   }
+}
+
+/* The walk is over (err 0) or failed: the part goes to its request, the
+ * marker closes, the loop's next request (if any) starts. */
+static void walk_end(slicer_t* s, int err) {
+  uv_pprof__handles_loop_t* l = s->l;
+
+  uv_idle_stop(&s->idle);
+  uv_close((uv_handle_t*)&s->idle, on_slicer_close);
+  l->walking = NULL;
+  if (err == 0)
+    l->hint = s->part.n;
+  uv_mutex_lock(&mu);
+  deliver(s->req->c, s->req->part, err == 0 ? &s->part : NULL);
+  uv_mutex_unlock(&mu);
+  part_clear(&s->part);
+  free(s->req);
+  s->req = NULL;
+  walk_next(l);
+}
+
+/* Keeps the records' parallel tracker array as large as recs. */
+static int track_grow(slicer_t* s) {
+  uv_pprof_track_info_t* grown;
+
+  if (!s->tracking || s->w.cap == s->w.track_cap)
+    return 0;
+  grown = realloc(s->part.track, s->w.cap * sizeof(*grown));
+  if (grown == NULL)
+    return UV_ENOMEM;
+  s->part.track = grown;
+  s->w.track_cap = s->w.cap;
+  return 0;
+}
+
+/* One slice, on the loop's thread: from the marker on, until the queue's
+ * end or SLICE_NS. */
+static void on_slice(uv_idle_t* idle) {
+  slicer_t* s = idle->data;
+  uv_loop_t* loop = s->l->loop;
+  void** head = (void**)loop->handle_queue;
+  void** mark = (void**)s->idle.handle_queue;
+  void** q = queue_next(mark);
+  uint64_t deadline = uv_hrtime() + SLICE_NS;
+  unsigned seen = 0;
+  int err;
+
+  /* The own-set only changes on the serving loop's thread, which is this
+   * one when it has entries: holding mu keeps a slice consistent. */
+  uv_mutex_lock(&mu);
+  s->w.check_own = !s->l->remote && own_count > 0;
+  if (!s->w.check_own)
+    uv_mutex_unlock(&mu);
+  while (q != head && !s->w.oom) {
+    uv_handle_t* h =
+        (uv_handle_t*)((char*)q - offsetof(uv_handle_t, handle_queue));
+    if (!(h->flags & HANDLE_INTERNAL))
+      on_walk(h, &s->w);
+    q = queue_next(q);
+    if (++seen == uv_pprof__handles_slice_cap ||
+        (seen % 64 == 0 && uv_hrtime() >= deadline))
+      break;
+  }
+  uv_pprof__handles_slices++;
+  if (s->w.check_own)
+    uv_mutex_unlock(&mu);
+  err = s->w.oom || s->part.strings.oom ? UV_ENOMEM : track_grow(s);
+  if (err == 0)
+    look_up(s);
+  if (err != 0 || q == head) {
+    walk_end(s, err);
+    return;
+  }
+  queue_remove(mark);
+  queue_insert_before(q, mark);
+}
+
+/* Starts the walk for l's next request, unless one is under way. On the
+ * loop's thread. */
+static void walk_next(uv_pprof__handles_loop_t* l) {
+  slicer_t* s;
+  request_t* r;
+  void** mark;
+
+  if (l->walking != NULL)
+    return;
+  uv_mutex_lock(&mu);
+  r = l->requests;
+  if (r != NULL)
+    l->requests = r->next;
+  uv_mutex_unlock(&mu);
+  if (r == NULL)
+    return;
+  s = calloc(1, sizeof(*s));
+  if (s != NULL) {
+    s->w.cap = l->hint + l->hint / 4 + 64;
+    s->part.recs = malloc(s->w.cap * sizeof(*s->part.recs));
+  }
+  if (s == NULL || s->part.recs == NULL ||
+      uv_idle_init(l->loop, &s->idle) != 0) {
+    if (s != NULL)
+      free(s->part.recs);
+    free(s);
+    uv_mutex_lock(&mu);
+    deliver(r->c, r->part, NULL);
+    uv_mutex_unlock(&mu);
+    free(r);
+    walk_next(l);
+    return;
+  }
+  s->idle.data = s;
+  s->idle.flags |= HANDLE_INTERNAL;
+  uv_unref((uv_handle_t*)&s->idle);
+  s->l = l;
+  s->req = r;
+  s->part.loop = l->loop;
+  uv_pprof__buf_init(&s->part.strings);
+  s->w.part = &s->part;
+  s->w.skip = l->remote ? (const uv_handle_t*)&l->async : NULL;
+  s->tracking = find_tracker(&s->t);
+  mark = (void**)s->idle.handle_queue;
+  queue_remove(mark);
+  queue_insert_before(queue_next((void**)l->loop->handle_queue), mark);
+  l->walking = s;
+  /* An idle handle makes each iteration poll without waiting, so the
+   * slices follow one another as fast as the host's own work allows. The
+   * first one waits for the next iteration too: this one may already have
+   * done the host's work and the request's. */
+  uv_idle_start(&s->idle, on_slice);
+}
+
+static void on_walk_request(uv_async_t* async) {
+  walk_next(async->data);
 }
 
 int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
@@ -516,6 +663,15 @@ void uv_pprof__handles_detach(uv_pprof__handles_loop_t* l) {
   *link = l->next;
   list = l->requests;
   l->requests = NULL;
+  if (l->walking != NULL) {
+    slicer_t* w = l->walking;
+    deliver(w->req->c, w->req->part, NULL);
+    free(w->req);
+    part_clear(&w->part);
+    uv_idle_stop(&w->idle);
+    uv_close((uv_handle_t*)&w->idle, on_slicer_close);
+    l->walking = NULL;
+  }
   while (list != NULL) {
     request_t* r = list;
     list = r->next;
@@ -541,9 +697,7 @@ int uv_pprof__handles_collect(uv_loop_t* serving,
   collect_t* c = calloc(1, sizeof(*c));
   uv_pprof__handles_loop_t* here = NULL;
   uv_pprof__handles_loop_t* l;
-  size_t here_index = 0;
   size_t n = 0;
-  int err = 0;
 
   if (snap == NULL || c == NULL) {
     free(snap);
@@ -569,13 +723,9 @@ int uv_pprof__handles_collect(uv_loop_t* serving,
     uv_pprof__buf_init(&p->strings);
     p->state = PART_PENDING;
     c->pending++;
-    if (l->loop == serving) {
-      here = l;
-      here_index = c->nparts;
-      continue;
-    }
-    r = l->remote ? calloc(1, sizeof(*r)) : NULL;
-    if (r == NULL) {
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (l->loop != serving && !l->remote)) {
+      free(r);
       p->state = PART_MISSING;
       c->pending--;
       continue;
@@ -585,29 +735,18 @@ int uv_pprof__handles_collect(uv_loop_t* serving,
     r->next = l->requests;
     l->requests = r;
     c->refs++;
-    uv_async_send(&l->async);
+    if (l->loop == serving)
+      here = l;
+    else
+      uv_async_send(&l->async);
   }
   c->next = inflight;
   inflight = c;
   uv_mutex_unlock(&mu);
-
-  if (here != NULL) {
-    part_t result;
-    memset(&result, 0, sizeof(result));
-    uv_pprof__buf_init(&result.strings);
-    err = walk(here, &result);
-    uv_mutex_lock(&mu);
-    c->refs++;
-    deliver(c, here_index, err == 0 ? &result : NULL);
-    uv_mutex_unlock(&mu);
-    if (err != 0)
-      part_clear(&result);
-  }
+  /* The serving loop is this thread's: its walk starts now. */
+  if (here != NULL)
+    walk_next(here);
   snap->collect = c;
-  if (err != 0) {
-    uv_pprof__handles_free(snap);
-    return err;
-  }
   *out = snap;
   return 0;
 }

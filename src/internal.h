@@ -581,16 +581,22 @@ typedef struct uv_pprof__handles_snap_s {
   struct collect_s* collect; /* private */
 } uv_pprof__handles_snap_t;
 
-/* Walks the serving loop now (on its thread) and asks every other
- * registered loop for its walk. Returns 0 or a negative libuv code. */
+/* On the serving loop's thread: starts its walk (in slices over the next
+ * loop iterations) and asks every other registered loop for its walk.
+ * Returns 0 or a negative libuv code. */
 int uv_pprof__handles_collect(uv_loop_t* serving,
                               uv_pprof__handles_snap_t** out);
-/* On the worker: waits (at most 2 s) for the other loops, then fills
+/* On the worker: waits (at most 2 s) for the loops' walks, then fills
  * handles, ids, ages and creation stacks. Returns 0, UV_ECANCELED when the
  * server stopped meanwhile, or UV_ENOMEM. */
 int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap);
 /* Any thread; also for a snapshot that was never completed. */
 void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap);
+/* Test hooks, touched only on loop threads: the most handles one slice of a
+ * walk visits (0, the default: as many as fit in its time), and the number
+ * of slices run so far. */
+extern size_t uv_pprof__handles_slice_cap;
+extern size_t uv_pprof__handles_slices;
 
 /* ---- uv_pprof.c -------------------------------------------------------- */
 

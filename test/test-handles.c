@@ -7,6 +7,7 @@
  * uv_loop_close() == 0 (host_stop asserts it). */
 #include <unistd.h>
 
+#include "internal.h"
 #include "task.h"
 
 #define NTIMERS 137
@@ -595,6 +596,187 @@ TEST_IMPL(handles_two_loops) {
   uv_sem_destroy(&s->started);
   free(s);
   host_stop(h);
+  return 0;
+}
+
+/* ---- walks in slices ---------------------------------------------------- */
+
+/* A walk visits the loop's handles a slice per loop iteration. Here slices
+ * are capped at 7 handles, and each iteration closes one of the churning
+ * timers and opens another (malloc'd, so addresses are reused): handles
+ * that leave the queue ahead of or behind the walk's place and handles
+ * joining its tail must neither crash the walk (ASan checks) nor disturb
+ * the count of the handles that live throughout. */
+#define NSTABLE 120
+#define NCHURN 40
+
+typedef struct {
+  uv_timer_t stable[NSTABLE];
+  uv_timer_t* churn[NCHURN];
+  uv_prepare_t churner;
+  size_t replaced;
+  size_t slices;
+  int churning;
+} sliced_t;
+
+static sliced_t sliced;
+
+static void tick_stable(uv_timer_t* t) {
+}
+
+static void tick_churn(uv_timer_t* t) {
+}
+
+static void free_closed(uv_handle_t* h) {
+  free(h);
+}
+
+static uv_timer_t* churn_timer(uv_loop_t* loop) {
+  uv_timer_t* t = malloc(sizeof(*t));
+
+  ASSERT(t != NULL);
+  ASSERT_EQ(uv_timer_init(loop, t), 0);
+  ASSERT_EQ(uv_timer_start(t, tick_churn, 100000, 0), 0);
+  return t;
+}
+
+static void on_churn(uv_prepare_t* p) {
+  size_t k = sliced.replaced % NCHURN;
+
+  if (!sliced.churning)
+    return;
+  uv_close((uv_handle_t*)sliced.churn[k], free_closed);
+  sliced.churn[k] = churn_timer(p->loop);
+  sliced.replaced++;
+}
+
+static void build_sliced(uv_loop_t* loop, void* arg) {
+  size_t i;
+
+  memset(&sliced, 0, sizeof(sliced));
+  for (i = 0; i < NSTABLE; i++) {
+    ASSERT_EQ(uv_timer_init(loop, &sliced.stable[i]), 0);
+    ASSERT_EQ(uv_timer_start(&sliced.stable[i], tick_stable, 100000, 0), 0);
+  }
+  for (i = 0; i < NCHURN; i++)
+    sliced.churn[i] = churn_timer(loop);
+  ASSERT_EQ(uv_prepare_init(loop, &sliced.churner), 0);
+  ASSERT_EQ(uv_prepare_start(&sliced.churner, on_churn), 0);
+  uv_pprof__handles_slice_cap = 7;
+}
+
+static void set_churning(uv_loop_t* loop, void* arg) {
+  sliced.churning = *(int*)arg;
+  sliced.slices = uv_pprof__handles_slices;
+}
+
+static void read_slices(uv_loop_t* loop, void* arg) {
+  *(size_t*)arg = uv_pprof__handles_slices - sliced.slices;
+}
+
+static void close_sliced(uv_loop_t* loop, void* arg) {
+  size_t i;
+
+  for (i = 0; i < NSTABLE; i++)
+    uv_close((uv_handle_t*)&sliced.stable[i], NULL);
+  for (i = 0; i < NCHURN; i++)
+    uv_close((uv_handle_t*)sliced.churn[i], free_closed);
+  uv_close((uv_handle_t*)&sliced.churner, NULL);
+  uv_pprof__handles_slice_cap = 0;
+}
+
+TEST_IMPL(handles_sliced) {
+  test_host_t* h = host_start(NULL);
+  const int all = NSTABLE + NCHURN + 1 + HOST_OWN;
+  char line[64];
+  size_t slices;
+  int on = 1;
+  int off = 0;
+  char* text;
+
+  host_call(h, build_sliced, NULL);
+
+  /* A still loop: exactly what is there, over many slices. */
+  host_call(h, set_churning, &off);
+  text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
+  snprintf(line, sizeof(line), "goroutine profile: total %d\n", all);
+  ASSERT(strncmp(text, line, strlen(line)) == 0);
+  snprintf(line, sizeof(line), "\n%d @ 0x", NSTABLE);
+  ASSERT_CONTAINS(text, line);
+  snprintf(line, sizeof(line), "\n%d @ 0x", NCHURN);
+  ASSERT_CONTAINS(text, line);
+  /* The walk's marker is an idle handle: it must not show. */
+  ASSERT(strstr(text, "uv_idle_t") == NULL);
+  free(text);
+  host_call(h, read_slices, &slices);
+  ASSERT(slices >= (size_t)all / 7);
+
+  /* Churn during the walk. */
+  host_call(h, set_churning, &on);
+  text = fetch_body(h, "/debug/pprof/goroutine?debug=2");
+  host_call(h, set_churning, &off);
+  ASSERT_EQ(count_of(text, "\ntick_stable(...)\n"), NSTABLE);
+  ASSERT(strstr(text, "uv_idle_t") == NULL);
+  free(text);
+  ASSERT(sliced.replaced > 0);
+
+  host_call(h, close_sliced, NULL);
+  host_stop(h);
+  return 0;
+}
+
+/* An answer of several MB goes out in chunks (and its buffer is freed on
+ * the worker): it must arrive whole, and the connection must serve the
+ * next request after it. */
+#define NBIG 9000
+
+static uv_timer_t* big_timers;
+
+static void tick_big(uv_timer_t* t) {
+}
+
+static void build_big(uv_loop_t* loop, void* arg) {
+  size_t i;
+
+  big_timers = calloc(NBIG, sizeof(*big_timers));
+  ASSERT(big_timers != NULL);
+  for (i = 0; i < NBIG; i++) {
+    ASSERT_EQ(uv_timer_init(loop, &big_timers[i]), 0);
+    ASSERT_EQ(uv_timer_start(&big_timers[i], tick_big, 100000, 0), 0);
+  }
+}
+
+static void close_big(uv_loop_t* loop, void* arg) {
+  size_t i;
+
+  for (i = 0; i < NBIG; i++)
+    uv_close((uv_handle_t*)&big_timers[i], NULL);
+}
+
+TEST_IMPL(handles_large_answer) {
+  test_host_t* h = host_start(NULL);
+  char url[256];
+  const char* argv[] = {"curl", "-sS", "--fail", "-w", "\n%{num_connects}\n",
+                        url, url, NULL};
+  const char* tail;
+  run_result_t r;
+
+  host_call(h, build_big, NULL);
+  snprintf(url, sizeof(url), "%s/debug/pprof/goroutine?debug=2",
+           host_base(h));
+  /* Two answers on one keep-alive connection: curl connects once. */
+  run_cmd(argv, NULL, 60000, &r);
+  ASSERT_EQ(r.status, 0);
+  ASSERT(r.out_len > 2 * 1024 * 1024);
+  ASSERT_EQ(count_of(r.out, "\ntick_big(...)\n"), 2 * NBIG);
+  /* After each answer curl writes how many connections it opened. */
+  tail = r.out + r.out_len - 3;
+  ASSERT(strcmp(tail, "\n0\n") == 0);
+  ASSERT(strstr(r.out, "\n1\ngoroutine ") != NULL);
+  run_free(&r);
+  host_call(h, close_big, NULL);
+  host_stop(h);
+  free(big_timers);
   return 0;
 }
 

@@ -71,6 +71,8 @@
   TEST(handles_pprof_base)                                                \
   TEST(handles_delta)                                                     \
   TEST(handles_two_loops)                                                 \
+  TEST(handles_sliced)                                                    \
+  TEST(handles_large_answer)                                              \
   TEST(handles_track_preload)                                             \
   TEST(handles_track_linked)                                              \
   TEST(handles_track_wrap)                                                \

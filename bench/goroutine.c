@@ -9,7 +9,10 @@
  * probe's lateness in a quiet phase of the same run; and, for uv_pprof,
  * the loop thread's busy time during the request (uv_metrics_idle_time):
  * everything it did for the request (accept, parse, walk, write) and the
- * probe's own ticks, so an upper bound of any single stall.
+ * probe's own ticks, so an upper bound of any single stall; and the
+ * longest single loop iteration during the request, in the loop thread's
+ * CPU time (a uv_prepare_t reads it before each poll): the stall itself,
+ * without the time the VM's scheduler gave the CPU to someone else.
  * Init rows: this program again, in children that time uv_timer_init +
  * uv_close of 100k handles without the tracker, with it loaded but off,
  * and with tracking on (LD_PRELOAD=libuv_pprof_track.so).
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -39,6 +43,9 @@ typedef struct {
   uv_timer_t* timers;
   size_t ntimers;
   uv_timer_t probe;
+  uv_prepare_t iter;
+  uint64_t iter_cpu;
+  atomic_uint_fast64_t max_iter_ns;
   uv_async_t stop;
   uint64_t last;
   atomic_uint_fast64_t max_late_ns;
@@ -71,6 +78,19 @@ static void on_probe(uv_timer_t* t) {
   h->last = now;
 }
 
+/* Just before each poll: the CPU time of the iteration that ends here. */
+static void on_iter(uv_prepare_t* p) {
+  host_t* h = p->data;
+  struct timespec ts;
+  uint64_t now;
+
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  if (h->iter_cpu != 0 && now - h->iter_cpu > atomic_load(&h->max_iter_ns))
+    atomic_store(&h->max_iter_ns, now - h->iter_cpu);
+  h->iter_cpu = now;
+}
+
 static void on_stop(uv_async_t* a) {
   host_t* h = a->data;
   size_t i;
@@ -79,6 +99,7 @@ static void on_stop(uv_async_t* a) {
   for (i = 0; i < h->ntimers; i++)
     uv_close((uv_handle_t*)&h->timers[i], NULL);
   uv_close((uv_handle_t*)&h->probe, NULL);
+  uv_close((uv_handle_t*)&h->iter, NULL);
   uv_close((uv_handle_t*)a, NULL);
 }
 
@@ -107,6 +128,9 @@ static void host_start(host_t* h, size_t n) {
   uv_timer_init(&h->loop, &h->probe);
   h->probe.data = h;
   uv_timer_start(&h->probe, on_probe, 1, 1);
+  uv_prepare_init(&h->loop, &h->iter);
+  h->iter.data = h;
+  uv_prepare_start(&h->iter, on_iter);
   uv_async_init(&h->loop, &h->stop, on_stop);
   h->stop.data = h;
   uv_pprof_options_init(&o);
@@ -276,10 +300,11 @@ typedef struct {
 
 static void measure(const row_t* row, host_t* h, const peer_t* p, int runs,
                     double* time_ms, double* late_ms, double* busy_ms,
-                    size_t* bytes) {
+                    double* iter_ms, size_t* bytes) {
   double t[MAX_RUNS];
   double l[MAX_RUNS];
   double b[MAX_RUNS];
+  double it[MAX_RUNS];
   int i;
 
   for (i = 0; i < runs; i++) {
@@ -290,15 +315,18 @@ static void measure(const row_t* row, host_t* h, const peer_t* p, int runs,
       t[i] = get(p->port, row->path, &body, &len);
       l[i] = go_lateness(p);
       b[i] = 0;
+      it[i] = 0;
     } else {
       /* Idle time is read from this thread while the loop runs: it only
        * grows, and a read racing an update is off by one poll at most. */
       uint64_t idle0 = uv_metrics_idle_time(&h->loop);
       uint64_t t0 = uv_hrtime();
       atomic_store(&h->max_late_ns, 0);
+      atomic_store(&h->max_iter_ns, 0);
       t[i] = get(h->port, row->path, &body, &len);
       usleep(2000); /* the probe fires once more after the answer */
       l[i] = (double)atomic_load(&h->max_late_ns) / 1e6;
+      it[i] = (double)atomic_load(&h->max_iter_ns) / 1e6;
       b[i] = (double)((uv_hrtime() - t0) -
                       (uv_metrics_idle_time(&h->loop) - idle0)) / 1e6;
     }
@@ -308,14 +336,18 @@ static void measure(const row_t* row, host_t* h, const peer_t* p, int runs,
   *time_ms = median(t, runs);
   *late_ms = median(l, runs);
   *busy_ms = median(b, runs);
+  *iter_ms = median(it, runs);
 }
 
 /* Lateness of each probe over 1 s with nothing asked of it. */
-static void quiet(host_t* h, const peer_t* p, double* c_ms, double* go_ms) {
+static void quiet(host_t* h, const peer_t* p, double* c_ms, double* go_ms,
+                  double* iter_ms) {
   atomic_store(&h->max_late_ns, 0);
+  atomic_store(&h->max_iter_ns, 0);
   go_lateness(p);
   sleep(1);
   *c_ms = (double)atomic_load(&h->max_late_ns) / 1e6;
+  *iter_ms = (double)atomic_load(&h->max_iter_ns) / 1e6;
   *go_ms = go_lateness(p);
 }
 
@@ -380,6 +412,7 @@ int main(int argc, char** argv) {
   char env[1200];
   double q_c;
   double q_go;
+  double q_iter;
   host_t h;
   peer_t p;
   size_t i;
@@ -396,28 +429,29 @@ int main(int argc, char** argv) {
   /* One untimed request each: the symbolizer's tables, Go's first GC. */
   get(h.port, "/debug/pprof/goroutine", NULL, NULL);
   get(p.port, "/debug/pprof/goroutine", NULL, NULL);
-  quiet(&h, &p, &q_c, &q_go);
+  quiet(&h, &p, &q_c, &q_go, &q_iter);
 
   printf("%zu live handles (uv_pprof) vs %zu parked goroutines (Go), "
          "median of %d runs\n\n", n, n, runs);
-  printf("%-30s %9s %12s %13s %10s\n", "endpoint", "time ms",
-         "lateness ms", "loop busy ms", "bytes");
-  printf("%-30s %9s %12.2f %13s %10s\n", "quiet: uv_pprof host loop", "-",
-         q_c, "-", "-");
-  printf("%-30s %9s %12.2f %13s %10s\n", "quiet: Go 1 ms sleeper", "-", q_go,
-         "-", "-");
+  printf("%-30s %9s %12s %13s %13s %10s\n", "endpoint", "time ms",
+         "lateness ms", "loop busy ms", "longest iter", "bytes");
+  printf("%-30s %9s %12.2f %13s %13.2f %10s\n", "quiet: uv_pprof host loop",
+         "-", q_c, "-", q_iter, "-");
+  printf("%-30s %9s %12.2f %13s %13s %10s\n", "quiet: Go 1 ms sleeper", "-",
+         q_go, "-", "-", "-");
   for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
     double t;
     double l;
     double b;
+    double it;
     size_t bytes;
-    measure(&rows[i], &h, &p, runs, &t, &l, &b, &bytes);
+    measure(&rows[i], &h, &p, runs, &t, &l, &b, &it, &bytes);
     if (rows[i].go)
-      printf("%-30s %9.1f %12.2f %13s %10zu\n", rows[i].label, t, l, "-",
-             bytes);
+      printf("%-30s %9.1f %12.2f %13s %13s %10zu\n", rows[i].label, t, l,
+             "-", "-", bytes);
     else
-      printf("%-30s %9.1f %12.2f %13.2f %10zu\n", rows[i].label, t, l, b,
-             bytes);
+      printf("%-30s %9.1f %12.2f %13.2f %13.2f %10zu\n", rows[i].label, t,
+             l, b, it, bytes);
     fflush(stdout);
   }
   peer_stop(&p);

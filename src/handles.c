@@ -427,8 +427,8 @@ static void deliver(collect_t* c, size_t index, part_t* result) {
 
 typedef void* queue_t[2];
 
-size_t uv_pprof__handles_slice_cap;
-size_t uv_pprof__handles_slices;
+atomic_size_t uv_pprof__handles_slice_cap;
+atomic_size_t uv_pprof__handles_slices;
 
 typedef struct slicer_s {
   uv_idle_t idle; /* the marker, and what runs the slices */
@@ -530,7 +530,8 @@ static void on_slice(uv_idle_t* idle) {
   void** mark = (void**)s->idle.handle_queue;
   void** q = queue_next(mark);
   uint64_t deadline = uv_hrtime() + SLICE_NS;
-  unsigned seen = 0;
+  size_t cap = atomic_load(&uv_pprof__handles_slice_cap);
+  size_t seen = 0;
   int err;
 
   /* The own-set only changes on the serving loop's thread, which is this
@@ -545,11 +546,11 @@ static void on_slice(uv_idle_t* idle) {
     if (!(h->flags & HANDLE_INTERNAL))
       on_walk(h, &s->w);
     q = queue_next(q);
-    if (++seen == uv_pprof__handles_slice_cap ||
+    if (++seen == cap ||
         (seen % 64 == 0 && uv_hrtime() >= deadline))
       break;
   }
-  uv_pprof__handles_slices++;
+  atomic_fetch_add(&uv_pprof__handles_slices, 1);
   if (s->w.check_own)
     uv_mutex_unlock(&mu);
   err = s->w.oom || s->part.strings.oom ? UV_ENOMEM : track_grow(s);

@@ -5,6 +5,7 @@
 #ifndef UV_PPROF_INTERNAL_H
 #define UV_PPROF_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -592,11 +593,10 @@ int uv_pprof__handles_collect(uv_loop_t* serving,
 int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap);
 /* Any thread; also for a snapshot that was never completed. */
 void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap);
-/* Test hooks, touched only on loop threads: the most handles one slice of a
- * walk visits (0, the default: as many as fit in its time), and the number
- * of slices run so far. */
-extern size_t uv_pprof__handles_slice_cap;
-extern size_t uv_pprof__handles_slices;
+/* Test hooks: the most handles one slice of a walk visits (0, the default:
+ * as many as fit in its time), and the number of slices run so far. */
+extern atomic_size_t uv_pprof__handles_slice_cap;
+extern atomic_size_t uv_pprof__handles_slices;
 
 /* ---- uv_pprof.c -------------------------------------------------------- */
 

@@ -662,16 +662,16 @@ static void build_sliced(uv_loop_t* loop, void* arg) {
     sliced.churn[i] = churn_timer(loop);
   ASSERT_EQ(uv_prepare_init(loop, &sliced.churner), 0);
   ASSERT_EQ(uv_prepare_start(&sliced.churner, on_churn), 0);
-  uv_pprof__handles_slice_cap = 7;
+  atomic_store(&uv_pprof__handles_slice_cap, 7);
 }
 
 static void set_churning(uv_loop_t* loop, void* arg) {
   sliced.churning = *(int*)arg;
-  sliced.slices = uv_pprof__handles_slices;
+  sliced.slices = atomic_load(&uv_pprof__handles_slices);
 }
 
 static void read_slices(uv_loop_t* loop, void* arg) {
-  *(size_t*)arg = uv_pprof__handles_slices - sliced.slices;
+  *(size_t*)arg = atomic_load(&uv_pprof__handles_slices) - sliced.slices;
 }
 
 static void close_sliced(uv_loop_t* loop, void* arg) {
@@ -682,7 +682,7 @@ static void close_sliced(uv_loop_t* loop, void* arg) {
   for (i = 0; i < NCHURN; i++)
     uv_close((uv_handle_t*)sliced.churn[i], free_closed);
   uv_close((uv_handle_t*)&sliced.churner, NULL);
-  uv_pprof__handles_slice_cap = 0;
+  atomic_store(&uv_pprof__handles_slice_cap, 0);
 }
 
 TEST_IMPL(handles_sliced) {

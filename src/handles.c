@@ -420,8 +420,8 @@ static void deliver(collect_t* c, size_t index, part_t* result) {
  * of ours, moved along the queue. Handles closed between slices leave the
  * queue; new ones join its tail and are seen if the walk has not ended. */
 #define SLICE_NS 500000
-/* libuv's private flag (src/uv-common.h, unchanged since 1.x began using
- * it) that makes uv_walk skip a handle: the loop's own internal handles,
+/* libuv's private flag that makes uv_walk skip a handle (src/uv-common.h;
+ * 0x10 from 1.44 to the current release): the loop's own internal handles,
  * and our marker, which no one else's walk must see or close. */
 #define HANDLE_INTERNAL 0x10
 
@@ -441,8 +441,10 @@ typedef struct slicer_s {
   size_t looked_up; /* records already asked of the tracker */
 } slicer_t;
 
-_Static_assert(sizeof(((uv_handle_t*)0)->handle_queue) == sizeof(queue_t), "libuv's handle queue is two pointers");
-_Static_assert(sizeof(((uv_loop_t*)0)->handle_queue) == sizeof(queue_t), "libuv's handle queue is two pointers");
+_Static_assert(sizeof(((uv_handle_t*)0)->handle_queue) == sizeof(queue_t),
+               "libuv's handle queue node is two pointers");
+_Static_assert(sizeof(((uv_loop_t*)0)->handle_queue) == sizeof(queue_t),
+               "libuv's handle queue head is two pointers");
 
 static void** queue_next(void** q) {
   return (void**)q[0];
@@ -546,8 +548,7 @@ static void on_slice(uv_idle_t* idle) {
     if (!(h->flags & HANDLE_INTERNAL))
       on_walk(h, &s->w);
     q = queue_next(q);
-    if (++seen == cap ||
-        (seen % 64 == 0 && uv_hrtime() >= deadline))
+    if (++seen == cap || (seen % 64 == 0 && uv_hrtime() >= deadline))
       break;
   }
   atomic_fetch_add(&uv_pprof__handles_slices, 1);

@@ -11,8 +11,12 @@ export interface StartOptions {
   quiet?: boolean;
 }
 
-/** Starts serving /debug/pprof/ on this thread's loop; returns the index URL. */
-export function start(options?: StartOptions): string;
+/**
+ * Starts serving /debug/pprof/ on this thread's loop; returns the index URL.
+ * In a worker thread while another thread serves, registers this thread's
+ * loop (its handles join the goroutine profile) and returns null.
+ */
+export function start(options?: StartOptions): string | null;
 /** Starts as UV_PPROF / UV_PPROF_TOKEN say; null when UV_PPROF is unset, empty or 0. */
 export function startFromEnv(): string | null;
 /** Closes everything uv-pprof opened on this thread's loop. */

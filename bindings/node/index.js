@@ -53,7 +53,9 @@ function check(options) {
 // ("http://localhost:PORT/debug/pprof/"). Defaults: host 127.0.0.1, port
 // 6060 (0 picks a free one), no token. Throws with .code EADDRINUSE,
 // EACCES (non-loopback host without a token), EINVAL or EBUSY (already
-// started on this thread).
+// started on this thread). In a worker thread while another thread serves,
+// it registers this thread's loop (its handles join the goroutine profile)
+// and returns null.
 function start(options) {
   return addon.start(check(options));
 }

@@ -18,12 +18,12 @@ typedef struct {
   int started; /* uv_pprof_start*() succeeded here; cleanup hook added */
 } env_state_t;
 
-#define CHECK(env, call)                                                     \
-  do {                                                                       \
-    if ((call) != napi_ok) {                                                 \
-      napi_throw_error((env), NULL, "uv-pprof: Node-API call failed: " #call); \
-      return NULL;                                                           \
-    }                                                                        \
+#define CHECK(env, call)                                                  \
+  do {                                                                    \
+    if ((call) != napi_ok) {                                              \
+      napi_throw_error((env), NULL, "uv-pprof: Node-API failed: " #call); \
+      return NULL;                                                        \
+    }                                                                     \
   } while (0)
 
 static void on_env_cleanup(void* arg) {

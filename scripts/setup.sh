@@ -19,7 +19,11 @@ packages=(
   graphviz                          # go tool pprof's graph view
   binutils                          # nm, objcopy (symbol checks)
   procps                            # ps, pgrep in the tests
+  nodejs                            # the Node.js addon's tests (bindings/node)
 )
+# Node's headers: Debian's nodejs has them in libnode-dev; a nodejs that
+# ships them itself (NodeSource's) conflicts with that package.
+[[ -f /usr/include/node/node_api.h ]] || packages+=(libnode-dev)
 
 # A package counts as present only when dpkg says "install ok installed".
 missing=()

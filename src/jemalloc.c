@@ -79,6 +79,28 @@ static int on_object(struct dl_phdr_info* info, size_t size, void* arg) {
   return 1;
 }
 
+/* Whether a malloc called from here is served by the jemalloc of `ctl`: its
+ * count of this thread's allocated bytes grows. For an executable built
+ * without PIE that takes malloc's address (node), dlsym(RTLD_DEFAULT,
+ * "malloc") answers the executable's PLT stub, not the definition that
+ * calls reach, so the addresses alone cannot tell. */
+static bool serves_malloc(mallctl_fn ctl) {
+  void* (*volatile alloc)(size_t) = malloc; /* not elided with the free */
+  uint64_t* allocated;
+  size_t len = sizeof(allocated);
+  uint64_t before;
+  void* p;
+  bool grew;
+
+  if (ctl("thread.allocatedp", &allocated, &len, NULL, 0) != 0)
+    return false;
+  before = *allocated;
+  p = alloc(4096);
+  grew = p != NULL && *allocated - before >= 4096;
+  free(p);
+  return grew;
+}
+
 static void lookup(void) {
   void* ctl = dlsym(RTLD_DEFAULT, "mallctl");
   void* mal = dlsym(RTLD_DEFAULT, "malloc");
@@ -90,8 +112,10 @@ static void lookup(void) {
    * private copy, or ASan's interceptors in front of it) has nothing to
    * say about this process's heap. */
   if (ctl == NULL || mal == NULL || dladdr(ctl, &ctl_info) == 0 ||
-      dladdr(mal, &mal_info) == 0 ||
-      ctl_info.dli_fbase != mal_info.dli_fbase)
+      dladdr(mal, &mal_info) == 0)
+    return;
+  if (ctl_info.dli_fbase != mal_info.dli_fbase &&
+      !serves_malloc((mallctl_fn)ctl))
     return;
   dl_iterate_phdr(on_object, &addr);
   je.nametomib = (nametomib_fn)dlsym(RTLD_DEFAULT, "mallctlnametomib");

@@ -1,0 +1,11 @@
+'use strict';
+// `node -r uv-pprof/register app.js`: starts uv-pprof from UV_PPROF (and
+// UV_PPROF_TOKEN) before the app runs, with no code change. Unset, empty or
+// 0 does nothing. A bad value or a busy port prints one line on stderr (the
+// C library's) and the app runs on without profiling.
+
+try {
+  require('./index.js').startFromEnv();
+} catch (err) {
+  if (typeof err.code !== 'string' || !err.code.startsWith('E')) throw err;
+}

@@ -30,7 +30,7 @@ private() {
 # The filters themselves must catch what they are there to catch.
 [[ $(printf 'napi_register_module_v1\nuv_pprof_start\n' | foreign) == uv_pprof_start ]] ||
   fail "self-check: foreign() does not flag uv_pprof_start"
-[[ $(printf 'uv_walk\nllhttp_init\ndeflate\n' | private | tr '\n' ' ') == "llhttp_init deflate " ]] ||
+[[ $(printf 'uv_idle_init\nllhttp_init\ndeflate\n' | private | tr '\n' ' ') == "llhttp_init deflate " ]] ||
   fail "self-check: private() does not flag llhttp_init and deflate"
 
 [[ -f $addon ]] || { fail "$addon not built"; exit 1; }
@@ -46,7 +46,7 @@ grep -qx napi_register_module_v1 <<<"$defined" ||
   fail "napi_register_module_v1 is not exported"
 
 undefined=$(nm -D --undefined-only "$addon" | awk '{ print $2 }' | sed 's/@.*//' | sort -u)
-for f in uv_walk uv_tcp_init uv_async_send; do
+for f in uv_idle_init uv_tcp_init uv_async_send; do
   grep -qx "$f" <<<"$undefined" || fail "$f is not left for node's libuv"
 done
 bad=$(private <<<"$defined

@@ -143,6 +143,20 @@ size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out,
 /* Frees every table and cache (the next use rebuilds them). Called with no
  * worker thread running. */
 void uv_pprof__symbolizer_reset(void);
+/* The name to show people for a name from uv_pprof__symbolize(): a C++
+ * linker name demangled and shortened (uv_pprof__demangle), else name
+ * itself. Text views use it; protos and /symbol keep the linker's names,
+ * which pprof demangles itself. Cached like the names (demangling costs
+ * ~10 us a name). Worker thread only. */
+const char* uv_pprof__symbol_readable(const char* name);
+
+/* ---- src/demangle.c: readable C++ names -------------------------------- */
+
+/* A C++ linker name ("_Z...") demangled by the process's C++ runtime and
+ * shortened as go tool pprof shows it ("node::Environment::RunTimers"), in
+ * memory the caller frees; NULL when name is not mangled or the process has
+ * no C++ runtime. Any thread. */
+char* uv_pprof__demangle(const char* name);
 
 /* ---- src/jemalloc.c: mallctl, prof.dump, heap_v2, allocator stats ------ */
 

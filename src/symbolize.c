@@ -80,6 +80,12 @@ typedef struct chunk_s {
 
 #define CHUNK_SIZE 65536
 
+/* A C++ name and what people are shown for it. */
+typedef struct {
+  const char* name; /* interned; NULL: empty slot */
+  const char* readable;
+} readable_t;
+
 static Dwfl_Callbacks callbacks; /* filled once libdw is loaded */
 
 static struct {
@@ -96,6 +102,9 @@ static struct {
   size_t strings_mask;
   size_t strings_used;
   chunk_t* chunks;
+  readable_t* readable; /* by interned C++ name */
+  size_t readable_mask;
+  size_t readable_used;
 } state;
 
 /* ---- interned strings ---------------------------------------------------- */
@@ -947,5 +956,64 @@ void uv_pprof__symbolizer_reset(void) {
   free(state.cache);
   free(state.frames);
   free(state.strings);
+  free(state.readable);
   memset(&state, 0, sizeof(state));
+}
+
+/* ---- names for people ----------------------------------------------------- */
+
+static int readable_grow(void) {
+  size_t cap = state.readable != NULL ? state.readable_mask + 1 : 0;
+  size_t ncap = cap != 0 ? cap * 2 : 256;
+  readable_t* slots = calloc(ncap, sizeof(*slots));
+  size_t i;
+
+  if (slots == NULL)
+    return UV_ENOMEM;
+  for (i = 0; i < cap; i++) {
+    size_t j;
+    if (state.readable[i].name == NULL)
+      continue;
+    for (j = uv_pprof__hash64((uintptr_t)state.readable[i].name) & (ncap - 1);
+         slots[j].name != NULL; j = (j + 1) & (ncap - 1))
+      ;
+    slots[j] = state.readable[i];
+  }
+  free(state.readable);
+  state.readable = slots;
+  state.readable_mask = ncap - 1;
+  return 0;
+}
+
+const char* uv_pprof__symbol_readable(const char* name) {
+  char* demangled;
+  const char* shown;
+  size_t i;
+
+  if (name == NULL || strncmp(name, "_Z", 2) != 0)
+    return name;
+  if (state.readable != NULL) {
+    for (i = uv_pprof__hash64((uintptr_t)name) & state.readable_mask;
+         state.readable[i].name != NULL; i = (i + 1) & state.readable_mask) {
+      if (state.readable[i].name == name)
+        return state.readable[i].readable;
+    }
+  }
+  demangled = uv_pprof__demangle(name);
+  shown = demangled != NULL ? intern(demangled) : NULL;
+  free(demangled);
+  if (shown == NULL)
+    shown = name;
+  if ((state.readable_used + 1) * 4 > (state.readable_mask + 1) * 3 ||
+      state.readable == NULL) {
+    if (readable_grow() != 0)
+      return shown;
+  }
+  for (i = uv_pprof__hash64((uintptr_t)name) & state.readable_mask;
+       state.readable[i].name != NULL; i = (i + 1) & state.readable_mask)
+    ;
+  state.readable[i].name = name;
+  state.readable[i].readable = shown;
+  state.readable_used++;
+  return shown;
 }

@@ -85,6 +85,7 @@
   TEST(symbolize_reset)                                                   \
   TEST(symbolize_builder)                                                 \
   TEST(symbolize_text_frames)                                             \
+  TEST(symbolize_demangle)                                                \
   TEST(symbol_get)                                                        \
   TEST(symbol_post)                                                       \
   TEST(symbol_pprof_remote)                                               \

@@ -607,6 +607,60 @@ TEST_IMPL(symbolize_text_frames) {
   return 0;
 }
 
+/* C++ names for the text views, shortened as go tool pprof shows them by
+ * default. The demangler is the process's C++ runtime: this C test loads
+ * libstdc++ as a C++ host (node) has it. Expected forms: c++filt's, minus
+ * parameters, template arguments, return types and clone suffixes. */
+TEST_IMPL(symbolize_demangle) {
+  static const char* const cases[][2] = {
+      {"_ZN4node11Environment9RunTimersEP10uv_timer_s",
+       "node::Environment::RunTimers"},
+      {"_ZN4node9inspector12_GLOBAL__N_126StartIoThreadAsyncCallbackEP10uv_"
+       "async_s",
+       "node::inspector::(anonymous namespace)::StartIoThreadAsyncCallback"},
+      {"_ZZN4node15LibuvStreamWrap9ReadStartEvENUlP11uv_handle_smP8uv_buf_tE_"
+       "4_FUNES2_mS4_",
+       "node::LibuvStreamWrap::ReadStart::{lambda#1}::_FUN"},
+      {"_ZNKSt6vectorIiSaIiEE4sizeEv", "std::vector::size"},
+      {"_ZNKSt8functionIFvvEEclEv", "std::function::operator()"},
+      {"_ZltRK1AS1_", "operator<"},
+      {"_ZlsRSoRK1A", "operator<<"},
+      {"_Z3fooi.cold", "foo"},
+      {"_Z3barIiEvT_", "bar"},
+      {"_ZNKR1A1fEv", "A::f"},
+      {"_ZN1AcviEv", "A::operator int"},
+  };
+  size_t i;
+
+  /* Names that are not mangled, or not validly, stay as they are. */
+  ASSERT(uv_pprof__demangle("main") == NULL);
+  ASSERT(uv_pprof__demangle(NULL) == NULL);
+  ASSERT(dlopen("libstdc++.so.6", RTLD_NOW | RTLD_GLOBAL) != NULL);
+  ASSERT(uv_pprof__demangle("_Zx") == NULL);
+  ASSERT(uv_pprof__demangle("uv_run") == NULL);
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(cases); i++) {
+    char* got = uv_pprof__demangle(cases[i][0]);
+    if (got == NULL || strcmp(got, cases[i][1]) != 0)
+      fprintf(stderr, "%s: got %s, expected %s\n", cases[i][0],
+              got != NULL ? got : "NULL", cases[i][1]);
+    ASSERT(got != NULL);
+    ASSERT_STR_EQ(got, cases[i][1]);
+    free(got);
+  }
+  /* What the text views call: cached, C names passed through. */
+  {
+    const char* c_name = "uv_run";
+    const char* shown = uv_pprof__symbol_readable(cases[0][0]);
+    ASSERT_STR_EQ(shown, cases[0][1]);
+    ASSERT(uv_pprof__symbol_readable(cases[0][0]) == shown);
+    ASSERT(uv_pprof__symbol_readable(c_name) == c_name);
+    ASSERT(uv_pprof__symbol_readable("_Zx") != NULL);
+    ASSERT_STR_EQ(uv_pprof__symbol_readable("_Zx"), "_Zx");
+  }
+  uv_pprof__symbolizer_reset();
+  return 0;
+}
+
 /* ---- /debug/pprof/symbol ------------------------------------------------ */
 
 #define TEXT "text/plain; charset=utf-8"

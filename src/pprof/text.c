@@ -286,6 +286,7 @@ int uv_pprof__text_frames(const uintptr_t* pcs, size_t npcs,
       if (nf == 0 || f[j].name == NULL)
         continue;
       r->sym = f[j];
+      r->sym.name = uv_pprof__symbol_readable(f[j].name);
       snprintf(r->func_off, sizeof(r->func_off), "+0x%" PRIxPTR,
                pc - f[j].start);
       r->ncells = f[j].file != NULL ? 4 : 3;

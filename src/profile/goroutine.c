@@ -308,7 +308,8 @@ static void append_frame(uv_pprof__buf_t* out, uintptr_t pc, int leaf,
   }
   for (i = 0; i < n; i++) {
     const uv_pprof__symbol_t* f = &sym[i];
-    const char* name = f->name != NULL ? f->name : "?";
+    const char* name =
+        f->name != NULL ? uv_pprof__symbol_readable(f->name) : "?";
     if (f->file != NULL)
       snprintf(line, sizeof(line), "%s:%d", f->file, f->line);
     else

@@ -128,7 +128,9 @@ async function main() {
   assert.deepStrictEqual(states(groups, 'uv_fs_event_t'), { 'active, ref': resources.FSEventWrap });
   assert.deepStrictEqual(states(groups, 'uv_tcp_t'),
                          { 'active, ref': resources.TCPServerWrap + resources.TCPSocketWrap + 1 });
-  const jsTimers = groups.filter((g) => g.labels.type === 'uv_timer_t' && /RunTimers/.test(g.frames[0]));
+  // Named as go tool pprof shows C++ names: demangled, without parameters.
+  const jsTimers = groups.filter((g) => g.labels.type === 'uv_timer_t' &&
+                                        /^node::Environment::RunTimers\+0x0(\s|$)/.test(g.frames[0]));
   assert.strictEqual(jsTimers.length, 1, inside.text);
   assert.strictEqual(jsTimers[0].count, 1);
   assert.strictEqual(jsTimers[0].labels.state, 'active, ref');

@@ -19,6 +19,8 @@ packages=(
   graphviz                          # go tool pprof's graph view
   binutils                          # nm, objcopy (symbol checks)
   procps                            # ps, pgrep in the tests
+  prometheus                        # /metrics scraped by a real Prometheus; promtool
+  chromium                          # headless screenshots of the index and timeline
 )
 
 # A package counts as present only when dpkg says "install ok installed".

@@ -127,4 +127,5 @@
   TEST(timeline_errors)                                                   \
   TEST(timeline_handles)                                                  \
   TEST(timeline_chromium)                                                 \
+  TEST(metrics_in_process)                                                \
   /* end */

@@ -897,3 +897,78 @@ TEST_IMPL(timeline_chromium) {
   bg_stop(&h.bg);
   return 0;
 }
+
+/* ---- in this process (sanitized in the ASan build) ----------------------- */
+
+static void bad_options(uv_loop_t* loop, void* arg) {
+  uv_pprof_options_t o;
+
+  (void)loop;
+  uv_pprof_options_init(&o);
+  o.port = 0;
+  o.quiet = 1;
+  o.timeline_seconds = 86401;
+  *(int*)arg = uv_pprof_start_ex(loop, &o);
+}
+
+TEST_IMPL(metrics_in_process) {
+  uv_pprof_options_t o;
+  test_host_t* h;
+  run_result_t r;
+  const char* body;
+  size_t len;
+  int tries;
+  int rc = 0;
+
+  uv_pprof_options_init(&o);
+  o.port = 0;
+  o.quiet = 1;
+  o.timeline_seconds = 1;
+  h = host_start(&o);
+  curl_get(h, "/metrics", NULL, &r);
+  ASSERT_EQ(http_status(&r), 200);
+  body = http_body(&r, &len);
+  /* The allocator is named for what it is: ASan's malloc is not glibc's. */
+#if defined(__SANITIZE_ADDRESS__)
+  ASSERT_CONTAINS(body, "uv_pprof_allocator_info{allocator=\"other\","
+                        "object=\"libasan.so");
+  ASSERT(strstr(body, "glibc_") == NULL);
+  ASSERT(strstr(body, "uv_pprof_heap_alloc_bytes") == NULL);
+#else
+  ASSERT_CONTAINS(body, "uv_pprof_allocator_info{allocator=\"glibc\","
+                        "object=\"libc.so.6\"");
+  ASSERT_CONTAINS(body, "\nuv_pprof_heap_alloc_bytes ");
+#endif
+  ASSERT_CONTAINS(body, "\nuv_pprof_process_resident_memory_bytes ");
+  /* the host's 1 ms timer */
+  ASSERT_CONTAINS(body, "\",type=\"uv_timer_t\"} 1\n");
+  run_free(&r);
+  curl_get(h, "/metrics", NULL, &r);
+  ASSERT_CONTAINS(http_body(&r, &len), "uv_pprof_requests_total{endpoint="
+                                       "\"metrics\",code=\"2xx\"} 1\n");
+  run_free(&r);
+
+  /* The timeline runs: two samples (bounded: 60 s). */
+  for (tries = 0; tries < 120; tries++) {
+    const char* p;
+    int lines = 0;
+    curl_get(h, "/debug/pprof/timeline", NULL, &r);
+    ASSERT_EQ(http_status(&r), 200);
+    for (p = http_body(&r, &len); (p = strchr(p, '\n')) != NULL; p++)
+      lines++;
+    run_free(&r);
+    if (lines >= 3)
+      break;
+    usleep(500000);
+  }
+  ASSERT(tries < 120);
+  curl_get(h, "/debug/pprof/timeline?format=svg", NULL, &r);
+  ASSERT_EQ(http_status(&r), 200);
+  run_free(&r);
+
+  /* A second start with a bad interval leaves nothing behind. */
+  host_call(h, bad_options, &rc);
+  ASSERT_EQ(rc, UV_EINVAL);
+  host_stop(h);
+  return 0;
+}

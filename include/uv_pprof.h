@@ -64,8 +64,9 @@ typedef struct uv_pprof_options_s {
    * allocated and in-use bytes, the live handle count and the RSS in a ring
    * of the last 10080 samples, served at /debug/pprof/timeline as CSV
    * (time,heap_alloc_bytes,heap_inuse_bytes,goroutines,rss_mb) and with
-   * ?format=svg as a chart. One unref'd timer on the loop while on; nothing
-   * when 0. uv_pprof_start() sets it from UV_PPROF_TIMELINE=<seconds>.
+   * ?format=svg as a chart. One unref'd timer on the loop the server runs
+   * on (ignored when this call only registers a further loop); nothing when
+   * 0. uv_pprof_start() sets it from UV_PPROF_TIMELINE=<seconds>.
    * Default 0. */
   unsigned int timeline_seconds;
 } uv_pprof_options_t;

@@ -195,6 +195,21 @@ static int free_port(void) {
   return port;
 }
 
+/* Prometheus answers /-/ready with 200 (it may not even listen yet). */
+static int prom_ready(int port) {
+  char url[128];
+  const char* argv[] = {"curl", "-s", "-o", "/dev/null", "-w",
+                        "%{http_code}", url, NULL};
+  run_result_t r;
+  int ready;
+
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/-/ready", port);
+  run_cmd(argv, NULL, 10000, &r);
+  ready = strcmp(r.out, "200") == 0;
+  run_free(&r);
+  return ready;
+}
+
 /* An instant query; returns the number of series in the answer and the
  * first one's value in *v. */
 static int prom_query(int port, const char* query, double* v) {
@@ -244,6 +259,12 @@ static double prom_value(int port, const char* fmt, ...) {
     ASSERT(0);
   }
   return v;
+}
+
+/* uv_pprof_handles of one loop and handle type, as Prometheus has it. */
+static double prom_handles(int port, const char* loop, const char* type) {
+  return prom_value(port, "uv_pprof_handles{loop=\"%s\",type=\"uv_%s_t\"}",
+                    loop, type);
 }
 
 TEST_IMPL(metrics_prometheus) {
@@ -298,22 +319,11 @@ TEST_IMPL(metrics_prometheus) {
   for (i = 0; i < 240; i++) {
     char q[256];
     double n = 0;
-    int up;
     snprintf(q, sizeof(q),
              "count_over_time(uv_pprof_loop_idle_seconds_total{loop=\"%s\"}"
              "[1m])",
              m);
-    /* Prometheus may not listen yet: then curl fails, and we retry. */
-    {
-      char url[128];
-      const char* ready[] = {"curl", "-s", "-o", "/dev/null", "-w",
-                             "%{http_code}", url, NULL};
-      snprintf(url, sizeof(url), "http://127.0.0.1:%d/-/ready", pport);
-      run_cmd(ready, NULL, 10000, &r);
-      up = strcmp(r.out, "200") == 0;
-      run_free(&r);
-    }
-    if (up && prom_query(pport, q, &n) == 1 && n >= 3)
+    if (prom_ready(pport) && prom_query(pport, q, &n) == 1 && n >= 3)
       break;
     usleep(500000);
   }
@@ -325,15 +335,17 @@ TEST_IMPL(metrics_prometheus) {
   ASSERT_EQ(prom_value(pport, "up{job=\"uv_pprof\"}"), 1);
   /* Handles by loop and type: exactly what the host made. */
   ASSERT_EQ(prom_query(pport, "uv_pprof_handles", NULL), 5);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_handles{loop=\"%s\",type=\"uv_timer_t\"}", m), 5);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_handles{loop=\"%s\",type=\"uv_idle_t\"}", m), 3);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_handles{loop=\"%s\",type=\"uv_prepare_t\"}", m), 2);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_handles{loop=\"%s\",type=\"uv_timer_t\"}", s), 4);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_handles{loop=\"%s\",type=\"uv_idle_t\"}", s), 1);
+  ASSERT_EQ(prom_handles(pport, m, "timer"), 5);
+  ASSERT_EQ(prom_handles(pport, m, "idle"), 3);
+  ASSERT_EQ(prom_handles(pport, m, "prepare"), 2);
+  ASSERT_EQ(prom_handles(pport, s, "timer"), 4);
+  ASSERT_EQ(prom_handles(pport, s, "idle"), 1);
   ASSERT_EQ(prom_value(pport, "uv_pprof_handles_missing_loops"), 0);
   /* Requests in flight: the threadpool work that never ends. */
-  ASSERT_EQ(prom_value(pport, "uv_pprof_loop_active_requests{loop=\"%s\"}", m), 2);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_loop_active_requests{loop=\"%s\"}", s), 1);
+  ASSERT_EQ(prom_value(pport, "uv_pprof_loop_active_requests{loop=\"%s\"}", m),
+            2);
+  ASSERT_EQ(prom_value(pport, "uv_pprof_loop_active_requests{loop=\"%s\"}", s),
+            1);
   /* The second loop never waits (its idle callback sleeps); the main loop
    * mostly does. */
   v = prom_value(pport, "uv_pprof_loop_utilization_ratio{loop=\"%s\"}", s);
@@ -464,11 +476,11 @@ TEST_IMPL(metrics_format) {
                 sample(body, "uv_pprof_glibc_mallinfo2_hblkhd_bytes"));
   ASSERT(sample(body, "uv_pprof_process_resident_memory_bytes") >=
          LIVE_MIB * MIB);
-  snprintf(line, sizeof(line), "uv_pprof_handles{loop=\"%s\",type=\"uv_timer_t\"}",
-           h.main_loop);
+  snprintf(line, sizeof(line),
+           "uv_pprof_handles{loop=\"%s\",type=\"uv_timer_t\"}", h.main_loop);
   ASSERT_EQ(sample(body, line), 5);
-  snprintf(line, sizeof(line), "uv_pprof_handles{loop=\"%s\",type=\"uv_idle_t\"}",
-           h.second_loop);
+  snprintf(line, sizeof(line),
+           "uv_pprof_handles{loop=\"%s\",type=\"uv_idle_t\"}", h.second_loop);
   ASSERT_EQ(sample(body, line), 1);
   snprintf(line, sizeof(line), "uv_pprof_loop_active_requests{loop=\"%s\"}",
            h.main_loop);
@@ -499,7 +511,8 @@ static long long parse_time(const char* s) {
   ASSERT_EQ(sscanf(rest, "%c%2d:%2d", &sign, &oh, &om), 3);
   ASSERT(sign == '+' || sign == '-');
   ASSERT_EQ(strlen(rest), 6);
-  return (long long)timegm(&tm) - (sign == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  return (long long)timegm(&tm) -
+         (sign == '+' ? 1 : -1) * (oh * 3600 + om * 60);
 }
 
 typedef struct {
@@ -582,7 +595,8 @@ TEST_IMPL(timeline_csv) {
   ASSERT_EQ(diffs[(n - 1) / 2], 2);
 
   host_get(&h, "/debug/pprof/goroutine?debug=1", &r);
-  ASSERT(strncmp(http_body(&r, &len), "goroutine profile: total 15\n", 28) == 0);
+  ASSERT(strncmp(http_body(&r, &len), "goroutine profile: total 15\n", 28) ==
+         0);
   run_free(&r);
   bg_stop(&h.bg);
   return 0;
@@ -609,8 +623,9 @@ TEST_IMPL(timeline_errors) {
                 "options.timeline_seconds)\n");
   run_free(&r);
   host_get(&h, "/debug/pprof/", &r);
-  ASSERT_CONTAINS(http_body(&r, &len),
-                  "the memory timeline: off (UV_PPROF_TIMELINE=&lt;seconds&gt;)");
+  ASSERT_CONTAINS(
+      http_body(&r, &len),
+      "the memory timeline: off (UV_PPROF_TIMELINE=&lt;seconds&gt;)");
   run_free(&r);
   bg_stop(&h.bg);
 

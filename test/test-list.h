@@ -128,4 +128,5 @@
   TEST(timeline_handles)                                                  \
   TEST(timeline_chromium)                                                 \
   TEST(metrics_in_process)                                                \
+  TEST(timeline_worker_exits)                                             \
   /* end */

@@ -6,6 +6,7 @@
  * requests in flight, 64 MiB live, a busy and an idle loop) are known
  * exactly. Every process started here is stopped by its pid, and dies with
  * the test if an assertion aborts it (PR_SET_PDEATHSIG). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -984,6 +985,65 @@ TEST_IMPL(metrics_in_process) {
   /* A second start with a bad interval leaves nothing behind. */
   host_call(h, bad_options, &rc);
   ASSERT_EQ(rc, UV_EINVAL);
+  host_stop(h);
+  return 0;
+}
+
+/* The tid of uv_pprof's worker thread in this process, 0 when none. */
+static int worker_tid(void) {
+  DIR* d = opendir("/proc/self/task");
+  struct dirent* e;
+  int tid = 0;
+
+  ASSERT(d != NULL);
+  while (tid == 0 && (e = readdir(d)) != NULL) {
+    char path[300];
+    char comm[32] = "";
+    FILE* f;
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    f = fopen(path, "r");
+    if (f == NULL)
+      continue;
+    if (fgets(comm, sizeof(comm), f) != NULL &&
+        strcmp(comm, "uv_pprof\n") == 0)
+      tid = atoi(e->d_name);
+    fclose(f);
+  }
+  closedir(d);
+  return tid;
+}
+
+/* Samples every second are light jobs: the worker that ran a profile still
+ * exits (dropping the profile's symbol tables) 10 s after it, and a new one
+ * takes the samples. */
+TEST_IMPL(timeline_worker_exits) {
+  uv_pprof_options_t o;
+  test_host_t* h;
+  run_result_t r;
+  int first;
+  int tid = 0;
+  int tries;
+
+  uv_pprof_options_init(&o);
+  o.port = 0;
+  o.quiet = 1;
+  o.timeline_seconds = 1;
+  h = host_start(&o);
+  curl_get(h, "/debug/pprof/threadcreate?debug=1", NULL, &r);
+  ASSERT_EQ(http_status(&r), 200);
+  run_free(&r);
+  first = worker_tid();
+  ASSERT(first != 0);
+  /* Bounded: 40 s, four times the idle exit. */
+  for (tries = 0; tries < 80; tries++) {
+    tid = worker_tid();
+    if (tid != first)
+      break;
+    usleep(500000);
+  }
+  ASSERT(tid != first);
   host_stop(h);
   return 0;
 }

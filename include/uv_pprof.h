@@ -60,6 +60,15 @@ typedef struct uv_pprof_options_s {
    * README); without it a line on stderr says so. uv_pprof_start() sets it
    * from UV_PPROF_TRACK=handles. Default 0. */
   int track_handles;
+  /* Non-zero: every this many seconds (at most 86400), note the heap's
+   * allocated and in-use bytes, the live handle count and the RSS in a ring
+   * of the last 10080 samples, served at /debug/pprof/timeline as CSV
+   * (time,heap_alloc_bytes,heap_inuse_bytes,goroutines,rss_mb) and with
+   * ?format=svg as a chart. One unref'd timer on the loop the server runs
+   * on (ignored when this call only registers a further loop); nothing when
+   * 0. uv_pprof_start() sets it from UV_PPROF_TIMELINE=<seconds>.
+   * Default 0. */
+  unsigned int timeline_seconds;
 } uv_pprof_options_t;
 
 /* Fills *options with the defaults listed above. */
@@ -74,6 +83,8 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *   UV_PPROF_TOKEN  bearer token; required for a non-loopback address.
  *   UV_PPROF_TRACK  "handles": record handle creation stacks (see
  *                   track_handles below).
+ *   UV_PPROF_TIMELINE  seconds between the samples of the memory timeline
+ *                   (see timeline_seconds below); unset or 0: none.
  *
  * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
  * stderr and returns 0. On failure prints one line to stderr, leaves nothing

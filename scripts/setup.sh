@@ -20,6 +20,8 @@ packages=(
   binutils                          # nm, objcopy (symbol checks)
   procps                            # ps, pgrep in the tests
   nodejs                            # the Node.js addon's tests (bindings/node)
+  prometheus                        # /metrics scraped by a real Prometheus; promtool
+  chromium                          # headless screenshots of the index and timeline
 )
 # Node's headers: Debian's nodejs has them in libnode-dev; a nodejs that
 # ships them itself (NodeSource's) conflicts with that package.

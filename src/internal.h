@@ -346,6 +346,10 @@ struct uv_pprof__job_s {
   uv_pprof__done_cb done;
   void* data;
   uv_pprof__job_t* next; /* private to worker.c */
+  /* Non-zero: a small periodic job (a timeline sample, a /metrics scrape)
+   * that does not keep the thread alive; it still exits
+   * UV_PPROF__WORKER_IDLE_MS after its start or its last other job. */
+  int light;
 };
 
 /* Creates the worker of `loop`: one unref'd uv_async_t, no thread yet.
@@ -390,6 +394,8 @@ struct uv_pprof__request_s {
   void* route_data;       /* the state of a busy request's owner */
   /* Set by that owner: the client went away (see uv_pprof__route_abandon). */
   void (*abandon)(uv_pprof__request_t* req);
+  int endpoint;      /* metrics.c's index of the route, set when routed */
+  uint64_t start_ns; /* uv_hrtime() when routed */
 };
 
 typedef struct uv_pprof__server_config_s {
@@ -612,7 +618,81 @@ void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap);
 extern atomic_size_t uv_pprof__handles_slice_cap;
 extern atomic_size_t uv_pprof__handles_slices;
 
+/* ---- src/memstat.c: the process's memory figures ----------------------- */
+
+typedef enum {
+  UV_PPROF__ALLOC_JEMALLOC, /* jemalloc is malloc: je has its stats */
+  UV_PPROF__ALLOC_GLIBC,    /* glibc's malloc: mi has mallinfo2() */
+  UV_PPROF__ALLOC_OTHER     /* another malloc (a sanitizer's): no figures */
+} uv_pprof__alloc_kind_t;
+
+typedef struct uv_pprof__memstat_s {
+  uv_pprof__alloc_kind_t kind;
+  const char* object; /* the object defining malloc (basename), or "" */
+  uv_pprof__je_stats_t je;
+  struct {
+    uint64_t arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost;
+  } mi;
+  uint64_t heap_alloc; /* Go's HeapAlloc: stats.allocated, glibc
+                          uordblks + hblkhd, 0 for OTHER */
+  uint64_t heap_inuse; /* Go's HeapInuse: stats.active, glibc as above */
+  uint64_t rss;        /* resident now (/proc/self/statm), bytes */
+  uint64_t max_rss;    /* peak (getrusage), bytes */
+} uv_pprof__memstat_t;
+
+/* Reads the allocator's figures and RSS. Worker thread (jemalloc's stats
+ * epoch is refreshed; /proc is read). */
+void uv_pprof__memstat_read(uv_pprof__memstat_t* m);
+
+/* ---- src/metrics.c: /metrics and the request accounting ---------------- */
+
+/* Notes which endpoint req is for and when it was routed. Loop thread, at
+ * the start of uv_pprof__route. */
+void uv_pprof__metrics_begin(uv_pprof__request_t* req);
+/* Counts req's answer (status class, duration) for its endpoint. Loop
+ * thread, when the answer is about to be written. */
+void uv_pprof__metrics_observe(const uv_pprof__request_t* req);
+/* /metrics: Prometheus' text format, rendered on the worker. Loop thread;
+ * owns req from then on, as uv_pprof__route does. */
+void uv_pprof__serve_metrics(uv_pprof__request_t* req);
+
+/* ---- src/timeline.c: the ring of periodic memory samples --------------- */
+
+#define UV_PPROF__TIMELINE_ROWS 10080 /* a week at one sample a minute */
+#define UV_PPROF__TIMELINE_MAX_SECONDS 86400
+
+typedef struct uv_pprof__timeline_s uv_pprof__timeline_t;
+
+/* Starts sampling every `seconds` on the server's loop (one unref'd timer;
+ * the first sample is taken at once). Serving loop's thread. Returns 0 and
+ * *out, or UV_ENOMEM. */
+int uv_pprof__timeline_start(uv_pprof__server_t* server, unsigned seconds,
+                             uv_pprof__timeline_t** out);
+/* Stops it; after the server has closed (no job of it is left on the
+ * worker). The memory is freed once the timer has closed. */
+void uv_pprof__timeline_stop(uv_pprof__timeline_t* t);
+/* The sampling interval in seconds, 0 when no timeline runs. Any thread. */
+unsigned uv_pprof__timeline_interval(void);
+/* /debug/pprof/timeline: CSV, or an SVG chart with ?format=svg. Loop
+ * thread; owns req from then on, as uv_pprof__route does. */
+void uv_pprof__serve_timeline(uv_pprof__request_t* req);
+
 /* ---- uv_pprof.c -------------------------------------------------------- */
+
+/* One registered loop as /metrics reports it. */
+typedef struct uv_pprof__loop_info_s {
+  uintptr_t loop;
+  int serving;
+  uint64_t active_reqs; /* the serving loop's: the caller's own reading */
+  uint64_t idle_ns;     /* uv_metrics_idle_time() */
+  uint64_t measured_ns; /* since uv_pprof turned idle time on */
+  uint64_t idle_since_ns; /* idle time in that span */
+} uv_pprof__loop_info_t;
+
+/* Fills out[0..max) with the registered loops, returns their number (which
+ * may exceed max). Any thread: idle time is read under libuv's own lock;
+ * another thread's active request count is a relaxed load of its word. */
+size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max);
 
 /* Wall clock in ns since the Unix epoch. */
 int64_t uv_pprof__now_ns(void);

@@ -435,6 +435,18 @@ static void work_index(uv_pprof__job_t* job) {
   if (goroutine)
     uv_pprof__buf_printf(
         b, "<a href=\"goroutine?debug=2\">full goroutine stack dump</a>\n");
+  uv_pprof__buf_printf(b, "<br>\n<p>\nAlso: <a href=\"/metrics\">/metrics"
+                          "</a> (Prometheus)");
+  if (uv_pprof__timeline_interval() > 0)
+    uv_pprof__buf_printf(b,
+                         ", the memory timeline (every %u s): <a "
+                         "href=\"timeline\">CSV</a>, <a "
+                         "href=\"timeline?format=svg\">chart</a>",
+                         uv_pprof__timeline_interval());
+  else
+    uv_pprof__buf_printf(b, ", the memory timeline: off "
+                            "(UV_PPROF_TIMELINE=&lt;seconds&gt;)");
+  uv_pprof__buf_printf(b, "\n</p>\n");
   uv_pprof__buf_printf(b, "<br>\n<p>\nProfile Descriptions:\n<ul>\n");
   for (i = 0; i < n; i++) {
     uv_pprof__buf_printf(b, "<li><div class=profile-name>");
@@ -507,6 +519,7 @@ void uv_pprof__route(uv_pprof__request_t* req) {
   char* clean = uv_pprof__http_clean_path(path);
   size_t i;
 
+  uv_pprof__metrics_begin(req);
   if (clean == NULL) {
     uv_pprof__error(req, 500, "out of memory");
     uv_pprof__request_finish(req);
@@ -526,6 +539,10 @@ void uv_pprof__route(uv_pprof__request_t* req) {
     serve_index(req);
     return;
   }
+  if (strcmp(path, "/metrics") == 0) {
+    uv_pprof__serve_metrics(req);
+    return;
+  }
   if (strncmp(path, PREFIX, strlen(PREFIX)) != 0) {
     respond_text(req, 404, "text/plain; charset=utf-8",
                  "404 page not found\n");
@@ -542,6 +559,10 @@ void uv_pprof__route(uv_pprof__request_t* req) {
   }
   if (strcmp(path, "profile") == 0) {
     uv_pprof__serve_cpu(req);
+    return;
+  }
+  if (strcmp(path, "timeline") == 0) {
+    uv_pprof__serve_timeline(req);
     return;
   }
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(profiles); i++) {

@@ -297,6 +297,7 @@ void uv_pprof__request_finish(uv_pprof__request_t* req) {
     return;
   }
   head_only = req->method == HTTP_HEAD;
+  uv_pprof__metrics_observe(req);
   c->req = NULL;
   conn_write(c, &req->res, head_only);
   request_free(req);

@@ -14,6 +14,9 @@ typedef struct entry_s {
   uv_loop_t* loop;
   uv_pprof__server_t* server; /* NULL: a registered loop without a server */
   uv_pprof__handles_loop_t* handles;
+  uv_pprof__timeline_t* timeline; /* the serving loop's, when on */
+  uint64_t measured_since; /* uv_hrtime() when idle time was turned on */
+  uint64_t idle_at_start;  /* uv_metrics_idle_time() then */
   struct entry_s* next;
 } entry_t;
 
@@ -41,6 +44,43 @@ void uv_pprof_options_init(uv_pprof_options_t* options) {
   options->idle_timeout_ms = 30000;
   options->request_timeout_ms = 10000;
   options->write_timeout_ms = 60000;
+}
+
+/* Loop utilisation for /metrics: libuv measures a loop's idle time only once
+ * UV_METRICS_IDLE_TIME is configured, which must happen on the loop's thread
+ * (uv_pprof_start's). It changes no callback's order or timing: libuv then
+ * polls once without blocking before it blocks, and takes the time and a
+ * mutex around each blocking poll (bench/README.md). */
+static void measure_idle_time(entry_t* e) {
+  uv_loop_configure(e->loop, UV_METRICS_IDLE_TIME);
+  e->measured_since = uv_hrtime();
+  e->idle_at_start = uv_metrics_idle_time(e->loop);
+}
+
+size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max) {
+  entry_t* e;
+  size_t n = 0;
+  uint64_t now;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&mu);
+  for (e = entries; e != NULL; e = e->next, n++) {
+    uv_pprof__loop_info_t* li = &out[n];
+    if (n >= max)
+      continue;
+    now = uv_hrtime();
+    li->loop = (uintptr_t)e->loop;
+    li->serving = e->server != NULL;
+    li->active_reqs =
+        __atomic_load_n(&e->loop->active_reqs.count, __ATOMIC_RELAXED);
+    li->idle_ns = uv_metrics_idle_time(e->loop);
+    li->measured_ns = now - e->measured_since;
+    li->idle_since_ns = li->idle_ns >= e->idle_at_start
+                            ? li->idle_ns - e->idle_at_start
+                            : 0;
+  }
+  uv_mutex_unlock(&mu);
+  return n;
 }
 
 /* ---- parsing ----------------------------------------------------------- */
@@ -74,6 +114,22 @@ static int make_addr(const char* host, int port,
   if (uv_ip6_addr(host, port, (struct sockaddr_in6*)addr) == 0)
     return 0;
   return UV_EINVAL;
+}
+
+/* UV_PPROF_TIMELINE: whole seconds, 0 (off) to the maximum. */
+static int parse_seconds(const char* s, unsigned* out) {
+  unsigned long v = 0;
+  size_t i;
+
+  for (i = 0; s[i] != '\0'; i++) {
+    if (!isdigit((unsigned char)s[i]) || i >= 6)
+      return -1;
+    v = v * 10 + (unsigned long)(s[i] - '0');
+  }
+  if (v > UV_PPROF__TIMELINE_MAX_SECONDS)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
 }
 
 /* UV_PPROF: "1", "PORT", "HOST:PORT", "[V6]:PORT" or ":PORT". */
@@ -210,6 +266,12 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     }
     memcpy(cfg.token, options->token, cfg.token_len);
   }
+  if (options->timeline_seconds > UV_PPROF__TIMELINE_MAX_SECONDS) {
+    fprintf(stderr,
+            "uv_pprof: timeline_seconds %u is too long: at most %u\n",
+            options->timeline_seconds, UV_PPROF__TIMELINE_MAX_SECONDS);
+    return UV_EINVAL;
+  }
   if (options->max_connections == 0 || options->idle_timeout_ms == 0 ||
       options->request_timeout_ms == 0 || options->write_timeout_ms == 0) {
     fprintf(stderr,
@@ -261,9 +323,15 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   }
   e->loop = loop;
   e->server = server;
+  measure_idle_time(e);
   e->next = entries;
   entries = e;
   uv_mutex_unlock(&mu);
+
+  if (server != NULL && options->timeline_seconds > 0 &&
+      uv_pprof__timeline_start(server, options->timeline_seconds,
+                               &e->timeline) != 0)
+    fprintf(stderr, "uv_pprof: cannot start the timeline: out of memory\n");
 
   /* Without the tracker the profile still works, minus creation stacks. */
   if (options->track_handles && uv_pprof__handles_track() != 0)
@@ -286,6 +354,7 @@ int uv_pprof_start(uv_loop_t* loop) {
   const char* v = getenv("UV_PPROF");
   const char* token;
   const char* track;
+  const char* timeline;
   char host[64];
 
   if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
@@ -304,6 +373,15 @@ int uv_pprof_start(uv_loop_t* loop) {
     options.token = token;
   track = getenv("UV_PPROF_TRACK");
   options.track_handles = track != NULL && strstr(track, "handles") != NULL;
+  timeline = getenv("UV_PPROF_TIMELINE");
+  if (timeline != NULL && timeline[0] != '\0' &&
+      parse_seconds(timeline, &options.timeline_seconds) != 0) {
+    fprintf(stderr,
+            "uv_pprof: UV_PPROF_TIMELINE=\"%s\" is not valid: expected whole "
+            "seconds from 1 to %u (unset or 0: no timeline)\n",
+            timeline, UV_PPROF__TIMELINE_MAX_SECONDS);
+    return UV_EINVAL;
+  }
   return uv_pprof_start_ex(loop, &options);
 }
 
@@ -328,6 +406,8 @@ int uv_pprof_stop(uv_loop_t* loop) {
   uv_pprof__handles_detach(e->handles);
   if (e->server != NULL)
     uv_pprof__server_close(e->server);
+  if (e->timeline != NULL)
+    uv_pprof__timeline_stop(e->timeline);
   free(e);
   return 0;
 }

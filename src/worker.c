@@ -1,8 +1,9 @@
 /* uv_pprof's own worker thread: heavy work (profile encoding, gzip, later
  * dumps and symbolization) runs here, never on the host's loop thread nor in
  * the host's libuv threadpool. The thread starts on the first job and exits
- * after UV_PPROF__WORKER_IDLE_MS without work, so an idle server has none.
- * Finished jobs go back to the loop through one unref'd uv_async_t. */
+ * after UV_PPROF__WORKER_IDLE_MS without work (light jobs, the periodic
+ * ones, do not count), so an idle server has none. Finished jobs go back to
+ * the loop through one unref'd uv_async_t. */
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -60,6 +61,8 @@ uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
 static void run(void* arg) {
   uv_pprof__worker_t* w = arg;
   uv_pprof__job_t* job;
+  const uint64_t idle_ns = UV_PPROF__WORKER_IDLE_MS * (uint64_t)1000000;
+  uint64_t deadline;
 
   struct sched_param batch = {0};
 
@@ -70,12 +73,16 @@ static void run(void* arg) {
    * stays fair. */
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
   uv_mutex_lock(&w->mu);
+  /* Light jobs do not push the deadline back: a periodic sample must not
+   * keep a heavy profile's symbol tables resident for ever. */
+  deadline = uv_hrtime() + idle_ns;
   for (;;) {
     while (w->todo == NULL && !w->cancelled) {
-      if (uv_cond_timedwait(&w->cond, &w->mu,
-                            UV_PPROF__WORKER_IDLE_MS * (uint64_t)1000000) ==
-              UV_ETIMEDOUT &&
-          w->todo == NULL)
+      uint64_t now = uv_hrtime();
+      if (now >= deadline ||
+          (uv_cond_timedwait(&w->cond, &w->mu, deadline - now) ==
+               UV_ETIMEDOUT &&
+           w->todo == NULL))
         goto out;
     }
     if (w->cancelled)
@@ -87,6 +94,8 @@ static void run(void* arg) {
     uv_mutex_unlock(&w->mu);
 
     job->work(job);
+    if (!job->light)
+      deadline = uv_hrtime() + idle_ns;
 
     uv_mutex_lock(&w->mu);
     job->next = NULL;

@@ -123,4 +123,13 @@
   TEST(cpu_pprof_top)                                                     \
   TEST(cpu_soak_short)                                                    \
   TEST(cpu_soak_60s)                                                      \
+  /* test-metrics.c (integration: Prometheus, promtool, Chromium) */      \
+  TEST(metrics_prometheus)                                                \
+  TEST(metrics_format)                                                    \
+  TEST(timeline_csv)                                                      \
+  TEST(timeline_errors)                                                   \
+  TEST(timeline_handles)                                                  \
+  TEST(timeline_chromium)                                                 \
+  TEST(metrics_in_process)                                                \
+  TEST(timeline_worker_exits)                                             \
   /* end */

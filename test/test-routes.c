@@ -212,6 +212,10 @@ TEST_IMPL(routes_index) {
   static const char* const go_desc[][2] = {
       {"cmdline", "The command line invocation of the current program"},
   };
+  /* /metrics and the timeline (off here: test-metrics.c has it on) */
+  static const char also[] =
+      "<br>\n<p>\nAlso: <a href=\"/metrics\">/metrics</a> (Prometheus), the "
+      "memory timeline: off (UV_PPROF_TIMELINE=&lt;seconds&gt;)\n</p>\n";
   static const char mid[] = "<br>\n<p>\nProfile Descriptions:\n<ul>\n";
   static const char tail[] = "</ul>\n</p>\n</body>\n</html>";
   test_host_t* h = host_start(NULL);
@@ -262,6 +266,8 @@ TEST_IMPL(routes_index) {
     ASSERT(strncmp(p, link, strlen(link)) == 0);
     p += strlen(link);
   }
+  ASSERT(strncmp(p, also, strlen(also)) == 0);
+  p += strlen(also);
   ASSERT(strncmp(p, mid, strlen(mid)) == 0);
   p += strlen(mid);
   for (i = 0; i < nrows; i++) {

@@ -51,6 +51,7 @@ typedef struct {
   size_t n;
   uv_pprof__buf_t strings;
   uv_pprof_track_info_t* track; /* parallel to recs; NULL: no tracker */
+  unsigned int active_reqs;     /* the loop's, when its walk ended */
   int state;                    /* PART_* */
 } part_t;
 
@@ -396,6 +397,7 @@ static void deliver(collect_t* c, size_t index, part_t* result) {
       p->n = result->n;
       p->strings = result->strings;
       p->track = result->track;
+      p->active_reqs = result->active_reqs;
       p->state = PART_DONE;
       memset(result, 0, sizeof(*result));
     } else {
@@ -500,6 +502,7 @@ static void walk_end(slicer_t* s, int err) {
   l->walking = NULL;
   if (err == 0)
     l->hint = s->part.n;
+  s->part.active_reqs = l->loop->active_reqs.count;
   uv_mutex_lock(&mu);
   deliver(s->req->c, s->req->part, err == 0 ? &s->part : NULL);
   uv_mutex_unlock(&mu);
@@ -990,13 +993,20 @@ int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap) {
   snap->handles = calloc(snap->count != 0 ? snap->count : 1,
                          sizeof(*snap->handles));
   snap->missing = calloc(m != 0 ? m : 1, sizeof(*snap->missing));
-  if (snap->handles == NULL || snap->missing == NULL)
+  snap->answered = calloc(c->nparts != 0 ? c->nparts : 1,
+                          sizeof(*snap->answered));
+  if (snap->handles == NULL || snap->missing == NULL ||
+      snap->answered == NULL)
     return UV_ENOMEM;
   for (i = 0; i < c->nparts; i++) {
     const part_t* p = &c->parts[i];
     size_t j;
-    if (p->state != PART_DONE)
+    if (p->state != PART_DONE) {
       snap->missing[snap->nmissing++] = (uintptr_t)p->loop;
+    } else {
+      snap->answered[snap->nanswered].loop = (uintptr_t)p->loop;
+      snap->answered[snap->nanswered++].active_reqs = p->active_reqs;
+    }
     for (j = 0; j < p->n; j++, k++) {
       const rec_t* r = &p->recs[j];
       uv_pprof__handle_t* h = &snap->handles[k];
@@ -1035,6 +1045,7 @@ void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap) {
   }
   free(snap->handles);
   free(snap->missing);
+  free(snap->answered);
   free(snap->pcs);
   free(snap);
 }

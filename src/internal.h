@@ -592,11 +592,18 @@ typedef struct uv_pprof__handle_s {
   size_t nstack;
 } uv_pprof__handle_t;
 
+typedef struct uv_pprof__loop_reqs_s {
+  uintptr_t loop;
+  uint64_t active_reqs; /* uv_loop_t.active_reqs, read when its walk ended */
+} uv_pprof__loop_reqs_t;
+
 typedef struct uv_pprof__handles_snap_s {
   uv_pprof__handle_t* handles; /* loop by loop, in each loop's walk order */
   size_t count;
   uintptr_t* missing; /* loops that did not answer in time */
   size_t nmissing;
+  uv_pprof__loop_reqs_t* answered; /* the loops that did */
+  size_t nanswered;
   int tracker;        /* libuv_pprof_track is in the process */
   uintptr_t* pcs;     /* private: the stacks' storage */
   struct collect_s* collect; /* private */
@@ -683,15 +690,13 @@ void uv_pprof__serve_timeline(uv_pprof__request_t* req);
 typedef struct uv_pprof__loop_info_s {
   uintptr_t loop;
   int serving;
-  uint64_t active_reqs; /* the serving loop's: the caller's own reading */
   uint64_t idle_ns;     /* uv_metrics_idle_time() */
   uint64_t measured_ns; /* since uv_pprof turned idle time on */
   uint64_t idle_since_ns; /* idle time in that span */
 } uv_pprof__loop_info_t;
 
 /* Fills out[0..max) with the registered loops, returns their number (which
- * may exceed max). Any thread: idle time is read under libuv's own lock;
- * another thread's active request count is a relaxed load of its word. */
+ * may exceed max). Any thread: idle time is read under libuv's own lock. */
 size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max);
 
 /* Wall clock in ns since the Unix epoch. */

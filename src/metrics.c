@@ -231,26 +231,28 @@ static void render_handles(uv_pprof__buf_t* b,
                        s->nmissing);
 }
 
-static void render_loops(uv_pprof__buf_t* b, uintptr_t serving,
-                         uint64_t serving_reqs) {
+/* Active requests come with the handle walk (s NULL: it failed), read on
+ * each loop's own thread; only the loops that answered it have them. */
+static void render_loops(uv_pprof__buf_t* b,
+                         const uv_pprof__handles_snap_t* s) {
   uv_pprof__loop_info_t li[MAX_LOOPS];
   size_t n = uv_pprof__loops_info(li, MAX_LOOPS);
   size_t i;
+  size_t j;
 
   if (n > MAX_LOOPS)
     n = MAX_LOOPS;
-  for (i = 0; i < n; i++)
-    if (li[i].loop == serving)
-      li[i].active_reqs = serving_reqs;
   family(b, "loop_active_requests", "gauge",
          "libuv requests in flight on the loop (uv_loop_t active_reqs: "
          "writes, fs and threadpool work, ...; uv_pprof's own writes "
          "included).");
-  for (i = 0; i < n; i++)
-    uv_pprof__buf_printf(b,
-                         "uv_pprof_loop_active_requests{loop=\"0x%" PRIxPTR
-                         "\"} %" PRIu64 "\n",
-                         li[i].loop, li[i].active_reqs);
+  for (i = 0; i < n && s != NULL; i++)
+    for (j = 0; j < s->nanswered; j++)
+      if (s->answered[j].loop == li[i].loop)
+        uv_pprof__buf_printf(
+            b, "uv_pprof_loop_active_requests{loop=\"0x%" PRIxPTR
+               "\"} %" PRIu64 "\n",
+            li[i].loop, s->answered[j].active_reqs);
   family(b, "loop_idle_seconds_total", "counter",
          "Time the loop spent waiting for events (uv_metrics_idle_time, "
          "measured from uv_pprof_start on that loop).");
@@ -334,8 +336,6 @@ typedef struct {
   uv_pprof__job_t job;
   uv_pprof__request_t* req;
   uv_pprof__handles_snap_t* snap;
-  uintptr_t serving;
-  uint64_t serving_reqs; /* read on the serving loop's thread */
 } metrics_job_t;
 
 static void work_metrics(uv_pprof__job_t* job) {
@@ -348,7 +348,7 @@ static void work_metrics(uv_pprof__job_t* job) {
   render_allocator(b);
   if (err == 0)
     render_handles(b, mj->snap);
-  render_loops(b, mj->serving, mj->serving_reqs);
+  render_loops(b, err == 0 ? mj->snap : NULL);
   render_requests(b);
   res->status = 200;
   res->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -383,8 +383,6 @@ void uv_pprof__serve_metrics(uv_pprof__request_t* req) {
     return;
   }
   mj->req = req;
-  mj->serving = (uintptr_t)loop;
-  mj->serving_reqs = loop->active_reqs.count;
   mj->job.work = work_metrics;
   mj->job.done = on_metrics_done;
   mj->job.data = mj;

@@ -71,8 +71,6 @@ size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max) {
     now = uv_hrtime();
     li->loop = (uintptr_t)e->loop;
     li->serving = e->server != NULL;
-    li->active_reqs =
-        __atomic_load_n(&e->loop->active_reqs.count, __ATOMIC_RELAXED);
     li->idle_ns = uv_metrics_idle_time(e->loop);
     li->measured_ns = now - e->measured_since;
     li->idle_since_ns = li->idle_ns >= e->idle_at_start

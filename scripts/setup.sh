@@ -19,6 +19,9 @@ packages=(
   graphviz                          # go tool pprof's graph view
   binutils                          # nm, objcopy (symbol checks)
   procps                            # ps, pgrep in the tests
+  python3                           # the workflow tests (test/*.py)
+  chromium                          # renders go tool pprof's web UI in a test
+  bsdextrautils                     # column, in docs/memory-profiling.md
 )
 
 # A package counts as present only when dpkg says "install ok installed".

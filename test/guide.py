@@ -307,6 +307,15 @@ def check_overnight_start(ctx):
         return logs and len(read(os.path.join(night, logs[0])).splitlines()) >= 2
     wait_for(first_row, "the monitor's first row")
 
+    # The night: until the demo has leaked 50 more timers (10 s of its
+    # leaks, so also about 10 MiB of heap, which sampling cannot miss).
+    def handles():
+        _, text = http_get(f"http://127.0.0.1:{ctx['ports'][0]}"
+                           "/debug/pprof/goroutine?debug=1")
+        return int(re.match(r"goroutine profile: total (\d+)", text).group(1))
+    evening = handles()
+    wait_for(lambda: handles() >= evening + 50, "50 more leaked timers")
+
 
 def check_overnight_end(ctx):
     pid = ctx["state"]["monitor_pid"]
@@ -314,10 +323,11 @@ def check_overnight_end(ctx):
     out = ctx["stdout"]
     expect(re.search(r"^time\s+heap_alloc_bytes\s+heap_inuse_bytes\s+"
                      r"goroutines\s+rss_mb$", out, re.M), "no CSV table")
-    expect(top_flat(out, "leak_heap_bytes", "overnight heap") > 0,
+    # The night was at least 50 leaked timers (10 s) long: 10 MiB of heap.
+    expect(top_flat(out, "leak_heap_bytes", "overnight heap") >= 4 << 20,
            "the heap diff does not show the leak")
-    expect(top_flat(out, "leaked_timer_cb", "overnight goroutine") > 0,
-           "the goroutine diff does not show the leak")
+    expect(top_flat(out, "leaked_timer_cb", "overnight goroutine") >= 50,
+           "the goroutine diff does not show the 50 leaked timers")
     err = read(os.path.join(ctx["work"], "overnight", "monitor.err"))
     expect("mem-monitor.sh:" in err, "monitor.err is empty")
 

@@ -2,6 +2,11 @@
 """Replays Grafana Alloy's and Parca's default scrape sets against uv-pprof-demo.
 
 usage: scrapers.py DEMO JEMALLOC_SO
+       scrapers.py DEMO --no-jemalloc
+
+The second form is for a sanitized demo, whose malloc cannot be jemalloc:
+then allocs must be a valid profile with Go's sample types, no samples and a
+comment naming jemalloc, and everything else is checked the same.
 
 What the two scrapers do by default (reference/ANCHORS.md §9), per target:
 
@@ -20,7 +25,8 @@ Profile with the sample types the scrapers expect (Go's names and order),
 consistent references, symbolized functions and the main mapping's build ID
 (Parca symbolizes by build ID); allocs must be cumulative from one scrape to
 the next (Alloy diffs alloc_* itself), and the demo's own functions must show
-(leak_heap_bytes in allocs, leaked_timer_cb in goroutine).
+(leak_heap_bytes in allocs, leaked_timer_cb in goroutine). The demo must
+survive it all and exit 0 on SIGTERM (its clean shutdown).
 """
 import gzip
 import os
@@ -150,6 +156,7 @@ def decode_profile(raw):
         m = fields(b)
         prof["functions"][one(m, 1)] = strings[one(m, 2)]
     prof["mapping_order"] = [one(fields(b), 1) for b in p.get(3, [])]
+    prof["comments"] = [strings[i] for i in ints(p, 13)]
     return prof
 
 
@@ -201,6 +208,9 @@ def scrape(base, res):
         res.error = f"{type(e).__name__}: {e}"
 
 
+JEMALLOC = True  # False: allocs must be empty and say why
+
+
 def check_profile(name, p):
     types, period_type = EXPECTED_TYPES[name]
     if p["strings"][:1] != [""]:
@@ -227,7 +237,11 @@ def check_profile(name, p):
             raise ValueError(f"first mapping {main}: not the demo with a build ID")
         if not main["has_functions"]:
             raise ValueError("the demo's mapping is not symbolized (has_functions)")
-    if name in MUST_NAME and MUST_NAME[name] not in p["functions"].values():
+    if name == "allocs" and not JEMALLOC:
+        if p["samples"] or not any("jemalloc" in c for c in p["comments"]):
+            raise ValueError("allocs without jemalloc: expected no samples and "
+                             f"a comment naming jemalloc, got {p['comments']}")
+    elif name in MUST_NAME and MUST_NAME[name] not in p["functions"].values():
         raise ValueError(f"no {MUST_NAME[name]} among the functions")
     if name == "profile" and p["period"] != 10_000_000:
         raise ValueError(f"CPU period {p['period']} ns, expected 10 ms")
@@ -255,12 +269,16 @@ def totals(res, index):
 
 
 def main():
+    global JEMALLOC
     demo, jemalloc = sys.argv[1:3]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, UV_PPROF=f"127.0.0.1:{port}", LD_PRELOAD=jemalloc,
-               MALLOC_CONF="prof:true,prof_accum:true")
+    env = dict(os.environ, UV_PPROF=f"127.0.0.1:{port}")
+    if jemalloc == "--no-jemalloc":
+        JEMALLOC = False
+    else:
+        env.update(LD_PRELOAD=jemalloc, MALLOC_CONF="prof:true,prof_accum:true")
     env.pop("UV_PPROF_TOKEN", None)
     proc = subprocess.Popen([demo, "--echo-port", "0", "--leak-heap", "1m",
                              "--leak-timers", "5"], env=env,
@@ -276,7 +294,7 @@ def main():
         # Scrapers come to a program that has run a while: wait until the
         # demo's leak has been sampled (one allocation per 512 KiB).
         deadline = time.monotonic() + 60
-        while b"leak_heap_bytes" not in urllib.request.urlopen(
+        while JEMALLOC and b"leak_heap_bytes" not in urllib.request.urlopen(
                 base + "/debug/pprof/heap?debug=1", timeout=30).read():
             if time.monotonic() > deadline:
                 print("FAIL: the demo's leak was never sampled", file=sys.stderr)
@@ -312,15 +330,18 @@ def main():
                 print(f"ok {scraper}: allocs cumulative, alloc_space "
                       + " <= ".join(str(totals(r, 1)) for r in allocs))
         if proc.poll() is not None:
-            failures.append(f"the demo exited ({proc.returncode})")
+            failures.append(f"the demo exited during the scrapes ({proc.returncode})")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            err = proc.communicate(timeout=60)[1]
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            err = proc.communicate()[1]
+        rc = proc.returncode
+    if rc != 0:
+        failures.append(f"the demo's exit status after SIGTERM: {rc}\n{err}")
     n = sum(len(SCRAPERS[s][2]) * SCRAPERS[s][1] for s in SCRAPERS)
     if failures:
         print("FAIL:\n  " + "\n  ".join(failures), file=sys.stderr)

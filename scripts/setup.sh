@@ -21,7 +21,9 @@ packages=(
   procps                            # ps, pgrep in the tests
   nodejs                            # the Node.js addon's tests (bindings/node)
   prometheus                        # /metrics scraped by a real Prometheus; promtool
-  chromium                          # headless screenshots of the index and timeline
+  chromium                          # headless screenshots: index, timeline, pprof web UI
+  python3                           # the workflow tests (test/*.py)
+  bsdextrautils                     # column, in docs/memory-profiling.md
 )
 # Node's headers: Debian's nodejs has them in libnode-dev; a nodejs that
 # ships them itself (NodeSource's) conflicts with that package.

@@ -181,6 +181,11 @@ void uv_pprof__je_state(uv_pprof__je_state_t* st);
 /* Sets prof.active when opt.prof is on and sampling is off. Returns 1 when
  * it turned sampling on, else 0. Any thread. */
 int uv_pprof__je_activate(void);
+/* Stops jemalloc sampling this thread's allocations (thread.prof.active),
+ * when jemalloc profiles at all: the worker's symbol tables and buffers are
+ * uv_pprof's, not the host's, and must not show in its heap profile. The
+ * calling thread only. */
+void uv_pprof__je_thread_unsampled(void);
 /* One sentence saying why heap profiling is off in `mode` and how to turn
  * it on (a static string), or NULL for UV_PPROF__HEAP_PROF_ON. */
 const char* uv_pprof__je_howto(uv_pprof__heap_mode_t mode);

@@ -183,6 +183,14 @@ int uv_pprof__je_activate(void) {
   return ctl("prof.active", NULL, NULL, &on, sizeof(on)) == 0;
 }
 
+void uv_pprof__je_thread_unsampled(void) {
+  mallctl_fn ctl = get_mallctl();
+  bool off = false;
+
+  if (ctl != NULL)
+    ctl("thread.prof.active", NULL, NULL, &off, sizeof(off));
+}
+
 const char* uv_pprof__je_howto(uv_pprof__heap_mode_t mode) {
   switch (mode) {
     case UV_PPROF__HEAP_NO_JEMALLOC:

@@ -72,6 +72,7 @@ static void run(void* arg) {
    * per heap request; 0.1-0.2 ms as a batch thread). Its share of the CPU
    * stays fair. */
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
+  uv_pprof__je_thread_unsampled();
   uv_mutex_lock(&w->mu);
   /* Light jobs do not push the deadline back: a periodic sample must not
    * keep a heavy profile's symbol tables resident for ever. */

@@ -102,6 +102,7 @@
   TEST(heap_jemalloc_preload)                                             \
   TEST(heap_jemalloc_static)                                              \
   TEST(heap_jemalloc_base)                                                \
+  TEST(heap_jemalloc_own_unsampled)                                       \
   TEST(heap_jemalloc_delta)                                               \
   TEST(heap_jemalloc_debug1_pprof)                                        \
   TEST(heap_jemalloc_ticks)                                               \

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "internal.h"
@@ -21,6 +22,8 @@ typedef struct {
   int have_heap;       /* the allocator could be read */
   int have_goroutines; /* the handle walk completed */
 } row_t;
+
+#define RING_BYTES (UV_PPROF__TIMELINE_ROWS * sizeof(row_t))
 
 struct uv_pprof__timeline_s {
   uv_pprof__server_t* server;
@@ -105,13 +108,19 @@ int uv_pprof__timeline_start(uv_pprof__server_t* server, unsigned seconds,
                              uv_pprof__timeline_t** out) {
   uv_loop_t* loop = uv_pprof__server_loop(server);
   uv_pprof__timeline_t* t = calloc(1, sizeof(*t));
+  void* rows = MAP_FAILED;
 
-  /* calloc: rows the ring has not reached yet cost no RSS. */
-  if (t == NULL ||
-      (t->rows = calloc(UV_PPROF__TIMELINE_ROWS, sizeof(row_t))) == NULL) {
+  /* Mapped, not malloc'd: rows the ring has not reached yet cost no RSS,
+   * and the ring is uv_pprof's, not part of the host's heap or its heap
+   * profile. */
+  if (t != NULL)
+    rows = mmap(NULL, RING_BYTES, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (rows == MAP_FAILED) {
     free(t);
     return UV_ENOMEM;
   }
+  t->rows = rows;
   t->server = server;
   t->seconds = seconds;
   uv_timer_init(loop, &t->timer);
@@ -129,7 +138,7 @@ static void on_timer_close(uv_handle_t* handle) {
   uv_pprof__timeline_t* t = handle->data;
 
   uv_pprof__handle_disown(handle);
-  free(t->rows);
+  munmap(t->rows, RING_BYTES);
   free(t);
 }
 

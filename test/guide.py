@@ -294,6 +294,24 @@ def check_monitor(ctx):
            "the log file differs from stdout")
 
 
+def check_timeline(ctx):
+    rows = csv_rows(ctx["stdout"], "the timeline")
+    expect(len(rows) >= 1, "the timeline has no row")
+    with open(os.path.join(ctx["work"], "timeline.svg"), "rb") as f:
+        svg = f.read()
+    expect(b"<svg" in svg[:200] and svg.rstrip().endswith(b"</svg>"),
+           f"timeline.svg is not an SVG: {svg[:80]!r}")
+
+
+def check_metrics(ctx):
+    out = ctx["stdout"]
+    expect(re.search(r"^uv_pprof_heap_alloc_bytes [1-9][0-9]*$", out, re.M),
+           f"no heap_alloc_bytes in:\n{out}")
+    m = re.search(r'^uv_pprof_handles\{loop="0x[0-9a-f]+",type="uv_timer_t"\} '
+                  r"(\d+)$", out, re.M)
+    expect(m and int(m.group(1)) >= 5, f"no uv_timer_t handle count in:\n{out}")
+
+
 def check_overnight_start(ctx):
     night = os.path.join(ctx["work"], "overnight")
     pid = int(read(os.path.join(night, "monitor.pid")))
@@ -377,6 +395,8 @@ CHECKS = {
     "goroutine-base": ("run", check_goroutine_base),
     "heap-delta": ("run", check_heap_delta),
     "monitor": ("bounded", check_monitor, during_monitor),
+    "timeline": ("run", check_timeline),
+    "metrics": ("run", check_metrics),
     "overnight-start": ("run", check_overnight_start),
     "overnight-end": ("run", check_overnight_end),
     "web-ui": ("bounded", check_web_ui, during_web_ui),

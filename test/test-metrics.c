@@ -570,8 +570,10 @@ static int cmp_ll(const void* a, const void* b) {
 }
 
 TEST_IMPL(timeline_csv) {
+  /* Every allocation sampled: the ring must not be among them. */
   const char* const env[] = {"UV_PPROF=127.0.0.1:0", "UV_PPROF_TIMELINE=2",
-                             "LD_PRELOAD=" UV_PPROF_JEMALLOC_SO, NULL};
+                             "LD_PRELOAD=" UV_PPROF_JEMALLOC_SO,
+                             "MALLOC_CONF=prof:true,lg_prof_sample:0", NULL};
   host_t h;
   run_result_t r;
   csv_row_t rows[64];
@@ -615,6 +617,28 @@ TEST_IMPL(timeline_csv) {
   host_get(&h, "/debug/pprof/goroutine?debug=1", &r);
   ASSERT(strncmp(http_body(&r, &len), "goroutine profile: total 15\n", 28) ==
          0);
+  run_free(&r);
+
+  /* The ring (473 KiB) is uv_pprof's memory, mapped, not in the host's
+   * heap: no record under the timeline's start is more than its small
+   * state. */
+  host_get(&h, "/debug/pprof/heap?debug=1", &r);
+  {
+    const char* line = http_body(&r, &len);
+    long long bytes = 0;
+    ASSERT_CONTAINS(line, "\tmain+0x"); /* the host's 64 MiB */
+    while (*line != '\0') {
+      const char* eol = strchr(line, '\n');
+      size_t span = eol != NULL ? (size_t)(eol - line) : strlen(line);
+      char one[512];
+      long long count;
+      snprintf(one, sizeof(one), "%.*s", (int)span, line);
+      if (sscanf(one, "%lld: %lld [", &count, &bytes) != 2 &&
+          strstr(one, "\tuv_pprof__timeline_start+") != NULL)
+        ASSERT(bytes < 4096);
+      line += span + (eol != NULL);
+    }
+  }
   run_free(&r);
   bg_stop(&h.bg);
   return 0;

@@ -1,14 +1,12 @@
 /* The CPU sampler. A timer on each thread's own CPU-time clock sends that
  * thread a real-time signal every 10 ms of its CPU; the handler copies the
  * interrupted registers and the top of the stack into a preallocated
- * lock-free ring. Draining (on uv_pprof's worker) unwinds those copies with
- * libdw's CFI unwinder reading only the copy. The first acquire installs all
- * of it, the last release removes all of it. docs/INTERNALS.md, "CPU
+ * lock-free ring. Draining (on uv_pprof's worker) unwinds those copies
+ * (unwind.c), reading only the copy. The first acquire installs all of it,
+ * the last release removes all of it. docs/INTERNALS.md, "CPU
  * sampler", gives the reasons and the signal-safety argument. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +19,6 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "dw.h"
 #include "internal.h"
 
 #ifndef sigev_notify_thread_id
@@ -38,10 +35,11 @@
 #define MAX_WEIGHT 1000      /* overruns counted per sample, at most */
 #define NAME_ROUNDS 10       /* drains between two reads of a thread's name */
 
-/* The registers libdw starts unwinding from, in DWARF numbering. */
+#define NREGS UV_PPROF__NREGS
+
+/* The registers unwinding starts from, in DWARF numbering. */
 #if defined(__x86_64__)
 #define ARCH_SUPPORTED 1
-#define NREGS 17 /* rax..r15 (0-15), rip (16) */
 #define RED_ZONE 128
 
 /* Async-signal-safe. */
@@ -56,13 +54,8 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
     regs[i] = (uint64_t)uc->uc_mcontext.gregs[order[i]];
   return (uintptr_t)regs[7];
 }
-
-static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  return DW(dwfl_thread_state_registers)(thread, 0, NREGS, regs);
-}
 #elif defined(__aarch64__)
 #define ARCH_SUPPORTED 1
-#define NREGS 33 /* x0..x30 (0-30), sp (31), pc (kept last) */
 #define RED_ZONE 0
 
 /* Async-signal-safe. */
@@ -75,16 +68,8 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
   regs[32] = uc->uc_mcontext.pc;
   return (uintptr_t)regs[31];
 }
-
-static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  if (!DW(dwfl_thread_state_registers)(thread, 0, 32, regs))
-    return false;
-  DW(dwfl_thread_state_register_pc)(thread, regs[32]);
-  return true;
-}
 #else
 #define ARCH_SUPPORTED 0
-#define NREGS 1
 #define RED_ZONE 0
 
 /* Async-signal-safe. */
@@ -92,13 +77,7 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
   regs[0] = 0;
   return 0;
 }
-
-static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  return false;
-}
 #endif
-
-#define PC_REG (NREGS - 1)
 
 /* One thread that has (or had) a timer. `tid` and the bounds are read by
  * the handler; the bounds change under a sequence lock (odd: being
@@ -162,11 +141,7 @@ static struct {
   uint32_t* live; /* LIVE slots, sorted by tid */
   size_t nlive;
   unsigned round;
-  Dwfl* dwfl;
-  int attached;
-  unsigned long long adds;
-  unsigned long long subs;
-  const record_t* current; /* being unwound */
+  char* maps; /* /proc/self/maps as read during this drain, or NULL */
   uv_pprof__sampler_stats_t stats; /* counters updated atomically */
 } S;
 
@@ -444,25 +419,40 @@ static int compare_ints(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
-/* The tids of /proc/self/task, sorted. Returns 0 or an error. */
+/* The tids of /proc/self/task, sorted. Returns 0 or an error. getdents64
+ * into a buffer on the stack: opendir's 32 KiB buffer, malloc'ed and freed
+ * at every census, made each one cost ~10 times as much. */
 static int list_tids(int** tids, size_t* n) {
   uv_pprof__buf_t list;
-  struct dirent* e;
-  DIR* dir = opendir("/proc/self/task");
+  char dents[4096] __attribute__((aligned(8)));
+  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  long got;
 
   *tids = NULL;
   *n = 0;
-  if (dir == NULL)
+  if (fd < 0)
     return uv_translate_sys_error(errno);
   uv_pprof__buf_init(&list);
-  while ((e = readdir(dir)) != NULL) {
-    char* end;
-    long tid = strtol(e->d_name, &end, 10);
-    int v = (int)tid;
-    if (*end == '\0' && tid > 0 && tid <= INT32_MAX)
-      uv_pprof__buf_append(&list, &v, sizeof(v));
+  while ((got = syscall(SYS_getdents64, fd, dents, sizeof(dents))) > 0) {
+    long at = 0;
+    while (at < got) {
+      /* struct linux_dirent64: ino, off, reclen, type, name */
+      unsigned short reclen;
+      const char* name = dents + at + 19;
+      char* end;
+      long tid;
+      int v;
+      memcpy(&reclen, dents + at + 16, sizeof(reclen));
+      at += reclen;
+      tid = strtol(name, &end, 10);
+      v = (int)tid;
+      if (*end == '\0' && tid > 0 && tid <= INT32_MAX)
+        uv_pprof__buf_append(&list, &v, sizeof(v));
+    }
   }
-  closedir(dir);
+  close(fd);
+  if (got < 0)
+    list.oom = 1; /* an incomplete list would end live threads' timers */
   if (list.oom) {
     uv_pprof__buf_free(&list);
     return UV_ENOMEM;
@@ -531,154 +521,57 @@ static int census(void) {
   return first_err;
 }
 
-/* ---- unwinding (the worker) --------------------------------------------- */
+/* ---- stack bounds (the worker) ---------------------------------------- */
 
-/* The stack copy is all the memory the unwinder may read: the thread has
- * long moved on, and reading live memory could fault on an unmapped page. */
-static bool memory_read(Dwfl* dwfl, Dwarf_Addr addr, Dwarf_Word* result,
-                        void* arg) {
-  const record_t* r = S.current;
+/* /proc/self/maps, read at most once per drain (at a window's start every
+ * thread has bounds to learn). NULL when it cannot be read. */
+static const char* maps_text(void) {
+  uv_pprof__buf_t b;
+  char chunk[4096];
+  ssize_t n;
+  int fd;
 
-  if (r == NULL || addr < r->stack_addr || r->stack_len < sizeof(*result) ||
-      addr - r->stack_addr > r->stack_len - sizeof(*result))
-    return false;
-  memcpy(result, r->stack + (addr - r->stack_addr), sizeof(*result));
-  return true;
-}
-
-static pid_t next_thread(Dwfl* dwfl, void* arg, void** thread_arg) {
-  return 0;
-}
-
-static bool get_thread(Dwfl* dwfl, pid_t tid, void* arg, void** thread_arg) {
-  *thread_arg = (void*)S.current;
-  return true;
-}
-
-static bool initial_registers(Dwfl_Thread* thread, void* thread_arg) {
-  const record_t* r = thread_arg;
-
-  return set_registers(thread, r->regs);
-}
-
-static const Dwfl_Thread_Callbacks thread_callbacks = {
-    .next_thread = next_thread,
-    .get_thread = get_thread,
-    .memory_read = memory_read,
-    .set_initial_registers = initial_registers,
-};
-
-/* .eh_frame in the objects themselves is all unwinding needs: no search
- * for separate debug files (nor debuginfod, which may be configured). */
-static int no_debuginfo(Dwfl_Module* mod, void** userdata, const char* name,
-                        Dwarf_Addr base, const char* file_name,
-                        const char* debuglink_file, GElf_Word debuglink_crc,
-                        char** debuginfo_file_name) {
-  return -1;
-}
-
-static Dwfl_Callbacks proc_callbacks = {.find_debuginfo = no_debuginfo};
-
-static int count_objects(struct dl_phdr_info* info, size_t size, void* arg) {
-  unsigned long long* counts = arg;
-
-  if (size < offsetof(struct dl_phdr_info, dlpi_subs) +
-                 sizeof(info->dlpi_subs)) {
-    counts[0] = counts[1] = ~0ull; /* unknown: report every time */
-  } else {
-    counts[0] = info->dlpi_adds;
-    counts[1] = info->dlpi_subs;
+  if (S.maps != NULL)
+    return S.maps;
+  fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  uv_pprof__buf_init(&b);
+  while ((n = read(fd, chunk, sizeof(chunk))) > 0 ||
+         (n < 0 && errno == EINTR))
+    if (n > 0)
+      uv_pprof__buf_append(&b, chunk, (size_t)n);
+  close(fd);
+  uv_pprof__buf_append(&b, "", 1);
+  if (n < 0 || b.oom) {
+    uv_pprof__buf_free(&b);
+    return NULL;
   }
-  return 1;
-}
-
-/* Tells libdw the process's objects again when the loader's counters say
- * something was loaded or unloaded since the last time. */
-static void refresh_modules(void) {
-  unsigned long long counts[2] = {~0ull, ~0ull};
-
-  dl_iterate_phdr(count_objects, counts);
-  if (S.dwfl != NULL && counts[0] == S.adds && counts[1] == S.subs &&
-      counts[0] != ~0ull)
-    return;
-  if (S.dwfl == NULL) {
-    if (uv_pprof__dw_load() != 0)
-      return; /* no libdw: samples keep their leaf frame only */
-    proc_callbacks.find_elf = DW(dwfl_linux_proc_find_elf);
-    S.dwfl = DW(dwfl_begin)(&proc_callbacks);
-    if (S.dwfl == NULL)
-      return;
-  }
-  DW(dwfl_report_begin)(S.dwfl);
-  if (DW(dwfl_linux_proc_report)(S.dwfl, S.pid) != 0) {
-    DW(dwfl_report_end)(S.dwfl, NULL, NULL);
-    return;
-  }
-  DW(dwfl_report_end)(S.dwfl, NULL, NULL);
-  if (!S.attached)
-    S.attached = DW(dwfl_attach_state)(S.dwfl, NULL, S.pid,
-                                       &thread_callbacks, NULL);
-  S.adds = counts[0];
-  S.subs = counts[1];
-}
-
-typedef struct {
-  uintptr_t* pcs;
-  size_t n;
-} frames_t;
-
-static int on_frame(Dwfl_Frame* frame, void* arg) {
-  frames_t* f = arg;
-  Dwarf_Addr pc;
-  bool activation;
-
-  if (!DW(dwfl_frame_pc)(frame, &pc, &activation))
-    return DWARF_CB_ABORT;
-  if (!activation && pc > 0)
-    pc--; /* a return address: the call is the instruction before it */
-  f->pcs[f->n++] = (uintptr_t)pc;
-  return f->n < UV_PPROF__CPU_MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
-}
-
-static size_t unwind(const record_t* r, uintptr_t* pcs) {
-  frames_t f = {pcs, 0};
-
-  if (S.attached) {
-    S.current = r;
-    /* Its end is often reported as an error; the frames found count. */
-    DW(dwfl_getthread_frames)(S.dwfl, r->tid, on_frame, &f);
-    S.current = NULL;
-  }
-  if (f.n == 0)
-    pcs[f.n++] = (uintptr_t)r->regs[PC_REG];
-  return f.n;
+  S.maps = (char*)b.base;
+  return S.maps;
 }
 
 /* The mapping of /proc/self/maps that contains addr. Returns 0 when found. */
 static int find_mapping(uintptr_t addr, uintptr_t* start, uintptr_t* end,
                         int* is_stack) {
-  char line[512];
-  FILE* f = fopen("/proc/self/maps", "re");
-  int rc = -1;
+  const char* line = maps_text();
 
-  if (f == NULL)
-    return -1;
-  while (fgets(line, sizeof(line), f) != NULL) {
-    unsigned long long s;
-    unsigned long long e;
-    int len = (int)strlen(line);
-    if (sscanf(line, "%llx-%llx", &s, &e) == 2 && addr >= s && addr < e) {
+  while (line != NULL && *line != '\0') {
+    const char* eol = strchr(line, '\n');
+    char* p;
+    unsigned long long s = strtoull(line, &p, 16);
+    unsigned long long e = *p == '-' ? strtoull(p + 1, NULL, 16) : 0;
+    if (eol == NULL)
+      eol = line + strlen(line);
+    if (addr >= s && addr < e) {
       *start = (uintptr_t)s;
       *end = (uintptr_t)e;
-      *is_stack = len >= 8 && strcmp(line + len - 8, "[stack]\n") == 0;
-      rc = 0;
-      break;
+      *is_stack = eol - line >= 7 && memcmp(eol - 7, "[stack]", 7) == 0;
+      return 0;
     }
-    while (len > 0 && line[len - 1] != '\n' && fgets(line, sizeof(line), f))
-      len = (int)strlen(line); /* the rest of an over-long line */
+    line = *eol == '\n' ? eol + 1 : eol;
   }
-  fclose(f);
-  return rc;
+  return -1;
 }
 
 /* Learns where a thread's stack is from a sample of it, so that the handler
@@ -742,11 +635,8 @@ static void on_fork_child(void) {
     S.free_slots = NULL;
     S.live = NULL;
     S.nlive = S.nfree = S.nused = 0;
-    if (S.dwfl != NULL)
-      DW(dwfl_end)(S.dwfl);
-    S.dwfl = NULL;
-    S.attached = 0;
   }
+  uv_pprof__unwind_reset();
   uv_mutex_unlock(&S.mu);
 }
 
@@ -861,15 +751,11 @@ static void disarm(void) {
     munmap(S.threads, MAX_THREADS * sizeof(thread_t));
   free(S.free_slots);
   free(S.live);
-  if (S.dwfl != NULL)
-    DW(dwfl_end)(S.dwfl);
   S.ring = NULL;
   S.threads = NULL;
   S.free_slots = NULL;
   S.live = NULL;
   S.nlive = S.nfree = S.nused = 0;
-  S.dwfl = NULL;
-  S.attached = 0;
 }
 
 /* ---- the interface ------------------------------------------------------ */
@@ -917,6 +803,7 @@ static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb,
                     void* arg) {
   uintptr_t pcs[UV_PPROF__CPU_MAX_FRAMES];
   thread_t* t = &S.threads[r->thread];
+  uv_pprof__stack_copy_t copy;
   uv_pprof__cpu_sample_t s;
   int64_t start = monotonic_ns();
 
@@ -932,8 +819,15 @@ static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb,
   s.time = r->time;
   s.tid = r->tid;
   s.weight = r->weight;
+  copy.tid = r->tid;
+  copy.regs = r->regs;
+  copy.stack_addr = r->stack_addr;
+  copy.stack = r->stack;
+  copy.stack_len = r->stack_len;
+  s.copy = &copy;
   s.pcs = pcs;
-  s.npcs = unwind(r, pcs);
+  s.npcs = uv_pprof__unwind(&copy, UV_PPROF__UNWIND_RULES, pcs,
+                            UV_PPROF__CPU_MAX_FRAMES);
   __atomic_fetch_add(&S.stats.unwind_ns, (uint64_t)(monotonic_ns() - start),
                      __ATOMIC_RELAXED);
   __atomic_fetch_add(&S.stats.frames, s.npcs, __ATOMIC_RELAXED);
@@ -948,7 +842,7 @@ void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg) {
     return;
   }
   census();
-  refresh_modules();
+  uv_pprof__unwind_refresh();
   for (;;) {
     uint64_t tail = S.tail;
     record_t* r = (record_t*)(S.ring + (tail & (S.ring_size - 1)));
@@ -960,6 +854,16 @@ void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg) {
     retire(r, S.tail);
     __atomic_store_n(&S.tail, tail, __ATOMIC_RELEASE);
   }
+  free(S.maps);
+  S.maps = NULL;
+  uv_mutex_unlock(&S.mu);
+}
+
+void uv_pprof__sampler_trim(void) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  if (S.users == 0)
+    uv_pprof__unwind_reset();
   uv_mutex_unlock(&S.mu);
 }
 

@@ -120,4 +120,7 @@
   TEST(cpu_pprof_top)                                                     \
   TEST(cpu_soak_short)                                                    \
   TEST(cpu_soak_60s)                                                      \
+  /* test-unwind.c */                                                     \
+  TEST(unwind_rules_match_libdw)                                          \
+  TEST(unwind_rules_after_reload)                                         \
   /* end */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -34,6 +35,8 @@
 #define NO_RECORD UINT64_MAX /* a position no record ever has */
 #define MAX_WEIGHT 1000      /* overruns counted per sample, at most */
 #define NAME_ROUNDS 10       /* drains between two reads of a thread's name */
+#define LIST_ROUNDS 10       /* drains between two listings of the threads
+                                when their number has not changed */
 
 #define NREGS UV_PPROF__NREGS
 
@@ -141,6 +144,8 @@ static struct {
   uint32_t* live; /* LIVE slots, sorted by tid */
   size_t nlive;
   unsigned round;
+  unsigned listed;  /* round of the last listing of the threads */
+  nlink_t nlink;    /* /proc/self/task's link count then (threads + 2) */
   char* maps; /* /proc/self/maps as read during this drain, or NULL */
   uv_pprof__sampler_stats_t stats; /* counters updated atomically */
 } S;
@@ -467,9 +472,13 @@ static int list_tids(int** tids, size_t* n) {
 /* Gives every new thread a timer and retires those of threads that ended.
  * The slot of an ended thread is reused once the drain has read every
  * record reserved before the thread was found gone, so no record still to
- * read names it. Returns the first error of a thread that could not be
- * given a timer (that thread is simply not sampled), or 0. */
+ * read names it. Listing the threads costs ~10-60 us, so it is done when
+ * their number changed (a stat), and at least every LIST_ROUNDS drains for
+ * a thread that started as another ended. Returns the first error of a
+ * thread that could not be given a timer (that thread is simply not
+ * sampled), or 0. */
 static int census(void) {
+  struct stat st;
   uint32_t* live;
   int* tids;
   size_t ntids;
@@ -487,6 +496,13 @@ static int census(void) {
       S.threads[k].state = THREAD_FREE;
       S.free_slots[S.nfree++] = k;
     }
+  if (stat("/proc/self/task", &st) != 0)
+    st.st_nlink = 0;
+  if (st.st_nlink != 0 && st.st_nlink == S.nlink &&
+      S.round - S.listed < LIST_ROUNDS)
+    return 0;
+  S.nlink = st.st_nlink; /* before listing: a change meanwhile is seen */
+  S.listed = S.round;
   err = list_tids(&tids, &ntids);
   if (err != 0)
     return err;
@@ -635,6 +651,7 @@ static void on_fork_child(void) {
     S.free_slots = NULL;
     S.live = NULL;
     S.nlive = S.nfree = S.nused = 0;
+    S.nlink = 0;
   }
   uv_pprof__unwind_reset();
   uv_mutex_unlock(&S.mu);
@@ -660,9 +677,12 @@ static int pick_signal(void) {
   return 0;
 }
 
-static void* map(size_t size) {
+/* MAP_POPULATE: the handlers must not fault the pages in, and one call
+ * costs far less than a fault per page. */
+static void* map(size_t size, int populate) {
   void* p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0),
+                 -1, 0);
 
   if (p == MAP_FAILED)
     return NULL;
@@ -694,14 +714,13 @@ static int arm(void) {
   S.pid = getpid();
   S.page = (size_t)sysconf(_SC_PAGESIZE);
   S.ring_size = ring_size();
-  S.ring = map(S.ring_size);
-  S.threads = map(MAX_THREADS * sizeof(thread_t));
+  S.ring = map(S.ring_size, 1);
+  S.threads = map(MAX_THREADS * sizeof(thread_t), 0);
   S.free_slots = malloc(MAX_THREADS * sizeof(*S.free_slots));
   if (S.ring == NULL || S.threads == NULL || S.free_slots == NULL) {
     disarm();
     return UV_ENOMEM;
   }
-  /* Handlers fault the ring's pages in here rather than in signal context. */
   for (i = 0; i < S.ring_size; i += REC_ALIGN)
     ((record_t*)(S.ring + i))->pos = NO_RECORD;
   S.head = S.tail = 0;
@@ -756,6 +775,7 @@ static void disarm(void) {
   S.free_slots = NULL;
   S.live = NULL;
   S.nlive = S.nfree = S.nused = 0;
+  S.nlink = 0;
 }
 
 /* ---- the interface ------------------------------------------------------ */

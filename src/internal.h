@@ -355,6 +355,11 @@ void uv_pprof__sampler_release(void);
  * sample taken so far and passes each to cb (in no particular order of
  * time), on the calling thread. Nothing when disarmed. Worker thread. */
 void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg);
+/* Whether a drain is due: the ring is a quarter full, a thread's stack
+ * bounds are to be learnt, or the last drain is DRAIN_NS (0.5 s) old. Each
+ * drain wakes the worker, whose cold start costs more than a few samples,
+ * so windows ask every 100 ms and drain only then. Any thread. */
+int uv_pprof__sampler_due(void);
 /* Frees the unwinder's state (libdw's session, the rule table), kept from
  * one window to the next, unless a window is open. Worker thread, when it
  * exits for idleness. */

@@ -34,9 +34,10 @@
 #define PAD_RECORD UINT32_MAX
 #define NO_RECORD UINT64_MAX /* a position no record ever has */
 #define MAX_WEIGHT 1000      /* overruns counted per sample, at most */
-#define NAME_ROUNDS 10       /* drains between two reads of a thread's name */
-#define LIST_ROUNDS 10       /* drains between two listings of the threads
-                                when their number has not changed */
+#define NAME_NS 1000000000  /* between two reads of a thread's name */
+#define LIST_NS 1000000000  /* between two listings of the threads when
+                               their number has not changed */
+#define DRAIN_NS 500000000  /* between two drains, at most */
 
 #define NREGS UV_PPROF__NREGS
 
@@ -96,7 +97,7 @@ typedef struct {
   uintptr_t tried_self; /* the last learning attempt: its thread pointer */
   uintptr_t tried_sp;   /* ... and the lowest sp tried with it */
   uint64_t retire_at;   /* DEAD: free once the drain has read this far */
-  unsigned named;       /* drain round of the last name read */
+  int64_t named;        /* when its name was last read */
   char name[16];
 } thread_t;
 
@@ -143,8 +144,9 @@ static struct {
   size_t nfree;
   uint32_t* live; /* LIVE slots, sorted by tid */
   size_t nlive;
-  unsigned round;
-  unsigned listed;  /* round of the last listing of the threads */
+  int64_t drained;  /* when the last drain started (atomic) */
+  int want_drain;   /* a handler copied a stack of unknown bounds (atomic) */
+  int64_t listed;   /* when the threads were last listed */
   nlink_t nlink;    /* /proc/self/task's link count then (threads + 2) */
   char* maps; /* /proc/self/maps as read during this drain, or NULL */
   uv_pprof__sampler_stats_t stats; /* counters updated atomically */
@@ -300,6 +302,7 @@ static void take_sample(const siginfo_t* si, void* context) {
   } else {
     from = sp;
     len = copy_checked(r->stack, sp);
+    __atomic_store_n(&S.want_drain, 1, __ATOMIC_RELAXED);
   }
   r->stack_addr = from;
   r->stack_len = (uint32_t)len;
@@ -403,7 +406,7 @@ static int add_thread(int tid, uint32_t* out) {
   t->tried_sp = 0;
   /* Read now, and again at its first sample of a later drain: threads are
    * often named just after they start. */
-  t->named = S.round - NAME_ROUNDS + 1;
+  t->named = S.drained - NAME_NS;
   t->name[0] = '\0';
   read_name(t);
   err = start_timer(slot);
@@ -473,8 +476,8 @@ static int list_tids(int** tids, size_t* n) {
  * The slot of an ended thread is reused once the drain has read every
  * record reserved before the thread was found gone, so no record still to
  * read names it. Listing the threads costs ~10-60 us, so it is done when
- * their number changed (a stat), and at least every LIST_ROUNDS drains for
- * a thread that started as another ended. Returns the first error of a
+ * their number changed (a stat), and at least every LIST_NS for a thread
+ * that started as another ended. Returns the first error of a
  * thread that could not be given a timer (that thread is simply not
  * sampled), or 0. */
 static int census(void) {
@@ -489,7 +492,6 @@ static int census(void) {
   int first_err = 0;
   int err;
 
-  S.round++;
   for (k = 0; k < S.nused; k++)
     if (S.threads[k].state == THREAD_DEAD &&
         S.tail >= S.threads[k].retire_at) {
@@ -499,10 +501,10 @@ static int census(void) {
   if (stat("/proc/self/task", &st) != 0)
     st.st_nlink = 0;
   if (st.st_nlink != 0 && st.st_nlink == S.nlink &&
-      S.round - S.listed < LIST_ROUNDS)
+      S.drained - S.listed < LIST_NS)
     return 0;
   S.nlink = st.st_nlink; /* before listing: a change meanwhile is seen */
-  S.listed = S.round;
+  S.listed = S.drained;
   err = list_tids(&tids, &ntids);
   if (err != 0)
     return err;
@@ -692,7 +694,7 @@ static void* map(size_t size, int populate) {
 
 static size_t ring_size(void) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  size_t want = (size_t)(cpus > 0 ? cpus : 1) * (512u << 10);
+  size_t want = (size_t)(cpus > 0 ? cpus : 1) * (1u << 20);
   size_t size = RING_MIN;
 
   while (size < want && size < RING_MAX)
@@ -713,7 +715,8 @@ static int arm(void) {
     return UV_EBUSY;
   S.pid = getpid();
   S.page = (size_t)sysconf(_SC_PAGESIZE);
-  S.ring_size = ring_size();
+  __atomic_store_n(&S.ring_size, ring_size(), __ATOMIC_RELAXED);
+  S.drained = monotonic_ns();
   S.ring = map(S.ring_size, 1);
   S.threads = map(MAX_THREADS * sizeof(thread_t), 0);
   S.free_slots = malloc(MAX_THREADS * sizeof(*S.free_slots));
@@ -830,8 +833,8 @@ static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb,
   s.thread = "";
   if (t->state != THREAD_FREE && t->tid == r->tid) {
     learn_bounds(t, r);
-    if (S.round - t->named >= NAME_ROUNDS) {
-      t->named = S.round; /* threads rename themselves: read it again */
+    if (S.drained - t->named > NAME_NS) {
+      t->named = S.drained; /* threads rename themselves: read it again */
       read_name(t);
     }
     s.thread = t->name;
@@ -861,6 +864,8 @@ void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg) {
     uv_mutex_unlock(&S.mu);
     return;
   }
+  __atomic_store_n(&S.drained, monotonic_ns(), __ATOMIC_RELAXED);
+  __atomic_store_n(&S.want_drain, 0, __ATOMIC_RELAXED);
   census();
   uv_pprof__unwind_refresh();
   for (;;) {
@@ -877,6 +882,17 @@ void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg) {
   free(S.maps);
   S.maps = NULL;
   uv_mutex_unlock(&S.mu);
+}
+
+int uv_pprof__sampler_due(void) {
+  uint64_t head = __atomic_load_n(&S.head, __ATOMIC_RELAXED);
+  uint64_t tail = __atomic_load_n(&S.tail, __ATOMIC_RELAXED);
+  size_t size = __atomic_load_n(&S.ring_size, __ATOMIC_RELAXED);
+
+  return head - tail >= size / 4 ||
+         __atomic_load_n(&S.want_drain, __ATOMIC_RELAXED) ||
+         monotonic_ns() - __atomic_load_n(&S.drained, __ATOMIC_RELAXED) >=
+             DRAIN_NS;
 }
 
 void uv_pprof__sampler_trim(void) {

@@ -348,8 +348,9 @@ void uv_pprof__sampler_prepare(void);
  * its CPU time). Returns 0 or a negative libuv code (UV_EBUSY: no free
  * real-time signal; UV_ENOTSUP: unsupported architecture). Any thread. */
 int uv_pprof__sampler_acquire(void);
-/* Drops a reference; the last one removes the timers, the handler (the
- * previous disposition comes back) and every buffer. Any thread. */
+/* Drops a reference; the last one removes the timers and the handler (the
+ * previous disposition comes back); the buffers stay for the next window
+ * until uv_pprof__sampler_trim. Any thread. */
 void uv_pprof__sampler_release(void);
 /* Gives threads started since the last call a timer, then unwinds every
  * sample taken so far and passes each to cb (in no particular order of
@@ -360,8 +361,9 @@ void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg);
  * drain wakes the worker, whose cold start costs more than a few samples,
  * so windows ask every 100 ms and drain only then. Any thread. */
 int uv_pprof__sampler_due(void);
-/* Frees the unwinder's state (libdw's session, the rule table), kept from
- * one window to the next, unless a window is open. Worker thread, when it
+/* Frees what is kept from one window to the next (the unwinder's state:
+ * libdw's session and the rule table; the ring and the thread table),
+ * unless a window is open. Worker thread, when it
  * exits for idleness. */
 void uv_pprof__sampler_trim(void);
 /* The clock of sample times (CLOCK_MONOTONIC, ns). Any thread. */

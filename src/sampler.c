@@ -639,6 +639,8 @@ static void on_fork_parent(void) {
 /* The child has no timers (fork does not copy them) and no ring or thread
  * table (MADV_DONTFORK); it gets the previous disposition back. */
 static void on_fork_child(void) {
+  S.ring = NULL;
+  S.threads = NULL;
   if (S.users > 0) {
     if (still_ours())
       sigaction(S.signo, &S.old, NULL);
@@ -646,8 +648,6 @@ static void on_fork_child(void) {
     S.users = 0;
     S.armed = 0;
     S.active = 0; /* handlers of other threads were not copied */
-    S.ring = NULL;
-    S.threads = NULL;
     free(S.free_slots);
     free(S.live);
     S.free_slots = NULL;
@@ -702,8 +702,20 @@ static size_t ring_size(void) {
   return size;
 }
 
+static void unmap_buffers(void) {
+  if (S.ring != NULL)
+    munmap(S.ring, S.ring_size);
+  if (S.threads != NULL)
+    munmap(S.threads, MAX_THREADS * sizeof(thread_t));
+  S.ring = NULL;
+  S.threads = NULL;
+}
+
+/* The ring and the thread table of an earlier arming are used again (their
+ * mapping, populated, costs more than the rest of arming). */
 static int arm(void) {
   struct sigaction sa;
+  size_t size = ring_size();
   size_t i;
   int signo;
   int err;
@@ -715,10 +727,15 @@ static int arm(void) {
     return UV_EBUSY;
   S.pid = getpid();
   S.page = (size_t)sysconf(_SC_PAGESIZE);
-  __atomic_store_n(&S.ring_size, ring_size(), __ATOMIC_RELAXED);
   S.drained = monotonic_ns();
-  S.ring = map(S.ring_size, 1);
-  S.threads = map(MAX_THREADS * sizeof(thread_t), 0);
+  if (S.ring != NULL && S.ring_size != size)
+    unmap_buffers(); /* CPUs came or went */
+  if (S.ring == NULL) {
+    __atomic_store_n(&S.ring_size, size, __ATOMIC_RELAXED);
+    S.ring = map(S.ring_size, 1);
+  }
+  if (S.threads == NULL)
+    S.threads = map(MAX_THREADS * sizeof(thread_t), 0);
   S.free_slots = malloc(MAX_THREADS * sizeof(*S.free_slots));
   if (S.ring == NULL || S.threads == NULL || S.free_slots == NULL) {
     disarm();
@@ -750,7 +767,8 @@ static int arm(void) {
 
 /* Every timer first, so nothing new is sent; then SIG_IGN, which discards
  * what is pending in every thread; then the old disposition; then a wait
- * for handlers still running before their memory goes. */
+ * for handlers still running, after which none touches the ring or the
+ * thread table, kept for the next arming until uv_pprof__sampler_trim. */
 static void disarm(void) {
   size_t i;
 
@@ -767,14 +785,8 @@ static void disarm(void) {
   S.signo = 0;
   while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) != 0)
     sched_yield();
-  if (S.ring != NULL)
-    munmap(S.ring, S.ring_size);
-  if (S.threads != NULL)
-    munmap(S.threads, MAX_THREADS * sizeof(thread_t));
   free(S.free_slots);
   free(S.live);
-  S.ring = NULL;
-  S.threads = NULL;
   S.free_slots = NULL;
   S.live = NULL;
   S.nlive = S.nfree = S.nused = 0;
@@ -898,8 +910,10 @@ int uv_pprof__sampler_due(void) {
 void uv_pprof__sampler_trim(void) {
   uv_once(&once, init_once);
   uv_mutex_lock(&S.mu);
-  if (S.users == 0)
+  if (S.users == 0) {
     uv_pprof__unwind_reset();
+    unmap_buffers();
+  }
   uv_mutex_unlock(&S.mu);
 }
 

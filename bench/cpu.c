@@ -450,11 +450,13 @@ int main(int argc, char** argv) {
            gperf, 0.0, gperf);
     printf("(the kernel's delivery and return of a signal: %.1f us, in both; "
            "uv_pprof's worker:\n%.1f us unwinding %.1f frames, the rest "
-           "draining and adding to the profile; %.0f samples,\n%llu lost. "
-           "gperftools: SIGPROF raised by hand from a shallow stack.)\n",
+           "draining and adding to the profile; %.0f samples,\n%llu lost, "
+           "%.1f KiB of stack copied per sample. gperftools: SIGPROF raised "
+           "by hand\nfrom a shallow stack.)\n",
            delivery, (double)(st1.unwind_ns - st0.unwind_ns) / n / 1e3,
            (double)(st1.frames - st0.frames) / n, n,
-           (unsigned long long)(st1.lost - st0.lost));
+           (unsigned long long)(st1.lost - st0.lost),
+           (double)(st1.stack_bytes - st0.stack_bytes) / n / 1024);
     printf("\nuv_pprof's worker per window, whatever its length: %.2f ms "
            "(arming, encoding,\nsymbolizing with warm tables); the first "
            "window after the worker idled out: +%.1f ms.\nIn the rounds "

@@ -332,6 +332,7 @@ typedef struct uv_pprof__sampler_stats_s {
   uint64_t samples;    /* taken since the process started */
   uint64_t lost;       /* dropped: the ring was full */
   uint64_t handler_ns; /* wall time spent in the signal handler */
+  uint64_t stack_bytes; /* of stack copied by the handler */
   uint64_t unwind_ns;  /* time spent unwinding on the worker */
   uint64_t frames;     /* frames unwound */
   size_t threads;      /* threads with a timer now */

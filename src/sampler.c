@@ -308,6 +308,7 @@ static void take_sample(const siginfo_t* si, void* context) {
   r->stack_len = (uint32_t)len;
   __atomic_store_n(&r->pos, pos, __ATOMIC_RELEASE);
   __atomic_fetch_add(&S.stats.samples, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&S.stats.stack_bytes, (uint64_t)len, __ATOMIC_RELAXED);
   __atomic_fetch_add(&S.stats.handler_ns,
                      (uint64_t)(monotonic_ns() - start), __ATOMIC_RELAXED);
 }
@@ -925,6 +926,7 @@ void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st) {
   st->samples = __atomic_load_n(&s->samples, __ATOMIC_RELAXED);
   st->lost = __atomic_load_n(&s->lost, __ATOMIC_RELAXED);
   st->handler_ns = __atomic_load_n(&s->handler_ns, __ATOMIC_RELAXED);
+  st->stack_bytes = __atomic_load_n(&s->stack_bytes, __ATOMIC_RELAXED);
   st->unwind_ns = __atomic_load_n(&s->unwind_ns, __ATOMIC_RELAXED);
   st->frames = __atomic_load_n(&s->frames, __ATOMIC_RELAXED);
   st->threads = S.nlive;

@@ -148,7 +148,7 @@ static struct {
   int want_drain;   /* a handler copied a stack of unknown bounds (atomic) */
   int64_t listed;   /* when the threads were last listed */
   nlink_t nlink;    /* /proc/self/task's link count then (threads + 2) */
-  char* maps; /* /proc/self/maps as read during this drain, or NULL */
+  char* maps;       /* /proc/self/maps as read during this drain, or NULL */
   uv_pprof__sampler_stats_t stats; /* counters updated atomically */
 } S;
 
@@ -478,9 +478,8 @@ static int list_tids(int** tids, size_t* n) {
  * record reserved before the thread was found gone, so no record still to
  * read names it. Listing the threads costs ~10-60 us, so it is done when
  * their number changed (a stat), and at least every LIST_NS for a thread
- * that started as another ended. Returns the first error of a
- * thread that could not be given a timer (that thread is simply not
- * sampled), or 0. */
+ * that started as another ended. Returns the first error of a thread that
+ * could not be given a timer (that thread is simply not sampled), or 0. */
 static int census(void) {
   struct stat st;
   uint32_t* live;
@@ -728,7 +727,7 @@ static int arm(void) {
     return UV_EBUSY;
   S.pid = getpid();
   S.page = (size_t)sysconf(_SC_PAGESIZE);
-  S.drained = monotonic_ns();
+  __atomic_store_n(&S.drained, monotonic_ns(), __ATOMIC_RELAXED);
   if (S.ring != NULL && S.ring_size != size)
     unmap_buffers(); /* CPUs came or went */
   if (S.ring == NULL) {

@@ -1,6 +1,6 @@
 /* Unwinding of the CPU sampler's stack copies, on the worker. libdw's CFI
  * unwinder (dwfl_getthread_frames, reading memory only from the copy) is
- * exact but costs a few microseconds per frame, most of it finding and
+ * exact but costs about a microsecond per frame, most of it finding and
  * interpreting the same rows of .eh_frame again and again. So the row of
  * each code address is asked of libdw once and kept as a compact rule (the
  * CFA is a register plus an offset; each register is undefined, unchanged,

@@ -7,7 +7,10 @@
  * compared with the baseline of its own round on work per wall second
  * (throughput) and work per CPU second of the whole process (the cost on a
  * saturated machine, unaffected by other processes taking CPUs); the table
- * shows the medians over rounds, and the cost of one sample.
+ * shows the medians over rounds, and the cost of one sample. uv_pprof's
+ * worker cost is then split into what each sample adds and what a window
+ * costs whatever its length, from back-to-back windows of two lengths, and
+ * what the first window after the worker idled out adds.
  *
  * Usage: bench_cpu [seconds per phase, default 5] [rounds, default 5]
  */
@@ -237,6 +240,21 @@ static int64_t now_ns(clockid_t clock) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* uv_pprof's worker CPU (s) for one window of `seconds` fetched now, and
+ * the samples taken meanwhile. */
+static void window_cost(int port, int seconds, double* cpu_s,
+                        double* samples) {
+  uv_pprof__sampler_stats_t a;
+  uv_pprof__sampler_stats_t b;
+  int64_t w0 = worker_cpu_ns();
+
+  uv_pprof__sampler_stats(&a);
+  fetch_profile(port, seconds);
+  uv_pprof__sampler_stats(&b);
+  *cpu_s = (double)(worker_cpu_ns() - w0) / 1e9;
+  *samples = (double)(b.samples - a.samples);
+}
+
 typedef struct {
   double units;
   double wall_s;
@@ -313,6 +331,12 @@ int main(int argc, char** argv) {
   uv_pprof__sampler_stats_t st0;
   uv_pprof__sampler_stats_t st1;
   server_t server;
+  double slope[MAX_ROUNDS];
+  double fixed[MAX_ROUNDS];
+  double worker_sample;
+  double worker_window;
+  double cold;
+  double cold_samples;
   double worker_s = 0;
   double n;
   int r;
@@ -355,6 +379,25 @@ int main(int argc, char** argv) {
                                  gperf_file);
     }
   uv_pprof__sampler_stats(&st1);
+
+  /* The worker's cost per sample and per window: windows of 1 s and of
+   * 1 + seconds s, back to back (the worker stays up, its tables warm); the
+   * slope is what a sample costs (the drain ticks included: they scale with
+   * the window), the intercept what a window costs whatever its length.
+   * Then one window after the worker has exited for idleness. */
+  fetch_profile(server.port, 1);
+  for (r = 0; r < rounds; r++) {
+    double cs, ss, cl, sl;
+    window_cost(server.port, 1, &cs, &ss);
+    window_cost(server.port, 1 + seconds, &cl, &sl);
+    slope[r] = sl > ss ? (cl - cs) / (sl - ss) : 0;
+    fixed[r] = cs - slope[r] * ss;
+  }
+  worker_sample = median(slope, rounds);
+  worker_window = median(fixed, rounds);
+  sleep(UV_PPROF__WORKER_IDLE_MS / 1000 + 2);
+  window_cost(server.port, 1, &cold, &cold_samples);
+  cold -= worker_window + worker_sample * cold_samples;
 
   printf("%d libuv loops (one per CPU), each running a hash + qsort unit "
          "in an idle callback;\n%d rounds of %d s per phase, phases in "
@@ -400,17 +443,26 @@ int main(int argc, char** argv) {
            "its own   total\n");
     printf("uv_pprof               %6.1f (handler %4.1f)     %6.1f             "
            "%6.1f\n",
-           handler + delivery, handler, worker, handler + delivery + worker);
+           handler + delivery, handler, worker_sample * 1e6,
+           handler + delivery + worker_sample * 1e6);
     printf("gperftools             %6.1f                   %6.1f             "
            "%6.1f\n",
            gperf, 0.0, gperf);
     printf("(the kernel's delivery and return of a signal: %.1f us, in both; "
            "uv_pprof's worker:\n%.1f us unwinding %.1f frames, the rest "
-           "draining, encoding, symbolizing; %.0f samples,\n%llu lost. "
-           "gperftools: SIGPROF raised by hand from a shallow stack.)\n",
+           "draining and adding to the profile; %.0f samples,\n%llu lost, "
+           "%.1f KiB of stack copied per sample. gperftools: SIGPROF raised "
+           "by hand\nfrom a shallow stack.)\n",
            delivery, (double)(st1.unwind_ns - st0.unwind_ns) / n / 1e3,
            (double)(st1.frames - st0.frames) / n, n,
-           (unsigned long long)(st1.lost - st0.lost));
+           (unsigned long long)(st1.lost - st0.lost),
+           (double)(st1.stack_bytes - st0.stack_bytes) / n / 1024);
+    printf("\nuv_pprof's worker per window, whatever its length: %.2f ms "
+           "(arming, encoding,\nsymbolizing with warm tables); the first "
+           "window after the worker idled out: +%.1f ms.\nIn the rounds "
+           "above (%d s windows, warm or cold as they came): %.1f us per "
+           "sample in all.\n",
+           worker_window * 1e3, cold * 1e3, seconds, worker);
   }
   printf("\ncost: 1 - the phase's rate / the baseline's rate in the same "
          "round. us/sample: the phase's\nextra process CPU per unit of "

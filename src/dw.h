@@ -17,6 +17,8 @@
   X(dwarf_formudata) X(dwarf_getscopes) X(dwarf_getsrcfiles)                \
   X(dwarf_haspc) X(dwarf_hasattr) X(dwarf_offdie) X(dwarf_ranges)          \
   X(dwarf_siblingof) X(dwarf_tag)                                          \
+  X(dwarf_cfi_addrframe) X(dwarf_frame_cfa) X(dwarf_frame_info)          \
+  X(dwarf_frame_register) X(dwfl_module_eh_cfi)                            \
   X(dwfl_addrmodule) X(dwfl_attach_state) X(dwfl_begin) X(dwfl_end)        \
   X(dwfl_frame_pc) X(dwfl_getmodules) X(dwfl_getthread_frames)             \
   X(dwfl_lineinfo) X(dwfl_linux_proc_find_elf) X(dwfl_linux_proc_report)   \

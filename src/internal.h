@@ -283,6 +283,51 @@ typedef struct uv_pprof__thread_s {
  * free(). Returns 0 or a negative code. */
 int uv_pprof__threads_read(uv_pprof__thread_t** threads, size_t* count);
 
+/* ---- src/unwind.c: unwinding the CPU sampler's stack copies ------------ */
+
+/* The registers a sample keeps, in DWARF numbering. */
+#if defined(__x86_64__)
+#define UV_PPROF__NREGS 17 /* rax..r15 (0-15), rip (16) */
+#elif defined(__aarch64__)
+#define UV_PPROF__NREGS 33 /* x0..x30 (0-30), sp (31), pc (kept last) */
+#else
+#define UV_PPROF__NREGS 1
+#endif
+
+typedef struct uv_pprof__stack_copy_s {
+  int tid;
+  const uint64_t* regs;        /* UV_PPROF__NREGS, the pc last */
+  uintptr_t stack_addr;        /* where the copy of the stack starts */
+  const unsigned char* stack;  /* the copy: all the unwinder may read */
+  size_t stack_len;
+} uv_pprof__stack_copy_t;
+
+typedef struct uv_pprof__unwind_stats_s {
+  uint64_t by_rules; /* samples unwound from the rule table */
+  uint64_t by_libdw; /* samples unwound by libdw's own unwinder */
+  uint64_t rules;    /* rules asked of libdw */
+  uint64_t flushes;  /* times the table was emptied: the objects changed */
+  size_t cached;     /* rules in the table now */
+} uv_pprof__unwind_stats_t;
+
+enum { UV_PPROF__UNWIND_RULES, UV_PPROF__UNWIND_LIBDW };
+
+/* Tells libdw the process's objects again, and empties the rule table,
+ * when the loader's counters say something was loaded or unloaded since
+ * the last call (the first call loads libdw). */
+void uv_pprof__unwind_refresh(void);
+/* The stack of a copy into pcs (at most max >= 1): the interrupted pc, then
+ * return address - 1 for each caller. UV_PPROF__UNWIND_RULES uses the rule
+ * table and falls back to libdw for a stack it cannot do alone;
+ * UV_PPROF__UNWIND_LIBDW is libdw only (tests compare the two). Returns
+ * >= 1 (the pc alone without libdw). */
+size_t uv_pprof__unwind(const uv_pprof__stack_copy_t* c, int how,
+                        uintptr_t* pcs, size_t max);
+void uv_pprof__unwind_stats(uv_pprof__unwind_stats_t* st);
+/* Frees libdw's session and the rule table. */
+void uv_pprof__unwind_reset(void);
+/* None of these is thread-safe: the sampler calls them under its lock. */
+
 /* ---- src/sampler.c: the CPU sampler ------------------------------------ */
 
 #define UV_PPROF__CPU_HZ 100
@@ -297,6 +342,7 @@ typedef struct uv_pprof__cpu_sample_s {
   const uintptr_t* pcs; /* the interrupted pc, then call sites (return
                            address - 1), leaf first */
   size_t npcs;         /* >= 1 */
+  const uv_pprof__stack_copy_t* copy; /* what pcs were unwound from */
 } uv_pprof__cpu_sample_t;
 
 typedef void (*uv_pprof__cpu_sample_cb)(const uv_pprof__cpu_sample_t* s,
@@ -306,6 +352,7 @@ typedef struct uv_pprof__sampler_stats_s {
   uint64_t samples;    /* taken since the process started */
   uint64_t lost;       /* dropped: the ring was full */
   uint64_t handler_ns; /* wall time spent in the signal handler */
+  uint64_t stack_bytes; /* of stack copied by the handler */
   uint64_t unwind_ns;  /* time spent unwinding on the worker */
   uint64_t frames;     /* frames unwound */
   size_t threads;      /* threads with a timer now */
@@ -322,13 +369,24 @@ void uv_pprof__sampler_prepare(void);
  * its CPU time). Returns 0 or a negative libuv code (UV_EBUSY: no free
  * real-time signal; UV_ENOTSUP: unsupported architecture). Any thread. */
 int uv_pprof__sampler_acquire(void);
-/* Drops a reference; the last one removes the timers, the handler (the
- * previous disposition comes back) and every buffer. Any thread. */
+/* Drops a reference; the last one removes the timers and the handler (the
+ * previous disposition comes back); the buffers stay for the next window
+ * until uv_pprof__sampler_trim. Any thread. */
 void uv_pprof__sampler_release(void);
 /* Gives threads started since the last call a timer, then unwinds every
  * sample taken so far and passes each to cb (in no particular order of
  * time), on the calling thread. Nothing when disarmed. Worker thread. */
 void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg);
+/* Whether a drain is due: the ring is a quarter full, a thread's stack
+ * bounds are to be learnt, or the last drain is DRAIN_NS (0.5 s) old. Each
+ * drain wakes the worker, whose cold start costs more than a few samples,
+ * so windows ask every 100 ms and drain only then. Any thread. */
+int uv_pprof__sampler_due(void);
+/* Frees what is kept from one window to the next (the unwinder's state:
+ * libdw's session and the rule table; the ring and the thread table),
+ * unless a window is open. Worker thread, when it
+ * exits for idleness. */
+void uv_pprof__sampler_trim(void);
 /* The clock of sample times (CLOCK_MONOTONIC, ns). Any thread. */
 int64_t uv_pprof__sampler_now(void);
 /* The counters (since the process started) and the state now. Any

@@ -1,27 +1,25 @@
 /* The CPU sampler. A timer on each thread's own CPU-time clock sends that
  * thread a real-time signal every 10 ms of its CPU; the handler copies the
  * interrupted registers and the top of the stack into a preallocated
- * lock-free ring. Draining (on uv_pprof's worker) unwinds those copies with
- * libdw's CFI unwinder reading only the copy. The first acquire installs all
- * of it, the last release removes all of it. docs/INTERNALS.md, "CPU
+ * lock-free ring. Draining (on uv_pprof's worker) unwinds those copies
+ * (unwind.c), reading only the copy. The first acquire installs all of it,
+ * the last release removes all of it. docs/INTERNALS.md, "CPU
  * sampler", gives the reasons and the signal-safety argument. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "dw.h"
 #include "internal.h"
 
 #ifndef sigev_notify_thread_id
@@ -36,12 +34,16 @@
 #define PAD_RECORD UINT32_MAX
 #define NO_RECORD UINT64_MAX /* a position no record ever has */
 #define MAX_WEIGHT 1000      /* overruns counted per sample, at most */
-#define NAME_ROUNDS 10       /* drains between two reads of a thread's name */
+#define NAME_NS 1000000000  /* between two reads of a thread's name */
+#define LIST_NS 1000000000  /* between two listings of the threads when
+                               their number has not changed */
+#define DRAIN_NS 500000000  /* between two drains, at most */
 
-/* The registers libdw starts unwinding from, in DWARF numbering. */
+#define NREGS UV_PPROF__NREGS
+
+/* The registers unwinding starts from, in DWARF numbering. */
 #if defined(__x86_64__)
 #define ARCH_SUPPORTED 1
-#define NREGS 17 /* rax..r15 (0-15), rip (16) */
 #define RED_ZONE 128
 
 /* Async-signal-safe. */
@@ -56,13 +58,8 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
     regs[i] = (uint64_t)uc->uc_mcontext.gregs[order[i]];
   return (uintptr_t)regs[7];
 }
-
-static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  return DW(dwfl_thread_state_registers)(thread, 0, NREGS, regs);
-}
 #elif defined(__aarch64__)
 #define ARCH_SUPPORTED 1
-#define NREGS 33 /* x0..x30 (0-30), sp (31), pc (kept last) */
 #define RED_ZONE 0
 
 /* Async-signal-safe. */
@@ -75,16 +72,8 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
   regs[32] = uc->uc_mcontext.pc;
   return (uintptr_t)regs[31];
 }
-
-static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  if (!DW(dwfl_thread_state_registers)(thread, 0, 32, regs))
-    return false;
-  DW(dwfl_thread_state_register_pc)(thread, regs[32]);
-  return true;
-}
 #else
 #define ARCH_SUPPORTED 0
-#define NREGS 1
 #define RED_ZONE 0
 
 /* Async-signal-safe. */
@@ -92,13 +81,7 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
   regs[0] = 0;
   return 0;
 }
-
-static bool set_registers(Dwfl_Thread* thread, const uint64_t* regs) {
-  return false;
-}
 #endif
-
-#define PC_REG (NREGS - 1)
 
 /* One thread that has (or had) a timer. `tid` and the bounds are read by
  * the handler; the bounds change under a sequence lock (odd: being
@@ -114,7 +97,7 @@ typedef struct {
   uintptr_t tried_self; /* the last learning attempt: its thread pointer */
   uintptr_t tried_sp;   /* ... and the lowest sp tried with it */
   uint64_t retire_at;   /* DEAD: free once the drain has read this far */
-  unsigned named;       /* drain round of the last name read */
+  int64_t named;        /* when its name was last read */
   char name[16];
 } thread_t;
 
@@ -161,12 +144,11 @@ static struct {
   size_t nfree;
   uint32_t* live; /* LIVE slots, sorted by tid */
   size_t nlive;
-  unsigned round;
-  Dwfl* dwfl;
-  int attached;
-  unsigned long long adds;
-  unsigned long long subs;
-  const record_t* current; /* being unwound */
+  int64_t drained;  /* when the last drain started (atomic) */
+  int want_drain;   /* a handler copied a stack of unknown bounds (atomic) */
+  int64_t listed;   /* when the threads were last listed */
+  nlink_t nlink;    /* /proc/self/task's link count then (threads + 2) */
+  char* maps;       /* /proc/self/maps as read during this drain, or NULL */
   uv_pprof__sampler_stats_t stats; /* counters updated atomically */
 } S;
 
@@ -320,11 +302,13 @@ static void take_sample(const siginfo_t* si, void* context) {
   } else {
     from = sp;
     len = copy_checked(r->stack, sp);
+    __atomic_store_n(&S.want_drain, 1, __ATOMIC_RELAXED);
   }
   r->stack_addr = from;
   r->stack_len = (uint32_t)len;
   __atomic_store_n(&r->pos, pos, __ATOMIC_RELEASE);
   __atomic_fetch_add(&S.stats.samples, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&S.stats.stack_bytes, (uint64_t)len, __ATOMIC_RELAXED);
   __atomic_fetch_add(&S.stats.handler_ns,
                      (uint64_t)(monotonic_ns() - start), __ATOMIC_RELAXED);
 }
@@ -423,7 +407,7 @@ static int add_thread(int tid, uint32_t* out) {
   t->tried_sp = 0;
   /* Read now, and again at its first sample of a later drain: threads are
    * often named just after they start. */
-  t->named = S.round - NAME_ROUNDS + 1;
+  t->named = S.drained - NAME_NS;
   t->name[0] = '\0';
   read_name(t);
   err = start_timer(slot);
@@ -444,25 +428,40 @@ static int compare_ints(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
-/* The tids of /proc/self/task, sorted. Returns 0 or an error. */
+/* The tids of /proc/self/task, sorted. Returns 0 or an error. getdents64
+ * into a buffer on the stack: opendir's 32 KiB buffer, malloc'ed and freed
+ * at every census, made each one cost ~10 times as much. */
 static int list_tids(int** tids, size_t* n) {
   uv_pprof__buf_t list;
-  struct dirent* e;
-  DIR* dir = opendir("/proc/self/task");
+  char dents[4096] __attribute__((aligned(8)));
+  int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  long got;
 
   *tids = NULL;
   *n = 0;
-  if (dir == NULL)
+  if (fd < 0)
     return uv_translate_sys_error(errno);
   uv_pprof__buf_init(&list);
-  while ((e = readdir(dir)) != NULL) {
-    char* end;
-    long tid = strtol(e->d_name, &end, 10);
-    int v = (int)tid;
-    if (*end == '\0' && tid > 0 && tid <= INT32_MAX)
-      uv_pprof__buf_append(&list, &v, sizeof(v));
+  while ((got = syscall(SYS_getdents64, fd, dents, sizeof(dents))) > 0) {
+    long at = 0;
+    while (at < got) {
+      /* struct linux_dirent64: ino, off, reclen, type, name */
+      unsigned short reclen;
+      const char* name = dents + at + 19;
+      char* end;
+      long tid;
+      int v;
+      memcpy(&reclen, dents + at + 16, sizeof(reclen));
+      at += reclen;
+      tid = strtol(name, &end, 10);
+      v = (int)tid;
+      if (*end == '\0' && tid > 0 && tid <= INT32_MAX)
+        uv_pprof__buf_append(&list, &v, sizeof(v));
+    }
   }
-  closedir(dir);
+  close(fd);
+  if (got < 0)
+    list.oom = 1; /* an incomplete list would end live threads' timers */
   if (list.oom) {
     uv_pprof__buf_free(&list);
     return UV_ENOMEM;
@@ -477,9 +476,12 @@ static int list_tids(int** tids, size_t* n) {
 /* Gives every new thread a timer and retires those of threads that ended.
  * The slot of an ended thread is reused once the drain has read every
  * record reserved before the thread was found gone, so no record still to
- * read names it. Returns the first error of a thread that could not be
- * given a timer (that thread is simply not sampled), or 0. */
+ * read names it. Listing the threads costs ~10-60 us, so it is done when
+ * their number changed (a stat), and at least every LIST_NS for a thread
+ * that started as another ended. Returns the first error of a thread that
+ * could not be given a timer (that thread is simply not sampled), or 0. */
 static int census(void) {
+  struct stat st;
   uint32_t* live;
   int* tids;
   size_t ntids;
@@ -490,13 +492,19 @@ static int census(void) {
   int first_err = 0;
   int err;
 
-  S.round++;
   for (k = 0; k < S.nused; k++)
     if (S.threads[k].state == THREAD_DEAD &&
         S.tail >= S.threads[k].retire_at) {
       S.threads[k].state = THREAD_FREE;
       S.free_slots[S.nfree++] = k;
     }
+  if (stat("/proc/self/task", &st) != 0)
+    st.st_nlink = 0;
+  if (st.st_nlink != 0 && st.st_nlink == S.nlink &&
+      S.drained - S.listed < LIST_NS)
+    return 0;
+  S.nlink = st.st_nlink; /* before listing: a change meanwhile is seen */
+  S.listed = S.drained;
   err = list_tids(&tids, &ntids);
   if (err != 0)
     return err;
@@ -531,154 +539,57 @@ static int census(void) {
   return first_err;
 }
 
-/* ---- unwinding (the worker) --------------------------------------------- */
+/* ---- stack bounds (the worker) ---------------------------------------- */
 
-/* The stack copy is all the memory the unwinder may read: the thread has
- * long moved on, and reading live memory could fault on an unmapped page. */
-static bool memory_read(Dwfl* dwfl, Dwarf_Addr addr, Dwarf_Word* result,
-                        void* arg) {
-  const record_t* r = S.current;
+/* /proc/self/maps, read at most once per drain (at a window's start every
+ * thread has bounds to learn). NULL when it cannot be read. */
+static const char* maps_text(void) {
+  uv_pprof__buf_t b;
+  char chunk[4096];
+  ssize_t n;
+  int fd;
 
-  if (r == NULL || addr < r->stack_addr || r->stack_len < sizeof(*result) ||
-      addr - r->stack_addr > r->stack_len - sizeof(*result))
-    return false;
-  memcpy(result, r->stack + (addr - r->stack_addr), sizeof(*result));
-  return true;
-}
-
-static pid_t next_thread(Dwfl* dwfl, void* arg, void** thread_arg) {
-  return 0;
-}
-
-static bool get_thread(Dwfl* dwfl, pid_t tid, void* arg, void** thread_arg) {
-  *thread_arg = (void*)S.current;
-  return true;
-}
-
-static bool initial_registers(Dwfl_Thread* thread, void* thread_arg) {
-  const record_t* r = thread_arg;
-
-  return set_registers(thread, r->regs);
-}
-
-static const Dwfl_Thread_Callbacks thread_callbacks = {
-    .next_thread = next_thread,
-    .get_thread = get_thread,
-    .memory_read = memory_read,
-    .set_initial_registers = initial_registers,
-};
-
-/* .eh_frame in the objects themselves is all unwinding needs: no search
- * for separate debug files (nor debuginfod, which may be configured). */
-static int no_debuginfo(Dwfl_Module* mod, void** userdata, const char* name,
-                        Dwarf_Addr base, const char* file_name,
-                        const char* debuglink_file, GElf_Word debuglink_crc,
-                        char** debuginfo_file_name) {
-  return -1;
-}
-
-static Dwfl_Callbacks proc_callbacks = {.find_debuginfo = no_debuginfo};
-
-static int count_objects(struct dl_phdr_info* info, size_t size, void* arg) {
-  unsigned long long* counts = arg;
-
-  if (size < offsetof(struct dl_phdr_info, dlpi_subs) +
-                 sizeof(info->dlpi_subs)) {
-    counts[0] = counts[1] = ~0ull; /* unknown: report every time */
-  } else {
-    counts[0] = info->dlpi_adds;
-    counts[1] = info->dlpi_subs;
+  if (S.maps != NULL)
+    return S.maps;
+  fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  uv_pprof__buf_init(&b);
+  while ((n = read(fd, chunk, sizeof(chunk))) > 0 ||
+         (n < 0 && errno == EINTR))
+    if (n > 0)
+      uv_pprof__buf_append(&b, chunk, (size_t)n);
+  close(fd);
+  uv_pprof__buf_append(&b, "", 1);
+  if (n < 0 || b.oom) {
+    uv_pprof__buf_free(&b);
+    return NULL;
   }
-  return 1;
-}
-
-/* Tells libdw the process's objects again when the loader's counters say
- * something was loaded or unloaded since the last time. */
-static void refresh_modules(void) {
-  unsigned long long counts[2] = {~0ull, ~0ull};
-
-  dl_iterate_phdr(count_objects, counts);
-  if (S.dwfl != NULL && counts[0] == S.adds && counts[1] == S.subs &&
-      counts[0] != ~0ull)
-    return;
-  if (S.dwfl == NULL) {
-    if (uv_pprof__dw_load() != 0)
-      return; /* no libdw: samples keep their leaf frame only */
-    proc_callbacks.find_elf = DW(dwfl_linux_proc_find_elf);
-    S.dwfl = DW(dwfl_begin)(&proc_callbacks);
-    if (S.dwfl == NULL)
-      return;
-  }
-  DW(dwfl_report_begin)(S.dwfl);
-  if (DW(dwfl_linux_proc_report)(S.dwfl, S.pid) != 0) {
-    DW(dwfl_report_end)(S.dwfl, NULL, NULL);
-    return;
-  }
-  DW(dwfl_report_end)(S.dwfl, NULL, NULL);
-  if (!S.attached)
-    S.attached = DW(dwfl_attach_state)(S.dwfl, NULL, S.pid,
-                                       &thread_callbacks, NULL);
-  S.adds = counts[0];
-  S.subs = counts[1];
-}
-
-typedef struct {
-  uintptr_t* pcs;
-  size_t n;
-} frames_t;
-
-static int on_frame(Dwfl_Frame* frame, void* arg) {
-  frames_t* f = arg;
-  Dwarf_Addr pc;
-  bool activation;
-
-  if (!DW(dwfl_frame_pc)(frame, &pc, &activation))
-    return DWARF_CB_ABORT;
-  if (!activation && pc > 0)
-    pc--; /* a return address: the call is the instruction before it */
-  f->pcs[f->n++] = (uintptr_t)pc;
-  return f->n < UV_PPROF__CPU_MAX_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
-}
-
-static size_t unwind(const record_t* r, uintptr_t* pcs) {
-  frames_t f = {pcs, 0};
-
-  if (S.attached) {
-    S.current = r;
-    /* Its end is often reported as an error; the frames found count. */
-    DW(dwfl_getthread_frames)(S.dwfl, r->tid, on_frame, &f);
-    S.current = NULL;
-  }
-  if (f.n == 0)
-    pcs[f.n++] = (uintptr_t)r->regs[PC_REG];
-  return f.n;
+  S.maps = (char*)b.base;
+  return S.maps;
 }
 
 /* The mapping of /proc/self/maps that contains addr. Returns 0 when found. */
 static int find_mapping(uintptr_t addr, uintptr_t* start, uintptr_t* end,
                         int* is_stack) {
-  char line[512];
-  FILE* f = fopen("/proc/self/maps", "re");
-  int rc = -1;
+  const char* line = maps_text();
 
-  if (f == NULL)
-    return -1;
-  while (fgets(line, sizeof(line), f) != NULL) {
-    unsigned long long s;
-    unsigned long long e;
-    int len = (int)strlen(line);
-    if (sscanf(line, "%llx-%llx", &s, &e) == 2 && addr >= s && addr < e) {
+  while (line != NULL && *line != '\0') {
+    const char* eol = strchr(line, '\n');
+    char* p;
+    unsigned long long s = strtoull(line, &p, 16);
+    unsigned long long e = *p == '-' ? strtoull(p + 1, NULL, 16) : 0;
+    if (eol == NULL)
+      eol = line + strlen(line);
+    if (addr >= s && addr < e) {
       *start = (uintptr_t)s;
       *end = (uintptr_t)e;
-      *is_stack = len >= 8 && strcmp(line + len - 8, "[stack]\n") == 0;
-      rc = 0;
-      break;
+      *is_stack = eol - line >= 7 && memcmp(eol - 7, "[stack]", 7) == 0;
+      return 0;
     }
-    while (len > 0 && line[len - 1] != '\n' && fgets(line, sizeof(line), f))
-      len = (int)strlen(line); /* the rest of an over-long line */
+    line = *eol == '\n' ? eol + 1 : eol;
   }
-  fclose(f);
-  return rc;
+  return -1;
 }
 
 /* Learns where a thread's stack is from a sample of it, so that the handler
@@ -728,6 +639,8 @@ static void on_fork_parent(void) {
 /* The child has no timers (fork does not copy them) and no ring or thread
  * table (MADV_DONTFORK); it gets the previous disposition back. */
 static void on_fork_child(void) {
+  S.ring = NULL;
+  S.threads = NULL;
   if (S.users > 0) {
     if (still_ours())
       sigaction(S.signo, &S.old, NULL);
@@ -735,18 +648,14 @@ static void on_fork_child(void) {
     S.users = 0;
     S.armed = 0;
     S.active = 0; /* handlers of other threads were not copied */
-    S.ring = NULL;
-    S.threads = NULL;
     free(S.free_slots);
     free(S.live);
     S.free_slots = NULL;
     S.live = NULL;
     S.nlive = S.nfree = S.nused = 0;
-    if (S.dwfl != NULL)
-      DW(dwfl_end)(S.dwfl);
-    S.dwfl = NULL;
-    S.attached = 0;
+    S.nlink = 0;
   }
+  uv_pprof__unwind_reset();
   uv_mutex_unlock(&S.mu);
 }
 
@@ -770,9 +679,12 @@ static int pick_signal(void) {
   return 0;
 }
 
-static void* map(size_t size) {
+/* MAP_POPULATE: the handlers must not fault the pages in, and one call
+ * costs far less than a fault per page. */
+static void* map(size_t size, int populate) {
   void* p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0),
+                 -1, 0);
 
   if (p == MAP_FAILED)
     return NULL;
@@ -782,7 +694,7 @@ static void* map(size_t size) {
 
 static size_t ring_size(void) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  size_t want = (size_t)(cpus > 0 ? cpus : 1) * (512u << 10);
+  size_t want = (size_t)(cpus > 0 ? cpus : 1) * (1u << 20);
   size_t size = RING_MIN;
 
   while (size < want && size < RING_MAX)
@@ -790,8 +702,20 @@ static size_t ring_size(void) {
   return size;
 }
 
+static void unmap_buffers(void) {
+  if (S.ring != NULL)
+    munmap(S.ring, S.ring_size);
+  if (S.threads != NULL)
+    munmap(S.threads, MAX_THREADS * sizeof(thread_t));
+  S.ring = NULL;
+  S.threads = NULL;
+}
+
+/* The ring and the thread table of an earlier arming are used again (their
+ * mapping, populated, costs more than the rest of arming). */
 static int arm(void) {
   struct sigaction sa;
+  size_t size = ring_size();
   size_t i;
   int signo;
   int err;
@@ -803,15 +727,20 @@ static int arm(void) {
     return UV_EBUSY;
   S.pid = getpid();
   S.page = (size_t)sysconf(_SC_PAGESIZE);
-  S.ring_size = ring_size();
-  S.ring = map(S.ring_size);
-  S.threads = map(MAX_THREADS * sizeof(thread_t));
+  __atomic_store_n(&S.drained, monotonic_ns(), __ATOMIC_RELAXED);
+  if (S.ring != NULL && S.ring_size != size)
+    unmap_buffers(); /* CPUs came or went */
+  if (S.ring == NULL) {
+    __atomic_store_n(&S.ring_size, size, __ATOMIC_RELAXED);
+    S.ring = map(S.ring_size, 1);
+  }
+  if (S.threads == NULL)
+    S.threads = map(MAX_THREADS * sizeof(thread_t), 0);
   S.free_slots = malloc(MAX_THREADS * sizeof(*S.free_slots));
   if (S.ring == NULL || S.threads == NULL || S.free_slots == NULL) {
     disarm();
     return UV_ENOMEM;
   }
-  /* Handlers fault the ring's pages in here rather than in signal context. */
   for (i = 0; i < S.ring_size; i += REC_ALIGN)
     ((record_t*)(S.ring + i))->pos = NO_RECORD;
   S.head = S.tail = 0;
@@ -838,7 +767,8 @@ static int arm(void) {
 
 /* Every timer first, so nothing new is sent; then SIG_IGN, which discards
  * what is pending in every thread; then the old disposition; then a wait
- * for handlers still running before their memory goes. */
+ * for handlers still running, after which none touches the ring or the
+ * thread table, kept for the next arming until uv_pprof__sampler_trim. */
 static void disarm(void) {
   size_t i;
 
@@ -855,21 +785,12 @@ static void disarm(void) {
   S.signo = 0;
   while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) != 0)
     sched_yield();
-  if (S.ring != NULL)
-    munmap(S.ring, S.ring_size);
-  if (S.threads != NULL)
-    munmap(S.threads, MAX_THREADS * sizeof(thread_t));
   free(S.free_slots);
   free(S.live);
-  if (S.dwfl != NULL)
-    DW(dwfl_end)(S.dwfl);
-  S.ring = NULL;
-  S.threads = NULL;
   S.free_slots = NULL;
   S.live = NULL;
   S.nlive = S.nfree = S.nused = 0;
-  S.dwfl = NULL;
-  S.attached = 0;
+  S.nlink = 0;
 }
 
 /* ---- the interface ------------------------------------------------------ */
@@ -917,14 +838,15 @@ static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb,
                     void* arg) {
   uintptr_t pcs[UV_PPROF__CPU_MAX_FRAMES];
   thread_t* t = &S.threads[r->thread];
+  uv_pprof__stack_copy_t copy;
   uv_pprof__cpu_sample_t s;
   int64_t start = monotonic_ns();
 
   s.thread = "";
   if (t->state != THREAD_FREE && t->tid == r->tid) {
     learn_bounds(t, r);
-    if (S.round - t->named >= NAME_ROUNDS) {
-      t->named = S.round; /* threads rename themselves: read it again */
+    if (S.drained - t->named > NAME_NS) {
+      t->named = S.drained; /* threads rename themselves: read it again */
       read_name(t);
     }
     s.thread = t->name;
@@ -932,8 +854,15 @@ static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb,
   s.time = r->time;
   s.tid = r->tid;
   s.weight = r->weight;
+  copy.tid = r->tid;
+  copy.regs = r->regs;
+  copy.stack_addr = r->stack_addr;
+  copy.stack = r->stack;
+  copy.stack_len = r->stack_len;
+  s.copy = &copy;
   s.pcs = pcs;
-  s.npcs = unwind(r, pcs);
+  s.npcs = uv_pprof__unwind(&copy, UV_PPROF__UNWIND_RULES, pcs,
+                            UV_PPROF__CPU_MAX_FRAMES);
   __atomic_fetch_add(&S.stats.unwind_ns, (uint64_t)(monotonic_ns() - start),
                      __ATOMIC_RELAXED);
   __atomic_fetch_add(&S.stats.frames, s.npcs, __ATOMIC_RELAXED);
@@ -947,8 +876,10 @@ void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg) {
     uv_mutex_unlock(&S.mu);
     return;
   }
+  __atomic_store_n(&S.drained, monotonic_ns(), __ATOMIC_RELAXED);
+  __atomic_store_n(&S.want_drain, 0, __ATOMIC_RELAXED);
   census();
-  refresh_modules();
+  uv_pprof__unwind_refresh();
   for (;;) {
     uint64_t tail = S.tail;
     record_t* r = (record_t*)(S.ring + (tail & (S.ring_size - 1)));
@@ -959,6 +890,29 @@ void uv_pprof__sampler_drain(uv_pprof__cpu_sample_cb cb, void* arg) {
     tail += r->size;
     retire(r, S.tail);
     __atomic_store_n(&S.tail, tail, __ATOMIC_RELEASE);
+  }
+  free(S.maps);
+  S.maps = NULL;
+  uv_mutex_unlock(&S.mu);
+}
+
+int uv_pprof__sampler_due(void) {
+  uint64_t head = __atomic_load_n(&S.head, __ATOMIC_RELAXED);
+  uint64_t tail = __atomic_load_n(&S.tail, __ATOMIC_RELAXED);
+  size_t size = __atomic_load_n(&S.ring_size, __ATOMIC_RELAXED);
+
+  return head - tail >= size / 4 ||
+         __atomic_load_n(&S.want_drain, __ATOMIC_RELAXED) ||
+         monotonic_ns() - __atomic_load_n(&S.drained, __ATOMIC_RELAXED) >=
+             DRAIN_NS;
+}
+
+void uv_pprof__sampler_trim(void) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  if (S.users == 0) {
+    uv_pprof__unwind_reset();
+    unmap_buffers();
   }
   uv_mutex_unlock(&S.mu);
 }
@@ -971,6 +925,7 @@ void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st) {
   st->samples = __atomic_load_n(&s->samples, __ATOMIC_RELAXED);
   st->lost = __atomic_load_n(&s->lost, __ATOMIC_RELAXED);
   st->handler_ns = __atomic_load_n(&s->handler_ns, __ATOMIC_RELAXED);
+  st->stack_bytes = __atomic_load_n(&s->stack_bytes, __ATOMIC_RELAXED);
   st->unwind_ns = __atomic_load_n(&s->unwind_ns, __ATOMIC_RELAXED);
   st->frames = __atomic_load_n(&s->frames, __ATOMIC_RELAXED);
   st->threads = S.nlive;

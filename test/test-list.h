@@ -133,4 +133,7 @@
   TEST(timeline_chromium)                                                 \
   TEST(metrics_in_process)                                                \
   TEST(timeline_worker_exits)                                             \
+  /* test-unwind.c */                                                     \
+  TEST(unwind_rules_match_libdw)                                          \
+  TEST(unwind_rules_after_reload)                                         \
   /* end */

@@ -2,7 +2,7 @@
  * of its own over the one shared sampler (sampler.c), so concurrent requests
  * all succeed. The loop thread only parses the request and runs two unref'd
  * timers per window: its end, and a tick that has the worker drain the
- * sampler. Opening, draining, closing and encoding run on the worker; each
+ * sampler when a drain is due. Opening, draining, closing and encoding run on the worker; each
  * sample carries its time, so each window takes exactly those inside it. */
 #include <errno.h>
 #include <stdint.h>
@@ -278,7 +278,7 @@ static void on_ticked(uv_pprof__job_t* job, int cancelled) {
 static void on_tick(uv_timer_t* timer) {
   window_t* w = timer->data;
 
-  if (w->ticking)
+  if (w->ticking || !uv_pprof__sampler_due())
     return;
   w->ticking = 1;
   if (submit(w, &w->tick_job) != 0)

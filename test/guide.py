@@ -27,72 +27,20 @@ the bounded ones, which `go tool` runs as children).
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
+
+from workflow import Failed, expect, free_port, http_get, pid_alive, read, wait_for
 
 GUIDE = "docs/memory-profiling.md"
 RUN_TIMEOUT = 180  # seconds, per "run" block
-WAIT_TIMEOUT = 60  # seconds, for a server or a bounded block to get going
 
 NOT_RUN = {
-    "node-register": "the Node addon (bindings/node) is not in this tree",
+    "node-register": "needs a node app; the addon's own tests (bindings/node/test) "
+                     "run node with these settings",
 }
 TEXT_LANGS = {"c", "text"}
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise CheckFailed(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(pred, what, timeout=WAIT_TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise CheckFailed("timed out waiting for " + what)
-
-
-def read(path):
-    try:
-        with open(path, "r", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def http_get(url):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return r.status, r.read().decode("utf-8", "replace")
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of ours (a server that exited) counts as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 # ---- reading pprof -top output ---------------------------------------------
@@ -425,7 +373,7 @@ def blocks(text):
             body.append(lines[i])
             i += 1
         if i == len(lines):
-            raise CheckFailed(f"{GUIDE}:{start}: unclosed block")
+            raise Failed(f"{GUIDE}:{start}: unclosed block")
         i += 1
         out.append((start, words[0] if words else "",
                     words[1] if len(words) > 1 else None, "\n".join(body)))
@@ -440,26 +388,26 @@ def plan(text):
         if lang in TEXT_LANGS:
             continue
         if lang not in ("sh", "console"):
-            raise CheckFailed(f"{where}: block language {lang!r}: shell commands "
+            raise Failed(f"{where}: block language {lang!r}: shell commands "
                               "go in ```sh ID (run and checked) or ```console "
                               "ID (listed in NOT_RUN)")
         if bid is None:
-            raise CheckFailed(f"{where}: ```{lang} block without an id")
+            raise Failed(f"{where}: ```{lang} block without an id")
         if bid in seen:
-            raise CheckFailed(f"{where}: id {bid} used twice")
+            raise Failed(f"{where}: id {bid} used twice")
         seen.add(bid)
         if lang == "console":
             if bid not in NOT_RUN:
-                raise CheckFailed(f"{where}: console block {bid} is not in NOT_RUN")
+                raise Failed(f"{where}: console block {bid} is not in NOT_RUN")
             skipped.append(bid)
         else:
             if bid not in CHECKS:
-                raise CheckFailed(f"{where}: sh block {bid} has no check in "
+                raise Failed(f"{where}: sh block {bid} has no check in "
                                   "test/guide.py CHECKS")
             runs.append((where, bid, body))
     stale = (set(CHECKS) | set(NOT_RUN)) - seen
     if stale:
-        raise CheckFailed(f"checks for blocks no longer in {GUIDE}: {sorted(stale)}")
+        raise Failed(f"checks for blocks no longer in {GUIDE}: {sorted(stale)}")
     return runs, skipped
 
 
@@ -532,7 +480,7 @@ def main():
                     ctx["rc"] = proc.wait(timeout=RUN_TIMEOUT)
                 except subprocess.TimeoutExpired:
                     stop(proc, signal.SIGKILL, False)
-                    raise CheckFailed(f"{bid}: still running after {RUN_TIMEOUT} s")
+                    raise Failed(f"{bid}: still running after {RUN_TIMEOUT} s")
             ctx["stdout"] = read(out_path)
             ctx["stderr"] = read(err_path)
             sys.stdout.write(ctx["stdout"])
@@ -560,6 +508,6 @@ def main():
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except CheckFailed as e:
+    except Failed as e:
         print(f"FAIL: {e}", file=sys.stderr)
         sys.exit(1)

@@ -19,49 +19,17 @@ Every process is started here and stopped by its PID.
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
+from workflow import Failed, expect, free_port, read, wait_for
+
 HEADER = "time,heap_alloc_bytes,heap_inuse_bytes,goroutines,rss_mb"
 ROW = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)[+-]\d\d:\d\d,"
                  r"(\d+),(\d+),(\d+),(\d+\.\d\d)")
 WAIT = 60  # seconds for anything awaited here
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise Failed(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def wait_for(pred, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise Failed("timed out waiting for " + what)
 
 
 def stop(proc, sig=signal.SIGTERM):

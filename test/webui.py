@@ -24,51 +24,17 @@ and Chromium by their process group, since they run children).
 import os
 import re
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import zlib
 
-WAIT = 60          # seconds, for anything to come up
+from workflow import Failed, expect, free_port, http_get, wait_for
+
 CHROMIUM_TIME = 90  # seconds, per Chromium run
 WINDOW = (1280, 900)
 TOOLBAR = 50       # pixels: pprof's menu bar, which is never blank
-
-
-class Failed(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise Failed(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return r.status, r.read().decode("utf-8", "replace")
-
-
-def wait_for(pred, what):
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise Failed("timed out waiting for " + what)
 
 
 def stop_group(proc):
@@ -177,7 +143,7 @@ def check_ui(ui, name, kind, outdir, tmp):
                             r"<text [^>]*>" + re.escape(name) + "</text>"),
                            ("/ui/flamegraph", r"name=\"" + re.escape(name) + "\"")):
         url = ui + view
-        status, html = get(url)
+        status, html = http_get(url)
         expect(status == 200 and name in html, f"{url}: {name} not in the page")
         if view == "/ui/":
             expect("<svg" in html, f"{url}: no SVG graph (is graphviz installed?)")
@@ -208,8 +174,8 @@ def main():
                                  stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}/debug/pprof"
-        wait_for(lambda: "leak_heap_bytes" in get(base + "/heap?debug=1")[1],
-                 "the demo's leak to be sampled")
+        wait_for(lambda: "leak_heap_bytes" in http_get(base + "/heap?debug=1")[1],
+                 "the demo's leak to be sampled", ignore=(OSError,))
         for kind, name in (("heap", "leak_heap_bytes"),
                            ("goroutine", "leaked_timer_cb")):
             ui_port = free_port()
@@ -220,7 +186,8 @@ def main():
                 stderr=subprocess.DEVNULL, start_new_session=True)
             procs.append(pprof)
             ui = f"http://127.0.0.1:{ui_port}"
-            wait_for(lambda: get(ui + "/ui/")[0] == 200, f"pprof -http ({kind})")
+            wait_for(lambda: http_get(ui + "/ui/")[0] == 200,
+                     f"pprof -http ({kind})", ignore=(OSError,))
             check_ui(ui, name, kind, outdir, tmp)
             stop_group(pprof)
     finally:

@@ -713,6 +713,9 @@ typedef struct uv_pprof__memstat_s {
 /* Reads the allocator's figures and RSS. Worker thread (jemalloc's stats
  * epoch is refreshed; /proc is read). */
 void uv_pprof__memstat_read(uv_pprof__memstat_t* m);
+/* The resident set now (/proc/self/statm), bytes; 0 when unreadable. Worker
+ * thread (reads /proc). */
+uint64_t uv_pprof__memstat_rss(void);
 
 /* ---- src/metrics.c: /metrics and the request accounting ---------------- */
 

@@ -12,7 +12,7 @@
 
 #include "internal.h"
 
-static uint64_t read_rss(void) {
+uint64_t uv_pprof__memstat_rss(void) {
   unsigned long size = 0;
   unsigned long resident = 0;
   FILE* f = fopen("/proc/self/statm", "re");
@@ -63,7 +63,7 @@ void uv_pprof__memstat_read(uv_pprof__memstat_t* m) {
   } else {
     m->kind = UV_PPROF__ALLOC_OTHER;
   }
-  m->rss = read_rss();
+  m->rss = uv_pprof__memstat_rss();
   if (getrusage(RUSAGE_SELF, &ru) == 0)
     m->max_rss = (uint64_t)ru.ru_maxrss * 1024;
 }

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -39,20 +38,6 @@ static const char inactive[] =
     "while it is off are not in this profile";
 
 /* ---- snapshot ------------------------------------------------------------ */
-
-static uint64_t read_rss(void) {
-  unsigned long size = 0;
-  unsigned long resident = 0;
-  FILE* f = fopen("/proc/self/statm", "re");
-  long page = sysconf(_SC_PAGESIZE);
-
-  if (f == NULL)
-    return 0;
-  if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-    resident = 0;
-  fclose(f);
-  return (uint64_t)resident * (uint64_t)(page > 0 ? page : 4096);
-}
 
 static void free_snapshot(void* p) {
   snap_t* snap = p;
@@ -88,7 +73,7 @@ int uv_pprof__heap_snapshot(const uv_pprof__je_state_t* st,
     snap->mi = mallinfo2();
   else
     snap->have_stats = uv_pprof__je_stats(&snap->stats) == 0;
-  snap->rss = read_rss();
+  snap->rss = uv_pprof__memstat_rss();
   if (getrusage(RUSAGE_SELF, &ru) == 0)
     snap->max_rss = (uint64_t)ru.ru_maxrss * 1024;
   *out = snap;

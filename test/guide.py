@@ -36,10 +36,12 @@ from workflow import Failed, expect, free_port, http_get, pid_alive, read, wait_
 GUIDE = "docs/memory-profiling.md"
 RUN_TIMEOUT = 180  # seconds, per "run" block
 
-NOT_RUN = {
-    "node-register": "needs a node app; the addon's own tests (bindings/node/test) "
-                     "run node with these settings",
-}
+NOT_RUN = {}
+# The stand-in for the reader's app.js of the Node block: a server and a timer.
+NODE_APP = """const http = require('http');
+http.createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1');
+setInterval(() => {}, 1000);
+"""
 TEXT_LANGS = {"c", "text"}
 
 
@@ -318,6 +320,21 @@ def check_web_ui(ctx):
     pass  # all checked while it ran (during_web_ui)
 
 
+def during_node(ctx):
+    banner(ctx, ctx["ports"][1])
+    base = f"http://127.0.0.1:{ctx['ports'][1]}/debug/pprof"
+    _, text = http_get(base + "/goroutine?debug=1")
+    expect("node::Environment::RunTimers" in text,
+           f"node's timer handle is not named:\n{text}")
+    _, text = http_get(base + "/heap?debug=1")
+    expect("# jemalloc.opt.prof = true" in text,
+           "jemalloc profiling is not on in node")
+
+
+def check_node(ctx):
+    pass  # all checked while it ran (during_node)
+
+
 def check_token_start(ctx):
     banner(ctx, ctx["ports"][1])
 
@@ -348,6 +365,7 @@ CHECKS = {
     "overnight-start": ("run", check_overnight_start),
     "overnight-end": ("run", check_overnight_end),
     "web-ui": ("bounded", check_web_ui, during_web_ui),
+    "node-register": ("bounded", check_node, during_node),
     "token-start": ("server", check_token_start),
     "token-fetch": ("run", check_token_fetch),
 }
@@ -434,8 +452,13 @@ def stop(proc, sig, group):
 
 def main():
     src, demo = sys.argv[1], os.path.abspath(sys.argv[2])
+    node_path = sys.argv[3] if len(sys.argv) > 3 else ""
     with open(os.path.join(src, GUIDE)) as f:
         runs, skipped = plan(f.read())
+    if not os.path.exists(os.path.join(node_path, "uv-pprof", "uv_pprof.node")):
+        NOT_RUN["node-register"] = "the Node addon is not built (no node headers)"
+        skipped.append("node-register")
+        runs = [r for r in runs if r[1] != "node-register"]
 
     work = tempfile.mkdtemp(prefix="uv-pprof-guide-")
     os.makedirs(os.path.join(work, "build"))
@@ -446,7 +469,9 @@ def main():
     os.symlink(os.path.join(os.path.abspath(src), "scripts"),
                os.path.join(work, "scripts"))
     ports = [free_port() for _ in range(3)]
-    env = dict(os.environ, BROWSER="true")
+    with open(os.path.join(work, "app.js"), "w") as f:
+        f.write(NODE_APP)
+    env = dict(os.environ, BROWSER="true", NODE_PATH=node_path)
     env.pop("UV_PPROF", None)
     env.pop("UV_PPROF_TOKEN", None)
     state = {}

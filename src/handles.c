@@ -16,7 +16,8 @@
 #include "internal.h"
 #include "track/track.h"
 
-/* How long the worker waits for a loop to come round to its walk. */
+/* How long the worker waits for a loop to come round to its walk, or for
+ * a walk under way to run its next slice. */
 #define LOOP_ANSWER_MS 2000
 
 /* What the walk copies of one handle on the loop's thread. */
@@ -63,6 +64,9 @@ typedef struct collect_s {
   size_t pending;   /* parts still PART_PENDING */
   int refs;         /* the snapshot + one per request queued on a loop */
   int cancelled;    /* the serving loop stopped: stop waiting */
+  /* uv_hrtime() of the last slice any of its walks ran: a walk of a busy
+   * loop with many handles may take long, but never stalls. */
+  _Atomic uint64_t progress;
   struct collect_s* next; /* in-flight list */
 } collect_t;
 
@@ -555,6 +559,7 @@ static void on_slice(uv_idle_t* idle) {
       break;
   }
   atomic_fetch_add(&uv_pprof__handles_slices, 1);
+  atomic_store(&s->req->c->progress, uv_hrtime());
   if (s->w.check_own)
     uv_mutex_unlock(&mu);
   err = s->w.oom || s->part.strings.oom ? UV_ENOMEM : track_grow(s);
@@ -970,7 +975,9 @@ int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap) {
 
   uv_mutex_lock(&mu);
   while (c->pending > 0 && !c->cancelled) {
-    uint64_t waited = uv_hrtime() - start;
+    uint64_t last = atomic_load(&c->progress);
+    uint64_t since = last > start ? last : start;
+    uint64_t waited = uv_hrtime() - since;
     if (waited >= limit)
       break;
     uv_cond_timedwait(&cond, &mu, limit - waited);

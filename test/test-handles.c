@@ -725,6 +725,68 @@ TEST_IMPL(handles_sliced) {
   return 0;
 }
 
+/* A walk that takes longer than the 2 s a loop has to answer, because the
+ * loop is busy (50 ms per iteration) and the walk slow (one handle a
+ * slice): it progresses, so it is waited for, and the count is whole. */
+#define NSLOW 60
+
+typedef struct {
+  uv_timer_t timers[NSLOW];
+  uv_prepare_t busy;
+  int on;
+} slow_t;
+
+static slow_t slow;
+
+static void tick_slow(uv_timer_t* t) {
+}
+
+static void on_busy(uv_prepare_t* p) {
+  if (slow.on)
+    usleep(50000);
+}
+
+static void build_slow(uv_loop_t* loop, void* arg) {
+  size_t i;
+
+  memset(&slow, 0, sizeof(slow));
+  for (i = 0; i < NSLOW; i++) {
+    ASSERT_EQ(uv_timer_init(loop, &slow.timers[i]), 0);
+    ASSERT_EQ(uv_timer_start(&slow.timers[i], tick_slow, 100000, 0), 0);
+  }
+  ASSERT_EQ(uv_prepare_init(loop, &slow.busy), 0);
+  ASSERT_EQ(uv_prepare_start(&slow.busy, on_busy), 0);
+  atomic_store(&uv_pprof__handles_slice_cap, 1);
+  slow.on = 1;
+}
+
+static void close_slow(uv_loop_t* loop, void* arg) {
+  size_t i;
+
+  slow.on = 0;
+  for (i = 0; i < NSLOW; i++)
+    uv_close((uv_handle_t*)&slow.timers[i], NULL);
+  uv_close((uv_handle_t*)&slow.busy, NULL);
+  atomic_store(&uv_pprof__handles_slice_cap, 0);
+}
+
+TEST_IMPL(handles_slow_walk) {
+  test_host_t* h = host_start(NULL);
+  char line[64];
+  char* text;
+
+  host_call(h, build_slow, NULL);
+  text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
+  snprintf(line, sizeof(line), "goroutine profile: total %d\n",
+           NSLOW + 1 + HOST_OWN);
+  ASSERT(strncmp(text, line, strlen(line)) == 0);
+  ASSERT(strstr(text, "did not answer") == NULL);
+  free(text);
+  host_call(h, close_slow, NULL);
+  host_stop(h);
+  return 0;
+}
+
 /* An answer of several MB goes out in chunks (and its buffer is freed on
  * the worker): it must arrive whole, and the connection must serve the
  * next request after it. */

@@ -73,6 +73,7 @@
   TEST(handles_two_loops)                                                 \
   TEST(handles_sliced)                                                    \
   TEST(handles_large_answer)                                              \
+  TEST(handles_slow_walk)                                                 \
   TEST(handles_track_preload)                                             \
   TEST(handles_track_linked)                                              \
   TEST(handles_track_wrap)                                                \

@@ -208,6 +208,7 @@ static void drop_answer(uv_pprof__conn_t* c) {
     job->work = free_work;
     job->done = free_done;
     job->data = c->body.base;
+    job->light = 1; /* not work that should keep the thread */
     if (uv_pprof__worker_submit(w, job) == 0)
       uv_pprof__buf_init(&c->body);
     else

@@ -112,5 +112,9 @@ char* uv_pprof__demangle(const char* name) {
     return NULL;
   }
   simplify(out);
+  if (out[0] == '\0') { /* nothing left to show: keep the linker's */
+    free(out);
+    return NULL;
+  }
   return out;
 }

@@ -30,6 +30,7 @@
 #include <uv.h>
 
 #include "internal.h"
+#include "probe.h"
 
 #define MAX_LOOPS 64
 #define MAX_ROUNDS 64
@@ -263,19 +264,6 @@ typedef struct {
   double worker_s; /* uv_pprof's worker thread */
 } run_t;
 
-static double median(double* v, int n) {
-  int i;
-  int j;
-
-  for (i = 1; i < n; i++)
-    for (j = i; j > 0 && v[j - 1] > v[j]; j--) {
-      double t = v[j];
-      v[j] = v[j - 1];
-      v[j - 1] = t;
-    }
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static unsigned long long total_units(worker_t* w, int n) {
   unsigned long long u = 0;
   int i;
@@ -393,8 +381,8 @@ int main(int argc, char** argv) {
     slope[r] = sl > ss ? (cl - cs) / (sl - ss) : 0;
     fixed[r] = cs - slope[r] * ss;
   }
-  worker_sample = median(slope, rounds);
-  worker_window = median(fixed, rounds);
+  worker_sample = probe_median(slope, rounds);
+  worker_window = probe_median(fixed, rounds);
   sleep(UV_PPROF__WORKER_IDLE_MS / 1000 + 2);
   window_cost(server.port, 1, &cold, &cold_samples);
   cold -= worker_window + worker_sample * cold_samples;
@@ -424,12 +412,12 @@ int main(int argc, char** argv) {
     }
     if (p == NONE)
       printf("%-12s %12.0f %10s %14.0f %10s %10s %12s\n", phase_names[p],
-             median(ups, rounds), "-", median(upc, rounds), "-", "-", "-");
+             probe_median(ups, rounds), "-", probe_median(upc, rounds), "-", "-", "-");
     else
       printf("%-12s %12.0f %9.2f%% %14.0f %9.2f%% %10.1f %12.1f\n",
-             phase_names[p], median(ups, rounds), 100 * median(thr, rounds),
-             median(upc, rounds), 100 * median(eff, rounds),
-             median(sps, rounds), median(per, rounds));
+             phase_names[p], probe_median(ups, rounds), 100 * probe_median(thr, rounds),
+             probe_median(upc, rounds), 100 * probe_median(eff, rounds),
+             probe_median(sps, rounds), probe_median(per, rounds));
   }
   for (r = 0; r < rounds; r++)
     worker_s += runs[r][UV_PPROF].worker_s;

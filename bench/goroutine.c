@@ -33,6 +33,7 @@
 
 #include <uv.h>
 
+#include "probe.h"
 #include "uv_pprof.h"
 
 #define MAX_RUNS 31
@@ -207,17 +208,6 @@ static double get(int port, const char* path, char** out, size_t* len) {
   return (double)(uv_hrtime() - t0) / 1e6;
 }
 
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a;
-  double y = *(const double*)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double* v, int n) {
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* ---- the Go peer -------------------------------------------------------- */
 
 typedef struct {
@@ -333,10 +323,10 @@ static void measure(const row_t* row, host_t* h, const peer_t* p, int runs,
     *bytes = len;
     free(body);
   }
-  *time_ms = median(t, runs);
-  *late_ms = median(l, runs);
-  *busy_ms = median(b, runs);
-  *iter_ms = median(it, runs);
+  *time_ms = probe_median(t, runs);
+  *late_ms = probe_median(l, runs);
+  *busy_ms = probe_median(b, runs);
+  *iter_ms = probe_median(it, runs);
 }
 
 /* Lateness of each probe over 1 s with nothing asked of it. */
@@ -379,7 +369,7 @@ static int init_cost(size_t n) {
     uv_run(&loop, UV_RUN_DEFAULT);
     ns[r] = (double)(uv_hrtime() - t0) / (double)n;
   }
-  printf("%.0f\n", median(ns, 5));
+  printf("%.0f\n", probe_median(ns, 5));
   free(t);
   return uv_loop_close(&loop) != 0;
 }

@@ -78,19 +78,6 @@ static size_t dump_alone(void) {
   return (size_t)size;
 }
 
-static double median(double* v, int n) {
-  int i;
-  int j;
-
-  for (i = 1; i < n; i++)
-    for (j = i; j > 0 && v[j] < v[j - 1]; j--) {
-      double t = v[j];
-      v[j] = v[j - 1];
-      v[j - 1] = t;
-    }
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static double ms_since(uint64_t t0) {
   return (double)(uv_hrtime() - t0) / 1e6;
 }
@@ -144,13 +131,13 @@ static int run_stacks(void) {
       dump_size[c] = dump_alone();
       t[i] = ms_since(t0);
     }
-    dump_ms[c] = median(t, runs);
+    dump_ms[c] = probe_median(t, runs);
     for (i = 0; i < runs; i++) {
       t0 = uv_hrtime();
       probe_get(fd, "/debug/pprof/heap", 200);
       t[i] = ms_since(t0);
     }
-    heap_ms[c] = median(t, runs);
+    heap_ms[c] = probe_median(t, runs);
     /* Long enough for a p99 of the 1 ms timer to mean something: back to
      * back, then paced as bench_lateness paces (10 ms between requests). */
     probe_phase_begin(&h);
@@ -170,7 +157,7 @@ static int run_stacks(void) {
       probe_get(fd, "/debug/pprof/heap?debug=1", 200);
       t[i] = ms_since(t0);
     }
-    text_ms[c] = median(t, runs);
+    text_ms[c] = probe_median(t, runs);
   }
   for (c = 0; c < made; c++)
     free(slots[c]);
@@ -345,9 +332,9 @@ static void compare_settings(const char* self) {
          runs);
   printf("%-46s %-42s %8s %8s %9s\n", "MALLOC_CONF", "", "ns/step", "cost",
          "RSS KiB");
-  base = median(ns[0], runs);
+  base = probe_median(ns[0], runs);
   for (s = 0; s < N; s++) {
-    double m = median(ns[s], runs);
+    double m = probe_median(ns[s], runs);
     printf("%-46s %-42s %8.2f %+7.1f%% %9ld\n",
            settings[s].conf[0] ? settings[s].conf : "(unset)",
            settings[s].what, m, (m / base - 1) * 100, rss[s]);

@@ -148,17 +148,6 @@ static double get(int port, const char* path) {
   return (double)(uv_hrtime() - t0) / 1e6;
 }
 
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a;
-  double y = *(const double*)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double* v, int n) {
-  qsort(v, (size_t)n, sizeof(*v), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* The longest iteration (ms) over `ms` of nothing asked. */
 static double quiet(host_t* h, int ms) {
   atomic_store(&h->max_iter_ns, 0);
@@ -178,8 +167,8 @@ static void request_row(host_t* h, const char* path, int runs,
     usleep(20000); /* the worker's answer comes back through the loop */
     it[i] = (double)atomic_load(&h->max_iter_ns) / 1e6;
   }
-  *time_ms = median(t, runs);
-  *iter_ms = median(it, runs);
+  *time_ms = probe_median(t, runs);
+  *iter_ms = probe_median(it, runs);
 }
 
 /* ---- the alternative: a plain uv_walk count ------------------------------ */
@@ -214,7 +203,7 @@ static double plain_walk(size_t n, int runs) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   free(timers);
-  return median(ms, runs);
+  return probe_median(ms, runs);
 }
 
 /* ---- idle-time measurement: async round trips --------------------------- */
@@ -311,7 +300,7 @@ int main(int argc, char** argv) {
          gt, git, 1.0);
   printf("%-34s %9.1f %12.3f %10.2f\n", "GET /metrics", t, it, it / git);
   printf("%-34s %9s %12.3f %10.2f\n", "timeline sample (1 s window)", "-",
-         median(samples, runs), median(samples, runs) / git);
+         probe_median(samples, runs), probe_median(samples, runs) / git);
   q = plain_walk(n, runs);
   printf("%-34s %9s %12.3f %10.2f\n", "plain uv_walk count (not used)", "-",
          q, q / git);
@@ -336,8 +325,8 @@ int main(int argc, char** argv) {
     rt[0][i] = round_trip(20000, 0);
     rt[1][i] = round_trip(20000, 1);
   }
-  q = median(rt[0], runs);
-  t = median(rt[1], runs);
+  q = probe_median(rt[0], runs);
+  t = probe_median(rt[1], runs);
   printf("\nuv_async_t round trips thread -> loop -> thread, ns each (20000, "
          "median of %d)\n\n",
          runs);

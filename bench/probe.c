@@ -1,4 +1,4 @@
-/* The benchmarks' measuring host and HTTP client (see probe.h). */
+/* The benchmarks' measuring host, HTTP client and median (see probe.h). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -164,4 +164,16 @@ size_t probe_get(int fd, const char* path, int status) {
     if (want >= 0 && (long)have >= want)
       return have - head;
   }
+}
+
+static int cmp_double(const void* a, const void* b) {
+  double x = *(const double*)a;
+  double y = *(const double*)b;
+
+  return (x > y) - (x < y);
+}
+
+double probe_median(double* v, int n) {
+  qsort(v, (size_t)n, sizeof(*v), cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }

@@ -1,7 +1,8 @@
 /* The measuring host shared by the benchmarks that ask how late a host's
  * timers run while uv_pprof serves: a loop with uv_pprof on port 0 and a
  * 1 ms repeating timer, on its own thread, whose lateness is collected per
- * phase; and a keep-alive HTTP client for the requests. */
+ * phase; a keep-alive HTTP client for the requests; and the median every
+ * benchmark's table reports. */
 #ifndef UV_PPROF_BENCH_PROBE_H
 #define UV_PPROF_BENCH_PROBE_H
 
@@ -44,5 +45,8 @@ int probe_connect(int port);
 /* One GET on a keep-alive connection; returns the body's length. Exits
  * unless the answer has that status and a Content-Length. */
 size_t probe_get(int fd, const char* path, int status);
+
+/* The median of v[0..n), n >= 1; sorts v. */
+double probe_median(double* v, int n);
 
 #endif /* UV_PPROF_BENCH_PROBE_H */

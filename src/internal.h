@@ -146,8 +146,8 @@ void uv_pprof__symbolizer_reset(void);
 /* The name to show people for a name from uv_pprof__symbolize(): a C++
  * linker name demangled and shortened (uv_pprof__demangle), else name
  * itself. Text views use it; protos and /symbol keep the linker's names,
- * which pprof demangles itself. Cached like the names (demangling costs
- * ~10 us a name). Worker thread only. */
+ * which pprof demangles itself. Kept beside the interned name (demangling
+ * costs ~10 us a name). Worker thread only. */
 const char* uv_pprof__symbol_readable(const char* name);
 
 /* ---- src/demangle.c: readable C++ names -------------------------------- */

@@ -67,7 +67,8 @@ typedef struct {
 
 typedef struct {
   uint64_t hash;
-  const char* s; /* NULL: empty slot */
+  const char* s;        /* NULL: empty slot */
+  const char* readable; /* what people are shown for s; NULL: not asked */
 } interned_t;
 
 /* Interned strings live in chunks that never move. */
@@ -79,12 +80,6 @@ typedef struct chunk_s {
 } chunk_t;
 
 #define CHUNK_SIZE 65536
-
-/* A C++ name and what people are shown for it. */
-typedef struct {
-  const char* name; /* interned; NULL: empty slot */
-  const char* readable;
-} readable_t;
 
 static Dwfl_Callbacks callbacks; /* filled once libdw is loaded */
 
@@ -102,9 +97,6 @@ static struct {
   size_t strings_mask;
   size_t strings_used;
   chunk_t* chunks;
-  readable_t* readable; /* by interned C++ name */
-  size_t readable_mask;
-  size_t readable_used;
 } state;
 
 /* ---- interned strings ---------------------------------------------------- */
@@ -153,9 +145,10 @@ static int strings_grow(void) {
   return 0;
 }
 
-/* Our copy of s, the same pointer for equal strings until reset. NULL for
- * NULL, and when out of memory (the answer is then poorer, not wrong). */
-static const char* intern(const char* s) {
+/* The entry of s's copy, made if needed (valid until the next one is
+ * made). NULL for NULL, and when out of memory (the answer is then poorer,
+ * not wrong). */
+static interned_t* intern_entry(const char* s) {
   size_t len;
   uint64_t hash;
   size_t i;
@@ -173,7 +166,7 @@ static const char* intern(const char* s) {
   for (i = hash & state.strings_mask; state.strings[i].s != NULL;
        i = (i + 1) & state.strings_mask) {
     if (state.strings[i].hash == hash && strcmp(state.strings[i].s, s) == 0)
-      return state.strings[i].s;
+      return &state.strings[i];
   }
   copy = chunk_copy(s, len);
   if (copy == NULL)
@@ -181,7 +174,36 @@ static const char* intern(const char* s) {
   state.strings[i].hash = hash;
   state.strings[i].s = copy;
   state.strings_used++;
-  return copy;
+  return &state.strings[i];
+}
+
+/* Our copy of s, the same pointer for equal strings until reset. */
+static const char* intern(const char* s) {
+  interned_t* e = intern_entry(s);
+
+  return e != NULL ? e->s : NULL;
+}
+
+const char* uv_pprof__symbol_readable(const char* name) {
+  interned_t* e;
+  char* demangled;
+  const char* shown;
+
+  if (name == NULL || strncmp(name, "_Z", 2) != 0)
+    return name;
+  e = intern_entry(name);
+  if (e != NULL && e->readable != NULL)
+    return e->readable;
+  demangled = uv_pprof__demangle(name);
+  shown = demangled != NULL ? intern(demangled) : NULL;
+  free(demangled);
+  if (shown == NULL)
+    shown = name;
+  /* Interning the demangled name may have moved the entries. */
+  e = intern_entry(name);
+  if (e != NULL)
+    e->readable = shown;
+  return shown;
 }
 
 /* ---- per-object symbol tables ------------------------------------------- */
@@ -956,64 +978,5 @@ void uv_pprof__symbolizer_reset(void) {
   free(state.cache);
   free(state.frames);
   free(state.strings);
-  free(state.readable);
   memset(&state, 0, sizeof(state));
-}
-
-/* ---- names for people ----------------------------------------------------- */
-
-static int readable_grow(void) {
-  size_t cap = state.readable != NULL ? state.readable_mask + 1 : 0;
-  size_t ncap = cap != 0 ? cap * 2 : 256;
-  readable_t* slots = calloc(ncap, sizeof(*slots));
-  size_t i;
-
-  if (slots == NULL)
-    return UV_ENOMEM;
-  for (i = 0; i < cap; i++) {
-    size_t j;
-    if (state.readable[i].name == NULL)
-      continue;
-    for (j = uv_pprof__hash64((uintptr_t)state.readable[i].name) & (ncap - 1);
-         slots[j].name != NULL; j = (j + 1) & (ncap - 1))
-      ;
-    slots[j] = state.readable[i];
-  }
-  free(state.readable);
-  state.readable = slots;
-  state.readable_mask = ncap - 1;
-  return 0;
-}
-
-const char* uv_pprof__symbol_readable(const char* name) {
-  char* demangled;
-  const char* shown;
-  size_t i;
-
-  if (name == NULL || strncmp(name, "_Z", 2) != 0)
-    return name;
-  if (state.readable != NULL) {
-    for (i = uv_pprof__hash64((uintptr_t)name) & state.readable_mask;
-         state.readable[i].name != NULL; i = (i + 1) & state.readable_mask) {
-      if (state.readable[i].name == name)
-        return state.readable[i].readable;
-    }
-  }
-  demangled = uv_pprof__demangle(name);
-  shown = demangled != NULL ? intern(demangled) : NULL;
-  free(demangled);
-  if (shown == NULL)
-    shown = name;
-  if ((state.readable_used + 1) * 4 > (state.readable_mask + 1) * 3 ||
-      state.readable == NULL) {
-    if (readable_grow() != 0)
-      return shown;
-  }
-  for (i = uv_pprof__hash64((uintptr_t)name) & state.readable_mask;
-       state.readable[i].name != NULL; i = (i + 1) & state.readable_mask)
-    ;
-  state.readable[i].name = name;
-  state.readable[i].readable = shown;
-  state.readable_used++;
-  return shown;
 }

@@ -31,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 
-from workflow import Failed, expect, free_port, http_get, pid_alive, read, wait_for
+from workflow import (Failed, expect, free_port, http_get, pid_alive, read,
+                      run_main, stop, wait_for)
 
 GUIDE = "docs/memory-profiling.md"
 RUN_TIMEOUT = 180  # seconds, per "run" block
@@ -436,20 +437,6 @@ def substitute(body, ports):
     return body
 
 
-def stop(proc, sig, group):
-    """Signals proc (its process group when group) and reaps it."""
-    if proc.poll() is None:
-        try:
-            (os.killpg if group else os.kill)(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        (os.killpg if group else os.kill)(proc.pid, signal.SIGKILL)
-        return proc.wait()
-
-
 def main():
     src, demo = sys.argv[1], os.path.abspath(sys.argv[2])
     node_path = sys.argv[3] if len(sys.argv) > 3 else ""
@@ -531,8 +518,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Failed as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -24,23 +24,13 @@ import sys
 import tempfile
 import time
 
-from workflow import Failed, expect, free_port, read, wait_for
+from workflow import (Failed, expect, free_port, read, run_main, stop,
+                      wait_for)
 
 HEADER = "time,heap_alloc_bytes,heap_inuse_bytes,goroutines,rss_mb"
 ROW = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)[+-]\d\d:\d\d,"
                  r"(\d+),(\d+),(\d+),(\d+\.\d\d)")
 WAIT = 60  # seconds for anything awaited here
-
-
-def stop(proc, sig=signal.SIGTERM):
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise Failed(f"pid {proc.pid} ignored signal {sig}")
 
 
 class Monitor:
@@ -143,7 +133,7 @@ def main():
         print(f"ok leaking demo: handles {handles}, HeapAlloc {heap}")
 
         # Down again (a restart): one more message, then a fresh demo.
-        stop(demo.proc)
+        stop(demo.proc, must_obey=True)
         n = len(mon.rows())
         wait_for(lambda: mon.said("no figures from") == 2, "the second 'down' message")
         calm = Demo(demo_path, port, jemalloc, [])
@@ -162,14 +152,15 @@ def main():
               f"(VmRSS {rss:.2f})")
 
         # Ctrl-C: exit 0, every row in the log file.
-        expect(stop(mon.proc, signal.SIGINT) == 0, "SIGINT: exit status not 0")
+        expect(stop(mon.proc, signal.SIGINT, must_obey=True) == 0,
+               "SIGINT: exit status not 0")
         logs = [f for f in os.listdir(work)
                 if re.fullmatch(r"mem-\d{8}-\d{6}\.log", f)]
         expect(len(logs) == 1, f"log files: {os.listdir(work)}")
         expect(read(os.path.join(work, logs[0])) == read(mon.out),
                "the log file differs from stdout")
         print(f"ok SIGINT: exit 0, {logs[0]} == stdout ({len(mon.rows())} rows)")
-        stop(calm.proc)
+        stop(calm.proc, must_obey=True)
 
         # The token, and SIGTERM.
         secure = Demo(demo_path, port, jemalloc, [], token="s3cret")
@@ -182,14 +173,16 @@ def main():
         wait_for(lambda: bare.said("no figures from"), "a 401 to be reported")
         expect("401" in read(bare.err) and bare.rows() == [],
                "without the token: " + read(bare.err))
-        expect(stop(bare.proc) == 0, "SIGTERM: exit status not 0")
+        expect(stop(bare.proc, must_obey=True) == 0,
+               "SIGTERM: exit status not 0")
         time.sleep(1)
         env["UV_PPROF_TOKEN"] = "s3cret"
         authed = Monitor(script, work, [f"localhost:{port}", "1"], env)
         procs.append(authed.proc)
         wait_for(lambda: len(authed.rows()) >= 2, "rows with the token")
         expect(authed.said("no figures") == 0, "errors with the token")
-        expect(stop(authed.proc) == 0, "SIGTERM: exit status not 0")
+        expect(stop(authed.proc, must_obey=True) == 0,
+               "SIGTERM: exit status not 0")
         print("ok token sent from UV_PPROF_TOKEN; SIGTERM exits 0")
     finally:
         for p in procs:
@@ -202,8 +195,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Failed as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

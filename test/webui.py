@@ -30,23 +30,12 @@ import sys
 import tempfile
 import zlib
 
-from workflow import Failed, expect, free_port, http_get, wait_for
+from workflow import (Failed, expect, free_port, http_get, run_main, stop,
+                      wait_for)
 
 CHROMIUM_TIME = 90  # seconds, per Chromium run
 WINDOW = (1280, 900)
 TOOLBAR = 50       # pixels: pprof's menu bar, which is never blank
-
-
-def stop_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 # ---- PNG ----------------------------------------------------------------------
@@ -127,7 +116,7 @@ def chromium(profile_dir, args):
     try:
         out, _ = proc.communicate(timeout=CHROMIUM_TIME)
     except subprocess.TimeoutExpired:
-        stop_group(proc)
+        stop(proc, group=True)
         raise Failed(f"chromium {args} still running after {CHROMIUM_TIME} s")
     finally:
         try:
@@ -189,11 +178,11 @@ def main():
             wait_for(lambda: http_get(ui + "/ui/")[0] == 200,
                      f"pprof -http ({kind})", ignore=(OSError,))
             check_ui(ui, name, kind, outdir, tmp)
-            stop_group(pprof)
+            stop(pprof, group=True)
     finally:
         for p in procs:
             if p.poll() is None:
-                stop_group(p)
+                stop(p, group=True)
         demo_proc.terminate()
         try:
             demo_proc.wait(timeout=20)
@@ -206,8 +195,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Failed as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

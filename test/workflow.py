@@ -1,9 +1,13 @@
 """What the workflow tests (test/*.py) share: failing with a message, free
 loopback ports, reading a file that may not exist yet, waiting for a
-condition with a bound, HTTP GETs, and whether a pid is still running."""
+condition with a bound, HTTP GETs, whether a pid is still running, stopping
+a child, and the entry point that turns a failure into exit status 1."""
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -64,3 +68,32 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def stop(proc, sig=signal.SIGTERM, group=False, must_obey=False):
+    """Sends sig to proc (to its process group when group) unless it has
+    exited, and reaps it: its exit status. After 20 s it is killed, which
+    fails the check when must_obey."""
+    kill = os.killpg if group else os.kill
+    if proc.poll() is None:
+        try:
+            kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        kill(proc.pid, signal.SIGKILL)
+        rc = proc.wait()
+        if must_obey:
+            raise Failed(f"pid {proc.pid} ignored signal {sig}")
+        return rc
+
+
+def run_main(main):
+    """Exits with main()'s status; a Failed check prints FAIL and exits 1."""
+    try:
+        sys.exit(main())
+    except Failed as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)

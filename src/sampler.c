@@ -636,6 +636,16 @@ static void on_fork_parent(void) {
   uv_mutex_unlock(&S.mu);
 }
 
+/* Drops the lists of live and free thread slots. */
+static void forget_threads(void) {
+  free(S.free_slots);
+  free(S.live);
+  S.free_slots = NULL;
+  S.live = NULL;
+  S.nlive = S.nfree = S.nused = 0;
+  S.nlink = 0;
+}
+
 /* The child has no timers (fork does not copy them) and no ring or thread
  * table (MADV_DONTFORK); it gets the previous disposition back. */
 static void on_fork_child(void) {
@@ -648,12 +658,7 @@ static void on_fork_child(void) {
     S.users = 0;
     S.armed = 0;
     S.active = 0; /* handlers of other threads were not copied */
-    free(S.free_slots);
-    free(S.live);
-    S.free_slots = NULL;
-    S.live = NULL;
-    S.nlive = S.nfree = S.nused = 0;
-    S.nlink = 0;
+    forget_threads();
   }
   uv_pprof__unwind_reset();
   uv_mutex_unlock(&S.mu);
@@ -785,12 +790,7 @@ static void disarm(void) {
   S.signo = 0;
   while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) != 0)
     sched_yield();
-  free(S.free_slots);
-  free(S.live);
-  S.free_slots = NULL;
-  S.live = NULL;
-  S.nlive = S.nfree = S.nused = 0;
-  S.nlink = 0;
+  forget_threads();
 }
 
 /* ---- the interface ------------------------------------------------------ */

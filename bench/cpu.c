@@ -163,7 +163,8 @@ static void fetch_profile(int port, int seconds) {
 
 static int64_t now_ns(clockid_t clock);
 
-static void on_nothing(int sig) {}
+static void on_nothing(int sig) {
+}
 
 /* What the kernel alone takes to deliver a signal to a handler and return
  * from it, in us: the part of a sample's cost no handler can measure. */
@@ -243,8 +244,7 @@ static int64_t now_ns(clockid_t clock) {
 
 /* uv_pprof's worker CPU (s) for one window of `seconds` fetched now, and
  * the samples taken meanwhile. */
-static void window_cost(int port, int seconds, double* cpu_s,
-                        double* samples) {
+static void window_cost(int port, int seconds, double* cpu_s, double* samples) {
   uv_pprof__sampler_stats_t a;
   uv_pprof__sampler_stats_t b;
   int64_t w0 = worker_cpu_ns();
@@ -363,8 +363,8 @@ int main(int argc, char** argv) {
   for (r = 0; r < rounds; r++)
     for (p = 0; p < NPHASES; p++) {
       int phase = (p + r) % NPHASES;
-      runs[r][phase] = run_phase(phase, loops, nloops, &server, seconds,
-                                 gperf_file);
+      runs[r][phase] =
+          run_phase(phase, loops, nloops, &server, seconds, gperf_file);
     }
   uv_pprof__sampler_stats(&st1);
 
@@ -387,12 +387,13 @@ int main(int argc, char** argv) {
   window_cost(server.port, 1, &cold, &cold_samples);
   cold -= worker_window + worker_sample * cold_samples;
 
-  printf("%d libuv loops (one per CPU), each running a hash + qsort unit "
-         "in an idle callback;\n%d rounds of %d s per phase, phases in "
-         "rotating order; medians over rounds.\n\n",
-         nloops, rounds, seconds);
-  printf("%-12s %12s %10s %14s %10s %10s %12s\n", "phase", "units/s",
-         "cost", "units/CPU-s", "cost", "samples/s", "us/sample");
+  printf(
+      "%d libuv loops (one per CPU), each running a hash + qsort unit "
+      "in an idle callback;\n%d rounds of %d s per phase, phases in "
+      "rotating order; medians over rounds.\n\n",
+      nloops, rounds, seconds);
+  printf("%-12s %12s %10s %14s %10s %10s %12s\n", "phase", "units/s", "cost",
+         "units/CPU-s", "cost", "samples/s", "us/sample");
   for (p = 0; p < NPHASES; p++) {
     double ups[MAX_ROUNDS];
     double upc[MAX_ROUNDS];
@@ -412,12 +413,14 @@ int main(int argc, char** argv) {
     }
     if (p == NONE)
       printf("%-12s %12.0f %10s %14.0f %10s %10s %12s\n", phase_names[p],
-             probe_median(ups, rounds), "-", probe_median(upc, rounds), "-", "-", "-");
+             probe_median(ups, rounds), "-", probe_median(upc, rounds), "-",
+             "-", "-");
     else
       printf("%-12s %12.0f %9.2f%% %14.0f %9.2f%% %10.1f %12.1f\n",
-             phase_names[p], probe_median(ups, rounds), 100 * probe_median(thr, rounds),
-             probe_median(upc, rounds), 100 * probe_median(eff, rounds),
-             probe_median(sps, rounds), probe_median(per, rounds));
+             phase_names[p], probe_median(ups, rounds),
+             100 * probe_median(thr, rounds), probe_median(upc, rounds),
+             100 * probe_median(eff, rounds), probe_median(sps, rounds),
+             probe_median(per, rounds));
   }
   for (r = 0; r < rounds; r++)
     worker_s += runs[r][UV_PPROF].worker_s;
@@ -427,34 +430,40 @@ int main(int argc, char** argv) {
     double worker = worker_s / n * 1e6;
     double delivery = delivery_us();
     double gperf = gperftools_sample_us(gperf_file);
-    printf("\nper sample, us of CPU   in the sampled thread   on a thread of "
-           "its own   total\n");
-    printf("uv_pprof               %6.1f (handler %4.1f)     %6.1f             "
-           "%6.1f\n",
-           handler + delivery, handler, worker_sample * 1e6,
-           handler + delivery + worker_sample * 1e6);
-    printf("gperftools             %6.1f                   %6.1f             "
-           "%6.1f\n",
-           gperf, 0.0, gperf);
-    printf("(the kernel's delivery and return of a signal: %.1f us, in both; "
-           "uv_pprof's worker:\n%.1f us unwinding %.1f frames, the rest "
-           "draining and adding to the profile; %.0f samples,\n%llu lost, "
-           "%.1f KiB of stack copied per sample. gperftools: SIGPROF raised "
-           "by hand\nfrom a shallow stack.)\n",
-           delivery, (double)(st1.unwind_ns - st0.unwind_ns) / n / 1e3,
-           (double)(st1.frames - st0.frames) / n, n,
-           (unsigned long long)(st1.lost - st0.lost),
-           (double)(st1.stack_bytes - st0.stack_bytes) / n / 1024);
-    printf("\nuv_pprof's worker per window, whatever its length: %.2f ms "
-           "(arming, encoding,\nsymbolizing with warm tables); the first "
-           "window after the worker idled out: +%.1f ms.\nIn the rounds "
-           "above (%d s windows, warm or cold as they came): %.1f us per "
-           "sample in all.\n",
-           worker_window * 1e3, cold * 1e3, seconds, worker);
+    printf(
+        "\nper sample, us of CPU   in the sampled thread   on a thread of "
+        "its own   total\n");
+    printf(
+        "uv_pprof               %6.1f (handler %4.1f)     %6.1f             "
+        "%6.1f\n",
+        handler + delivery, handler, worker_sample * 1e6,
+        handler + delivery + worker_sample * 1e6);
+    printf(
+        "gperftools             %6.1f                   %6.1f             "
+        "%6.1f\n",
+        gperf, 0.0, gperf);
+    printf(
+        "(the kernel's delivery and return of a signal: %.1f us, in both; "
+        "uv_pprof's worker:\n%.1f us unwinding %.1f frames, the rest "
+        "draining and adding to the profile; %.0f samples,\n%llu lost, "
+        "%.1f KiB of stack copied per sample. gperftools: SIGPROF raised "
+        "by hand\nfrom a shallow stack.)\n",
+        delivery, (double)(st1.unwind_ns - st0.unwind_ns) / n / 1e3,
+        (double)(st1.frames - st0.frames) / n, n,
+        (unsigned long long)(st1.lost - st0.lost),
+        (double)(st1.stack_bytes - st0.stack_bytes) / n / 1024);
+    printf(
+        "\nuv_pprof's worker per window, whatever its length: %.2f ms "
+        "(arming, encoding,\nsymbolizing with warm tables); the first "
+        "window after the worker idled out: +%.1f ms.\nIn the rounds "
+        "above (%d s windows, warm or cold as they came): %.1f us per "
+        "sample in all.\n",
+        worker_window * 1e3, cold * 1e3, seconds, worker);
   }
-  printf("\ncost: 1 - the phase's rate / the baseline's rate in the same "
-         "round. us/sample: the phase's\nextra process CPU per unit of "
-         "work, times units, per sample (all of it, for either profiler).\n");
+  printf(
+      "\ncost: 1 - the phase's rate / the baseline's rate in the same "
+      "round. us/sample: the phase's\nextra process CPU per unit of "
+      "work, times units, per sample (all of it, for either profiler).\n");
 
   for (i = 0; i < nloops; i++) {
     uv_async_send(&loops[i].stop);

@@ -263,8 +263,7 @@ static void peer_stop(peer_t* p) {
 
   kill(p->pid, SIGKILL);
   waitpid(p->pid, NULL, 0);
-  snprintf(cmd, sizeof(cmd), "chmod -R u+w '%s'; rm -rf '%s'", p->dir,
-           p->dir);
+  snprintf(cmd, sizeof(cmd), "chmod -R u+w '%s'; rm -rf '%s'", p->dir, p->dir);
   sh(cmd);
 }
 
@@ -318,7 +317,8 @@ static void measure(const row_t* row, host_t* h, const peer_t* p, int runs,
       l[i] = (double)atomic_load(&h->max_late_ns) / 1e6;
       it[i] = (double)atomic_load(&h->max_iter_ns) / 1e6;
       b[i] = (double)((uv_hrtime() - t0) -
-                      (uv_metrics_idle_time(&h->loop) - idle0)) / 1e6;
+                      (uv_metrics_idle_time(&h->loop) - idle0)) /
+             1e6;
     }
     *bytes = len;
     free(body);
@@ -421,8 +421,10 @@ int main(int argc, char** argv) {
   get(p.port, "/debug/pprof/goroutine", NULL, NULL);
   quiet(&h, &p, &q_c, &q_go, &q_iter);
 
-  printf("%zu live handles (uv_pprof) vs %zu parked goroutines (Go), "
-         "median of %d runs\n\n", n, n, runs);
+  printf(
+      "%zu live handles (uv_pprof) vs %zu parked goroutines (Go), "
+      "median of %d runs\n\n",
+      n, n, runs);
   printf("%-30s %9s %12s %13s %13s %10s\n", "endpoint", "time ms",
          "lateness ms", "loop busy ms", "longest iter", "bytes");
   printf("%-30s %9s %12.2f %13s %13.2f %10s\n", "quiet: uv_pprof host loop",
@@ -437,21 +439,23 @@ int main(int argc, char** argv) {
     size_t bytes;
     measure(&rows[i], &h, &p, runs, &t, &l, &b, &it, &bytes);
     if (rows[i].go)
-      printf("%-30s %9.1f %12.2f %13s %13s %10zu\n", rows[i].label, t, l,
-             "-", "-", bytes);
+      printf("%-30s %9.1f %12.2f %13s %13s %10zu\n", rows[i].label, t, l, "-",
+             "-", bytes);
     else
-      printf("%-30s %9.1f %12.2f %13.2f %13.2f %10zu\n", rows[i].label, t,
-             l, b, it, bytes);
+      printf("%-30s %9.1f %12.2f %13.2f %13.2f %10zu\n", rows[i].label, t, l, b,
+             it, bytes);
     fflush(stdout);
   }
   peer_stop(&p);
   host_stop(&h);
 
-  printf("\nuv_timer_init + uv_close, ns per handle (%zu handles, median of "
-         "5)\n\n", n);
+  printf(
+      "\nuv_timer_init + uv_close, ns per handle (%zu handles, median of "
+      "5)\n\n",
+      n);
   printf("%-36s %8.0f\n", "no tracker", init_row(argv[0], n, "env"));
-  snprintf(env, sizeof(env), "env LD_PRELOAD=%s UV_PPROF_TRACK=",
-           UV_PPROF_TRACK_LIBRARY);
+  snprintf(env, sizeof(env),
+           "env LD_PRELOAD=%s UV_PPROF_TRACK=", UV_PPROF_TRACK_LIBRARY);
   printf("%-36s %8.0f\n", "libuv_pprof_track loaded, off",
          init_row(argv[0], n, env));
   snprintf(env, sizeof(env), "env LD_PRELOAD=%s UV_PPROF_TRACK=handles",

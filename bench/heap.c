@@ -22,7 +22,7 @@
 #include "uv_pprof.h"
 
 #define MAX_RUNS 31
-#define DEPTH 16 /* 2^16 paths: enough for 50k distinct stacks */
+#define DEPTH 16      /* 2^16 paths: enough for 50k distinct stacks */
 #define PHASE_MS 3000 /* each phase of the lateness measurement */
 
 extern char** environ;
@@ -164,24 +164,24 @@ static int run_stacks(void) {
   free(slots);
   close(fd);
 
-  printf("heap endpoint against jemalloc's prof.dump alone (ms, median of "
-         "%d; first = the first /heap at that size)\n\n",
-         runs);
-  printf("%11s %10s %10s %10s %7s %10s %10s %10s\n", "live stacks",
-         "dump KiB", "prof.dump", "/heap", "ratio", "first", "?debug=1",
-         "proto KiB");
+  printf(
+      "heap endpoint against jemalloc's prof.dump alone (ms, median of "
+      "%d; first = the first /heap at that size)\n\n",
+      runs);
+  printf("%11s %10s %10s %10s %7s %10s %10s %10s\n", "live stacks", "dump KiB",
+         "prof.dump", "/heap", "ratio", "first", "?debug=1", "proto KiB");
   for (c = 0; c < 3; c++)
-    printf("%11u %10zu %10.1f %10.1f %6.2fx %10.1f %10.1f %10zu\n",
-           counts[c], dump_size[c] >> 10, dump_ms[c], heap_ms[c],
-           heap_ms[c] / dump_ms[c], cold_ms[c], text_ms[c],
-           proto_size[c] >> 10);
-  printf("\nthe host loop: its 1 ms timer's lateness (us), and its busy time "
-         "(outside epoll_wait)\nper request over the quiet phase's; quiet, "
-         "then /heap paced (10 ms between requests)\nand back to back, %d s "
-         "each\n\n",
-         PHASE_MS / 1000);
-  printf("%-28s %8s %6s %6s %6s %6s %10s %12s\n", "phase", "requests",
-         "ticks", "p50", "p99", "max", "p99 added", "busy/req us");
+    printf("%11u %10zu %10.1f %10.1f %6.2fx %10.1f %10.1f %10zu\n", counts[c],
+           dump_size[c] >> 10, dump_ms[c], heap_ms[c], heap_ms[c] / dump_ms[c],
+           cold_ms[c], text_ms[c], proto_size[c] >> 10);
+  printf(
+      "\nthe host loop: its 1 ms timer's lateness (us), and its busy time "
+      "(outside epoll_wait)\nper request over the quiet phase's; quiet, "
+      "then /heap paced (10 ms between requests)\nand back to back, %d s "
+      "each\n\n",
+      PHASE_MS / 1000);
+  printf("%-28s %8s %6s %6s %6s %6s %10s %12s\n", "phase", "requests", "ticks",
+         "p50", "p99", "max", "p99 added", "busy/req us");
   printf("%-28s %8s %6zu %6lld %6lld %6lld %10s %12s\n", "quiet (baseline)",
          "-", quiet.ticks, (long long)quiet.p50, (long long)quiet.p99,
          (long long)quiet.max, "-", "-");
@@ -327,17 +327,18 @@ static void compare_settings(const char* self) {
       if (kib > rss[s])
         rss[s] = kib;
     }
-  printf("\nmalloc-heavy loop (20M free+malloc of 16..527 B) by MALLOC_CONF "
-         "(ns per step, median of %d interleaved runs; peak RSS)\n\n",
-         runs);
+  printf(
+      "\nmalloc-heavy loop (20M free+malloc of 16..527 B) by MALLOC_CONF "
+      "(ns per step, median of %d interleaved runs; peak RSS)\n\n",
+      runs);
   printf("%-46s %-42s %8s %8s %9s\n", "MALLOC_CONF", "", "ns/step", "cost",
          "RSS KiB");
   base = probe_median(ns[0], runs);
   for (s = 0; s < N; s++) {
     double m = probe_median(ns[s], runs);
     printf("%-46s %-42s %8.2f %+7.1f%% %9ld\n",
-           settings[s].conf[0] ? settings[s].conf : "(unset)",
-           settings[s].what, m, (m / base - 1) * 100, rss[s]);
+           settings[s].conf[0] ? settings[s].conf : "(unset)", settings[s].what,
+           m, (m / base - 1) * 100, rss[s]);
   }
 }
 

@@ -35,20 +35,18 @@
 #endif
 
 #define DEFAULT_RUNS 5
-#define SETTLE_MS 2000      /* idle children report this long after start */
+#define SETTLE_MS 2000          /* idle children report this long after start */
 #define AFTER_REQUESTS_MS 12000 /* > the worker's 10 s idle exit */
 #define NUM_REQUESTS 20
 #define REPORT_TIMEOUT_MS 60000
 
 enum { PLAIN, DISABLED, ENABLED, REQUESTS, NUM_MODES };
 
-static const char* const mode_names[NUM_MODES] = {
-    "plain", "disabled", "enabled", "requests"};
+static const char* const mode_names[NUM_MODES] = {"plain", "disabled",
+                                                  "enabled", "requests"};
 static const char* const mode_labels[NUM_MODES] = {
-    "plain host (no uv_pprof)",
-    "uv_pprof loaded, UV_PPROF unset",
-    "enabled, idle",
-    "after 20 requests + 12 s idle"};
+    "plain host (no uv_pprof)", "uv_pprof loaded, UV_PPROF unset",
+    "enabled, idle", "after 20 requests + 12 s idle"};
 
 /* What the parent learns of one child. */
 typedef struct {
@@ -56,12 +54,13 @@ typedef struct {
   long anon_kib;
   long threads;
   long fds;
-  long handles;     /* reported by the child (uv_walk) */
-  long ok;          /* requests answered 200 */
+  long handles;      /* reported by the child (uv_walk) */
+  long ok;           /* requests answered 200 */
   long peak_threads; /* threads right after the last request */
 } sample_t;
 
-/* ---- the child: a host ---------------------------------------------------- */
+/* ---- the child: a host ----------------------------------------------------
+ */
 
 typedef void (*options_init_fn)(uv_pprof_options_t*);
 typedef int (*start_fn)(uv_loop_t*);
@@ -85,9 +84,12 @@ static long requests_ok;
 static long peak_threads;
 
 static const char* const paths[] = {
-    "/debug/pprof/",           "/debug/pprof/cmdline",
-    "/debug/pprof/threadcreate", "/debug/pprof/mutex",
-    "/debug/pprof/block",      "/debug/pprof/threadcreate?debug=1",
+    "/debug/pprof/",
+    "/debug/pprof/cmdline",
+    "/debug/pprof/threadcreate",
+    "/debug/pprof/mutex",
+    "/debug/pprof/block",
+    "/debug/pprof/threadcreate?debug=1",
 };
 
 static void die(const char* what, int err) {
@@ -153,8 +155,8 @@ static int response_complete(void) {
     return 0;
   for (p = response; p < end; p = strstr(p, "\r\n") + 2)
     if (strncasecmp(p, "Content-Length:", 15) == 0)
-      return response_len >= (size_t)(end + 4 - response) +
-                                 strtoul(p + 15, NULL, 10);
+      return response_len >=
+             (size_t)(end + 4 - response) + strtoul(p + 15, NULL, 10);
   return 0;
 }
 
@@ -249,8 +251,7 @@ static int run_child(int mode, int fd) {
     options.quiet = 1;
     rc = ((start_ex_fn)must_sym(lib, "uv_pprof_start_ex"))(&loop, &options);
     if (rc == 0)
-      rc = ((address_fn)must_sym(lib, "uv_pprof_address"))(&loop,
-                                                            &server_addr);
+      rc = ((address_fn)must_sym(lib, "uv_pprof_address"))(&loop, &server_addr);
   }
   if (rc != 0)
     die("uv_pprof_start", rc);
@@ -263,7 +264,8 @@ static int run_child(int mode, int fd) {
   return 0;
 }
 
-/* ---- the parent: measure ---------------------------------------------------- */
+/* ---- the parent: measure ----------------------------------------------------
+ */
 
 static long status_field(pid_t pid, const char* key) {
   char path[64];
@@ -446,9 +448,10 @@ int main(int argc, char** argv) {
     return 2;
   setvbuf(stdout, NULL, _IOLBF, 0);
 
-  printf("bench_idle_rss: %d runs of 4 hosts side by side (~%d s each); "
-         "library %s\n", nruns, (AFTER_REQUESTS_MS + 1500) / 1000,
-         UV_PPROF_LIBRARY);
+  printf(
+      "bench_idle_rss: %d runs of 4 hosts side by side (~%d s each); "
+      "library %s\n",
+      nruns, (AFTER_REQUESTS_MS + 1500) / 1000, UV_PPROF_LIBRARY);
   for (i = 0; i < nruns; i++) {
     run_once("/proc/self/exe", runs[i]);
     printf("  run %d: RSS KiB", i + 1);
@@ -457,9 +460,8 @@ int main(int argc, char** argv) {
     printf("; 200s %ld/%d\n", runs[i][REQUESTS].ok, NUM_REQUESTS);
   }
 
-  printf("\n%-31s %8s %6s %9s %6s %8s %4s %8s\n", "median of runs",
-         "RSS KiB", "delta", "anon KiB", "delta", "threads", "fds",
-         "handles");
+  printf("\n%-31s %8s %6s %9s %6s %8s %4s %8s\n", "median of runs", "RSS KiB",
+         "delta", "anon KiB", "delta", "threads", "fds", "handles");
   for (m = 0; m < NUM_MODES; m++) {
     long rss = MEDIAN(m, rss_kib);
     long anon = MEDIAN(m, anon_kib);
@@ -475,8 +477,9 @@ int main(int argc, char** argv) {
            delta, anon, anon_delta, MEDIAN(m, threads), MEDIAN(m, fds),
            MEDIAN(m, handles));
   }
-  printf("\nrequests answered 200 (median): %ld of %d; threads right after "
-         "the last request: %ld\n", MEDIAN(REQUESTS, ok), NUM_REQUESTS,
-         MEDIAN(REQUESTS, peak_threads));
+  printf(
+      "\nrequests answered 200 (median): %ld of %d; threads right after "
+      "the last request: %ld\n",
+      MEDIAN(REQUESTS, ok), NUM_REQUESTS, MEDIAN(REQUESTS, peak_threads));
   return 0;
 }

@@ -64,13 +64,14 @@ int main(int argc, char** argv) {
   usleep((useconds_t)(seconds * 1e6));
   base = probe_phase_end(&h);
 
-  printf("host timer: 1 ms repeating; lateness in microseconds; %.0f s per "
-         "phase\n\n",
-         seconds);
+  printf(
+      "host timer: 1 ms repeating; lateness in microseconds; %.0f s per "
+      "phase\n\n",
+      seconds);
   printf("%-42s %8s %9s %7s %7s %7s %12s\n", "phase", "requests", "ms/req",
          "ticks", "p50", "p99", "p99 added");
-  printf("%-42s %8s %9s %7zu %7lld %7lld %12s\n", "quiet (baseline)", "-",
-         "-", base.ticks, (long long)base.p50, (long long)base.p99, "-");
+  printf("%-42s %8s %9s %7zu %7lld %7lld %12s\n", "quiet (baseline)", "-", "-",
+         base.ticks, (long long)base.p50, (long long)base.p99, "-");
   for (i = 0; i < 2 * sizeof(paths) / sizeof(paths[0]); i++) {
     int flood = i % 2;
     char label[64];

@@ -155,8 +155,8 @@ static double quiet(host_t* h, int ms) {
   return (double)atomic_load(&h->max_iter_ns) / 1e6;
 }
 
-static void request_row(host_t* h, const char* path, int runs,
-                        double* time_ms, double* iter_ms) {
+static void request_row(host_t* h, const char* path, int runs, double* time_ms,
+                        double* iter_ms) {
   double t[MAX_RUNS];
   double it[MAX_RUNS];
   int i;
@@ -291,19 +291,20 @@ int main(int argc, char** argv) {
     samples[i] = quiet(&h, 1000);
   host_stop(&h);
 
-  printf("%zu live handles, median of %d runs; longest loop iteration in the "
-         "loop thread's CPU time\n\n",
-         n, runs);
+  printf(
+      "%zu live handles, median of %d runs; longest loop iteration in the "
+      "loop thread's CPU time\n\n",
+      n, runs);
   printf("%-34s %9s %12s %10s\n", "", "time ms", "longest ms", "vs walk");
   printf("%-34s %9s %12.3f %10s\n", "quiet host (1 s)", "-", q, "-");
-  printf("%-34s %9.1f %12.3f %10.2f\n", "GET goroutine?debug=1 (baseline)",
-         gt, git, 1.0);
+  printf("%-34s %9.1f %12.3f %10.2f\n", "GET goroutine?debug=1 (baseline)", gt,
+         git, 1.0);
   printf("%-34s %9.1f %12.3f %10.2f\n", "GET /metrics", t, it, it / git);
   printf("%-34s %9s %12.3f %10.2f\n", "timeline sample (1 s window)", "-",
          probe_median(samples, runs), probe_median(samples, runs) / git);
   q = plain_walk(n, runs);
-  printf("%-34s %9s %12.3f %10.2f\n", "plain uv_walk count (not used)", "-",
-         q, q / git);
+  printf("%-34s %9s %12.3f %10.2f\n", "plain uv_walk count (not used)", "-", q,
+         q / git);
 
   /* Idle: iterations over 3 s with no handle of the host's own active. */
   for (k = 0; k < 3; k++) {
@@ -327,9 +328,10 @@ int main(int argc, char** argv) {
   }
   q = probe_median(rt[0], runs);
   t = probe_median(rt[1], runs);
-  printf("\nuv_async_t round trips thread -> loop -> thread, ns each (20000, "
-         "median of %d)\n\n",
-         runs);
+  printf(
+      "\nuv_async_t round trips thread -> loop -> thread, ns each (20000, "
+      "median of %d)\n\n",
+      runs);
   printf("%-34s %9.0f %10s\n", "loop as configured by the host", q, "1.00");
   printf("%-34s %9.0f %10.2f\n", "with UV_METRICS_IDLE_TIME", t, t / q);
   return 0;

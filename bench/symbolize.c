@@ -34,11 +34,11 @@
 extern char** environ;
 
 typedef struct {
-  uintptr_t addr; /* in the process */
+  uintptr_t addr;      /* in the process */
   uintptr_t file_addr; /* as addr2line takes it */
-  const char* inner; /* our innermost frame's name */
-  const char* outer; /* our function's name */
-  uintptr_t start; /* our function's entry, as a file address */
+  const char* inner;   /* our innermost frame's name */
+  const char* outer;   /* our function's name */
+  uintptr_t start;     /* our function's entry, as a file address */
 } probe_t;
 
 /* A FUNC symbol of node's .symtab. */
@@ -70,8 +70,7 @@ static int compare_doubles(const void* a, const void* b) {
   return (x > y) - (x < y);
 }
 
-static int on_first_object(struct dl_phdr_info* info, size_t size,
-                           void* arg) {
+static int on_first_object(struct dl_phdr_info* info, size_t size, void* arg) {
   *(uintptr_t*)arg = info->dlpi_addr;
   return 1;
 }
@@ -109,8 +108,7 @@ static size_t read_functions(const char* path, Elf** elf, func_t** out) {
     for (i = 0; funcs != NULL && data != NULL && i < count; i++) {
       GElf_Sym sym;
       if (gelf_getsym(data, (int)i, &sym) == NULL ||
-          GELF_ST_TYPE(sym.st_info) != STT_FUNC ||
-          sym.st_shndx == SHN_UNDEF)
+          GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_shndx == SHN_UNDEF)
         continue;
       funcs[n].value = sym.st_value;
       funcs[n].size = sym.st_size;
@@ -148,9 +146,8 @@ static int is_alias(const func_t* funcs, size_t n, uint64_t value,
 
 /* Runs `addr2line -f -e exe` on the probes' file addresses; returns its
  * wall time in ms (or -1) and leaves its output in out_path. */
-static double run_addr2line(const char* exe, const probe_t* probes,
-                            size_t n, const char* in_path,
-                            const char* out_path) {
+static double run_addr2line(const char* exe, const probe_t* probes, size_t n,
+                            const char* in_path, const char* out_path) {
   posix_spawn_file_actions_t fa;
   char* argv[] = {"addr2line", "-f", "-e", (char*)exe, NULL};
   FILE* f = fopen(in_path, "w");
@@ -306,9 +303,10 @@ static int measure(int runs) {
   qsort(first, (size_t)runs, sizeof(*first), compare_doubles);
   qsort(cold, (size_t)runs, sizeof(*cold), compare_doubles);
   qsort(warm, (size_t)runs, sizeof(*warm), compare_doubles);
-  printf("%d addresses inside %zu sized functions of %s; median of %d "
-         "runs\n\n",
-         NADDRS, nsized, exe, runs);
+  printf(
+      "%d addresses inside %zu sized functions of %s; median of %d "
+      "runs\n\n",
+      NADDRS, nsized, exe, runs);
   printf("%-40s %10s %14s %12s %8s\n", "", "total ms", "us / address",
          "vs addr2line", "target");
   if (tool >= 0)
@@ -318,17 +316,18 @@ static int measure(int runs) {
     printf("%-40s %10s\n", "addr2line -f -e (one process)", "failed");
   printf("%-40s %10.1f %14.2f %12.5f %8s\n",
          "uv_pprof cold (first pass after reset)", cold[runs / 2],
-         cold[runs / 2] * 1e3 / NADDRS,
-         tool > 0 ? cold[runs / 2] / tool : 0.0, "<= 100");
+         cold[runs / 2] * 1e3 / NADDRS, tool > 0 ? cold[runs / 2] / tool : 0.0,
+         "<= 100");
   printf("%-40s %10.1f %14s %12s %8s\n", "  of which the first address",
          first[runs / 2], "", "", "");
   printf("%-40s %10.2f %14.3f %12.6f %8s\n", "uv_pprof warm (cached)",
          warm[runs / 2], warm[runs / 2] * 1e3 / NADDRS,
          tool > 0 ? warm[runs / 2] / tool : 0.0, "<= 5");
-  printf("\nnamed: %zu of %d (%zu with a source line, %zu with inlined "
-         "frames)\nsame function as addr2line: %zu (%zu of them under "
-         "another name of the same code, e.g. C1/C2 constructors)\n",
-         named, NADDRS, lines, inlined, same + alias, alias);
+  printf(
+      "\nnamed: %zu of %d (%zu with a source line, %zu with inlined "
+      "frames)\nsame function as addr2line: %zu (%zu of them under "
+      "another name of the same code, e.g. C1/C2 constructors)\n",
+      named, NADDRS, lines, inlined, same + alias, alias);
   printf("cold runs (ms):");
   for (r = 0; r < runs; r++)
     printf(" %.1f", cold[r]);

@@ -21,9 +21,9 @@
 #include "uv_pprof.h"
 
 #define DEFAULT_ECHO_PORT 7000
-#define LEAK_TICK_MS 100     /* leaks happen in steps this far apart */
-#define LEAK_MIN_BLOCK 64    /* smaller heap leaks wait until this size */
-#define WORK_TICK_MS 20      /* the "light work" timers */
+#define LEAK_TICK_MS 100  /* leaks happen in steps this far apart */
+#define LEAK_MIN_BLOCK 64 /* smaller heap leaks wait until this size */
+#define WORK_TICK_MS 20   /* the "light work" timers */
 #define CHURN_TICK_MS 50
 #define REPORT_TICK_MS 10000 /* one status line this often */
 #define MAX_RATE 1000000     /* timers or connections per second */
@@ -37,11 +37,11 @@ __attribute__((noinline)) int leak_connection_open(void);
 __attribute__((noinline)) void leaked_timer_cb(uv_timer_t* timer);
 
 typedef struct {
-  int echo_port;         /* 0: any free port */
-  uint64_t leak_heap;    /* bytes per second */
-  uint64_t leak_timers;  /* per second */
-  uint64_t leak_conns;   /* per second */
-  uint64_t duration_s;   /* 0: until SIGINT or SIGTERM */
+  int echo_port;        /* 0: any free port */
+  uint64_t leak_heap;   /* bytes per second */
+  uint64_t leak_timers; /* per second */
+  uint64_t leak_conns;  /* per second */
+  uint64_t duration_s;  /* 0: until SIGINT or SIGTERM */
 } demo_options_t;
 
 /* A connection accepted by the echo server. Kept on a list so that shutdown
@@ -116,33 +116,34 @@ static char greeting[] = "hello from a leaked connection\n";
 /* ---- command line ------------------------------------------------------- */
 
 static void usage(FILE* out, const char* argv0) {
-  fprintf(out,
-    "Usage: %s [options]\n"
-    "\n"
-    "A small libuv server (TCP echo + timers) with uv_pprof. Set UV_PPROF=1\n"
-    "(or a port, or HOST:PORT) to serve the pprof endpoints.\n"
-    "\n"
-    "Options:\n"
-    "  --echo-port N              TCP echo server port on 127.0.0.1 "
-    "(default %d; 0: any)\n"
-    "  --leak-heap BYTES_PER_SEC  leak heap memory from leak_heap_bytes()\n"
-    "                             (suffix k, m or g for KiB, MiB, GiB)\n"
-    "  --leak-timers N_PER_SEC    start timers that are never stopped, from\n"
-    "                             leak_timer_start(), callback "
-    "leaked_timer_cb\n"
-    "  --leak-conns N_PER_SEC     open connections to the echo server that\n"
-    "                             are never closed, from "
-    "leak_connection_open()\n"
-    "  --duration SECONDS         exit cleanly after this long (default: run\n"
-    "                             until SIGINT or SIGTERM)\n"
-    "  --help                     this text\n",
-    argv0, DEFAULT_ECHO_PORT);
+  fprintf(
+      out,
+      "Usage: %s [options]\n"
+      "\n"
+      "A small libuv server (TCP echo + timers) with uv_pprof. Set UV_PPROF=1\n"
+      "(or a port, or HOST:PORT) to serve the pprof endpoints.\n"
+      "\n"
+      "Options:\n"
+      "  --echo-port N              TCP echo server port on 127.0.0.1 "
+      "(default %d; 0: any)\n"
+      "  --leak-heap BYTES_PER_SEC  leak heap memory from leak_heap_bytes()\n"
+      "                             (suffix k, m or g for KiB, MiB, GiB)\n"
+      "  --leak-timers N_PER_SEC    start timers that are never stopped, from\n"
+      "                             leak_timer_start(), callback "
+      "leaked_timer_cb\n"
+      "  --leak-conns N_PER_SEC     open connections to the echo server that\n"
+      "                             are never closed, from "
+      "leak_connection_open()\n"
+      "  --duration SECONDS         exit cleanly after this long (default: "
+      "run\n"
+      "                             until SIGINT or SIGTERM)\n"
+      "  --help                     this text\n",
+      argv0, DEFAULT_ECHO_PORT);
 }
 
 /* Parses a decimal number with an optional binary suffix (when `suffixes`).
  * Returns 0, or -1 when s is not such a number or exceeds max. */
-static int parse_u64(const char* s, int suffixes, uint64_t max,
-                     uint64_t* out) {
+static int parse_u64(const char* s, int suffixes, uint64_t max, uint64_t* out) {
   char* end;
   unsigned long long v;
   unsigned shift = 0;
@@ -155,10 +156,23 @@ static int parse_u64(const char* s, int suffixes, uint64_t max,
     return -1;
   if (suffixes && *end != '\0' && end[1] == '\0') {
     switch (*end) {
-      case 'k': case 'K': shift = 10; end++; break;
-      case 'm': case 'M': shift = 20; end++; break;
-      case 'g': case 'G': shift = 30; end++; break;
-      default: break;
+      case 'k':
+      case 'K':
+        shift = 10;
+        end++;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        end++;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        end++;
+        break;
+      default:
+        break;
     }
   }
   if (*end != '\0' || v > (max >> shift))
@@ -176,10 +190,10 @@ static int parse_args(int argc, char** argv) {
     int suffixes;
     uint64_t max;
   } flags[] = {
-    {"--leak-heap", &opts.leak_heap, 1, MAX_HEAP_RATE},
-    {"--leak-timers", &opts.leak_timers, 0, MAX_RATE},
-    {"--leak-conns", &opts.leak_conns, 0, MAX_RATE},
-    {"--duration", &opts.duration_s, 0, UINT64_C(1) << 32},
+      {"--leak-heap", &opts.leak_heap, 1, MAX_HEAP_RATE},
+      {"--leak-timers", &opts.leak_timers, 0, MAX_RATE},
+      {"--leak-conns", &opts.leak_conns, 0, MAX_RATE},
+      {"--duration", &opts.duration_s, 0, UINT64_C(1) << 32},
   };
   uint64_t port;
   size_t i;
@@ -212,8 +226,8 @@ static int parse_args(int argc, char** argv) {
       if (name_len != strlen(flags[i].name) ||
           strncmp(arg, flags[i].name, name_len) != 0)
         continue;
-      if (parse_u64(value, flags[i].suffixes, flags[i].max,
-                    flags[i].value) != 0)
+      if (parse_u64(value, flags[i].suffixes, flags[i].max, flags[i].value) !=
+          0)
         goto bad_value;
       found = 1;
     }
@@ -226,11 +240,11 @@ static int parse_args(int argc, char** argv) {
     continue;
 
   bad_value:
-    fprintf(stderr, "%s: %.*s needs a number%s, got %s\n", argv[0],
-            (int)name_len, arg,
-            strncmp(arg, "--leak-heap", name_len) == 0 ? " (k, m, g allowed)"
-                                                       : "",
-            value ? value : "nothing");
+    fprintf(
+        stderr, "%s: %.*s needs a number%s, got %s\n", argv[0], (int)name_len,
+        arg,
+        strncmp(arg, "--leak-heap", name_len) == 0 ? " (k, m, g allowed)" : "",
+        value ? value : "nothing");
     return 2;
   }
   return 0;
@@ -339,7 +353,8 @@ static int echo_listen(void) {
   return 0;
 }
 
-/* ---- light work ----------------------------------------------------------- */
+/* ---- light work -----------------------------------------------------------
+ */
 
 /* FNV-1a over a small buffer: a little CPU for the CPU profile to see. */
 static void on_work_tick(uv_timer_t* timer) {
@@ -375,7 +390,8 @@ static void on_report_tick(uv_timer_t* timer) {
          echo_bytes, heap_leaked >> 10, timers_leaked, conns_leaked);
 }
 
-/* ---- the leaks ------------------------------------------------------------ */
+/* ---- the leaks ------------------------------------------------------------
+ */
 
 static void on_close_free(uv_handle_t* handle) {
   free(handle);
@@ -462,8 +478,8 @@ int leak_connection_open(void) {
     return UV_ENOMEM;
   uv_tcp_init(loop, &c->tcp);
   c->connect.data = c;
-  rc = uv_tcp_connect(&c->connect, &c->tcp,
-                      (const struct sockaddr*)&echo_addr, on_leaked_conn);
+  rc = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr*)&echo_addr,
+                      on_leaked_conn);
   if (rc != 0) {
     uv_close((uv_handle_t*)&c->tcp, on_close_free);
     return rc;
@@ -509,15 +525,18 @@ static void on_leak_tick(uv_timer_t* timer) {
     for (n = due(opts.leak_conns, conns_leaked); n > 0; n--) {
       rc = leak_connection_open();
       if (rc != 0 && !conn_leak_failed++) {
-        printf("leak-conns: %s after %" PRIu64 " connections; no more "
-               "connection leaks\n", uv_strerror(rc), conns_leaked);
+        printf("leak-conns: %s after %" PRIu64
+               " connections; no more "
+               "connection leaks\n",
+               uv_strerror(rc), conns_leaked);
         break;
       }
     }
   }
 }
 
-/* ---- start and shutdown --------------------------------------------------- */
+/* ---- start and shutdown ---------------------------------------------------
+ */
 
 static void close_if_open(uv_handle_t* handle, uv_close_cb cb) {
   if (handle->loop != NULL && !uv_is_closing(handle))
@@ -613,18 +632,23 @@ static void print_banner(const char* argv0, int pprof_rc) {
          uv_version_string());
   printf("  echo server   tcp://127.0.0.1:%d (every byte sent comes back)\n",
          port);
-  printf("  timers        every %d ms: hash 4 KiB; every %d ms: malloc/free "
-         "churn; every %d s: status line\n",
-         WORK_TICK_MS, CHURN_TICK_MS, REPORT_TICK_MS / 1000);
+  printf(
+      "  timers        every %d ms: hash 4 KiB; every %d ms: malloc/free "
+      "churn; every %d s: status line\n",
+      WORK_TICK_MS, CHURN_TICK_MS, REPORT_TICK_MS / 1000);
   if (opts.leak_heap)
     printf("  leak heap     %" PRIu64 " bytes/s from leak_heap_bytes()\n",
            opts.leak_heap);
   if (opts.leak_timers)
-    printf("  leak timers   %" PRIu64 "/s from leak_timer_start(), callback "
-           "leaked_timer_cb\n", opts.leak_timers);
+    printf("  leak timers   %" PRIu64
+           "/s from leak_timer_start(), callback "
+           "leaked_timer_cb\n",
+           opts.leak_timers);
   if (opts.leak_conns)
-    printf("  leak conns    %" PRIu64 "/s to the echo server from "
-           "leak_connection_open()\n", opts.leak_conns);
+    printf("  leak conns    %" PRIu64
+           "/s to the echo server from "
+           "leak_connection_open()\n",
+           opts.leak_conns);
   if (opts.duration_s)
     printf("  duration      %" PRIu64 " s, then a clean exit\n",
            opts.duration_s);
@@ -636,27 +660,31 @@ static void print_banner(const char* argv0, int pprof_rc) {
       printf("\npprof failed to start (%s); the demo runs without it.\n",
              uv_strerror(pprof_rc));
     else
-      printf("\npprof is off. Turn it on with UV_PPROF=1 (port %d), "
-             "UV_PPROF=PORT or UV_PPROF=HOST:PORT:\n  UV_PPROF=1 %s\n",
-             UV_PPROF_DEFAULT_PORT, argv0);
+      printf(
+          "\npprof is off. Turn it on with UV_PPROF=1 (port %d), "
+          "UV_PPROF=PORT or UV_PPROF=HOST:PORT:\n  UV_PPROF=1 %s\n",
+          UV_PPROF_DEFAULT_PORT, argv0);
     return;
   }
   printf("\npprof: %s\nTry:\n", url);
   printf("  curl -s %s\n", url);
   printf("  curl -s '%sgoroutine?debug=1' | head -1\n", url);
   if (opts.leak_timers)
-    printf("  curl -s '%sgoroutine?debug=2' | grep -c leaked_timer_cb\n",
-           url);
+    printf("  curl -s '%sgoroutine?debug=2' | grep -c leaked_timer_cb\n", url);
   printf("  curl -s '%sheap?debug=1' | head -30\n", url);
-  printf("  curl -s -o heap1.prof %sheap; sleep 30; "
-         "curl -s -o heap2.prof %sheap\n", url, url);
+  printf(
+      "  curl -s -o heap1.prof %sheap; sleep 30; "
+      "curl -s -o heap2.prof %sheap\n",
+      url, url);
   printf("  go tool pprof -top -base heap1.prof heap2.prof\n");
   printf("  go tool pprof -top '%sprofile?seconds=10'\n", url);
   printf("  go tool pprof -http=:8080 %sheap\n", url);
   if (!heap_profiling_on())
-    printf("Heap profiles need jemalloc with profiling on, e.g.:\n"
-           "  LD_PRELOAD=libjemalloc.so.2 "
-           "MALLOC_CONF=prof:true,prof_accum:true %s ...\n", argv0);
+    printf(
+        "Heap profiles need jemalloc with profiling on, e.g.:\n"
+        "  LD_PRELOAD=libjemalloc.so.2 "
+        "MALLOC_CONF=prof:true,prof_accum:true %s ...\n",
+        argv0);
 }
 
 int main(int argc, char** argv) {
@@ -686,8 +714,7 @@ int main(int argc, char** argv) {
   uv_timer_init(loop, &churn_timer);
   uv_timer_start(&churn_timer, on_churn_tick, CHURN_TICK_MS, CHURN_TICK_MS);
   uv_timer_init(loop, &report_timer);
-  uv_timer_start(&report_timer, on_report_tick, REPORT_TICK_MS,
-                 REPORT_TICK_MS);
+  uv_timer_start(&report_timer, on_report_tick, REPORT_TICK_MS, REPORT_TICK_MS);
   leak_start_ms = uv_now(loop);
   if (opts.leak_heap || opts.leak_timers || opts.leak_conns) {
     uv_timer_init(loop, &leak_timer);

@@ -68,12 +68,23 @@ int uv_pprof__buf_html(uv_pprof__buf_t* b, const char* s) {
   for (; *s != '\0'; s++) {
     const char* esc;
     switch (*s) {
-      case '&': esc = "&amp;"; break;
-      case '<': esc = "&lt;"; break;
-      case '>': esc = "&gt;"; break;
-      case '\'': esc = "&#39;"; break;
-      case '"': esc = "&#34;"; break;
-      default: esc = NULL;
+      case '&':
+        esc = "&amp;";
+        break;
+      case '<':
+        esc = "&lt;";
+        break;
+      case '>':
+        esc = "&gt;";
+        break;
+      case '\'':
+        esc = "&#39;";
+        break;
+      case '"':
+        esc = "&#34;";
+        break;
+      default:
+        esc = NULL;
     }
     if (esc != NULL)
       uv_pprof__buf_append(b, esc, strlen(esc));

@@ -20,11 +20,13 @@ static void load(void) {
     fprintf(stderr, "uv_pprof: profiles stay unsymbolized: %s\n", dlerror());
     return;
   }
-#define UV_PPROF__DW_RESOLVE(name)                                         \
+#define UV_PPROF__DW_RESOLVE(name)                                          \
   if ((uv_pprof__dw.name = (__typeof__(name)*)dlsym(lib, #name)) == NULL) { \
-    fprintf(stderr, "uv_pprof: profiles stay unsymbolized: libdw has no "  \
-            "%s\n", #name);                                                \
-    return;                                                                \
+    fprintf(stderr,                                                         \
+            "uv_pprof: profiles stay unsymbolized: libdw has no "           \
+            "%s\n",                                                         \
+            #name);                                                         \
+    return;                                                                 \
   }
   UV_PPROF__DW_FUNCTIONS(UV_PPROF__DW_RESOLVE)
 #undef UV_PPROF__DW_RESOLVE

@@ -11,6 +11,7 @@
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 
+/* clang-format off */
 #define UV_PPROF__DW_FUNCTIONS(X)                                          \
   X(dwarf_attr) X(dwarf_attr_integrate) X(dwarf_child) X(dwarf_cu_getdwarf) \
   X(dwarf_dieoffset) X(dwarf_entrypc) X(dwarf_filesrc) X(dwarf_formstring)  \
@@ -28,6 +29,7 @@
   X(dwfl_standard_find_debuginfo) X(dwfl_thread_state_register_pc)         \
   X(dwfl_thread_state_registers)                                           \
   X(elf_getscn) X(gelf_getshdr)
+/* clang-format on */
 
 typedef struct uv_pprof__dw_s {
 #define UV_PPROF__DW_POINTER(name) __typeof__(name)* name;

@@ -34,15 +34,27 @@ typedef struct {
 } rec_t;
 
 static const char* const fields[] = {
-    NULL,           "timer_cb",      "prepare_cb", "check_cb",
-    "idle_cb",      "async_cb",      "read_cb",    "connection_cb",
-    "recv_cb",      "poll_cb",       "signal_cb",  "exit_cb",
-    "fs_event_cb",  "fs_poll_cb",    "close_cb",
+    NULL,        "timer_cb", "prepare_cb",    "check_cb",   "idle_cb",
+    "async_cb",  "read_cb",  "connection_cb", "recv_cb",    "poll_cb",
+    "signal_cb", "exit_cb",  "fs_event_cb",   "fs_poll_cb", "close_cb",
 };
 
 enum {
-  F_NONE, F_TIMER, F_PREPARE, F_CHECK, F_IDLE, F_ASYNC, F_READ, F_CONNECTION,
-  F_RECV, F_POLL, F_SIGNAL, F_EXIT, F_FS_EVENT, F_FS_POLL, F_CLOSE
+  F_NONE,
+  F_TIMER,
+  F_PREPARE,
+  F_CHECK,
+  F_IDLE,
+  F_ASYNC,
+  F_READ,
+  F_CONNECTION,
+  F_RECV,
+  F_POLL,
+  F_SIGNAL,
+  F_EXIT,
+  F_FS_EVENT,
+  F_FS_POLL,
+  F_CLOSE
 };
 
 /* One loop's answer to one collection. */
@@ -61,9 +73,9 @@ enum { PART_PENDING, PART_DONE, PART_MISSING };
 typedef struct collect_s {
   part_t* parts;
   size_t nparts;
-  size_t pending;   /* parts still PART_PENDING */
-  int refs;         /* the snapshot + one per request queued on a loop */
-  int cancelled;    /* the serving loop stopped: stop waiting */
+  size_t pending; /* parts still PART_PENDING */
+  int refs;       /* the snapshot + one per request queued on a loop */
+  int cancelled;  /* the serving loop stopped: stop waiting */
   /* uv_hrtime() of the last slice any of its walks ran: a walk of a busy
    * loop with many handles may take long, but never stalls. */
   _Atomic uint64_t progress;
@@ -82,7 +94,7 @@ struct uv_pprof__handles_loop_s {
   uv_async_t async; /* remote loops only */
   request_t* requests;
   struct slicer_s* walking; /* the walk under way, or NULL */
-  size_t hint; /* records in its last walk */
+  size_t hint;              /* records in its last walk */
   uv_pprof__handles_loop_t* next;
 };
 
@@ -135,7 +147,8 @@ int uv_pprof__handles_track(void) {
 static int own_has(uintptr_t addr) {
   size_t i;
 
-  for (i = (size_t)uv_pprof__hash64(addr) & own_mask; own[i] != 0; i = (i + 1) & own_mask)
+  for (i = (size_t)uv_pprof__hash64(addr) & own_mask; own[i] != 0;
+       i = (i + 1) & own_mask)
     if (own[i] == addr)
       return 1;
   return 0;
@@ -144,7 +157,8 @@ static int own_has(uintptr_t addr) {
 static void own_insert(uintptr_t* table, size_t mask, uintptr_t addr) {
   size_t i;
 
-  for (i = (size_t)uv_pprof__hash64(addr) & mask; table[i] != 0; i = (i + 1) & mask)
+  for (i = (size_t)uv_pprof__hash64(addr) & mask; table[i] != 0;
+       i = (i + 1) & mask)
     ;
   table[i] = addr;
 }
@@ -220,7 +234,7 @@ typedef struct {
 typedef struct {
   part_t* part;
   size_t cap;
-  size_t track_cap; /* of the part's track array */
+  size_t track_cap;        /* of the part's track array */
   const uv_handle_t* skip; /* the loop's own async */
   int check_own;
   int oom;
@@ -788,7 +802,9 @@ static ages_t ages;
 static uint64_t next_id;
 
 static uint64_t age_hash(const age_t* k) {
-  return uv_pprof__hash64(uv_pprof__hash64(uv_pprof__hash64(k->addr ^ k->loop) ^ k->ident) ^ (k->seq + k->type));
+  return uv_pprof__hash64(
+      uv_pprof__hash64(uv_pprof__hash64(k->addr ^ k->loop) ^ k->ident) ^
+      (k->seq + k->type));
 }
 
 static int age_equal(const age_t* a, const age_t* b) {
@@ -854,8 +870,7 @@ static int assign_ages(uv_pprof__handles_snap_t* snap, uint64_t now) {
   size_t old_missing = 0;
 
   for (i = 0; ages.slots != NULL && i <= ages.mask; i++)
-    old_missing += ages.slots[i].used &&
-                   is_missing(c, ages.slots[i].loop);
+    old_missing += ages.slots[i].used && is_missing(c, ages.slots[i].loop);
   if (ages_alloc(&fresh, snap->count + old_missing) != 0)
     return UV_ENOMEM;
   for (i = 0; i < c->nparts; i++) {
@@ -932,8 +947,8 @@ static int fetch_stacks(uv_pprof__handles_snap_t* snap) {
       size_t s;
       if (id == 0)
         continue;
-      for (s = (size_t)uv_pprof__hash64(id) & mask; refs[s].id != 0 && refs[s].id != id;
-           s = (s + 1) & mask)
+      for (s = (size_t)uv_pprof__hash64(id) & mask;
+           refs[s].id != 0 && refs[s].id != id; s = (s + 1) & mask)
         ;
       if (refs[s].id == 0) {
         uintptr_t frames[UV_PPROF_TRACK_MAX_DEPTH];
@@ -997,13 +1012,12 @@ int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap) {
     snap->count += c->parts[i].n;
     m += c->parts[i].state != PART_DONE;
   }
-  snap->handles = calloc(snap->count != 0 ? snap->count : 1,
-                         sizeof(*snap->handles));
+  snap->handles =
+      calloc(snap->count != 0 ? snap->count : 1, sizeof(*snap->handles));
   snap->missing = calloc(m != 0 ? m : 1, sizeof(*snap->missing));
-  snap->answered = calloc(c->nparts != 0 ? c->nparts : 1,
-                          sizeof(*snap->answered));
-  if (snap->handles == NULL || snap->missing == NULL ||
-      snap->answered == NULL)
+  snap->answered =
+      calloc(c->nparts != 0 ? c->nparts : 1, sizeof(*snap->answered));
+  if (snap->handles == NULL || snap->missing == NULL || snap->answered == NULL)
     return UV_ENOMEM;
   for (i = 0; i < c->nparts; i++) {
     const part_t* p = &c->parts[i];

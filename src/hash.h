@@ -20,8 +20,8 @@ static inline uint64_t uv_pprof__hash64(uint64_t h) {
 
 /* Folds v into a running hash h. */
 static inline uint64_t uv_pprof__hash_combine(uint64_t h, uint64_t v) {
-  return uv_pprof__hash64(h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) +
-                               (h >> 2)));
+  return uv_pprof__hash64(h ^
+                          (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2)));
 }
 
 /* FNV-1a of s[0..len). */

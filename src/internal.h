@@ -22,11 +22,14 @@
 #endif
 
 /* Request limits. Larger requests get Go-style plain-text errors. */
-#define UV_PPROF__MAX_URL 4096          /* 414 beyond */
-#define UV_PPROF__MAX_HEADERS 16384     /* 431 beyond (names + values) */
-#define UV_PPROF__MAX_SYMBOL_BODY (4u << 20) /* 413 beyond; other routes take none */
-#define UV_PPROF__MAX_PENDING_INPUT 65536 /* pipelined bytes kept per conn */
-#define UV_PPROF__WORKER_IDLE_MS 10000  /* the worker thread exits after this */
+#define UV_PPROF__MAX_URL 4096      /* 414 beyond */
+#define UV_PPROF__MAX_HEADERS 16384 /* 431 beyond (names + values) */
+/* 413 beyond; other routes take none */
+#define UV_PPROF__MAX_SYMBOL_BODY (4u << 20)
+/* Pipelined bytes kept per connection. */
+#define UV_PPROF__MAX_PENDING_INPUT 65536
+/* The worker thread exits after this long without work. */
+#define UV_PPROF__WORKER_IDLE_MS 10000
 
 /* ---- buf.c: growable byte buffer with a sticky out-of-memory flag ------- */
 
@@ -54,8 +57,8 @@ typedef struct uv_pprof__builder_s uv_pprof__builder_t;
 
 typedef struct uv_pprof__label_s {
   const char* key;
-  const char* str; /* string label when non-NULL ... */
-  int64_t num;     /* ... numeric label otherwise */
+  const char* str;      /* string label when non-NULL ... */
+  int64_t num;          /* ... numeric label otherwise */
   const char* num_unit; /* optional unit of a numeric label */
 } uv_pprof__label_t;
 
@@ -85,8 +88,7 @@ uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
  * values, so writing p0 with negated values and then p1 yields p1 - p0. */
 void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
                               size_t nlocs, const int64_t* values,
-                              const uv_pprof__label_t* labels,
-                              size_t nlabels);
+                              const uv_pprof__label_t* labels, size_t nlabels);
 /* Number of samples added so far (after merging). */
 size_t uv_pprof__builder_sample_count(const uv_pprof__builder_t* b);
 /* Reads the mappings, encodes the profile and gzips it into out. Samples whose
@@ -138,8 +140,7 @@ typedef struct uv_pprof__symbol_s {
  * Objects loaded later with dlopen are picked up. The strings stay valid
  * (equal strings, equal pointers) until uv_pprof__symbolizer_reset().
  * Worker thread only. */
-size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out,
-                           size_t max);
+size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out, size_t max);
 /* Frees every table and cache (the next use rebuilds them). Called with no
  * worker thread running. */
 void uv_pprof__symbolizer_reset(void);
@@ -191,9 +192,9 @@ void uv_pprof__je_thread_unsampled(void);
 const char* uv_pprof__je_howto(uv_pprof__heap_mode_t mode);
 
 typedef struct uv_pprof__je_counts_s {
-  uint64_t cur_objs;    /* live sampled objects */
+  uint64_t cur_objs; /* live sampled objects */
   uint64_t cur_bytes;
-  uint64_t accum_objs;  /* all-time, only with opt.prof_accum */
+  uint64_t accum_objs; /* all-time, only with opt.prof_accum */
   uint64_t accum_bytes;
 } uv_pprof__je_counts_t;
 
@@ -205,7 +206,7 @@ typedef struct uv_pprof__je_stack_s {
 
 /* A parsed heap_v2 dump (jemalloc's prof.dump format). */
 typedef struct uv_pprof__je_dump_s {
-  uint64_t period; /* R of "heap_v2/R": 2^lg_prof_sample bytes */
+  uint64_t period;             /* R of "heap_v2/R": 2^lg_prof_sample bytes */
   uv_pprof__je_counts_t total; /* the "t*:" summary line */
   uv_pprof__je_stack_t* stacks;
   size_t nstacks;
@@ -238,32 +239,32 @@ int64_t uv_pprof__je_count(void);
 /* The allocator figures read by uv_pprof__je_stats: id, mallctl name, C
  * type of the mallctl. The merged arena stats live at index 4096
  * (MALLCTL_ARENAS_ALL). */
-#define UV_PPROF__JE_STATS_MAP(XX)                                          \
-  XX(ALLOCATED, "stats.allocated", size_t)                                  \
-  XX(ACTIVE, "stats.active", size_t)                                        \
-  XX(METADATA, "stats.metadata", size_t)                                    \
-  XX(RESIDENT, "stats.resident", size_t)                                    \
-  XX(MAPPED, "stats.mapped", size_t)                                        \
-  XX(RETAINED, "stats.retained", size_t)                                    \
-  XX(NARENAS, "arenas.narenas", unsigned)                                   \
-  XX(SMALL_NMALLOC, "stats.arenas.4096.small.nmalloc", uint64_t)            \
-  XX(SMALL_NDALLOC, "stats.arenas.4096.small.ndalloc", uint64_t)            \
-  XX(SMALL_NREQUESTS, "stats.arenas.4096.small.nrequests", uint64_t)        \
-  XX(LARGE_NMALLOC, "stats.arenas.4096.large.nmalloc", uint64_t)            \
-  XX(LARGE_NDALLOC, "stats.arenas.4096.large.ndalloc", uint64_t)            \
+#define UV_PPROF__JE_STATS_MAP(XX)                                   \
+  XX(ALLOCATED, "stats.allocated", size_t)                           \
+  XX(ACTIVE, "stats.active", size_t)                                 \
+  XX(METADATA, "stats.metadata", size_t)                             \
+  XX(RESIDENT, "stats.resident", size_t)                             \
+  XX(MAPPED, "stats.mapped", size_t)                                 \
+  XX(RETAINED, "stats.retained", size_t)                             \
+  XX(NARENAS, "arenas.narenas", unsigned)                            \
+  XX(SMALL_NMALLOC, "stats.arenas.4096.small.nmalloc", uint64_t)     \
+  XX(SMALL_NDALLOC, "stats.arenas.4096.small.ndalloc", uint64_t)     \
+  XX(SMALL_NREQUESTS, "stats.arenas.4096.small.nrequests", uint64_t) \
+  XX(LARGE_NMALLOC, "stats.arenas.4096.large.nmalloc", uint64_t)     \
+  XX(LARGE_NDALLOC, "stats.arenas.4096.large.ndalloc", uint64_t)     \
   XX(LARGE_NREQUESTS, "stats.arenas.4096.large.nrequests", uint64_t)
 
 enum {
 #define XX(id, name, type) UV_PPROF__JE_##id,
   UV_PPROF__JE_STATS_MAP(XX)
 #undef XX
-  UV_PPROF__JE_NSTATS
+      UV_PPROF__JE_NSTATS
 };
 
 typedef struct uv_pprof__je_stats_s {
-  const char* version;                   /* jemalloc's, or NULL */
+  const char* version; /* jemalloc's, or NULL */
   uint64_t value[UV_PPROF__JE_NSTATS];
-  unsigned have;                         /* bit (1 << id): value[id] read */
+  unsigned have;        /* bit (1 << id): value[id] read */
   uint64_t total_bytes; /* Σ nmalloc × size over all size classes */
   int have_total;
 } uv_pprof__je_stats_t;
@@ -296,9 +297,9 @@ int uv_pprof__threads_read(uv_pprof__thread_t** threads, size_t* count);
 
 typedef struct uv_pprof__stack_copy_s {
   int tid;
-  const uint64_t* regs;        /* UV_PPROF__NREGS, the pc last */
-  uintptr_t stack_addr;        /* where the copy of the stack starts */
-  const unsigned char* stack;  /* the copy: all the unwinder may read */
+  const uint64_t* regs;       /* UV_PPROF__NREGS, the pc last */
+  uintptr_t stack_addr;       /* where the copy of the stack starts */
+  const unsigned char* stack; /* the copy: all the unwinder may read */
   size_t stack_len;
 } uv_pprof__stack_copy_t;
 
@@ -335,13 +336,13 @@ void uv_pprof__unwind_reset(void);
 #define UV_PPROF__CPU_MAX_FRAMES 64
 
 typedef struct uv_pprof__cpu_sample_s {
-  int64_t time;        /* when it was taken, uv_pprof__sampler_now()'s clock */
+  int64_t time; /* when it was taken, uv_pprof__sampler_now()'s clock */
   int tid;
-  const char* thread;  /* the thread's name, "" when unknown */
-  int64_t weight;      /* periods of CPU time it stands for (>= 1) */
+  const char* thread;   /* the thread's name, "" when unknown */
+  int64_t weight;       /* periods of CPU time it stands for (>= 1) */
   const uintptr_t* pcs; /* the interrupted pc, then call sites (return
                            address - 1), leaf first */
-  size_t npcs;         /* >= 1 */
+  size_t npcs;          /* >= 1 */
   const uv_pprof__stack_copy_t* copy; /* what pcs were unwound from */
 } uv_pprof__cpu_sample_t;
 
@@ -349,14 +350,14 @@ typedef void (*uv_pprof__cpu_sample_cb)(const uv_pprof__cpu_sample_t* s,
                                         void* arg);
 
 typedef struct uv_pprof__sampler_stats_s {
-  uint64_t samples;    /* taken since the process started */
-  uint64_t lost;       /* dropped: the ring was full */
-  uint64_t handler_ns; /* wall time spent in the signal handler */
+  uint64_t samples;     /* taken since the process started */
+  uint64_t lost;        /* dropped: the ring was full */
+  uint64_t handler_ns;  /* wall time spent in the signal handler */
   uint64_t stack_bytes; /* of stack copied by the handler */
-  uint64_t unwind_ns;  /* time spent unwinding on the worker */
-  uint64_t frames;     /* frames unwound */
-  size_t threads;      /* threads with a timer now */
-  int signo;           /* the signal in use, 0 when disarmed */
+  uint64_t unwind_ns;   /* time spent unwinding on the worker */
+  uint64_t frames;      /* frames unwound */
+  size_t threads;       /* threads with a timer now */
+  int signo;            /* the signal in use, 0 when disarmed */
 } uv_pprof__sampler_stats_t;
 
 /* Registers the sampler's fork handlers (once). Called when a server
@@ -437,11 +438,11 @@ typedef struct uv_pprof__request_s uv_pprof__request_t;
 
 typedef struct uv_pprof__response_s {
   int status;
-  const char* content_type;  /* static string */
-  char disposition[64];      /* attachment file name, or "" */
-  const char* location;      /* Location header (redirects), static */
-  const char* extra_header;  /* one extra "Name: value" line, static */
-  int go_error;              /* X-Go-Pprof: 1 */
+  const char* content_type; /* static string */
+  char disposition[64];     /* attachment file name, or "" */
+  const char* location;     /* Location header (redirects), static */
+  const char* extra_header; /* one extra "Name: value" line, static */
+  int go_error;             /* X-Go-Pprof: 1 */
   uv_pprof__buf_t body;
 } uv_pprof__response_t;
 
@@ -453,8 +454,8 @@ struct uv_pprof__request_s {
   char* query;            /* raw query string without '?', "" if none */
   uv_pprof__buf_t body;
   uv_pprof__response_t res;
-  int busy;               /* the router owns it (see uv_pprof__route) */
-  void* route_data;       /* the state of a busy request's owner */
+  int busy;         /* the router owns it (see uv_pprof__route) */
+  void* route_data; /* the state of a busy request's owner */
   /* Set by that owner: the client went away (see uv_pprof__route_abandon). */
   void (*abandon)(uv_pprof__request_t* req);
   int endpoint;      /* metrics.c's index of the route, set when routed */
@@ -580,8 +581,8 @@ typedef struct uv_pprof__count_record_s {
 } uv_pprof__count_record_t;
 
 int uv_pprof__text_count_profile(const char* name,
-                                 uv_pprof__count_record_t* records,
-                                 size_t n, uv_pprof__buf_t* out);
+                                 uv_pprof__count_record_t* records, size_t n,
+                                 uv_pprof__buf_t* out);
 /* The "#\t0x<pc-1>\t<func>+0x<off>\t<file>:<line>" lines of one stack in
  * every debug=1 text (pcs: return addresses, leaf first; pass a function's
  * entry as entry + 1, as Go does for a goroutine's start). One line per
@@ -639,17 +640,17 @@ int uv_pprof__handles_track(void);
 typedef struct uv_pprof__handle_s {
   uintptr_t addr;
   uintptr_t loop;
-  uintptr_t cb;         /* what runs next: the type's callback, close_cb
-                           while closing; 0 when none is set */
-  const char* cb_field; /* the callback's field ("timer_cb"), or NULL */
-  uint64_t a;           /* timer: due in (ms); signal: signum; process: pid */
-  uint64_t b;           /* timer: repeat (ms) */
-  const char* path;     /* pipe name, watched path, or NULL */
-  int fd;               /* -1 when none */
-  int type;             /* uv_handle_type */
-  int state;            /* UV_PPROF__HANDLE_* */
-  uint64_t id;          /* the same in every snapshot while it lives */
-  int64_t age_ns;       /* since its init (tracked) or since first seen */
+  uintptr_t cb;           /* what runs next: the type's callback, close_cb
+                             while closing; 0 when none is set */
+  const char* cb_field;   /* the callback's field ("timer_cb"), or NULL */
+  uint64_t a;             /* timer: due in (ms); signal: signum; process: pid */
+  uint64_t b;             /* timer: repeat (ms) */
+  const char* path;       /* pipe name, watched path, or NULL */
+  int fd;                 /* -1 when none */
+  int type;               /* uv_handle_type */
+  int state;              /* UV_PPROF__HANDLE_* */
+  uint64_t id;            /* the same in every snapshot while it lives */
+  int64_t age_ns;         /* since its init (tracked) or since first seen */
   const uintptr_t* stack; /* creation stack: return addresses, the caller
                              of the init first; NULL when unknown */
   size_t nstack;
@@ -667,8 +668,8 @@ typedef struct uv_pprof__handles_snap_s {
   size_t nmissing;
   uv_pprof__loop_reqs_t* answered; /* the loops that did */
   size_t nanswered;
-  int tracker;        /* libuv_pprof_track is in the process */
-  uintptr_t* pcs;     /* private: the stacks' storage */
+  int tracker;               /* libuv_pprof_track is in the process */
+  uintptr_t* pcs;            /* private: the stacks' storage */
   struct collect_s* collect; /* private */
 } uv_pprof__handles_snap_t;
 
@@ -756,8 +757,8 @@ void uv_pprof__serve_timeline(uv_pprof__request_t* req);
 typedef struct uv_pprof__loop_info_s {
   uintptr_t loop;
   int serving;
-  uint64_t idle_ns;     /* uv_metrics_idle_time() */
-  uint64_t measured_ns; /* since uv_pprof turned idle time on */
+  uint64_t idle_ns;       /* uv_metrics_idle_time() */
+  uint64_t measured_ns;   /* since uv_pprof turned idle time on */
   uint64_t idle_since_ns; /* idle time in that span */
 } uv_pprof__loop_info_t;
 

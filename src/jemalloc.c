@@ -308,14 +308,14 @@ static int parse_counts(const char* s, size_t len, int* all,
 }
 
 /* 0-15 for a hex digit, 16 for anything else. */
-static const unsigned char hex_value[256] = {
+static const unsigned char hex_value[256] =
+    {
 #define H16 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16, 16
-    H16, H16, H16,
-    0,   1,   2,   3,  4,  5,  6,  7,  8,  9,  16, 16, 16, 16, 16, 16,
-    16,  10,  11,  12, 13, 14, 15, 16, 16, 16, 16, 16, 16, 16, 16, 16,
-    H16,
-    16,  10,  11,  12, 13, 14, 15, 16, 16, 16, 16, 16, 16, 16, 16, 16,
-    H16, H16, H16, H16, H16, H16, H16, H16, H16, /* 0x70 to 0xff */
+        H16, H16, H16, 0,   1,   2,   3,   4,   5,   6,   7,  8,  9,
+        16,  16,  16,  16,  16,  16,  16,  10,  11,  12,  13, 14, 15,
+        16,  16,  16,  16,  16,  16,  16,  16,  16,  H16, 16, 10, 11,
+        12,  13,  14,  15,  16,  16,  16,  16,  16,  16,  16, 16, 16,
+        H16, H16, H16, H16, H16, H16, H16, H16, H16, /* 0x70 to 0xff */
 #undef H16
 };
 
@@ -476,11 +476,15 @@ void uv_pprof__je_strip_ranges(uv_pprof__je_dump_t* d,
  * static functions. */
 static int is_allocator_name(const char* name) {
   static const char* const exact[] = {
-      "malloc",       "calloc",   "realloc",        "free",
-      "cfree",        "memalign", "posix_memalign", "aligned_alloc",
-      "valloc",       "pvalloc",  "mallocx",        "rallocx",
-      "xallocx",      "dallocx",  "sdallocx",       "sdallocx_noflags",
-      "do_rallocx",   "prof_backtrace_impl",
+      "malloc",         "calloc",
+      "realloc",        "free",
+      "cfree",          "memalign",
+      "posix_memalign", "aligned_alloc",
+      "valloc",         "pvalloc",
+      "mallocx",        "rallocx",
+      "xallocx",        "dallocx",
+      "sdallocx",       "sdallocx_noflags",
+      "do_rallocx",     "prof_backtrace_impl",
   };
   size_t i;
 
@@ -661,14 +665,14 @@ int uv_pprof__je_stats(uv_pprof__je_stats_t* st) {
   len = sizeof(st->version);
   if (ctl("version", &st->version, &len, NULL, 0) != 0)
     st->version = NULL;
-#define XX(id, name, type)                                                  \
-  do {                                                                      \
-    type v = 0;                                                             \
-    size_t n = sizeof(v);                                                   \
-    if (ctl(name, &v, &n, NULL, 0) == 0) {                                  \
-      st->value[UV_PPROF__JE_##id] = (uint64_t)v;                           \
-      st->have |= 1u << UV_PPROF__JE_##id;                                  \
-    }                                                                       \
+#define XX(id, name, type)                        \
+  do {                                            \
+    type v = 0;                                   \
+    size_t n = sizeof(v);                         \
+    if (ctl(name, &v, &n, NULL, 0) == 0) {        \
+      st->value[UV_PPROF__JE_##id] = (uint64_t)v; \
+      st->have |= 1u << UV_PPROF__JE_##id;        \
+    }                                             \
   } while (0);
   UV_PPROF__JE_STATS_MAP(XX)
 #undef XX

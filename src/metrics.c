@@ -17,9 +17,9 @@
 /* The label values of `endpoint`: the index page, every route under
  * /debug/pprof/, /metrics, and "other" for the rest (404s, redirects). */
 static const char* const endpoints[] = {
-    "index",   "allocs",  "block",  "cmdline",      "goroutine",
-    "heap",    "metrics", "mutex",  "profile",      "symbol",
-    "threadcreate",       "timeline", "other"};
+    "index",        "allocs",   "block", "cmdline", "goroutine",
+    "heap",         "metrics",  "mutex", "profile", "symbol",
+    "threadcreate", "timeline", "other"};
 #define NENDPOINTS UV_PPROF__ARRAY_SIZE(endpoints)
 #define OTHER (NENDPOINTS - 1)
 
@@ -219,16 +219,17 @@ static void render_handles(uv_pprof__buf_t* b,
         counts[s->handles[i].type]++;
     for (t = 1; t < UV_HANDLE_TYPE_MAX; t++)
       if (counts[t] != 0)
-        uv_pprof__buf_printf(
-            b, "uv_pprof_handles{loop=\"0x%" PRIxPTR "\",type=\"uv_%s_t\"} "
-               "%" PRIu64 "\n",
-            loop, uv_handle_type_name((uv_handle_type)t), counts[t]);
+        uv_pprof__buf_printf(b,
+                             "uv_pprof_handles{loop=\"0x%" PRIxPTR
+                             "\",type=\"uv_%s_t\"} "
+                             "%" PRIu64 "\n",
+                             loop, uv_handle_type_name((uv_handle_type)t),
+                             counts[t]);
   }
   family(b, "handles_missing_loops", "gauge",
          "Registered loops that did not come round to the handle walk "
          "within 2 s: their handles are not counted.");
-  uv_pprof__buf_printf(b, "uv_pprof_handles_missing_loops %zu\n",
-                       s->nmissing);
+  uv_pprof__buf_printf(b, "uv_pprof_handles_missing_loops %zu\n", s->nmissing);
 }
 
 /* Active requests come with the handle walk (s NULL: it failed), read on
@@ -249,31 +250,31 @@ static void render_loops(uv_pprof__buf_t* b,
   for (i = 0; i < n && s != NULL; i++)
     for (j = 0; j < s->nanswered; j++)
       if (s->answered[j].loop == li[i].loop)
-        uv_pprof__buf_printf(
-            b, "uv_pprof_loop_active_requests{loop=\"0x%" PRIxPTR
-               "\"} %" PRIu64 "\n",
-            li[i].loop, s->answered[j].active_reqs);
+        uv_pprof__buf_printf(b,
+                             "uv_pprof_loop_active_requests{loop=\"0x%" PRIxPTR
+                             "\"} %" PRIu64 "\n",
+                             li[i].loop, s->answered[j].active_reqs);
   family(b, "loop_idle_seconds_total", "counter",
          "Time the loop spent waiting for events (uv_metrics_idle_time, "
          "measured from uv_pprof_start on that loop).");
   for (i = 0; i < n; i++)
-    uv_pprof__buf_printf(b,
-                         "uv_pprof_loop_idle_seconds_total{loop=\"0x%" PRIxPTR
-                         "\"} %.9f\n",
-                         li[i].loop, (double)li[i].idle_ns / 1e9);
+    uv_pprof__buf_printf(
+        b, "uv_pprof_loop_idle_seconds_total{loop=\"0x%" PRIxPTR "\"} %.9f\n",
+        li[i].loop, (double)li[i].idle_ns / 1e9);
   family(b, "loop_utilization_ratio", "gauge",
          "Share of the time since uv_pprof_start on that loop that the loop "
          "was not waiting for events (1 - idle / elapsed). For a recent "
          "figure: 1 - rate(uv_pprof_loop_idle_seconds_total[1m]).");
   for (i = 0; i < n; i++) {
-    double u = li[i].measured_ns > 0
-                   ? 1.0 - (double)li[i].idle_since_ns /
-                               (double)li[i].measured_ns
-                   : 0.0;
-    uv_pprof__buf_printf(b,
-                         "uv_pprof_loop_utilization_ratio{loop=\"0x%" PRIxPTR
-                         "\"} %.6f\n",
-                         li[i].loop, u < 0 ? 0.0 : u > 1 ? 1.0 : u);
+    double u = li[i].measured_ns > 0 ? 1.0 - (double)li[i].idle_since_ns /
+                                                 (double)li[i].measured_ns
+                                     : 0.0;
+    uv_pprof__buf_printf(
+        b, "uv_pprof_loop_utilization_ratio{loop=\"0x%" PRIxPTR "\"} %.6f\n",
+        li[i].loop,
+        u < 0   ? 0.0
+        : u > 1 ? 1.0
+                : u);
   }
 }
 
@@ -389,8 +390,8 @@ void uv_pprof__serve_metrics(uv_pprof__request_t* req) {
   mj->job.light = 1;
   err = uv_pprof__handles_collect(loop, &mj->snap);
   if (err == 0)
-    err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server),
-                                  &mj->job);
+    err =
+        uv_pprof__worker_submit(uv_pprof__server_worker(req->server), &mj->job);
   if (err != 0) {
     char msg[128];
     snprintf(msg, sizeof(msg), "could not collect the metrics: %s",

@@ -14,12 +14,9 @@
 #define MAX_DELTA_SECONDS 3600
 
 static const uv_pprof__profile_t* const profiles[] = {
-    &uv_pprof__profile_allocs,
-    &uv_pprof__profile_block,
-    &uv_pprof__profile_goroutine,
-    &uv_pprof__profile_heap,
-    &uv_pprof__profile_mutex,
-    &uv_pprof__profile_threadcreate,
+    &uv_pprof__profile_allocs,    &uv_pprof__profile_block,
+    &uv_pprof__profile_goroutine, &uv_pprof__profile_heap,
+    &uv_pprof__profile_mutex,     &uv_pprof__profile_threadcreate,
 };
 
 /* Index rows that are handlers rather than named profiles (count 0). */
@@ -28,9 +25,10 @@ static const struct {
   const char* description;
 } handlers[] = {
     {"cmdline", "The command line invocation of the current program"},
-    {"profile", "CPU profile. You can specify the duration in the seconds "
-                "GET parameter. After you get the profile file, use the go "
-                "tool pprof command to investigate the profile."},
+    {"profile",
+     "CPU profile. You can specify the duration in the seconds "
+     "GET parameter. After you get the profile file, use the go "
+     "tool pprof command to investigate the profile."},
 };
 
 /* ---- the error helper and parameters ----------------------------------- */
@@ -101,8 +99,8 @@ static int param_int(const uv_pprof__request_t* req, const char* key) {
   return (int)n;
 }
 
-static void respond_text(uv_pprof__request_t* req, int status,
-                         const char* type, const char* text) {
+static void respond_text(uv_pprof__request_t* req, int status, const char* type,
+                         const char* text) {
   uv_pprof__response_t* res = &req->res;
 
   res->status = status;
@@ -121,7 +119,7 @@ typedef struct route_job_s {
   long long seconds; /* > 0: delta */
   void* snap0;       /* delta: the first snapshot */
   int64_t time0;
-  int waiting;       /* delta: between the snapshots, on `timer` */
+  int waiting; /* delta: between the snapshots, on `timer` */
   uv_timer_t timer;
   /* Taken on the loop thread just before the job (loop_snapshot), per
    * profile: the job's own, or every such profile's for the index page. */
@@ -180,8 +178,7 @@ static size_t profile_index(const uv_pprof__profile_t* p) {
   return i;
 }
 
-static void fail_collect(uv_pprof__request_t* req, const char* name,
-                         int err) {
+static void fail_collect(uv_pprof__request_t* req, const char* name, int err) {
   char msg[160];
 
   snprintf(msg, sizeof(msg), "could not collect the %s profile: %s", name,
@@ -255,15 +252,13 @@ static void submit(route_job_t* rj) {
   err = take_loop_snapshots(rj);
   if (err != 0) {
     char msg[128];
-    snprintf(msg, sizeof(msg), "could not walk the loop: %s",
-             uv_strerror(err));
+    snprintf(msg, sizeof(msg), "could not walk the loop: %s", uv_strerror(err));
     job_free(rj);
     uv_pprof__error(req, 500, msg);
     uv_pprof__request_finish(req);
     return;
   }
-  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server),
-                                &rj->job);
+  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server), &rj->job);
   if (err != 0) {
     char msg[128];
     snprintf(msg, sizeof(msg), "could not start uv_pprof's worker: %s",
@@ -308,8 +303,7 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
     uv_update_time(loop);
     uv_pprof__handle_own(&rj->timer);
     uv_unref((uv_handle_t*)&rj->timer);
-    uv_timer_start(&rj->timer, on_delta_timer,
-                   (uint64_t)rj->seconds * 1000, 0);
+    uv_timer_start(&rj->timer, on_delta_timer, (uint64_t)rj->seconds * 1000, 0);
     return;
   }
   job_free(rj);
@@ -435,8 +429,9 @@ static void work_index(uv_pprof__job_t* job) {
   if (goroutine)
     uv_pprof__buf_printf(
         b, "<a href=\"goroutine?debug=2\">full goroutine stack dump</a>\n");
-  uv_pprof__buf_printf(b, "<br>\n<p>\nAlso: <a href=\"/metrics\">/metrics"
-                          "</a> (Prometheus)");
+  uv_pprof__buf_printf(b,
+                       "<br>\n<p>\nAlso: <a href=\"/metrics\">/metrics"
+                       "</a> (Prometheus)");
   if (uv_pprof__timeline_interval() > 0)
     uv_pprof__buf_printf(b,
                          ", the memory timeline (every %u s): <a "
@@ -444,8 +439,9 @@ static void work_index(uv_pprof__job_t* job) {
                          "href=\"timeline?format=svg\">chart</a>",
                          uv_pprof__timeline_interval());
   else
-    uv_pprof__buf_printf(b, ", the memory timeline: off "
-                            "(UV_PPROF_TIMELINE=&lt;seconds&gt;)");
+    uv_pprof__buf_printf(b,
+                         ", the memory timeline: off "
+                         "(UV_PPROF_TIMELINE=&lt;seconds&gt;)");
   uv_pprof__buf_printf(b, "\n</p>\n");
   uv_pprof__buf_printf(b, "<br>\n<p>\nProfile Descriptions:\n<ul>\n");
   for (i = 0; i < n; i++) {
@@ -499,8 +495,7 @@ static void redirect(uv_pprof__request_t* req, const char* path) {
     uv_pprof__request_finish(req);
     return;
   }
-  snprintf(location, len, "%s%s%s", path, req->query[0] ? "?" : "",
-           req->query);
+  snprintf(location, len, "%s%s%s", path, req->query[0] ? "?" : "", req->query);
   res->status = 301;
   res->content_type = "text/html; charset=utf-8";
   uv_pprof__buf_printf(&res->body, "<a href=\"");
@@ -544,8 +539,7 @@ void uv_pprof__route(uv_pprof__request_t* req) {
     return;
   }
   if (strncmp(path, PREFIX, strlen(PREFIX)) != 0) {
-    respond_text(req, 404, "text/plain; charset=utf-8",
-                 "404 page not found\n");
+    respond_text(req, 404, "text/plain; charset=utf-8", "404 page not found\n");
     return;
   }
   path += strlen(PREFIX);

@@ -34,10 +34,11 @@
 #define PAD_RECORD UINT32_MAX
 #define NO_RECORD UINT64_MAX /* a position no record ever has */
 #define MAX_WEIGHT 1000      /* overruns counted per sample, at most */
-#define NAME_NS 1000000000  /* between two reads of a thread's name */
-#define LIST_NS 1000000000  /* between two listings of the threads when
-                               their number has not changed */
-#define DRAIN_NS 500000000  /* between two drains, at most */
+#define NAME_NS 1000000000   /* between two reads of a thread's name */
+#define LIST_NS                                                        \
+  1000000000               /* between two listings of the threads when \
+                              their number has not changed */
+#define DRAIN_NS 500000000 /* between two drains, at most */
 
 #define NREGS UV_PPROF__NREGS
 
@@ -48,10 +49,10 @@
 
 /* Async-signal-safe. */
 static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
-  static const int order[NREGS] = {
-      REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI,
-      REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
-      REG_R12, REG_R13, REG_R14, REG_R15, REG_RIP};
+  static const int order[NREGS] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI,
+                                   REG_RDI, REG_RBP, REG_RSP, REG_R8,  REG_R9,
+                                   REG_R10, REG_R11, REG_R12, REG_R13, REG_R14,
+                                   REG_R15, REG_RIP};
   int i;
 
   for (i = 0; i < NREGS; i++)
@@ -144,11 +145,11 @@ static struct {
   size_t nfree;
   uint32_t* live; /* LIVE slots, sorted by tid */
   size_t nlive;
-  int64_t drained;  /* when the last drain started (atomic) */
-  int want_drain;   /* a handler copied a stack of unknown bounds (atomic) */
-  int64_t listed;   /* when the threads were last listed */
-  nlink_t nlink;    /* /proc/self/task's link count then (threads + 2) */
-  char* maps;       /* /proc/self/maps as read during this drain, or NULL */
+  int64_t drained; /* when the last drain started (atomic) */
+  int want_drain;  /* a handler copied a stack of unknown bounds (atomic) */
+  int64_t listed;  /* when the threads were last listed */
+  nlink_t nlink;   /* /proc/self/task's link count then (threads + 2) */
+  char* maps;      /* /proc/self/maps as read during this drain, or NULL */
   uv_pprof__sampler_stats_t stats; /* counters updated atomically */
 } S;
 
@@ -182,8 +183,8 @@ static int stack_range(thread_t* t, uintptr_t sp, uintptr_t* from,
   __atomic_thread_fence(__ATOMIC_ACQUIRE);
   if (__atomic_load_n(&t->seq, __ATOMIC_RELAXED) != seq)
     return 0;
-  if (self == 0 || self != (uintptr_t)__builtin_thread_pointer() ||
-      sp < lo || sp >= top || sp % sizeof(uint64_t) != 0)
+  if (self == 0 || self != (uintptr_t)__builtin_thread_pointer() || sp < lo ||
+      sp >= top || sp % sizeof(uint64_t) != 0)
     return 0;
   *from = sp - lo > RED_ZONE ? sp - RED_ZONE : lo;
   *len = top - *from < STACK_MAX ? top - *from : STACK_MAX;
@@ -193,8 +194,9 @@ static int stack_range(thread_t* t, uintptr_t sp, uintptr_t* from,
 
 /* Async-signal-safe. A plain word copy: no memcpy, which ASan would check
  * against the red zones it keeps in live stack frames. */
-__attribute__((no_sanitize_address)) static void copy_words(
-    unsigned char* dst, uintptr_t from, size_t len) {
+__attribute__((no_sanitize_address)) static void copy_words(unsigned char* dst,
+                                                            uintptr_t from,
+                                                            size_t len) {
   const volatile uint64_t* src = (const volatile uint64_t*)from;
   uint64_t* out = (uint64_t*)dst;
   size_t i;
@@ -309,8 +311,8 @@ static void take_sample(const siginfo_t* si, void* context) {
   __atomic_store_n(&r->pos, pos, __ATOMIC_RELEASE);
   __atomic_fetch_add(&S.stats.samples, 1, __ATOMIC_RELAXED);
   __atomic_fetch_add(&S.stats.stack_bytes, (uint64_t)len, __ATOMIC_RELAXED);
-  __atomic_fetch_add(&S.stats.handler_ns,
-                     (uint64_t)(monotonic_ns() - start), __ATOMIC_RELAXED);
+  __atomic_fetch_add(&S.stats.handler_ns, (uint64_t)(monotonic_ns() - start),
+                     __ATOMIC_RELAXED);
 }
 
 /* Async-signal-safe. `active` lets disarming wait for handlers in flight;
@@ -493,8 +495,7 @@ static int census(void) {
   int err;
 
   for (k = 0; k < S.nused; k++)
-    if (S.threads[k].state == THREAD_DEAD &&
-        S.tail >= S.threads[k].retire_at) {
+    if (S.threads[k].state == THREAD_DEAD && S.tail >= S.threads[k].retire_at) {
       S.threads[k].state = THREAD_FREE;
       S.free_slots[S.nfree++] = k;
     }
@@ -555,8 +556,7 @@ static const char* maps_text(void) {
   if (fd < 0)
     return NULL;
   uv_pprof__buf_init(&b);
-  while ((n = read(fd, chunk, sizeof(chunk))) > 0 ||
-         (n < 0 && errno == EINTR))
+  while ((n = read(fd, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))
     if (n > 0)
       uv_pprof__buf_append(&b, chunk, (size_t)n);
   close(fd);
@@ -624,8 +624,8 @@ static void disarm(void);
 static int still_ours(void) {
   struct sigaction now;
 
-  return sigaction(S.signo, NULL, &now) == 0 &&
-         (now.sa_flags & SA_SIGINFO) && now.sa_sigaction == on_signal;
+  return sigaction(S.signo, NULL, &now) == 0 && (now.sa_flags & SA_SIGINFO) &&
+         now.sa_sigaction == on_signal;
 }
 
 static void on_fork_prepare(void) {
@@ -687,9 +687,9 @@ static int pick_signal(void) {
 /* MAP_POPULATE: the handlers must not fault the pages in, and one call
  * costs far less than a fault per page. */
 static void* map(size_t size, int populate) {
-  void* p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0),
-                 -1, 0);
+  void* p =
+      mmap(NULL, size, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
 
   if (p == MAP_FAILED)
     return NULL;
@@ -834,8 +834,7 @@ static void retire(const record_t* r, uint64_t pos) {
     ((record_t*)(S.ring + off + i))->pos = NO_RECORD;
 }
 
-static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb,
-                    void* arg) {
+static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb, void* arg) {
   uintptr_t pcs[UV_PPROF__CPU_MAX_FRAMES];
   thread_t* t = &S.threads[r->thread];
   uv_pprof__stack_copy_t copy;

@@ -25,11 +25,11 @@
 #define FREE_ON_WORKER (1024 * 1024)
 
 enum conn_state {
-  STATE_IDLE,     /* keep-alive: waiting for a request's first byte */
-  STATE_READING,  /* a request is arriving */
-  STATE_ROUTED,   /* the router owns the request */
-  STATE_WRITING,  /* the response is being written */
-  STATE_LINGER,   /* write side shut; draining input before close */
+  STATE_IDLE,    /* keep-alive: waiting for a request's first byte */
+  STATE_READING, /* a request is arriving */
+  STATE_ROUTED,  /* the router owns the request */
+  STATE_WRITING, /* the response is being written */
+  STATE_LINGER,  /* write side shut; draining input before close */
   STATE_CLOSING
 };
 
@@ -361,10 +361,10 @@ static int on_header_field(llhttp_t* p, const char* at, size_t len) {
 static int on_header_field_complete(llhttp_t* p) {
   uv_pprof__conn_t* c = p->data;
 
-  c->field_is_auth = c->field_len == 13 &&
-                     strncasecmp(c->field, "authorization", 13) == 0;
-  c->field_is_expect = c->field_len == 6 &&
-                       strncasecmp(c->field, "expect", 6) == 0;
+  c->field_is_auth =
+      c->field_len == 13 && strncasecmp(c->field, "authorization", 13) == 0;
+  c->field_is_expect =
+      c->field_len == 6 && strncasecmp(c->field, "expect", 6) == 0;
   c->field_len = 0;
   return 0;
 }
@@ -374,7 +374,8 @@ static int on_header_value(llhttp_t* p, const char* at, size_t len) {
 
   if (c->field_is_auth && c->auth.len + len <= 1024)
     uv_pprof__buf_append(&c->auth, at, len);
-  if (c->field_is_expect && len >= 12 && strncasecmp(at, "100-continue", 12) == 0)
+  if (c->field_is_expect && len >= 12 &&
+      strncasecmp(at, "100-continue", 12) == 0)
     c->expect_continue = 1;
   return count_header(c, len);
 }
@@ -386,8 +387,7 @@ static int on_headers_complete(llhttp_t* p) {
   size_t path_len;
 
   req->method = p->method;
-  if (p->method != HTTP_GET && p->method != HTTP_HEAD &&
-      p->method != HTTP_POST)
+  if (p->method != HTTP_GET && p->method != HTTP_HEAD && p->method != HTTP_POST)
     return fail_cb(c, 405, "Method Not Allowed");
   if (c->url.len == 0 || c->url.base[0] != '/')
     return fail_cb(c, 400, "Bad Request: request target must be a path");
@@ -396,8 +396,8 @@ static int on_headers_complete(llhttp_t* p) {
   req->path = uv_pprof__http_unescape(c->url.base, path_len, 0);
   if (req->path == NULL)
     return fail_cb(c, 400, "Bad Request: invalid escape in path");
-  req->query = q != NULL ? strndup(q + 1, c->url.len - path_len - 1)
-                         : strdup("");
+  req->query =
+      q != NULL ? strndup(q + 1, c->url.len - path_len - 1) : strdup("");
   if (req->query == NULL)
     return fail_cb(c, 500, "out of memory");
   c->body_limit = strcmp(req->path, "/debug/pprof/symbol") == 0

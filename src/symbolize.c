@@ -18,7 +18,7 @@
 
 typedef struct {
   uintptr_t start;
-  uintptr_t end; /* exclusive */
+  uintptr_t end;    /* exclusive */
   const char* name; /* in libdw's copy of the ELF string table */
 } sym_t;
 
@@ -279,7 +279,7 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
     int type;
 
     name = DW(dwfl_module_getsym_info)(mod, (int)i, &sym, &addr, &shndx, &elf,
-                                   &bias);
+                                       &bias);
     if (name == NULL || name[0] == '\0' || shndx == SHN_UNDEF || addr == 0)
       continue;
     type = GELF_ST_TYPE(sym.st_info);
@@ -404,9 +404,9 @@ static module_t* module_of(Dwfl_Module* mod) {
 
 /* A loaded object as the loader sees it. */
 typedef struct {
-  char* name;     /* its file, or "[vdso: PID]" (libdw reads that from memory) */
-  uintptr_t low;  /* load bias + first PT_LOAD's aligned p_vaddr, where libdw
-                     expects a module to start to get its bias right */
+  char* name;    /* its file, or "[vdso: PID]" (libdw reads that from memory) */
+  uintptr_t low; /* load bias + first PT_LOAD's aligned p_vaddr, where libdw
+                    expects a module to start to get its bias right */
   uintptr_t high; /* end of its last PT_LOAD */
 } object_t;
 
@@ -414,7 +414,7 @@ typedef struct {
   object_t* objects;
   size_t count;
   size_t cap;
-  size_t entries; /* the loader's entries seen so far */
+  size_t entries;                 /* the loader's entries seen so far */
   unsigned long long counters[2]; /* dlpi_adds, dlpi_subs */
   int failed;
 } objects_t;
@@ -596,10 +596,12 @@ static void call_site(Dwarf_Die* cu, Dwarf_Die* die, const char** file,
 
   *file = NULL;
   *line = 0;
-  if (DW(dwarf_formudata)(DW(dwarf_attr)(die, DW_AT_call_file, &attr), &index) == 0 &&
+  if (DW(dwarf_formudata)(DW(dwarf_attr)(die, DW_AT_call_file, &attr),
+                          &index) == 0 &&
       DW(dwarf_getsrcfiles)(cu, &files, &nfiles) == 0 && index < nfiles)
     *file = DW(dwarf_filesrc)(files, index, NULL, NULL);
-  if (DW(dwarf_formudata)(DW(dwarf_attr)(die, DW_AT_call_line, &attr), &lineno) == 0)
+  if (DW(dwarf_formudata)(DW(dwarf_attr)(die, DW_AT_call_line, &attr),
+                          &lineno) == 0)
     *line = (int)lineno;
 }
 
@@ -726,7 +728,7 @@ static int find_function(module_t* m, Dwarf_Die* cu, Dwarf_Addr pc,
   if (lo == 0 || pc >= index->fns[lo - 1].high)
     return -1;
   return DW(dwarf_offdie)(DW(dwarf_cu_getdwarf)(cu->cu), index->fns[lo - 1].die,
-                      fn) != NULL
+                          fn) != NULL
              ? 0
              : -1;
 }
@@ -771,9 +773,8 @@ static int inline_chain(Dwarf_Die* parent, Dwarf_Addr pc, Dwarf_Die* chain,
   return depth;
 }
 
-static void set_frame(uv_pprof__symbol_t* f, const char* name,
-                      const char* file, int line, uintptr_t start,
-                      const char* module) {
+static void set_frame(uv_pprof__symbol_t* f, const char* name, const char* file,
+                      int line, uintptr_t start, const char* module) {
   f->name = intern(name);
   f->file = intern(file);
   f->line = line;
@@ -786,8 +787,7 @@ static void set_frame(uv_pprof__symbol_t* f, const char* name,
  * each frame's line is where it is in that frame, so the kept ones stay
  * right. An address no symbol and no DWARF names gives one frame with
  * name and file NULL. */
-static size_t resolve(Dwfl_Module* mod, uintptr_t addr,
-                      uv_pprof__symbol_t* f) {
+static size_t resolve(Dwfl_Module* mod, uintptr_t addr, uv_pprof__symbol_t* f) {
   module_t* m = module_of(mod);
   const sym_t* sym = m != NULL ? symtab_find(m, addr) : NULL;
   const char* module = intern(
@@ -855,8 +855,8 @@ static int cache_grow(void) {
   for (i = 0; i < cap; i++) {
     if (state.cache[i].addr == 0)
       continue;
-    for (j = uv_pprof__hash64(state.cache[i].addr) & (ncap - 1); slots[j].addr != 0;
-         j = (j + 1) & (ncap - 1))
+    for (j = uv_pprof__hash64(state.cache[i].addr) & (ncap - 1);
+         slots[j].addr != 0; j = (j + 1) & (ncap - 1))
       ;
     slots[j] = state.cache[i];
   }

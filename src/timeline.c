@@ -14,7 +14,7 @@
 #include "internal.h"
 
 typedef struct {
-  int64_t time_ns;     /* wall clock of the tick */
+  int64_t time_ns; /* wall clock of the tick */
   uint64_t heap_alloc;
   uint64_t heap_inuse;
   uint64_t goroutines;
@@ -155,8 +155,8 @@ void uv_pprof__timeline_stop(uv_pprof__timeline_t* t) {
 /* ---- CSV ----------------------------------------------------------------- */
 
 static const row_t* row_at(const uv_pprof__timeline_t* t, size_t i) {
-  size_t first = (t->next + UV_PPROF__TIMELINE_ROWS - t->count) %
-                 UV_PPROF__TIMELINE_ROWS;
+  size_t first =
+      (t->next + UV_PPROF__TIMELINE_ROWS - t->count) % UV_PPROF__TIMELINE_ROWS;
   return &t->rows[(first + i) % UV_PPROF__TIMELINE_ROWS];
 }
 
@@ -216,10 +216,18 @@ static const series_t series[] = {{"heap_alloc (MiB)", "#1f77b4"},
 
 static int series_value(const row_t* r, int s, double* v) {
   switch (s) {
-  case 0: *v = (double)r->heap_alloc / 1048576.0; return r->have_heap;
-  case 1: *v = (double)r->heap_inuse / 1048576.0; return r->have_heap;
-  case 2: *v = (double)r->rss / 1048576.0; return 1;
-  default: *v = (double)r->goroutines; return r->have_goroutines;
+    case 0:
+      *v = (double)r->heap_alloc / 1048576.0;
+      return r->have_heap;
+    case 1:
+      *v = (double)r->heap_inuse / 1048576.0;
+      return r->have_heap;
+    case 2:
+      *v = (double)r->rss / 1048576.0;
+      return 1;
+    default:
+      *v = (double)r->goroutines;
+      return r->have_goroutines;
   }
 }
 
@@ -270,8 +278,7 @@ static void panel(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b, int y0,
                          "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
                          "stroke=\"#ddd\"/><text x=\"%d\" y=\"%d\" "
                          "text-anchor=\"end\">%g</text>\n",
-                         LEFT, y, LEFT + pw, y, LEFT - 6, y + 4,
-                         max * k / 4);
+                         LEFT, y, LEFT + pw, y, LEFT - 6, y + 4, max * k / 4);
   }
   uv_pprof__buf_printf(b,
                        "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" "
@@ -326,7 +333,10 @@ static void write_svg(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
       "samples, one every %u s</text>\n"
       "<text x=\"%d\" y=\"44\">%s %s %s</text>\n",
       W, h, W, h, LEFT, t->count, t->seconds, LEFT, from,
-      t->count > 1 ? "to" : t->count ? "" : "no sample yet", to);
+      t->count > 1 ? "to"
+      : t->count   ? ""
+                   : "no sample yet",
+      to);
   panel(t, b, TOP, 0, 2, "MiB");
   panel(t, b, TOP + PANEL_H + 30, 3, 3, "handles");
   for (s = 0; s < UV_PPROF__ARRAY_SIZE(series); s++) {
@@ -335,8 +345,7 @@ static void write_svg(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
     uv_pprof__buf_printf(b,
                          "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" "
                          "fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
-                         x, y, series[s].color, x + 20, y + 12,
-                         series[s].name);
+                         x, y, series[s].color, x + 20, y + 12, series[s].name);
   }
   uv_pprof__buf_printf(b, "</svg>\n");
 }
@@ -407,8 +416,7 @@ void uv_pprof__serve_timeline(uv_pprof__request_t* req) {
   rj->job.done = on_render_done;
   rj->job.data = rj;
   rj->job.light = 1;
-  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server),
-                                &rj->job);
+  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server), &rj->job);
   if (err != 0) {
     free(rj);
     uv_pprof__error(req, 500, "could not start uv_pprof's worker");

@@ -201,8 +201,7 @@ static int grow_rules(void) {
 
 /* One register's rule from libdw's description of it; 0 when it is not one
  * the table can hold. */
-static int reg_rule(Dwarf_Frame* frame, int regno, uint8_t* how,
-                    int32_t* off) {
+static int reg_rule(Dwarf_Frame* frame, int regno, uint8_t* how, int32_t* off) {
   Dwarf_Op mem[3];
   Dwarf_Op* ops;
   size_t nops;
@@ -257,8 +256,8 @@ static void make_rule(rule_t* r, uintptr_t pc) {
   if (mod == NULL || (cfi = DW(dwfl_module_eh_cfi)(mod, &bias)) == NULL ||
       DW(dwarf_cfi_addrframe)(cfi, pc - bias, &frame) != 0)
     return;
-  if (DW(dwarf_frame_info)(frame, &start, &end, &signal) == RA_REG &&
-      !signal && DW(dwarf_frame_cfa)(frame, &ops, &nops) == 0 && nops == 1) {
+  if (DW(dwarf_frame_info)(frame, &start, &end, &signal) == RA_REG && !signal &&
+      DW(dwarf_frame_cfa)(frame, &ops, &nops) == 0 && nops == 1) {
     int64_t off = (int64_t)ops[0].number2;
     int reg = -1;
     if (ops[0].atom == DW_OP_bregx)
@@ -356,8 +355,8 @@ static size_t unwind_rules(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
 static int count_objects(struct dl_phdr_info* info, size_t size, void* arg) {
   unsigned long long* counts = arg;
 
-  if (size < offsetof(struct dl_phdr_info, dlpi_subs) +
-                 sizeof(info->dlpi_subs)) {
+  if (size <
+      offsetof(struct dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
     counts[0] = counts[1] = ~0ull; /* unknown: report every time */
   } else {
     counts[0] = info->dlpi_adds;
@@ -395,8 +394,8 @@ void uv_pprof__unwind_refresh(void) {
   }
   DW(dwfl_report_end)(U.dwfl, NULL, NULL);
   if (!U.attached)
-    U.attached = DW(dwfl_attach_state)(U.dwfl, NULL, U.pid,
-                                       &thread_callbacks, NULL);
+    U.attached =
+        DW(dwfl_attach_state)(U.dwfl, NULL, U.pid, &thread_callbacks, NULL);
   U.adds = counts[0];
   U.subs = counts[1];
 }

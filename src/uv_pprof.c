@@ -15,8 +15,8 @@ typedef struct entry_s {
   uv_pprof__server_t* server; /* NULL: a registered loop without a server */
   uv_pprof__handles_loop_t* handles;
   uv_pprof__timeline_t* timeline; /* the serving loop's, when on */
-  uint64_t measured_since; /* uv_hrtime() when idle time was turned on */
-  uint64_t idle_at_start;  /* uv_metrics_idle_time() then */
+  uint64_t measured_since;        /* uv_hrtime() when idle time was turned on */
+  uint64_t idle_at_start;         /* uv_metrics_idle_time() then */
   struct entry_s* next;
 } entry_t;
 
@@ -73,9 +73,8 @@ size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max) {
     li->serving = e->server != NULL;
     li->idle_ns = uv_metrics_idle_time(e->loop);
     li->measured_ns = now - e->measured_since;
-    li->idle_since_ns = li->idle_ns >= e->idle_at_start
-                            ? li->idle_ns - e->idle_at_start
-                            : 0;
+    li->idle_since_ns =
+        li->idle_ns >= e->idle_at_start ? li->idle_ns - e->idle_at_start : 0;
   }
   uv_mutex_unlock(&mu);
   return n;
@@ -131,8 +130,7 @@ static int parse_seconds(const char* s, unsigned* out) {
 }
 
 /* UV_PPROF: "1", "PORT", "HOST:PORT", "[V6]:PORT" or ":PORT". */
-static int parse_env(const char* v, char* host, size_t host_size,
-                     int* port) {
+static int parse_env(const char* v, char* host, size_t host_size, int* port) {
   const char* colon;
   size_t hlen;
 
@@ -154,8 +152,7 @@ static int parse_env(const char* v, char* host, size_t host_size,
       return UV_EINVAL;
     memcpy(host, v + 1, hlen);
     host[hlen] = '\0';
-    return parse_port(close + 2, strlen(close + 2), port) == 0 ? 0
-                                                               : UV_EINVAL;
+    return parse_port(close + 2, strlen(close + 2), port) == 0 ? 0 : UV_EINVAL;
   }
   colon = strrchr(v, ':');
   if (colon == NULL || strchr(v, ':') != colon)
@@ -265,8 +262,7 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     memcpy(cfg.token, options->token, cfg.token_len);
   }
   if (options->timeline_seconds > UV_PPROF__TIMELINE_MAX_SECONDS) {
-    fprintf(stderr,
-            "uv_pprof: timeline_seconds %u is too long: at most %u\n",
+    fprintf(stderr, "uv_pprof: timeline_seconds %u is too long: at most %u\n",
             options->timeline_seconds, UV_PPROF__TIMELINE_MAX_SECONDS);
     return UV_EINVAL;
   }
@@ -301,8 +297,7 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     if (err != 0) {
       uv_mutex_unlock(&mu);
       fprintf(stderr, "uv_pprof: cannot listen on %s port %d: %s (%s)\n",
-              options->host, options->port, uv_strerror(err),
-              uv_err_name(err));
+              options->host, options->port, uv_strerror(err), uv_err_name(err));
       return err;
     }
     uv_pprof__sampler_prepare();

@@ -18,8 +18,8 @@ struct uv_pprof__worker_s {
   uv_mutex_t mu;
   uv_cond_t cond;
   uv_thread_t thread;
-  int running;   /* the thread is alive and takes jobs */
-  int joinable;  /* a thread was started and not joined yet */
+  int running;  /* the thread is alive and takes jobs */
+  int joinable; /* a thread was started and not joined yet */
   int cancelled;
   uv_pprof__job_t* todo;
   uv_pprof__job_t** todo_tail;

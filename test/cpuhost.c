@@ -230,14 +230,13 @@ int main(int argc, char** argv) {
   uv_timer_init(loop, &tick);
   uv_timer_start(&tick, on_tick, 1, 1);
   uv_pipe_init(loop, &in, 0);
-  if (uv_pipe_open(&in, 0) != 0 || uv_read_start((uv_stream_t*)&in,
-                                                 on_alloc, on_stdin) != 0) {
+  if (uv_pipe_open(&in, 0) != 0 ||
+      uv_read_start((uv_stream_t*)&in, on_alloc, on_stdin) != 0) {
     fprintf(stderr, "stdin must be a pipe\n");
     return 1;
   }
   for (i = 0; i < MALLOC_THREADS; i++)
-    pthread_create(&churners[i], NULL, malloc_churn,
-                   (void*)(uintptr_t)(i + 1));
+    pthread_create(&churners[i], NULL, malloc_churn, (void*)(uintptr_t)(i + 1));
   for (i = 0; i < 3; i++)
     pthread_create(&churners[MALLOC_THREADS + i], NULL, fns[i], NULL);
   printf("port=%d\n", port);
@@ -245,11 +244,12 @@ int main(int argc, char** argv) {
 
   uv_run(loop, UV_RUN_DEFAULT);
   rc = uv_loop_close(loop);
-  printf("forks=%ld fork_failures=%ld threads=%ld dlopens=%ld ticks=%llu "
-         "loop_close=%d clean=%d\n",
-         atomic_load(&forks), atomic_load(&fork_failures),
-         atomic_load(&threads_started), atomic_load(&dlopens),
-         (unsigned long long)ticks, rc,
-         dispositions_clean() && have_timers() == 0);
+  printf(
+      "forks=%ld fork_failures=%ld threads=%ld dlopens=%ld ticks=%llu "
+      "loop_close=%d clean=%d\n",
+      atomic_load(&forks), atomic_load(&fork_failures),
+      atomic_load(&threads_started), atomic_load(&dlopens),
+      (unsigned long long)ticks, rc,
+      dispositions_clean() && have_timers() == 0);
   return 0;
 }

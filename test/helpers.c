@@ -117,8 +117,8 @@ static int decode_status(int status) {
   return -1;
 }
 
-void run_cmd(const char* const argv[], const char* const env[],
-             int timeout_ms, run_result_t* r) {
+void run_cmd(const char* const argv[], const char* const env[], int timeout_ms,
+             run_result_t* r) {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   sigset_t none;
@@ -137,8 +137,8 @@ void run_cmd(const char* const argv[], const char* const env[],
   ASSERT(pipe2(po, O_CLOEXEC) == 0);
   ASSERT(pipe2(pe, O_CLOEXEC) == 0);
   ASSERT(posix_spawn_file_actions_init(&fa) == 0);
-  ASSERT(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
-                                          0) == 0);
+  ASSERT(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) ==
+         0);
   ASSERT(posix_spawn_file_actions_adddup2(&fa, po[1], 1) == 0);
   ASSERT(posix_spawn_file_actions_adddup2(&fa, pe[1], 2) == 0);
   /* The runner ignores SIGPIPE and host threads may block signals; the child
@@ -149,8 +149,8 @@ void run_cmd(const char* const argv[], const char* const env[],
   sigaddset(&def, SIGPIPE);
   ASSERT(posix_spawnattr_init(&attr) == 0);
   ASSERT(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-                                  POSIX_SPAWN_SETSIGMASK |
-                                  POSIX_SPAWN_SETSIGDEF) == 0);
+                                             POSIX_SPAWN_SETSIGMASK |
+                                             POSIX_SPAWN_SETSIGDEF) == 0);
   ASSERT(posix_spawnattr_setpgroup(&attr, 0) == 0);
   ASSERT(posix_spawnattr_setsigmask(&attr, &none) == 0);
   ASSERT(posix_spawnattr_setsigdefault(&attr, &def) == 0);
@@ -402,8 +402,7 @@ void curl_get(test_host_t* h, const char* path, const char* const extra[],
   argv[n] = NULL;
   run_cmd(argv, NULL, 30000, r);
   if (r->status != 0)
-    fprintf(stderr, "curl %s: status %d, stderr: %s\n", url, r->status,
-            r->err);
+    fprintf(stderr, "curl %s: status %d, stderr: %s\n", url, r->status, r->err);
 }
 
 /* The final header block of an answer: "HTTP/1.1 100 Continue" blocks are

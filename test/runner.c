@@ -54,8 +54,8 @@ int main(int argc, char** argv) {
       execl("/proc/self/exe", argv[0], t->name, (char*)NULL);
       _exit(127);
     }
-    if (pid < 0 || waitpid(pid, &status, 0) != pid ||
-        !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0) {
       printf("not ok - %s\n", t->name);
       failed++;
     } else {

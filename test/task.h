@@ -13,66 +13,71 @@
 
 #include "uv_pprof.h"
 
-#define TEST_IMPL(name)                                                   \
-  int run_test_##name(void);                                              \
+#define TEST_IMPL(name)      \
+  int run_test_##name(void); \
   int run_test_##name(void)
 
-#define ASSERT(expr)                                                      \
-  do {                                                                    \
-    if (!(expr)) {                                                        \
-      fprintf(stderr, "Assertion failed in %s on line %d: %s\n",          \
-              __FILE__, __LINE__, #expr);                                 \
-      abort();                                                            \
-    }                                                                     \
+#define ASSERT(expr)                                                       \
+  do {                                                                     \
+    if (!(expr)) {                                                         \
+      fprintf(stderr, "Assertion failed in %s on line %d: %s\n", __FILE__, \
+              __LINE__, #expr);                                            \
+      abort();                                                             \
+    }                                                                      \
   } while (0)
 
-#define ASSERT_EQ(a, b)                                                   \
-  do {                                                                    \
-    long long a_ = (long long)(a), b_ = (long long)(b);                   \
-    if (a_ != b_) {                                                       \
-      fprintf(stderr, "Assertion failed in %s on line %d: %s == %s "     \
-              "(%lld != %lld)\n", __FILE__, __LINE__, #a, #b, a_, b_);    \
-      abort();                                                            \
-    }                                                                     \
+#define ASSERT_EQ(a, b)                                      \
+  do {                                                       \
+    long long a_ = (long long)(a), b_ = (long long)(b);      \
+    if (a_ != b_) {                                          \
+      fprintf(stderr,                                        \
+              "Assertion failed in %s on line %d: %s == %s " \
+              "(%lld != %lld)\n",                            \
+              __FILE__, __LINE__, #a, #b, a_, b_);           \
+      abort();                                               \
+    }                                                        \
   } while (0)
 
-#define ASSERT_STR_EQ(a, b)                                               \
-  do {                                                                    \
-    const char *a_ = (a), *b_ = (b);                                      \
-    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                \
-      fprintf(stderr, "Assertion failed in %s on line %d: %s == %s\n"    \
-              "  got:      \"%s\"\n  expected: \"%s\"\n", __FILE__,        \
-              __LINE__, #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");  \
-      abort();                                                            \
-    }                                                                     \
+#define ASSERT_STR_EQ(a, b)                                   \
+  do {                                                        \
+    const char *a_ = (a), *b_ = (b);                          \
+    if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {    \
+      fprintf(stderr,                                         \
+              "Assertion failed in %s on line %d: %s == %s\n" \
+              "  got:      \"%s\"\n  expected: \"%s\"\n",     \
+              __FILE__, __LINE__, #a, #b, a_ ? a_ : "(null)", \
+              b_ ? b_ : "(null)");                            \
+      abort();                                                \
+    }                                                         \
   } while (0)
 
-#define ASSERT_CONTAINS(hay, needle)                                      \
-  do {                                                                    \
-    const char *h_ = (hay), *n_ = (needle);                               \
-    if (h_ == NULL || strstr(h_, n_) == NULL) {                           \
-      fprintf(stderr, "Assertion failed in %s on line %d: \"%s\" not in " \
-              "%s:\n%s\n", __FILE__, __LINE__, n_, #hay,                  \
-              h_ ? h_ : "(null)");                                        \
-      abort();                                                            \
-    }                                                                     \
+#define ASSERT_CONTAINS(hay, needle)                              \
+  do {                                                            \
+    const char *h_ = (hay), *n_ = (needle);                       \
+    if (h_ == NULL || strstr(h_, n_) == NULL) {                   \
+      fprintf(stderr,                                             \
+              "Assertion failed in %s on line %d: \"%s\" not in " \
+              "%s:\n%s\n",                                        \
+              __FILE__, __LINE__, n_, #hay, h_ ? h_ : "(null)");  \
+      abort();                                                    \
+    }                                                             \
   } while (0)
 
 /* ---- helpers.c ---------------------------------------------------------- */
 
 /* Output of a child process. */
 typedef struct {
-  char* out;      /* stdout, NUL-terminated (may contain NULs: see out_len) */
+  char* out; /* stdout, NUL-terminated (may contain NULs: see out_len) */
   size_t out_len;
-  char* err;      /* stderr, NUL-terminated */
-  int status;     /* exit code, or 128 + signal, or -1 on timeout */
+  char* err;  /* stderr, NUL-terminated */
+  int status; /* exit code, or 128 + signal, or -1 on timeout */
 } run_result_t;
 
 /* Runs argv (argv[0] looked up in PATH) with stdin from /dev/null, killing it
  * after timeout_ms. `env` (NULL-terminated "K=V" list, may be NULL) is added
  * to the environment; an entry "K" without '=' removes K from it. */
-void run_cmd(const char* const argv[], const char* const env[],
-             int timeout_ms, run_result_t* r);
+void run_cmd(const char* const argv[], const char* const env[], int timeout_ms,
+             run_result_t* r);
 /* The same through "sh -c". */
 void run_sh(const char* script, int timeout_ms, run_result_t* r);
 void run_free(run_result_t* r);

@@ -264,8 +264,9 @@ TEST_IMPL(badinput_headers_too_large) {
   char* out;
 
   ASSERT(req != NULL);
-  len += (size_t)sprintf(req, "GET /debug/pprof/cmdline HTTP/1.1\r\n"
-                              "Host: 127.0.0.1\r\n");
+  len += (size_t)sprintf(req,
+                         "GET /debug/pprof/cmdline HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\n");
   for (i = 0; i < 40; i++) { /* 40 x 512 bytes > 16 KiB */
     len += (size_t)sprintf(req + len, "X-Pad-%02d: ", i);
     memset(req + len, 'a', 500);
@@ -301,9 +302,10 @@ TEST_IMPL(badinput_url_too_long) {
 }
 
 TEST_IMPL(badinput_body_too_large) {
-  static const char req[] = "POST /debug/pprof/cmdline HTTP/1.1\r\n"
-                            "Host: 127.0.0.1\r\nContent-Length: 10\r\n\r\n"
-                            "0123456789";
+  static const char req[] =
+      "POST /debug/pprof/cmdline HTTP/1.1\r\n"
+      "Host: 127.0.0.1\r\nContent-Length: 10\r\n\r\n"
+      "0123456789";
   test_host_t* h = host_start(NULL);
   char* out = exchange(h, req, sizeof(req) - 1);
 
@@ -314,18 +316,21 @@ TEST_IMPL(badinput_body_too_large) {
 }
 
 TEST_IMPL(badinput_keepalive) {
-  static const char last[] = "GET /debug/pprof/cmdline HTTP/1.1\r\n"
-                             "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  static const char last[] =
+      "GET /debug/pprof/cmdline HTTP/1.1\r\n"
+      "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
   test_host_t* h = host_start(NULL);
   stream_t s = {tcp_connect(host_port(h)), NULL, 0};
   response_t r;
 
   ASSERT_EQ(tcp_send(s.fd, REQ("/debug/pprof/cmdline"),
-                     strlen(REQ("/debug/pprof/cmdline"))), 0);
+                     strlen(REQ("/debug/pprof/cmdline"))),
+            0);
   expect_cmdline_response(&s);
   ASSERT(!peer_closed(s.fd));
   ASSERT_EQ(tcp_send(s.fd, REQ("/debug/pprof/nosuch"),
-                     strlen(REQ("/debug/pprof/nosuch"))), 0);
+                     strlen(REQ("/debug/pprof/nosuch"))),
+            0);
   expect_unknown_response(&s);
   ASSERT_EQ(tcp_send(s.fd, last, sizeof(last) - 1), 0);
   expect_cmdline_response(&s);
@@ -357,8 +362,9 @@ TEST_IMPL(badinput_pipelining) {
   response_free(&r);
   ASSERT(next_response(&s, &r));
   ASSERT_EQ(r.status, 200);
-  ASSERT_CONTAINS(r.head, "Content-Disposition: attachment; "
-                          "filename=\"threadcreate\"\r\n");
+  ASSERT_CONTAINS(r.head,
+                  "Content-Disposition: attachment; "
+                  "filename=\"threadcreate\"\r\n");
   ASSERT((unsigned char)r.body[0] == 0x1f);
   response_free(&r);
   expect_unknown_response(&s);
@@ -419,12 +425,14 @@ TEST_IMPL(badinput_connection_storm) {
     close(fds[i]);
   }
   if (silent != 0)
-    fprintf(stderr, "%d of %d connections over the limit were closed "
-            "without a 503\n", silent, STORM - 64);
+    fprintf(stderr,
+            "%d of %d connections over the limit were closed "
+            "without a 503\n",
+            silent, STORM - 64);
   ASSERT_EQ(silent, 0);
   for (i = 0; i < 64; i++)
     ASSERT(!peer_closed(fds[i])); /* still holding their slots */
-  ASSERT(host_ticks(h) > ticks); /* the host's own timer kept running */
+  ASSERT(host_ticks(h) > ticks);  /* the host's own timer kept running */
 
   /* All slots taken: curl is refused too. */
   curl_get(h, "/debug/pprof/cmdline", NULL, &r);
@@ -485,7 +493,8 @@ TEST_IMPL(badinput_idle_timeout) {
   s.data = NULL;
   s.len = 0;
   ASSERT_EQ(tcp_send(s.fd, REQ("/debug/pprof/cmdline"),
-                     strlen(REQ("/debug/pprof/cmdline"))), 0);
+                     strlen(REQ("/debug/pprof/cmdline"))),
+            0);
   expect_cmdline_response(&s);
   ASSERT(!next_response(&s, &none));
   ASSERT(peer_closed(s.fd));
@@ -561,8 +570,8 @@ TEST_IMPL(badinput_slow_client) {
 
 TEST_IMPL(badinput_disconnect_mid_response) {
   test_host_t* h = host_start(NULL);
-  static const char one[] = REQ("/debug/pprof/threadcreate?debug=1")
-      REQ("/debug/pprof/");
+  static const char one[] =
+      REQ("/debug/pprof/threadcreate?debug=1") REQ("/debug/pprof/");
   char* reqs = malloc(sizeof(one) * 200);
   size_t len = 0;
   run_result_t r;
@@ -582,8 +591,7 @@ TEST_IMPL(badinput_disconnect_mid_response) {
 
     /* A tiny receive window so that the server is surely mid-write. */
     ASSERT(fd >= 0);
-    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)),
-              0);
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)host_port(h));
@@ -628,9 +636,11 @@ TEST_IMPL(badinput_stop_in_flight) {
   size_t len;
 
   ASSERT_EQ(tcp_send(delta, REQ("/debug/pprof/threadcreate?seconds=5"),
-                     strlen(REQ("/debug/pprof/threadcreate?seconds=5"))), 0);
+                     strlen(REQ("/debug/pprof/threadcreate?seconds=5"))),
+            0);
   ASSERT_EQ(tcp_send(debug, REQ("/debug/pprof/threadcreate?debug=1"),
-                     strlen(REQ("/debug/pprof/threadcreate?debug=1"))), 0);
+                     strlen(REQ("/debug/pprof/threadcreate?debug=1"))),
+            0);
   ASSERT_EQ(tcp_send(half, partial, sizeof(partial) - 1), 0);
   /* Let the loop read what was sent: each call is a full loop iteration. */
   host_call(h, nop, NULL);
@@ -638,7 +648,7 @@ TEST_IMPL(badinput_stop_in_flight) {
   sleep_ms(100);
   host_call(h, nop, NULL);
 
-  host_stop(h); /* asserts uv_loop_close() == 0 */
+  host_stop(h);             /* asserts uv_loop_close() == 0 */
   ASSERT_EQ(nthreads(), 1); /* uv_pprof's worker was joined */
 
   out = tcp_read_all(delta, 20000, &len);
@@ -719,9 +729,9 @@ static void expect_one_line(const char* err) {
 }
 
 TEST_IMPL(badinput_env_garbage) {
-  static const char* const values[] = {"abc", "70000", "1.2.3.4:", "[::1",
-                                       "host:99999", "-1", "127.0.0.1:x",
-                                       "1 2", NULL};
+  static const char* const values[] = {
+      "abc", "70000",       "1.2.3.4:", "[::1", "host:99999",
+      "-1",  "127.0.0.1:x", "1 2",      NULL};
   run_result_t r;
   size_t i;
 

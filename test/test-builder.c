@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <unistd.h>
 
-
 #include "internal.h"
 #include "profile.pb-c.h"
 #include "task.h"
@@ -38,11 +37,20 @@ static int count_field(const uv_pprof__buf_t* raw, uint64_t field) {
   while (pos < raw->len) {
     uint64_t key = read_varint(raw, &pos);
     switch (key & 7) {
-      case 0: read_varint(raw, &pos); break;
-      case 1: pos += 8; break;
-      case 2: pos += read_varint(raw, &pos); break;
-      case 5: pos += 4; break;
-      default: ASSERT(0 && "bad wire type");
+      case 0:
+        read_varint(raw, &pos);
+        break;
+      case 1:
+        pos += 8;
+        break;
+      case 2:
+        pos += read_varint(raw, &pos);
+        break;
+      case 5:
+        pos += 4;
+        break;
+      default:
+        ASSERT(0 && "bad wire type");
     }
     n += (key >> 3) == field;
   }
@@ -155,7 +163,7 @@ static profile_t* decode(const uv_pprof__buf_t* gz) {
   uv_pprof__buf_init(&raw);
   profile_gunzip(gz->base, gz->len, &raw);
   p = perftools__profiles__profile__unpack(NULL, raw.len,
-                                            (const uint8_t*)raw.base);
+                                           (const uint8_t*)raw.base);
   ASSERT(p != NULL);
   check_valid(p, &raw);
   uv_pprof__buf_free(&raw);
@@ -220,7 +228,8 @@ static const char* label_str(const profile_t* p,
   size_t i;
 
   for (i = 0; i < s->n_label; i++)
-    if (strcmp(profile_str(p, s->label[i]->key), key) == 0 && s->label[i]->str != 0)
+    if (strcmp(profile_str(p, s->label[i]->key), key) == 0 &&
+        s->label[i]->str != 0)
       return profile_str(p, s->label[i]->str);
   return NULL;
 }
@@ -490,8 +499,8 @@ TEST_IMPL(builder_mappings) {
      * themselves are checked by test-symbolize.c). */
     if (!(m->memory_start <= own && own < m->memory_limit) &&
         !(m->memory_start <= libc && libc < m->memory_limit))
-      ASSERT(!m->has_functions && !m->has_filenames &&
-             !m->has_line_numbers && !m->has_inline_frames);
+      ASSERT(!m->has_functions && !m->has_filenames && !m->has_line_numbers &&
+             !m->has_inline_frames);
     if (strstr(profile_str(p, m->filename), "/libc.so") != NULL &&
         m->memory_start <= libc && libc < m->memory_limit)
       libc_map = m;
@@ -510,7 +519,8 @@ TEST_IMPL(builder_mappings) {
   ASSERT_STR_EQ(profile_str(p, m->filename), exe);
   ASSERT(m->memory_start <= own && own < m->memory_limit);
   ASSERT(m->has_functions);
-  ASSERT(profile_mapping(p, profile_location(p, locs[1])->mapping_id) == libc_map);
+  ASSERT(profile_mapping(p, profile_location(p, locs[1])->mapping_id) ==
+         libc_map);
   ASSERT(libc_map->has_functions);
   ASSERT_EQ(profile_location(p, locs[2])->mapping_id, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);
@@ -701,8 +711,7 @@ TEST_IMPL(text_threadcreate_stackless) {
   records[0].npcs = UV_PPROF__ARRAY_SIZE(pcs);
   records[1].count = 5;
   uv_pprof__buf_init(&out);
-  ASSERT_EQ(uv_pprof__text_count_profile("threadcreate", records, 2, &out),
-            0);
+  ASSERT_EQ(uv_pprof__text_count_profile("threadcreate", records, 2, &out), 0);
   ASSERT_STR_EQ(out.base,
                 "threadcreate profile: total 6\n"
                 "5 @\n"
@@ -729,14 +738,15 @@ TEST_IMPL(text_sort_labels) {
   static const uintptr_t deep[] = {0x401000, 0x402000};
   static const uintptr_t pc10[] = {0x10};
   static const uintptr_t pc9[] = {0x9};
-  static const uv_pprof__label_t ba[] = {{"b", "2", 0, NULL},
-                                         {"a", "1", 0, NULL},
-                                         {"n", NULL, 5, "bytes"}};
+  static const uv_pprof__label_t ba[] = {
+      {"b", "2", 0, NULL}, {"a", "1", 0, NULL}, {"n", NULL, 5, "bytes"}};
   static const uv_pprof__label_t ab[] = {{"a", "1", 0, NULL},
                                          {"b", "2", 0, NULL}};
   static const uv_pprof__label_t odd[] = {
-      {"q\"k", "tab\there \xc3\xa9\x7f\xff\xc2\xa0\xf0\x9f\x98\x80\xee\x80\x80"
-               "\xe2\x80\x8b", 0, NULL}};
+      {"q\"k",
+       "tab\there \xc3\xa9\x7f\xff\xc2\xa0\xf0\x9f\x98\x80\xee\x80\x80"
+       "\xe2\x80\x8b",
+       0, NULL}};
   static const uv_pprof__label_t num[] = {{"n", NULL, 7, NULL}};
   uv_pprof__count_record_t r[6];
   uv_pprof__buf_t out;
@@ -868,11 +878,12 @@ TEST_IMPL(profile_threadcreate) {
   uv_pprof__buf_init(&text);
   ASSERT_EQ(d->text(snap, 1, &text), 0);
   d->snapshot_free(snap);
-  ASSERT(strncmp(text.base, "threadcreate profile: total 2\n1 @\n# labels: ",
-                 44) == 0);
+  ASSERT(strncmp(text.base,
+                 "threadcreate profile: total 2\n1 @\n# labels: ", 44) == 0);
   snprintf(line, sizeof(line),
            "1 @\n# labels: {\"thread\":\"uvpp-helper\", \"tid\":\"%d\"}\n"
-           "#\t0x0\n\n", h.tid);
+           "#\t0x0\n\n",
+           h.tid);
   ASSERT_CONTAINS(text.base, line);
   snprintf(line, sizeof(line),
            "1 @\n# labels: {\"thread\":\"%s\", \"tid\":\"%d\"}\n#\t0x0\n\n",
@@ -1001,7 +1012,8 @@ TEST_IMPL(builder_frames) {
   l = profile_location(p, c);
   ASSERT_EQ(l->n_line, 1);
   ASSERT_STR_EQ(function_name(p, l->line[0]->function_id), "uv_timer_t");
-  ASSERT(l->line[0]->function_id != profile_location(p, a)->line[0]->function_id);
+  ASSERT(l->line[0]->function_id !=
+         profile_location(p, a)->line[0]->function_id);
   l = profile_location(p, z);
   ASSERT_EQ(l->n_line, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);

@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include "internal.h"
 #include "profile.pb-c.h"
 #include "task.h"
@@ -122,8 +121,7 @@ typedef struct {
 
 static void fetch_run(void* arg) {
   fetch_t* f = arg;
-  const char* argv[] = {"curl", "-s", "-i", "--max-time", "120", f->url,
-                        NULL};
+  const char* argv[] = {"curl", "-s", "-i", "--max-time", "120", f->url, NULL};
   uint64_t start = uv_hrtime();
 
   run_cmd(argv, NULL, 130000, &f->r);
@@ -241,8 +239,7 @@ static const char* function_name(const profile_t* p, uint64_t id) {
   return NULL;
 }
 
-static int location_calls(const profile_t* p, uint64_t id,
-                          const char* name) {
+static int location_calls(const profile_t* p, uint64_t id, const char* name) {
   size_t i;
   size_t j;
 
@@ -366,14 +363,23 @@ TEST_IMPL(cpu_seconds_parse) {
     const char* query;
     long long seconds;
   } cases[] = {
-      {"", 30},           {"seconds=5", 5},        {"seconds=%2B7", 7},
+      {"", 30},
+      {"seconds=5", 5},
+      {"seconds=%2B7", 7},
       {"seconds=+7", 30}, /* a query's '+' is a space */
-      {"seconds=0", 30},  {"seconds=-5", 30},      {"seconds=abc", 30},
-      {"seconds=", 30},   {"seconds=5s", 30},      {"seconds=%205", 30},
-      {"seconds=0x10", 30}, {"seconds=1e3", 30},   {"seconds=3601", 3601},
+      {"seconds=0", 30},
+      {"seconds=-5", 30},
+      {"seconds=abc", 30},
+      {"seconds=", 30},
+      {"seconds=5s", 30},
+      {"seconds=%205", 30},
+      {"seconds=0x10", 30},
+      {"seconds=1e3", 30},
+      {"seconds=3601", 3601},
       {"seconds=99999999999999999999", 30},
       {"seconds=0000000000000000000000000000000000000012", 12},
-      {"debug=1&seconds=2", 2}, {"seconds=2&seconds=9", 2},
+      {"debug=1&seconds=2", 2},
+      {"seconds=2&seconds=9", 2},
   };
   size_t i;
 
@@ -412,9 +418,12 @@ TEST_IMPL(cpu_index_row) {
  * starts a 30 s window, which must be open and unanswered until the client
  * leaves; the window then closes. */
 TEST_IMPL(cpu_bad_seconds) {
-  static const char* const defaulted[] = {
-      "seconds=abc", "seconds=0", "seconds=-3", "seconds=",
-      "seconds=99999999999999999999", "debug=1"};
+  static const char* const defaulted[] = {"seconds=abc",
+                                          "seconds=0",
+                                          "seconds=-3",
+                                          "seconds=",
+                                          "seconds=99999999999999999999",
+                                          "debug=1"};
   test_host_t* h = host_start(NULL);
   run_result_t r;
   size_t i;
@@ -475,8 +484,7 @@ TEST_IMPL(cpu_ratio) {
   loop_n = samples_with_label(p, "thread", "cpu-loop");
   thread_n = samples_with_label(p, "thread", "cpu-burner");
   fprintf(stderr, "by thread: loop %lld, other %lld of %lld\n",
-          (long long)loop_n, (long long)thread_n,
-          (long long)total_samples(p));
+          (long long)loop_n, (long long)thread_n, (long long)total_samples(p));
   ASSERT(loop_n + thread_n >= 100);
   share = (double)loop_n / (double)(loop_n + thread_n);
   ASSERT(share > 0.70 && share < 0.80);
@@ -698,9 +706,10 @@ TEST_IMPL(cpu_cap) {
   ASSERT(answer != NULL);
   ASSERT(strncmp(answer, "HTTP/1.1 503 ", 13) == 0);
   ASSERT_CONTAINS(answer, "X-Go-Pprof: 1\r\n");
-  ASSERT_CONTAINS(answer, "\r\n\r\nCould not enable CPU profiling: 8 CPU "
-                          "profiles are already running, the most uv_pprof "
-                          "takes at once\n");
+  ASSERT_CONTAINS(answer,
+                  "\r\n\r\nCould not enable CPU profiling: 8 CPU "
+                  "profiles are already running, the most uv_pprof "
+                  "takes at once\n");
   free(answer);
   for (i = 0; i < UV_PPROF__CPU_MAX_WINDOWS; i++) {
     answer = tcp_read_all(fds[i], 30000, &len);
@@ -822,7 +831,11 @@ TEST_IMPL(cpu_pprof_top) {
   static char tmp[128];
   test_host_t* h = host_start(NULL);
   const char* env[] = {home, tmp, NULL};
-  const char* argv[] = {"go", "tool", "pprof", "-top", "-sample_index=samples",
+  const char* argv[] = {"go",
+                        "tool",
+                        "pprof",
+                        "-top",
+                        "-sample_index=samples",
                         url_of(host_base(h), "/debug/pprof/profile?seconds=2"),
                         NULL};
   const char* dir = test_tmpdir();
@@ -971,8 +984,8 @@ static void soak(int seconds) {
     elapsed += window;
   }
   report = cpuhost_stop(&c);
-  fprintf(stderr, "malloc-churn samples: %lld; host: %s",
-          (long long)churn, report);
+  fprintf(stderr, "malloc-churn samples: %lld; host: %s", (long long)churn,
+          report);
   ASSERT(churn > 0);
   ASSERT(report_value(report, "forks=") > 0);
   ASSERT_EQ(report_value(report, "fork_failures="), 0);

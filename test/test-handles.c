@@ -88,8 +88,7 @@ static void build_world(uv_loop_t* loop, void* arg) {
 
   for (i = 0; i < NTIMERS; i++) {
     ASSERT_EQ(uv_timer_init(loop, &world.timers[i]), 0);
-    ASSERT_EQ(uv_timer_start(&world.timers[i], tick_a, 100000 + i, 100000),
-              0);
+    ASSERT_EQ(uv_timer_start(&world.timers[i], tick_a, 100000 + i, 100000), 0);
   }
   /* Started then stopped: inactive, so the loop does not spin, with their
    * callback still set. */
@@ -102,8 +101,7 @@ static void build_world(uv_loop_t* loop, void* arg) {
   ASSERT_EQ(uv_ip4_addr("127.0.0.1", 0, (struct sockaddr_in*)&ss), 0);
   ASSERT_EQ(uv_tcp_bind(&world.server, (struct sockaddr*)&ss, 0), 0);
   ASSERT_EQ(uv_listen((uv_stream_t*)&world.server, 16, on_conn_a), 0);
-  ASSERT_EQ(uv_tcp_getsockname(&world.server, (struct sockaddr*)&ss, &len),
-            0);
+  ASSERT_EQ(uv_tcp_getsockname(&world.server, (struct sockaddr*)&ss, &len), 0);
   for (i = 0; i < NCLIENTS; i++) {
     ASSERT_EQ(uv_tcp_init(loop, &world.clients[i]), 0);
     ASSERT_EQ(uv_tcp_connect(&world.connects[i], &world.clients[i],
@@ -246,8 +244,8 @@ static void expect_top(const char* top, const char* name, long long flat,
 
 /* Number of debug=2 blocks whose header contains `type` and whose next
  * `lines` lines contain `text` (what `grep -A<lines>` shows). */
-static size_t blocks_with(const char* dump, const char* type,
-                          const char* text, int lines) {
+static size_t blocks_with(const char* dump, const char* type, const char* text,
+                          int lines) {
   size_t n = 0;
   const char* p = dump;
 
@@ -323,8 +321,9 @@ TEST_IMPL(handles_counts) {
            NWORLD + HOST_OWN);
   ASSERT(strncmp(text, total, strlen(total)) == 0);
   ASSERT_CONTAINS(text, "# labels: {\"age\":\"<1m\", \"loop\":\"0x");
-  ASSERT_CONTAINS(text, "\"state\":\"active, ref\", \"type\":\"uv_timer_t\"}"
-                        "\n#\t0x");
+  ASSERT_CONTAINS(text,
+                  "\"state\":\"active, ref\", \"type\":\"uv_timer_t\"}"
+                  "\n#\t0x");
   ASSERT_CONTAINS(text, "\ttick_a+0x0\t");
   ASSERT_CONTAINS(text, "\n3 @ 0x");
   ASSERT_CONTAINS(text, "\"state\":\"inactive, ref\", \"type\":\"uv_idle_t\"");
@@ -348,17 +347,15 @@ TEST_IMPL(handles_counts) {
   ASSERT_EQ(blocks_with(dump, "[uv_timer_t", "tick_a(...)", 5), NTIMERS);
   ASSERT_EQ(blocks_with(dump, "[uv_timer_t", "timer_cb, due in ", 5),
             NTIMERS + 1);
-  ASSERT_EQ(blocks_with(dump, "[uv_timer_t", ", repeat 100000 ms, loop 0x",
-                        5),
+  ASSERT_EQ(blocks_with(dump, "[uv_timer_t", ", repeat 100000 ms, loop 0x", 5),
             NTIMERS);
-  ASSERT_EQ(blocks_with(dump, "[uv_idle_t, inactive, ref]",
-                        "on_idle_a(...)", 5),
-            NIDLES);
-  ASSERT_EQ(blocks_with(dump, "[uv_tcp_t, active, ref]",
-                        "\tconnection_cb, fd ", 5),
-            1);
-  ASSERT_EQ(blocks_with(dump, "[uv_tcp_t", "on_server_read(...)", 5),
-            NCLIENTS);
+  ASSERT_EQ(
+      blocks_with(dump, "[uv_idle_t, inactive, ref]", "on_idle_a(...)", 5),
+      NIDLES);
+  ASSERT_EQ(
+      blocks_with(dump, "[uv_tcp_t, active, ref]", "\tconnection_cb, fd ", 5),
+      1);
+  ASSERT_EQ(blocks_with(dump, "[uv_tcp_t", "on_server_read(...)", 5), NCLIENTS);
   ASSERT_EQ(blocks_with(dump, "[uv_tcp_t", ", local 127.0.0.1:", 5),
             1 + 2 * NCLIENTS);
   ASSERT_EQ(blocks_with(dump, "[uv_tcp_t", ", peer 127.0.0.1:", 5),
@@ -380,8 +377,8 @@ TEST_IMPL(handles_counts) {
   free(text);
   text = fetch_body(h, "/debug/pprof/");
   snprintf(total, sizeof(total),
-           "<tr><td>%d</td><td><a href='goroutine?debug=1'>", NWORLD +
-           HOST_OWN);
+           "<tr><td>%d</td><td><a href='goroutine?debug=1'>",
+           NWORLD + HOST_OWN);
   ASSERT_CONTAINS(text, total);
   free(text);
   free(dump);
@@ -425,8 +422,7 @@ TEST_IMPL(handles_pprof_base) {
   for (p = strstr(r.out, "flat%"); p != NULL; p = strchr(p + 1, '\n')) {
     long long flat;
     char fn[256];
-    if (sscanf(p, " %lld %*s %*s %*s %*s %255s", &flat, fn) == 2 &&
-        flat != 0) {
+    if (sscanf(p, " %lld %*s %*s %*s %*s %255s", &flat, fn) == 2 && flat != 0) {
       ASSERT_STR_EQ(fn, "tick_b");
       rows++;
     }
@@ -576,8 +572,9 @@ TEST_IMPL(handles_two_loops) {
   usleep(50000);
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
   ASSERT(strncmp(text, "goroutine profile: total 2\n", 27) == 0);
-  ASSERT_CONTAINS(text, "did not answer within 2 s: its handles are "
-                        "missing\n");
+  ASSERT_CONTAINS(text,
+                  "did not answer within 2 s: its handles are "
+                  "missing\n");
   free(text);
   uv_sem_post(&s->release);
   /* Its late answer is dropped; the next request sees it again. */
@@ -819,13 +816,12 @@ TEST_IMPL(handles_large_answer) {
   test_host_t* h = host_start(NULL);
   char url[256];
   const char* argv[] = {"curl", "-sS", "--fail", "-w", "\n%{num_connects}\n",
-                        url, url, NULL};
+                        url,    url,   NULL};
   const char* tail;
   run_result_t r;
 
   host_call(h, build_big, NULL);
-  snprintf(url, sizeof(url), "%s/debug/pprof/goroutine?debug=2",
-           host_base(h));
+  snprintf(url, sizeof(url), "%s/debug/pprof/goroutine?debug=2", host_base(h));
   /* Two answers on one keep-alive connection: curl connects once. */
   run_cmd(argv, NULL, 60000, &r);
   ASSERT_EQ(r.status, 0);
@@ -855,8 +851,9 @@ static void expect_tracked(const char* host, const char* preload) {
   const char* dir = test_tmpdir();
   char dump_file[512];
   char proto_file[512];
-  const char* argv[] = {host, "/debug/pprof/goroutine?debug=2", dump_file,
-                        "/debug/pprof/goroutine", proto_file, NULL};
+  const char* argv[] = {host,       "/debug/pprof/goroutine?debug=2",
+                        dump_file,  "/debug/pprof/goroutine",
+                        proto_file, NULL};
   const char* traces[] = {"-traces", proto_file, NULL};
   run_result_t r;
   run_result_t t;
@@ -888,10 +885,11 @@ static void expect_tracked(const char* host, const char* preload) {
   ASSERT_EQ(count_of(dump, "\nmain(...)\n\t"), 6);
   ASSERT_EQ(count_of(dump, "\ncreated by main\n\t"), 1);
   go_pprof(traces, &t);
-  ASSERT_CONTAINS(t.out, "     5   tick_tracked\n"
-                         "             uv_timer_t\n"
-                         "             make_timers\n"
-                         "             main\n");
+  ASSERT_CONTAINS(t.out,
+                  "     5   tick_tracked\n"
+                  "             uv_timer_t\n"
+                  "             make_timers\n"
+                  "             main\n");
   run_free(&t);
   run_free(&r);
 }
@@ -900,8 +898,7 @@ TEST_IMPL(handles_track_preload) {
   char lib[512];
   const char* argv[] = {UV_PPROF_HANDLEHOST, "/debug/pprof/goroutine?debug=2",
                         NULL, NULL};
-  const char* env[] = {"UV_PPROF=127.0.0.1:0", "UV_PPROF_TRACK=handles",
-                       NULL};
+  const char* env[] = {"UV_PPROF=127.0.0.1:0", "UV_PPROF_TRACK=handles", NULL};
   char out[512];
   run_result_t r;
 

@@ -14,15 +14,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-
 #include "internal.h"
 #include "profile.pb-c.h"
 #include "task.h"
 
 #define MIB (1024LL * 1024)
 #define FIXTURES UV_PPROF_SOURCE_DIR "/../shared/reference/jemalloc"
-#define HEAP_OFF_PROF                                                      \
-  "heap profiling is off: jemalloc's profiling was not enabled at startup "  \
+#define HEAP_OFF_PROF                                                       \
+  "heap profiling is off: jemalloc's profiling was not enabled at startup " \
   "(opt.prof is false). Restart the process with "                          \
   "MALLOC_CONF=prof:true,prof_accum:true to turn it on"
 
@@ -87,15 +86,14 @@ static size_t count_lines_starting(const char* text, const char* prefix) {
 
 /* Parses text placed at the very end of a readable region, followed by an
  * unreadable page: any read past the end faults at once. */
-static int parse_guarded(const char* text, size_t len,
-                         uv_pprof__je_dump_t* d) {
+static int parse_guarded(const char* text, size_t len, uv_pprof__je_dump_t* d) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   size_t span = (len + page - 1) / page * page + page;
   char* region;
   int rc;
 
-  region = mmap(NULL, span, PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  region = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                -1, 0);
   ASSERT(region != MAP_FAILED);
   ASSERT_EQ(mprotect(region + span - page, page, PROT_NONE), 0);
   memcpy(region + span - page - len, text, len);
@@ -177,8 +175,14 @@ static int has_comment(const profile_t* p, const char* text) {
 static void pprof_top(const char* index, const char* base, const char* file,
                       run_result_t* r) {
   char si[64];
-  const char* args[] = {"-top", "-unit=B", "-nodefraction=0", si,
-                        base != NULL ? "-base" : file, base, file, NULL};
+  const char* args[] = {"-top",
+                        "-unit=B",
+                        "-nodefraction=0",
+                        si,
+                        base != NULL ? "-base" : file,
+                        base,
+                        file,
+                        NULL};
 
   snprintf(si, sizeof(si), "-sample_index=%s", index);
   if (base == NULL)
@@ -234,8 +238,8 @@ static long long top_largest_other(const char* out, const char* except,
   return largest;
 }
 
-static void expect_within(const char* out, const char* name,
-                          long long truth, int percent) {
+static void expect_within(const char* out, const char* name, long long truth,
+                          int percent) {
   int found;
   long long v = top_flat(out, name, &found);
 
@@ -329,15 +333,13 @@ static void host_spawn(heaphost_t* h, const char* exe,
   ASSERT_EQ(posix_spawn_file_actions_init(&fa), 0);
   ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, in[0], 0), 0);
   ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, out[1], 1), 0);
-  ASSERT_EQ(posix_spawn_file_actions_addopen(&fa, 2, h->err_path,
-                                             O_WRONLY | O_CREAT | O_TRUNC,
-                                             0644),
+  ASSERT_EQ(posix_spawn_file_actions_addopen(
+                &fa, 2, h->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644),
             0);
   ASSERT_EQ(posix_spawnattr_init(&attr), 0);
   ASSERT_EQ(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP), 0);
   ASSERT_EQ(posix_spawnattr_setpgroup(&attr, 0), 0);
-  ASSERT_EQ(posix_spawn(&h->pid, exe, &fa, &attr, (char* const*)argv, envp),
-            0);
+  ASSERT_EQ(posix_spawn(&h->pid, exe, &fa, &attr, (char* const*)argv, envp), 0);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   free(envp);
@@ -388,8 +390,8 @@ static const char* fetch(const heaphost_t* h, const char* path,
                          const char* name) {
   static char file[256];
   char url[512];
-  const char* argv[] = {"curl", "-s", "--max-time", "60", "-o", file,
-                        "-w", "%{http_code}", url, NULL};
+  const char* argv[] = {"curl", "-s", "--max-time",   "60", "-o",
+                        file,   "-w", "%{http_code}", url,  NULL};
   run_result_t r;
 
   snprintf(file, sizeof(file), "%s/%s", h->dir, name);
@@ -426,8 +428,8 @@ static void expect_banner(const char* err, const heaphost_t* h,
   char want[512];
 
   snprintf(want, sizeof(want),
-           "pprof enabled on http://localhost:%d/debug/pprof/\n%s%s%s",
-           h->port, heap_line != NULL ? "uv_pprof: " : "",
+           "pprof enabled on http://localhost:%d/debug/pprof/\n%s%s%s", h->port,
+           heap_line != NULL ? "uv_pprof: " : "",
            heap_line != NULL ? heap_line : "", heap_line != NULL ? "\n" : "");
   ASSERT_STR_EQ(err, want);
 }
@@ -471,11 +473,10 @@ TEST_IMPL(heap_fixtures_parse) {
     ASSERT_EQ(d.nstacks, count_lines_starting(text, "@"));
     total = strstr(text, "t*: ");
     ASSERT(total != NULL);
-    ASSERT_EQ(sscanf(total, "t*: %" SCNu64 ": %" SCNu64 " [%" SCNu64
-                            ": %" SCNu64 "]",
-                     &t.cur_objs, &t.cur_bytes, &t.accum_objs,
-                     &t.accum_bytes),
-              4);
+    ASSERT_EQ(
+        sscanf(total, "t*: %" SCNu64 ": %" SCNu64 " [%" SCNu64 ": %" SCNu64 "]",
+               &t.cur_objs, &t.cur_bytes, &t.accum_objs, &t.accum_bytes),
+        4);
     ASSERT_EQ(d.total.cur_objs, t.cur_objs);
     ASSERT_EQ(d.total.cur_bytes, t.cur_bytes);
     ASSERT_EQ(d.total.accum_objs, t.accum_objs);
@@ -661,10 +662,14 @@ TEST_IMPL(heap_parse_garbage) {
  * heap_debug1.txt and the values of heap.pbdump.txt), rate 524288. */
 TEST_IMPL(heap_unbias_go) {
   static const int64_t cases[][4] = {
-      {14, 57344, 1799, 7368741},  {2, 832, 2521, 1048992},
-      {1, 663552, 1, 924248},      {2, 147456, 15, 1124031},
-      {1, 64, 8192, 524320},       {3, 1990656, 4, 2772744},
-      {1, 1048576, 1, 1212696},    {2, 1327104, 2, 1848496},
+      {14, 57344, 1799, 7368741},
+      {2, 832, 2521, 1048992},
+      {1, 663552, 1, 924248},
+      {2, 147456, 15, 1124031},
+      {1, 64, 8192, 524320},
+      {3, 1990656, 4, 2772744},
+      {1, 1048576, 1, 1212696},
+      {2, 1327104, 2, 1848496},
       {0, 0, 0, 0},
   };
   int64_t objs;
@@ -672,8 +677,8 @@ TEST_IMPL(heap_unbias_go) {
   size_t i;
 
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(cases); i++) {
-    uv_pprof__heap_unbias((uint64_t)cases[i][0], (uint64_t)cases[i][1],
-                          524288, &objs, &bytes);
+    uv_pprof__heap_unbias((uint64_t)cases[i][0], (uint64_t)cases[i][1], 524288,
+                          &objs, &bytes);
     ASSERT_EQ(objs, cases[i][2]);
     ASSERT_EQ(bytes, cases[i][3]);
   }
@@ -721,8 +726,8 @@ static void fixture_snapshot(int accum, int active, fixture_snap_t* fs) {
   ASSERT(d.stacks == NULL); /* taken over */
 }
 
-static profile_t* fixture_profile(const uv_pprof__profile_t* desc,
-                                  void* snap, int delta) {
+static profile_t* fixture_profile(const uv_pprof__profile_t* desc, void* snap,
+                                  int delta) {
   uv_pprof__builder_t* b = uv_pprof__builder_new();
   uv_pprof__buf_t gz;
   profile_t* p;
@@ -769,8 +774,7 @@ static void expect_rows(const profile_t* p, const uv_pprof__je_dump_t* d,
     if (accum)
       uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, d->period, &v[0],
                             &v[1]);
-    uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, d->period, &v[2],
-                          &v[3]);
+    uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, d->period, &v[2], &v[3]);
     ASSERT_EQ(s->n_value, 4);
     for (j = 0; j < 4; j++)
       ASSERT_EQ(s->value[j], v[j]);
@@ -848,8 +852,7 @@ TEST_IMPL(heap_fixture_text) {
   ASSERT_EQ(uv_pprof__profile_heap.text(fs.snap, 1, &out), 0);
   ASSERT_EQ(uv_pprof__buf_append(&out, "", 1), 0);
   if (strncmp(out.base, head, strlen(head)) != 0) {
-    fprintf(stderr, "text:\n%s\nexpected to start with:\n%s\n", out.base,
-            head);
+    fprintf(stderr, "text:\n%s\nexpected to start with:\n%s\n", out.base, head);
     ASSERT(0);
   }
   /* Records by in-use bytes: 104857707, then 82659, then 65537. */
@@ -866,12 +869,13 @@ TEST_IMPL(heap_fixture_text) {
   go_pprof(args, &r);
   ASSERT_CONTAINS(r.out, "PeriodType: space bytes");
   ASSERT_CONTAINS(r.out, "Period: 131072");
-  ASSERT_CONTAINS(r.out, "alloc_objects/count alloc_space/bytes "
-                         "inuse_objects/count inuse_space/bytes");
+  ASSERT_CONTAINS(r.out,
+                  "alloc_objects/count alloc_space/bytes "
+                  "inuse_objects/count inuse_space/bytes");
   uv_pprof__heap_unbias(100, 104857707, 131072, &objs, &bytes);
-  snprintf(want, sizeof(want), " %" PRId64 " %" PRId64 " %" PRId64
-                               " %" PRId64 ": ",
-           objs, bytes, objs, bytes);
+  snprintf(want, sizeof(want),
+           " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 ": ", objs, bytes,
+           objs, bytes);
   ASSERT_CONTAINS(squeeze(r.out), want);
   run_free(&r);
   uv_pprof__buf_free(&out);
@@ -883,8 +887,9 @@ TEST_IMPL(heap_fixture_text) {
   uv_pprof__buf_init(&out);
   ASSERT_EQ(uv_pprof__profile_heap.text(fs.snap, 1, &out), 0);
   ASSERT_EQ(uv_pprof__buf_append(&out, "", 1), 0);
-  ASSERT_CONTAINS(out.base, "@ heap/262144\n# alloc_objects and alloc_space "
-                            "are unknown (0 here)");
+  ASSERT_CONTAINS(out.base,
+                  "@ heap/262144\n# alloc_objects and alloc_space "
+                  "are unknown (0 here)");
   uv_pprof__buf_free(&out);
   uv_pprof__profile_heap.snapshot_free(fs.snap);
   uv_pprof__je_dump_free(&fs.dump);
@@ -1042,9 +1047,8 @@ TEST_IMPL(heap_jemalloc_linked) {
 }
 
 TEST_IMPL(heap_jemalloc_preload) {
-  static const char* const env[] = {
-      "MALLOC_CONF=prof:true,prof_accum:true",
-      "LD_PRELOAD=" UV_PPROF_JEMALLOC_SO, NULL};
+  static const char* const env[] = {"MALLOC_CONF=prof:true,prof_accum:true",
+                                    "LD_PRELOAD=" UV_PPROF_JEMALLOC_SO, NULL};
   heaphost_t h;
 
   host_spawn(&h, UV_PPROF_HEAPHOST_PLAIN, env);
@@ -1056,10 +1060,12 @@ TEST_IMPL(heap_jemalloc_preload) {
 /* jemalloc linked statically: its frames are told by name (jeprof's rule),
  * through the symbolizer. */
 TEST_IMPL(heap_jemalloc_static) {
-  static const char* const allocator[] = {"malloc", "prof_backtrace_impl",
+  static const char* const allocator[] = {"malloc",
+                                          "prof_backtrace_impl",
                                           "je_prof_backtrace",
                                           "je_prof_tctx_create",
-                                          "je_malloc_default", NULL};
+                                          "je_malloc_default",
+                                          NULL};
   heaphost_t h;
   char file[256];
   run_result_t r;
@@ -1076,8 +1082,7 @@ TEST_IMPL(heap_jemalloc_static) {
   for (i = 0; allocator[i] != NULL; i++) {
     top_flat(r.out, allocator[i], &found);
     if (found) {
-      fprintf(stderr, "%s is still in the profile:\n%s\n", allocator[i],
-              r.out);
+      fprintf(stderr, "%s is still in the profile:\n%s\n", allocator[i], r.out);
       ASSERT(0);
     }
   }
@@ -1099,11 +1104,11 @@ TEST_IMPL(heap_jemalloc_base) {
   host_do(&h, "live");
   /* The first profile loads uv_pprof's symbol tables: not sampled
    * (heap_jemalloc_own_unsampled), so no growth in the diff. */
-  snprintf(before, sizeof(before), "%s", fetch(&h, "/debug/pprof/heap",
-                                               "before.pb.gz"));
+  snprintf(before, sizeof(before), "%s",
+           fetch(&h, "/debug/pprof/heap", "before.pb.gz"));
   host_do(&h, "leak");
-  snprintf(after, sizeof(after), "%s", fetch(&h, "/debug/pprof/heap",
-                                             "after.pb.gz"));
+  snprintf(after, sizeof(after), "%s",
+           fetch(&h, "/debug/pprof/heap", "after.pb.gz"));
   pprof_top("inuse_space", before, after, &r);
   expect_within(r.out, "heaphost_leak", 32 * MIB, 10);
   /* Anything else that moved is noise: a few samples (each stands for
@@ -1126,8 +1131,8 @@ TEST_IMPL(heap_jemalloc_base) {
 TEST_IMPL(heap_jemalloc_own_unsampled) {
   static const char* const env[] = {
       "MALLOC_CONF=prof:true,prof_accum:true,lg_prof_sample:0", NULL};
-  static const char* const own[] = {"uv_pprof__symbolize", "dwfl_", "dwarf_",
-                                    "elf_", "__libdw", "__libelf"};
+  static const char* const own[] = {
+      "uv_pprof__symbolize", "dwfl_", "dwarf_", "elf_", "__libdw", "__libelf"};
   heaphost_t h;
   char file[256];
   profile_t* p;
@@ -1258,8 +1263,9 @@ TEST_IMPL(heap_jemalloc_delta) {
 TEST_IMPL(heap_jemalloc_debug1_pprof) {
   heaphost_t h;
   char url[256];
-  const char* args[] = {"-top", "-unit=B", "-nodefraction=0",
-                        "-sample_index=inuse_space", url, NULL};
+  const char* args[] = {
+      "-top", "-unit=B", "-nodefraction=0", "-sample_index=inuse_space",
+      url,    NULL};
   run_result_t r;
 
   host_spawn(&h, UV_PPROF_HEAPHOST, accum_env);
@@ -1349,8 +1355,7 @@ TEST_IMPL(heap_jemalloc_off) {
 
   text = fetch_text(&h, "/debug/pprof/allocs?debug=1");
   if (strncmp(text, off_text, strlen(off_text)) != 0) {
-    fprintf(stderr, "text:\n%s\nexpected to start with:\n%s\n", text,
-            off_text);
+    fprintf(stderr, "text:\n%s\nexpected to start with:\n%s\n", text, off_text);
     ASSERT(0);
   }
   ASSERT_CONTAINS(text, "\n# jemalloc.opt.prof = false\n");

@@ -1,140 +1,140 @@
 /* Every test, one line each: TEST(name) where test-<file>.c has
  * TEST_IMPL(name). CMake reads this list to register one ctest per test. */
-#define TEST_LIST(TEST)                                                   \
-  /* test-buf.c */                                                        \
-  TEST(buf_append_printf)                                                 \
-  TEST(buf_html_escape)                                                   \
-  /* test-builder.c */                                                    \
-  TEST(builder_strings_dedup)                                             \
-  TEST(builder_locations_dedup)                                           \
-  TEST(builder_frames)                                                    \
-  TEST(builder_sample_merge)                                              \
-  TEST(builder_profile_fields)                                            \
-  TEST(builder_mappings)                                                  \
-  TEST(builder_errors)                                                    \
-  TEST(builder_pprof_reads)                                               \
-  TEST(gzip_roundtrip)                                                    \
-  TEST(maps_read_exec)                                                    \
-  TEST(threads_read_names)                                                \
-  TEST(text_threadcreate_stackless)                                       \
-  TEST(text_sort_labels)                                                  \
-  TEST(profile_threadcreate)                                              \
-  TEST(profile_block_mutex)                                               \
-  /* test-http.c (unit) */                                                \
-  TEST(http_clean_path)                                                   \
-  TEST(http_unescape)                                                     \
-  TEST(http_query_get)                                                    \
-  TEST(http_loopback)                                                     \
-  TEST(http_head_order)                                                   \
-  /* test-options.c */                                                    \
-  /* test-server.c (integration) */                                       \
-  /* test-routes.c (integration) */                                       \
-  TEST(routes_index)                                                      \
-  TEST(routes_redirect)                                                   \
-  TEST(routes_redirect_query)                                             \
-  TEST(routes_unclean_path)                                               \
-  TEST(routes_cmdline)                                                    \
-  TEST(routes_unknown_profile)                                            \
-  TEST(routes_not_found)                                                  \
-  TEST(routes_threadcreate_proto)                                         \
-  TEST(routes_block_mutex_proto)                                          \
-  TEST(routes_pprof_reads_all)                                            \
-  TEST(routes_debug1)                                                     \
-  TEST(routes_seconds_errors)                                             \
+#define TEST_LIST(TEST)                                              \
+  /* test-buf.c */                                                   \
+  TEST(buf_append_printf)                                            \
+  TEST(buf_html_escape)                                              \
+  /* test-builder.c */                                               \
+  TEST(builder_strings_dedup)                                        \
+  TEST(builder_locations_dedup)                                      \
+  TEST(builder_frames)                                               \
+  TEST(builder_sample_merge)                                         \
+  TEST(builder_profile_fields)                                       \
+  TEST(builder_mappings)                                             \
+  TEST(builder_errors)                                               \
+  TEST(builder_pprof_reads)                                          \
+  TEST(gzip_roundtrip)                                               \
+  TEST(maps_read_exec)                                               \
+  TEST(threads_read_names)                                           \
+  TEST(text_threadcreate_stackless)                                  \
+  TEST(text_sort_labels)                                             \
+  TEST(profile_threadcreate)                                         \
+  TEST(profile_block_mutex)                                          \
+  /* test-http.c (unit) */                                           \
+  TEST(http_clean_path)                                              \
+  TEST(http_unescape)                                                \
+  TEST(http_query_get)                                               \
+  TEST(http_loopback)                                                \
+  TEST(http_head_order)                                              \
+  /* test-options.c */                                               \
+  /* test-server.c (integration) */                                  \
+  /* test-routes.c (integration) */                                  \
+  TEST(routes_index)                                                 \
+  TEST(routes_redirect)                                              \
+  TEST(routes_redirect_query)                                        \
+  TEST(routes_unclean_path)                                          \
+  TEST(routes_cmdline)                                               \
+  TEST(routes_unknown_profile)                                       \
+  TEST(routes_not_found)                                             \
+  TEST(routes_threadcreate_proto)                                    \
+  TEST(routes_block_mutex_proto)                                     \
+  TEST(routes_pprof_reads_all)                                       \
+  TEST(routes_debug1)                                                \
+  TEST(routes_seconds_errors)                                        \
   TEST(routes_seconds_too_long)                                      \
-  TEST(routes_threadcreate_delta)                                         \
-  TEST(routes_head)                                                       \
-  TEST(routes_post)                                                       \
-  TEST(routes_method_not_allowed)                                         \
-  TEST(routes_token)                                                      \
-  TEST(routes_url_address)                                                \
-  /* test-badinput.c (integration) */                                     \
-  TEST(badinput_malformed_request)                                        \
-  TEST(badinput_headers_too_large)                                        \
-  TEST(badinput_url_too_long)                                             \
-  TEST(badinput_body_too_large)                                           \
-  TEST(badinput_keepalive)                                                \
-  TEST(badinput_pipelining)                                               \
-  TEST(badinput_connection_storm)                                         \
-  TEST(badinput_idle_timeout)                                             \
-  TEST(badinput_slow_client)                                              \
-  TEST(badinput_disconnect_mid_response)                                  \
-  TEST(badinput_stop_in_flight)                                           \
-  TEST(badinput_env_garbage)                                              \
-  TEST(badinput_env_port_in_use)                                          \
-  TEST(badinput_env_public_needs_token)                                   \
-  TEST(badinput_env_disabled)                                             \
-  TEST(badinput_env_banner)                                               \
-  TEST(badinput_unref_exits)                                              \
-  /* test-handles.c (integration) */                                      \
-  TEST(handles_counts)                                                    \
-  TEST(handles_pprof_base)                                                \
-  TEST(handles_delta)                                                     \
-  TEST(handles_two_loops)                                                 \
-  TEST(handles_sliced)                                                    \
-  TEST(handles_large_answer)                                              \
-  TEST(handles_slow_walk)                                                 \
-  TEST(handles_track_preload)                                             \
-  TEST(handles_track_linked)                                              \
-  TEST(handles_track_wrap)                                                \
-  /* test-symbolize.c (unit, then integration) */                         \
-  TEST(symbolize_functions)                                               \
-  TEST(symbolize_sizes)                                                   \
-  TEST(symbolize_inlined)                                                 \
-  TEST(symbolize_libc)                                                    \
-  TEST(symbolize_dlopen)                                                  \
-  TEST(symbolize_reset)                                                   \
-  TEST(symbolize_builder)                                                 \
-  TEST(symbolize_text_frames)                                             \
-  TEST(symbolize_demangle)                                                \
-  TEST(symbol_get)                                                        \
-  TEST(symbol_post)                                                       \
-  TEST(symbol_pprof_remote)                                               \
-  TEST(symbol_served_protos)                                              \
-  /* test-heap.c (unit, then integration) */                              \
-  TEST(heap_fixtures_parse)                                               \
-  TEST(heap_fixture_strip)                                                \
-  TEST(heap_parse_garbage)                                                \
-  TEST(heap_unbias_go)                                                    \
-  TEST(heap_fixture_profile)                                              \
-  TEST(heap_fixture_text)                                                 \
-  TEST(heap_no_jemalloc)                                                  \
-  TEST(heap_jemalloc_linked)                                              \
-  TEST(heap_jemalloc_preload)                                             \
-  TEST(heap_jemalloc_static)                                              \
-  TEST(heap_jemalloc_base)                                                \
-  TEST(heap_jemalloc_own_unsampled)                                       \
-  TEST(heap_jemalloc_delta)                                               \
-  TEST(heap_jemalloc_debug1_pprof)                                        \
-  TEST(heap_jemalloc_ticks)                                               \
-  TEST(heap_jemalloc_off)                                                 \
-  TEST(heap_jemalloc_no_accum)                                            \
-  TEST(heap_jemalloc_activate)                                            \
-  /* test-cpu.c (unit, integration, soaks) */                             \
-  TEST(cpu_seconds_parse)                                                 \
-  TEST(cpu_index_row)                                                     \
-  TEST(cpu_bad_seconds)                                                   \
-  TEST(cpu_ratio)                                                         \
-  TEST(cpu_overlap)                                                       \
-  TEST(cpu_disconnect)                                                    \
-  TEST(cpu_back_to_zero)                                                  \
-  TEST(cpu_cap)                                                           \
-  TEST(cpu_fork)                                                          \
-  TEST(cpu_stop_in_flight)                                                \
-  TEST(cpu_sigprof_coexists)                                              \
-  TEST(cpu_pprof_top)                                                     \
-  TEST(cpu_soak_short)                                                    \
-  TEST(cpu_soak_60s)                                                      \
-  /* test-metrics.c (integration: Prometheus, promtool, Chromium) */      \
-  TEST(metrics_prometheus)                                                \
-  TEST(metrics_format)                                                    \
-  TEST(timeline_csv)                                                      \
-  TEST(timeline_errors)                                                   \
-  TEST(timeline_handles)                                                  \
-  TEST(timeline_chromium)                                                 \
-  TEST(metrics_in_process)                                                \
-  TEST(timeline_worker_exits)                                             \
-  /* test-unwind.c */                                                     \
-  TEST(unwind_rules_match_libdw)                                          \
-  TEST(unwind_rules_after_reload)                                         \
+  TEST(routes_threadcreate_delta)                                    \
+  TEST(routes_head)                                                  \
+  TEST(routes_post)                                                  \
+  TEST(routes_method_not_allowed)                                    \
+  TEST(routes_token)                                                 \
+  TEST(routes_url_address)                                           \
+  /* test-badinput.c (integration) */                                \
+  TEST(badinput_malformed_request)                                   \
+  TEST(badinput_headers_too_large)                                   \
+  TEST(badinput_url_too_long)                                        \
+  TEST(badinput_body_too_large)                                      \
+  TEST(badinput_keepalive)                                           \
+  TEST(badinput_pipelining)                                          \
+  TEST(badinput_connection_storm)                                    \
+  TEST(badinput_idle_timeout)                                        \
+  TEST(badinput_slow_client)                                         \
+  TEST(badinput_disconnect_mid_response)                             \
+  TEST(badinput_stop_in_flight)                                      \
+  TEST(badinput_env_garbage)                                         \
+  TEST(badinput_env_port_in_use)                                     \
+  TEST(badinput_env_public_needs_token)                              \
+  TEST(badinput_env_disabled)                                        \
+  TEST(badinput_env_banner)                                          \
+  TEST(badinput_unref_exits)                                         \
+  /* test-handles.c (integration) */                                 \
+  TEST(handles_counts)                                               \
+  TEST(handles_pprof_base)                                           \
+  TEST(handles_delta)                                                \
+  TEST(handles_two_loops)                                            \
+  TEST(handles_sliced)                                               \
+  TEST(handles_large_answer)                                         \
+  TEST(handles_slow_walk)                                            \
+  TEST(handles_track_preload)                                        \
+  TEST(handles_track_linked)                                         \
+  TEST(handles_track_wrap)                                           \
+  /* test-symbolize.c (unit, then integration) */                    \
+  TEST(symbolize_functions)                                          \
+  TEST(symbolize_sizes)                                              \
+  TEST(symbolize_inlined)                                            \
+  TEST(symbolize_libc)                                               \
+  TEST(symbolize_dlopen)                                             \
+  TEST(symbolize_reset)                                              \
+  TEST(symbolize_builder)                                            \
+  TEST(symbolize_text_frames)                                        \
+  TEST(symbolize_demangle)                                           \
+  TEST(symbol_get)                                                   \
+  TEST(symbol_post)                                                  \
+  TEST(symbol_pprof_remote)                                          \
+  TEST(symbol_served_protos)                                         \
+  /* test-heap.c (unit, then integration) */                         \
+  TEST(heap_fixtures_parse)                                          \
+  TEST(heap_fixture_strip)                                           \
+  TEST(heap_parse_garbage)                                           \
+  TEST(heap_unbias_go)                                               \
+  TEST(heap_fixture_profile)                                         \
+  TEST(heap_fixture_text)                                            \
+  TEST(heap_no_jemalloc)                                             \
+  TEST(heap_jemalloc_linked)                                         \
+  TEST(heap_jemalloc_preload)                                        \
+  TEST(heap_jemalloc_static)                                         \
+  TEST(heap_jemalloc_base)                                           \
+  TEST(heap_jemalloc_own_unsampled)                                  \
+  TEST(heap_jemalloc_delta)                                          \
+  TEST(heap_jemalloc_debug1_pprof)                                   \
+  TEST(heap_jemalloc_ticks)                                          \
+  TEST(heap_jemalloc_off)                                            \
+  TEST(heap_jemalloc_no_accum)                                       \
+  TEST(heap_jemalloc_activate)                                       \
+  /* test-cpu.c (unit, integration, soaks) */                        \
+  TEST(cpu_seconds_parse)                                            \
+  TEST(cpu_index_row)                                                \
+  TEST(cpu_bad_seconds)                                              \
+  TEST(cpu_ratio)                                                    \
+  TEST(cpu_overlap)                                                  \
+  TEST(cpu_disconnect)                                               \
+  TEST(cpu_back_to_zero)                                             \
+  TEST(cpu_cap)                                                      \
+  TEST(cpu_fork)                                                     \
+  TEST(cpu_stop_in_flight)                                           \
+  TEST(cpu_sigprof_coexists)                                         \
+  TEST(cpu_pprof_top)                                                \
+  TEST(cpu_soak_short)                                               \
+  TEST(cpu_soak_60s)                                                 \
+  /* test-metrics.c (integration: Prometheus, promtool, Chromium) */ \
+  TEST(metrics_prometheus)                                           \
+  TEST(metrics_format)                                               \
+  TEST(timeline_csv)                                                 \
+  TEST(timeline_errors)                                              \
+  TEST(timeline_handles)                                             \
+  TEST(timeline_chromium)                                            \
+  TEST(metrics_in_process)                                           \
+  TEST(timeline_worker_exits)                                        \
+  /* test-unwind.c */                                                \
+  TEST(unwind_rules_match_libdw)                                     \
+  TEST(unwind_rules_after_reload)                                    \
   /* end */

@@ -199,8 +199,8 @@ static int free_port(void) {
 /* Prometheus answers /-/ready with 200 (it may not even listen yet). */
 static int prom_ready(int port) {
   char url[128];
-  const char* argv[] = {"curl", "-s", "-o", "/dev/null", "-w",
-                        "%{http_code}", url, NULL};
+  const char* argv[] = {"curl", "-s",           "-o", "/dev/null",
+                        "-w",   "%{http_code}", url,  NULL};
   run_result_t r;
   int ready;
 
@@ -216,8 +216,9 @@ static int prom_ready(int port) {
 static int prom_query(int port, const char* query, double* v) {
   char url[128];
   char arg[1024];
-  const char* argv[] = {"curl", "-s", "-G", "--max-time", "10",
-                        "--data-urlencode", arg, url, NULL};
+  const char* argv[] = {"curl",       "-s", "-G",
+                        "--max-time", "10", "--data-urlencode",
+                        arg,          url,  NULL};
   run_result_t r;
   const char* p;
   int n = 0;
@@ -278,8 +279,8 @@ TEST_IMPL(metrics_prometheus) {
   char config_arg[600];
   char data_arg[600];
   char listen_arg[64];
-  const char* argv[] = {"/usr/bin/prometheus", config_arg, data_arg,
-                        listen_arg, "--log.level=warn", NULL};
+  const char* argv[] = {"/usr/bin/prometheus", config_arg, data_arg, listen_arg,
+                        "--log.level=warn",    NULL};
   const char* m;
   const char* s;
   const char* body;
@@ -316,8 +317,8 @@ TEST_IMPL(metrics_prometheus) {
   pport = free_port();
   snprintf(config_arg, sizeof(config_arg), "--config.file=%s", config);
   snprintf(data_arg, sizeof(data_arg), "--storage.tsdb.path=%s", data);
-  snprintf(listen_arg, sizeof(listen_arg),
-           "--web.listen-address=127.0.0.1:%d", pport);
+  snprintf(listen_arg, sizeof(listen_arg), "--web.listen-address=127.0.0.1:%d",
+           pport);
   bg_start(&prom, "prometheus", argv, NULL);
 
   /* Three scrapes of the main loop's idle time are in (bounded: 120 s). */
@@ -368,44 +369,53 @@ TEST_IMPL(metrics_prometheus) {
                     "total{loop=\"%s\"}[1m])",
                     s, s) < 0.1);
   /* jemalloc, preloaded: its figures, the 64 MiB block among them. */
-  ASSERT_EQ(prom_value(pport, "uv_pprof_allocator_info{allocator=\"jemalloc\","
-                              "object=\"libjemalloc.so.2\"}"),
+  ASSERT_EQ(prom_value(pport,
+                       "uv_pprof_allocator_info{allocator=\"jemalloc\","
+                       "object=\"libjemalloc.so.2\"}"),
             1);
   v = prom_value(pport, "uv_pprof_jemalloc_allocated_bytes");
   ASSERT(v >= LIVE_MIB * MIB && v < (LIVE_MIB + 32) * MIB);
-  ASSERT(prom_value(pport, "uv_pprof_jemalloc_active_bytes - "
-                           "uv_pprof_jemalloc_allocated_bytes") >= 0);
-  ASSERT(prom_value(pport, "uv_pprof_jemalloc_mapped_bytes - "
-                           "uv_pprof_jemalloc_active_bytes") >= 0);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_heap_alloc_bytes - "
-                              "uv_pprof_jemalloc_allocated_bytes"),
+  ASSERT(prom_value(pport,
+                    "uv_pprof_jemalloc_active_bytes - "
+                    "uv_pprof_jemalloc_allocated_bytes") >= 0);
+  ASSERT(prom_value(pport,
+                    "uv_pprof_jemalloc_mapped_bytes - "
+                    "uv_pprof_jemalloc_active_bytes") >= 0);
+  ASSERT_EQ(prom_value(pport,
+                       "uv_pprof_heap_alloc_bytes - "
+                       "uv_pprof_jemalloc_allocated_bytes"),
             0);
   ASSERT(prom_value(pport, "uv_pprof_jemalloc_allocated_bytes_total") >=
          LIVE_MIB * MIB);
-  ASSERT_EQ(prom_query(pport, "uv_pprof_glibc_mallinfo2_arena_bytes", NULL),
-            0);
+  ASSERT_EQ(prom_query(pport, "uv_pprof_glibc_mallinfo2_arena_bytes", NULL), 0);
   /* RSS: the live block is resident; /proc agrees. */
   v = prom_value(pport, "uv_pprof_process_resident_memory_bytes");
   ASSERT(v >= LIVE_MIB * MIB);
   ASSERT(v > host_rss(&h) / 2 && v < host_rss(&h) * 2);
   /* uv_pprof's own answers, by endpoint. */
-  ASSERT_EQ(prom_value(pport, "uv_pprof_requests_total{endpoint=\"cmdline\","
-                              "code=\"2xx\"}"),
+  ASSERT_EQ(prom_value(pport,
+                       "uv_pprof_requests_total{endpoint=\"cmdline\","
+                       "code=\"2xx\"}"),
             3);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_requests_total{endpoint=\"other\","
-                              "code=\"4xx\"}"),
+  ASSERT_EQ(prom_value(pport,
+                       "uv_pprof_requests_total{endpoint=\"other\","
+                       "code=\"4xx\"}"),
             1);
-  ASSERT(prom_value(pport, "uv_pprof_requests_total{endpoint=\"metrics\","
-                           "code=\"2xx\"}") >= 2);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_request_duration_seconds_count{"
-                              "endpoint=\"cmdline\"}"),
+  ASSERT(prom_value(pport,
+                    "uv_pprof_requests_total{endpoint=\"metrics\","
+                    "code=\"2xx\"}") >= 2);
+  ASSERT_EQ(prom_value(pport,
+                       "uv_pprof_request_duration_seconds_count{"
+                       "endpoint=\"cmdline\"}"),
             3);
-  ASSERT_EQ(prom_value(pport, "uv_pprof_request_duration_seconds_bucket{"
-                              "endpoint=\"cmdline\",le=\"+Inf\"}"),
+  ASSERT_EQ(prom_value(pport,
+                       "uv_pprof_request_duration_seconds_bucket{"
+                       "endpoint=\"cmdline\",le=\"+Inf\"}"),
             3);
-  ASSERT(prom_value(pport, "histogram_quantile(0.5, "
-                           "uv_pprof_request_duration_seconds_bucket{endpoint="
-                           "\"cmdline\"})") > 0);
+  ASSERT(prom_value(pport,
+                    "histogram_quantile(0.5, "
+                    "uv_pprof_request_duration_seconds_bucket{endpoint="
+                    "\"cmdline\"})") > 0);
   ASSERT_EQ(prom_query(pport, "uv_pprof_requests_total{code=\"5xx\"}", NULL),
             0);
 
@@ -484,8 +494,9 @@ TEST_IMPL(metrics_format) {
   ASSERT_CONTAINS(body, "# TYPE uv_pprof_request_duration_seconds histogram\n");
 
   /* Without jemalloc: glibc's figures under their own names. */
-  ASSERT_CONTAINS(body, "\nuv_pprof_allocator_info{allocator=\"glibc\","
-                        "object=\"libc.so.6\",version=\"\"} 1\n");
+  ASSERT_CONTAINS(body,
+                  "\nuv_pprof_allocator_info{allocator=\"glibc\","
+                  "object=\"libc.so.6\",version=\"\"} 1\n");
   ASSERT(strstr(body, "jemalloc_") == NULL);
   ASSERT(sample(body, "uv_pprof_glibc_mallinfo2_hblkhd_bytes") >=
          LIVE_MIB * MIB);
@@ -706,8 +717,9 @@ TEST_IMPL(timeline_errors) {
     ASSERT_CONTAINS(r.out, "rc=-22\n");
     ASSERT_CONTAINS(r.out, "port=-1\n");
     ASSERT_CONTAINS(r.err, "UV_PPROF_TIMELINE=");
-    ASSERT_CONTAINS(r.err, "is not valid: expected whole seconds from 1 to "
-                           "86400 (unset or 0: no timeline)\n");
+    ASSERT_CONTAINS(r.err,
+                    "is not valid: expected whole seconds from 1 to "
+                    "86400 (unset or 0: no timeline)\n");
     run_free(&r);
   }
   return 0;
@@ -805,7 +817,7 @@ static void png_decode(const char* path, image_t* img) {
     if (memcmp(type, "IHDR", 4) == 0) {
       img->w = be32(d);
       img->h = be32(d + 4);
-      ASSERT_EQ(d[8], 8);  /* bit depth */
+      ASSERT_EQ(d[8], 8); /* bit depth */
       ASSERT(d[9] == 2 || d[9] == 6);
       ASSERT_EQ(d[12], 0); /* not interlaced */
       channels = d[9] == 2 ? 3 : 4;
@@ -834,12 +846,22 @@ static void png_decode(const char* path, image_t* img) {
       int b = prev != NULL ? prev[x] : 0;
       int c = prev != NULL && x >= (uint32_t)channels ? prev[x - channels] : 0;
       switch (line[0]) {
-      case 0: break;
-      case 1: cur[x] = (unsigned char)(cur[x] + a); break;
-      case 2: cur[x] = (unsigned char)(cur[x] + b); break;
-      case 3: cur[x] = (unsigned char)(cur[x] + (a + b) / 2); break;
-      case 4: cur[x] = (unsigned char)(cur[x] + paeth(a, b, c)); break;
-      default: ASSERT(0);
+        case 0:
+          break;
+        case 1:
+          cur[x] = (unsigned char)(cur[x] + a);
+          break;
+        case 2:
+          cur[x] = (unsigned char)(cur[x] + b);
+          break;
+        case 3:
+          cur[x] = (unsigned char)(cur[x] + (a + b) / 2);
+          break;
+        case 4:
+          cur[x] = (unsigned char)(cur[x] + paeth(a, b, c));
+          break;
+        default:
+          ASSERT(0);
       }
     }
     for (x = 0; x < img->w; x++)
@@ -882,9 +904,16 @@ static size_t count_foreground(const image_t* img) {
 static void screenshot(const char* url, const char* png, image_t* img) {
   char shot[600];
   char profile[600];
-  const char* argv[] = {"chromium", "--headless", "--no-sandbox",
-                        "--disable-gpu", "--hide-scrollbars",
-                        "--window-size=1000,700", profile, shot, url, NULL};
+  const char* argv[] = {"chromium",
+                        "--headless",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        "--hide-scrollbars",
+                        "--window-size=1000,700",
+                        profile,
+                        shot,
+                        url,
+                        NULL};
   run_result_t r;
 
   snprintf(shot, sizeof(shot), "--screenshot=%s", png);
@@ -987,13 +1016,15 @@ TEST_IMPL(metrics_in_process) {
   body = http_body(&r, &len);
   /* The allocator is named for what it is: ASan's malloc is not glibc's. */
 #if defined(__SANITIZE_ADDRESS__)
-  ASSERT_CONTAINS(body, "uv_pprof_allocator_info{allocator=\"other\","
-                        "object=\"libasan.so");
+  ASSERT_CONTAINS(body,
+                  "uv_pprof_allocator_info{allocator=\"other\","
+                  "object=\"libasan.so");
   ASSERT(strstr(body, "glibc_") == NULL);
   ASSERT(strstr(body, "uv_pprof_heap_alloc_bytes") == NULL);
 #else
-  ASSERT_CONTAINS(body, "uv_pprof_allocator_info{allocator=\"glibc\","
-                        "object=\"libc.so.6\"");
+  ASSERT_CONTAINS(body,
+                  "uv_pprof_allocator_info{allocator=\"glibc\","
+                  "object=\"libc.so.6\"");
   ASSERT_CONTAINS(body, "\nuv_pprof_heap_alloc_bytes ");
 #endif
   ASSERT_CONTAINS(body, "\nuv_pprof_process_resident_memory_bytes ");
@@ -1001,8 +1032,9 @@ TEST_IMPL(metrics_in_process) {
   ASSERT_CONTAINS(body, "\",type=\"uv_timer_t\"} 1\n");
   run_free(&r);
   curl_get(h, "/metrics", NULL, &r);
-  ASSERT_CONTAINS(http_body(&r, &len), "uv_pprof_requests_total{endpoint="
-                                       "\"metrics\",code=\"2xx\"} 1\n");
+  ASSERT_CONTAINS(http_body(&r, &len),
+                  "uv_pprof_requests_total{endpoint="
+                  "\"metrics\",code=\"2xx\"} 1\n");
   run_free(&r);
 
   /* The timeline runs: two samples (bounded: 60 s). */
@@ -1047,8 +1079,7 @@ static int worker_tid(void) {
     f = fopen(path, "r");
     if (f == NULL)
       continue;
-    if (fgets(comm, sizeof(comm), f) != NULL &&
-        strcmp(comm, "uv_pprof\n") == 0)
+    if (fgets(comm, sizeof(comm), f) != NULL && strcmp(comm, "uv_pprof\n") == 0)
       tid = atoi(e->d_name);
     fclose(f);
   }

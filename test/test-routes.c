@@ -68,8 +68,8 @@ static void expect_body(const run_result_t* r, const char* text) {
   const char* body = http_body(r, &len);
 
   if (len != strlen(text) || memcmp(body, text, len) != 0) {
-    fprintf(stderr, "body (%zu bytes):\n%.*s\nexpected (%zu bytes):\n%s\n",
-            len, (int)len, body, strlen(text), text);
+    fprintf(stderr, "body (%zu bytes):\n%.*s\nexpected (%zu bytes):\n%s\n", len,
+            (int)len, body, strlen(text), text);
     ASSERT(0);
   }
 }
@@ -189,8 +189,7 @@ static const char* parse_rows(const char* p, row_t* rows, size_t* n) {
     ASSERT(len > 0 && len < sizeof(row->name));
     memcpy(row->name, p, len);
     row->name[len] = '\0';
-    snprintf(expect, sizeof(expect), "?debug=1'>%s</a></td></tr>\n",
-             row->name);
+    snprintf(expect, sizeof(expect), "?debug=1'>%s</a></td></tr>\n", row->name);
     ASSERT(strncmp(q, expect, strlen(expect)) == 0);
     p = q + strlen(expect);
     (*n)++;
@@ -400,8 +399,7 @@ TEST_IMPL(routes_unknown_profile) {
   expect_go_error_at(h, "/debug/pprof/nosuch", 404, "Unknown profile");
   expect_go_error_at(h, "/debug/pprof/heap/", 404, "Unknown profile");
   expect_go_error_at(h, "/debug/pprof/cmdline/", 404, "Unknown profile");
-  expect_go_error_at(h, "/debug/pprof/nosuch?debug=1", 404,
-                     "Unknown profile");
+  expect_go_error_at(h, "/debug/pprof/nosuch?debug=1", 404, "Unknown profile");
   host_stop(h);
   return 0;
 }
@@ -533,8 +531,7 @@ TEST_IMPL(routes_debug1) {
   ASSERT_STR_EQ(http_header(&r, "Content-Type"), TEXT);
   ASSERT_STR_EQ(http_header(&r, "X-Content-Type-Options"), "nosniff");
   ASSERT(http_header(&r, "Content-Disposition") == NULL);
-  snprintf(want, sizeof(want), "threadcreate profile: total %d\n",
-           nthreads());
+  snprintf(want, sizeof(want), "threadcreate profile: total %d\n", nthreads());
   ASSERT(strncmp(http_body(&r, &len), want, strlen(want)) == 0);
   run_free(&r);
 
@@ -621,8 +618,9 @@ TEST_IMPL(routes_threadcreate_delta) {
 }
 
 TEST_IMPL(routes_head) {
-  static const char req[] = "HEAD /debug/pprof/cmdline HTTP/1.1\r\n"
-                            "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  static const char req[] =
+      "HEAD /debug/pprof/cmdline HTTP/1.1\r\n"
+      "Host: 127.0.0.1\r\nConnection: close\r\n\r\n";
   const char* head[] = {"-I", NULL};
   test_host_t* h = host_start(NULL);
   run_result_t r;
@@ -670,8 +668,7 @@ TEST_IMPL(routes_post) {
   get(h, "/debug/pprof/threadcreate?debug=1", post, &r);
   ASSERT_EQ(http_status(&r), 200);
   ASSERT_STR_EQ(http_header(&r, "Content-Type"), TEXT);
-  ASSERT(strncmp(http_body(&r, &len), "threadcreate profile: total ", 28) ==
-         0);
+  ASSERT(strncmp(http_body(&r, &len), "threadcreate profile: total ", 28) == 0);
   run_free(&r);
 
   get(h, "/debug/pprof/mutex", post, &r);

@@ -415,11 +415,11 @@ TEST_IMPL(symbolize_builder) {
   int outer_functions = 0;
 
   self_exe(exe, sizeof(exe));
-  addrs[0] = pc - 1;                    /* two frames, inlined */
+  addrs[0] = pc - 1; /* two frames, inlined */
   addrs[1] = sym_static_addr() + 2;
   addrs[2] = (uintptr_t)&sym_global + 4;
-  addrs[3] = (uintptr_t)getpid_fn + 1;  /* libc: no file */
-  addrs[4] = 0x10;                      /* nothing there */
+  addrs[3] = (uintptr_t)getpid_fn + 1; /* libc: no file */
+  addrs[4] = 0x10;                     /* nothing there */
   b = build(addrs, 5, ids);
   ids[5] = uv_pprof__builder_frame(b, "thread main", NULL);
   ASSERT(ids[5] != 0);
@@ -452,7 +452,8 @@ TEST_IMPL(symbolize_builder) {
 
   /* One Function per (name, file). */
   for (i = 0; i < p->n_function; i++)
-    outer_functions += strcmp(profile_str(p, p->function[i]->name), "sym_outer") == 0;
+    outer_functions +=
+        strcmp(profile_str(p, p->function[i]->name), "sym_outer") == 0;
   ASSERT_EQ(outer_functions, 1);
 
   /* The test binary: everything known, with inlining. libc: names. */
@@ -468,8 +469,8 @@ TEST_IMPL(symbolize_builder) {
     m = p->mapping[i];
     if (m->id != profile_location(p, ids[0])->mapping_id &&
         m->id != profile_location(p, ids[3])->mapping_id)
-      ASSERT(!m->has_functions && !m->has_filenames &&
-             !m->has_line_numbers && !m->has_inline_frames);
+      ASSERT(!m->has_functions && !m->has_filenames && !m->has_line_numbers &&
+             !m->has_inline_frames);
   }
   perftools__profiles__profile__free_unpacked(p, NULL);
 
@@ -526,8 +527,7 @@ static void go_tabwriter(const char* text, run_result_t* r) {
   ASSERT_EQ(fwrite(cells.base, 1, cells.len, f), cells.len);
   ASSERT_EQ(fclose(f), 0);
   uv_pprof__buf_free(&cells);
-  snprintf(script, sizeof(script),
-           "HOME=%s GOCACHE=%s/gocache go run %s < %s",
+  snprintf(script, sizeof(script), "HOME=%s GOCACHE=%s/gocache go run %s < %s",
            dir, dir, fixture_path("tabwriter.go"), in);
   run_sh(script, 120000, r);
   if (r->status != 0)
@@ -726,8 +726,8 @@ TEST_IMPL(symbol_post) {
 
   /* What go tool pprof sends: one mapping's addresses joined by '+'. The
    * query is ignored on a POST. */
-  snprintf(body, sizeof(body), "0x%" PRIxPTR "+0x%" PRIxPTR "+0x10",
-           outer + 1, global + 3);
+  snprintf(body, sizeof(body), "0x%" PRIxPTR "+0x%" PRIxPTR "+0x10", outer + 1,
+           global + 3);
   post[1] = body;
   curl_get(h, "/debug/pprof/symbol?0x1234", post, &r);
   snprintf(want, sizeof(want),
@@ -966,8 +966,8 @@ TEST_IMPL(symbol_pprof_remote) {
   h = host_start(NULL);
   relay_start(&relay, host_port(h), &gz);
 
-  snprintf(url, sizeof(url),
-           "http://127.0.0.1:%d/debug/pprof/unsymbolized", relay.port);
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/debug/pprof/unsymbolized",
+           relay.port);
   args[0] = "-symbolize=remote";
   args[1] = "-top";
   args[2] = url;
@@ -1032,8 +1032,8 @@ TEST_IMPL(symbol_served_protos) {
     body = http_body(&r, &len);
     prof = profile_decode(body, len);
     for (j = 0; j < prof->n_location; j++)
-      addressed += prof->location[j]->address != 0 &&
-                   prof->location[j]->mapping_id == 1;
+      addressed +=
+          prof->location[j]->address != 0 && prof->location[j]->mapping_id == 1;
     if (addressed != 0)
       ASSERT(prof->n_mapping > 0 && prof->mapping[0]->has_functions);
     perftools__profiles__profile__free_unpacked(prof, NULL);

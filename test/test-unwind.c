@@ -88,8 +88,7 @@ typedef struct {
 static void on_sample(const uv_pprof__cpu_sample_t* s, void* arg) {
   check_t* c = arg;
   uintptr_t pcs[MAX_FRAMES];
-  size_t n = uv_pprof__unwind(s->copy, UV_PPROF__UNWIND_LIBDW, pcs,
-                              MAX_FRAMES);
+  size_t n = uv_pprof__unwind(s->copy, UV_PPROF__UNWIND_LIBDW, pcs, MAX_FRAMES);
   size_t i;
 
   c->compared++;
@@ -132,8 +131,8 @@ static void sample(int how, int ms, check_t* c) {
 static void load(const char* path, void** handle, uintptr_t* lo,
                  uintptr_t* hi) {
   Dl_info info;
-  const ElfW(Phdr)* ph;
-  const ElfW(Ehdr)* eh;
+  const ElfW(Phdr) * ph;
+  const ElfW(Ehdr) * eh;
   void* fn;
   int i;
 
@@ -202,8 +201,10 @@ TEST_IMPL(unwind_rules_match_libdw) {
   atomic_store(&mode, QUIT);
   pthread_join(thread, NULL);
 
-  fprintf(stderr, "%d samples compared, %d in the module; by rules %llu, "
-          "by libdw %llu\n", c->compared, c->in_module,
+  fprintf(stderr,
+          "%d samples compared, %d in the module; by rules %llu, "
+          "by libdw %llu\n",
+          c->compared, c->in_module,
           (unsigned long long)(st1.by_rules - st0.by_rules),
           (unsigned long long)(st1.by_libdw - st0.by_libdw));
   ASSERT(c->compared >= 50);

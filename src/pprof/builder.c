@@ -49,8 +49,8 @@ typedef struct {
 /* The pools are uv_pprof__buf_t used as arrays: realloc'd memory suits any
  * element type, and the buffer's sticky oom flag comes for free. */
 struct uv_pprof__builder_s {
-  int err; /* first failure, returned by encode */
-  uv_pprof__buf_t chars; /* every string, NUL-terminated */
+  int err;                  /* first failure, returned by encode */
+  uv_pprof__buf_t chars;    /* every string, NUL-terminated */
   uv_pprof__buf_t str_offs; /* size_t offset into chars per string */
   table_t strings;
   int has_period;
@@ -62,16 +62,16 @@ struct uv_pprof__builder_s {
   uv_pprof__buf_t comments; /* int64_t */
   int64_t time_nanos;
   int64_t duration;
-  uv_pprof__buf_t addrs; /* uintptr_t per location; id = index + 1 */
+  uv_pprof__buf_t addrs;     /* uintptr_t per location; id = index + 1 */
   uv_pprof__buf_t loc_funcs; /* size_t per location: a named frame's
                                 function index + 1, or 0 for an address */
-  table_t locations; /* address locations only */
-  uv_pprof__buf_t funcs; /* func_t; function id = index + 1 */
+  table_t locations;         /* address locations only */
+  uv_pprof__buf_t funcs;     /* func_t; function id = index + 1 */
   table_t func_index;
   uv_pprof__buf_t samples; /* sample_t */
-  uv_pprof__buf_t locids; /* uint64_t */
-  uv_pprof__buf_t values; /* int64_t, one per sample type per sample */
-  uv_pprof__buf_t labels; /* label_t */
+  uv_pprof__buf_t locids;  /* uint64_t */
+  uv_pprof__buf_t values;  /* int64_t, one per sample type per sample */
+  uv_pprof__buf_t labels;  /* label_t */
   table_t sample_index;
 };
 
@@ -171,8 +171,8 @@ static int match_sample(const uv_pprof__builder_t* b, size_t index,
   /* Empty pools have NULL bases: no pointer is formed for a length 0. */
   if (s->nlocs != k->nlocs || s->nlabels != k->nlabels)
     return 0;
-  if (k->nlocs != 0 && memcmp((const uint64_t*)b->locids.base + s->loc,
-                              k->locs, k->nlocs * sizeof(*k->locs)) != 0)
+  if (k->nlocs != 0 && memcmp((const uint64_t*)b->locids.base + s->loc, k->locs,
+                              k->nlocs * sizeof(*k->locs)) != 0)
     return 0;
   return k->nlabels == 0 ||
          memcmp((const label_t*)b->labels.base + s->label, k->labels,
@@ -352,7 +352,8 @@ static size_t function(uv_pprof__builder_t* b, const char* name,
     fail(b, UV_ENOMEM);
     return 0;
   }
-  hash = uv_pprof__hash_combine(uv_pprof__hash_combine(0, (uint64_t)key[0]), (uint64_t)key[1]);
+  hash = uv_pprof__hash_combine(uv_pprof__hash_combine(0, (uint64_t)key[0]),
+                                (uint64_t)key[1]);
   slot = probe(&b->func_index, hash, match_func, b, key);
   if (slot->id != 0)
     return slot->id;
@@ -389,8 +390,7 @@ uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
  * did not hand out makes encode fail with UV_EINVAL. */
 void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
                               size_t nlocs, const int64_t* values,
-                              const uv_pprof__label_t* labels,
-                              size_t nlabels) {
+                              const uv_pprof__label_t* labels, size_t nlabels) {
   size_t nvalues = count_of(&b->types, 2 * sizeof(int64_t));
   size_t nlocations = count_of(&b->addrs, sizeof(uintptr_t));
   size_t first_label = count_of(&b->labels, sizeof(label_t));
@@ -421,9 +421,12 @@ void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
       l.num = labels[i].num;
     if (labels[i].str == NULL && labels[i].num_unit != NULL)
       l.unit = uv_pprof__builder_string(b, labels[i].num_unit);
-    hash = uv_pprof__hash_combine(uv_pprof__hash_combine(uv_pprof__hash_combine(uv_pprof__hash_combine(hash, (uint64_t)l.key), (uint64_t)l.str),
-                   (uint64_t)l.num),
-               (uint64_t)l.unit);
+    hash = uv_pprof__hash_combine(
+        uv_pprof__hash_combine(
+            uv_pprof__hash_combine(
+                uv_pprof__hash_combine(hash, (uint64_t)l.key), (uint64_t)l.str),
+            (uint64_t)l.num),
+        (uint64_t)l.unit);
     uv_pprof__buf_append(&b->labels, &l, sizeof(l));
   }
   if (b->err != 0 || b->labels.oom || reserve_slot(&b->sample_index) != 0) {
@@ -433,8 +436,8 @@ void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
 
   key.locs = locs;
   key.nlocs = nlocs;
-  key.labels = nlabels != 0 ? (const label_t*)b->labels.base + first_label
-                            : NULL;
+  key.labels =
+      nlabels != 0 ? (const label_t*)b->labels.base + first_label : NULL;
   key.nlabels = nlabels;
   slot = probe(&b->sample_index, hash, match_sample, b, &key);
   if (slot->id != 0) {
@@ -489,10 +492,10 @@ typedef struct {
 /* What the locations of one mapping got, for its has_* flags. */
 typedef struct {
   size_t locations;
-  size_t named;     /* every frame has a function name */
-  size_t files;     /* ... and a file */
-  size_t lines;     /* ... and a line */
-  size_t inlined;   /* more than one frame */
+  size_t named;   /* every frame has a function name */
+  size_t files;   /* ... and a file */
+  size_t lines;   /* ... and a line */
+  size_t inlined; /* more than one frame */
 } mapping_stats_t;
 
 /* Everything the protobuf-c view of the profile points to. The view borrows

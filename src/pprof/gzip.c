@@ -35,8 +35,7 @@ int uv_pprof__gzip(const void* data, size_t len, uv_pprof__buf_t* out) {
         deflateEnd(&zs);
         return UV_ENOMEM;
       }
-    } while (zs.avail_out == 0 ||
-             (flush == Z_FINISH && zrc != Z_STREAM_END));
+    } while (zs.avail_out == 0 || (flush == Z_FINISH && zrc != Z_STREAM_END));
   } while (zrc != Z_STREAM_END);
   deflateEnd(&zs);
   return 0;

@@ -10,7 +10,7 @@
 #include "internal.h"
 
 typedef struct {
-  size_t record; /* a record with this key, for its frames */
+  size_t record;   /* a record with this key, for its frames */
   const char* key; /* "@ 0x.. 0x..", then "\n# labels: {...}" if any */
   int64_t count;
 } group_t;
@@ -98,14 +98,29 @@ static void quote(uv_pprof__buf_t* out, const char* s) {
       uv_pprof__buf_append(out, p, n);
     } else {
       switch (r) {
-        case '\a': esc = "\\a"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\v': esc = "\\v"; break;
-        default: break;
+        case '\a':
+          esc = "\\a";
+          break;
+        case '\b':
+          esc = "\\b";
+          break;
+        case '\f':
+          esc = "\\f";
+          break;
+        case '\n':
+          esc = "\\n";
+          break;
+        case '\r':
+          esc = "\\r";
+          break;
+        case '\t':
+          esc = "\\t";
+          break;
+        case '\v':
+          esc = "\\v";
+          break;
+        default:
+          break;
       }
       if (esc != NULL)
         uv_pprof__buf_append(out, esc, 2);
@@ -335,8 +350,8 @@ static int append_frames(uv_pprof__buf_t* out,
  * printed once with their counts summed; the header's total is the sum of
  * all counts. Returns 0 or UV_ENOMEM. */
 int uv_pprof__text_count_profile(const char* name,
-                                 uv_pprof__count_record_t* records,
-                                 size_t n, uv_pprof__buf_t* out) {
+                                 uv_pprof__count_record_t* records, size_t n,
+                                 uv_pprof__buf_t* out) {
   uv_pprof__buf_t keys;
   size_t* offs;
   group_t* groups;

@@ -36,9 +36,10 @@ static int write_text(const void* snap, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_block = {
     .name = "block",
-    .description = "Event-loop stalls: where the loop thread was blocked, "
-                   "weighted by time. Not collected yet: always a valid empty "
-                   "profile, so scrapers never fail",
+    .description =
+        "Event-loop stalls: where the loop thread was blocked, "
+        "weighted by time. Not collected yet: always a valid empty "
+        "profile, so scrapers never fail",
     .flags = UV_PPROF__PROFILE_DELTA,
     .count = count_none,
     .snapshot = take_snapshot,

@@ -2,8 +2,9 @@
  * of its own over the one shared sampler (sampler.c), so concurrent requests
  * all succeed. The loop thread only parses the request and runs two unref'd
  * timers per window: its end, and a tick that has the worker drain the
- * sampler when a drain is due. Opening, draining, closing and encoding run on the worker; each
- * sample carries its time, so each window takes exactly those inside it. */
+ * sampler when a drain is due. Opening, draining, closing and encoding run on
+ * the worker; each sample carries its time, so each window takes exactly those
+ * inside it. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,9 +40,9 @@ typedef struct window_s {
 } window_t;
 
 static uv_once_t once = UV_ONCE_INIT;
-static uv_mutex_t mu;        /* the open windows and what drains into them */
-static window_t* windows;    /* open on the sampler, under `mu` */
-static int nwindows;         /* atomic: requests holding a window slot */
+static uv_mutex_t mu;     /* the open windows and what drains into them */
+static window_t* windows; /* open on the sampler, under `mu` */
+static int nwindows;      /* atomic: requests holding a window slot */
 
 static void init_once(void) {
   if (uv_mutex_init(&mu) != 0)
@@ -87,8 +88,7 @@ static void add_to(window_t* w, const uv_pprof__cpu_sample_t* s) {
   }
   labels[nlabels].key = "tid";
   labels[nlabels++].str = tid;
-  uv_pprof__builder_sample(w->builder, locs, s->npcs, values, labels,
-                           nlabels);
+  uv_pprof__builder_sample(w->builder, locs, s->npcs, values, labels, nlabels);
 }
 
 static void on_sample(const uv_pprof__cpu_sample_t* s, void* arg) {
@@ -118,8 +118,9 @@ static void work_open(uv_pprof__job_t* job) {
 
   w->builder = uv_pprof__builder_new();
   if (w->builder == NULL) {
-    uv_pprof__error(w->req, 500, "Could not enable CPU profiling: out of "
-                                 "memory");
+    uv_pprof__error(w->req, 500,
+                    "Could not enable CPU profiling: out of "
+                    "memory");
     return;
   }
   uv_pprof__builder_period(w->builder, "cpu", "nanoseconds",
@@ -175,9 +176,8 @@ static void work_close(uv_pprof__job_t* job) {
   int err;
 
   if (!__atomic_load_n(&w->abandoned, __ATOMIC_RELAXED)) {
-    uv_pprof__builder_duration(w->builder,
-                               __atomic_load_n(&w->end, __ATOMIC_RELAXED) -
-                                   w->start);
+    uv_pprof__builder_duration(
+        w->builder, __atomic_load_n(&w->end, __ATOMIC_RELAXED) - w->start);
     if (lost != 0) {
       snprintf(text, sizeof(text),
                "uv_pprof: %llu samples lost (the sample buffer was full)",
@@ -240,8 +240,7 @@ static void on_closed(uv_pprof__job_t* job, int cancelled) {
 }
 
 static int submit(window_t* w, uv_pprof__job_t* job) {
-  return uv_pprof__worker_submit(uv_pprof__server_worker(w->req->server),
-                                 job);
+  return uv_pprof__worker_submit(uv_pprof__server_worker(w->req->server), job);
 }
 
 static void close_window(window_t* w) {
@@ -353,8 +352,9 @@ void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
   w = calloc(1, sizeof(*w));
   if (w == NULL) {
     __atomic_fetch_sub(&nwindows, 1, __ATOMIC_RELAXED);
-    uv_pprof__error(req, 500, "Could not enable CPU profiling: out of "
-                              "memory");
+    uv_pprof__error(req, 500,
+                    "Could not enable CPU profiling: out of "
+                    "memory");
     uv_pprof__request_finish(req);
     return;
   }
@@ -372,10 +372,10 @@ void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
   req->route_data = w;
   req->abandon = abandon;
   if (submit(w, &w->job) != 0) {
-    uv_pprof__error(req, 500, "Could not enable CPU profiling: uv_pprof's "
-                              "worker did not start");
+    uv_pprof__error(req, 500,
+                    "Could not enable CPU profiling: uv_pprof's "
+                    "worker did not start");
     w->state = CLOSED;
     maybe_finish(w);
   }
 }
-

@@ -28,7 +28,7 @@ typedef struct {
   snap_t* s;
   group_t* groups; /* in order of first appearance */
   size_t ngroups;
-  size_t* gid;     /* per handle: its group */
+  size_t* gid; /* per handle: its group */
 } gsnap_t;
 
 /* ---- labels ------------------------------------------------------------- */
@@ -38,8 +38,8 @@ static void type_name(int type, char* buf, size_t size) {
 }
 
 static const char* state_text(int state) {
-  static const char* const texts[] = {
-      "inactive, unref", "active, unref", "inactive, ref", "active, ref"};
+  static const char* const texts[] = {"inactive, unref", "active, unref",
+                                      "inactive, ref", "active, ref"};
 
   if (state & UV_PPROF__HANDLE_CLOSING)
     return "closing";
@@ -194,7 +194,8 @@ static void add_missing_comments(const snap_t* s, uv_pprof__builder_t* b) {
   for (i = 0; i < s->nmissing; i++) {
     char text[128];
     snprintf(text, sizeof(text),
-             "loop 0x%" PRIxPTR " did not answer within 2 s: its handles "
+             "loop 0x%" PRIxPTR
+             " did not answer within 2 s: its handles "
              "are missing",
              s->missing[i]);
     uv_pprof__builder_comment(b, text);
@@ -234,7 +235,8 @@ static void append_missing(const snap_t* s, uv_pprof__buf_t* out) {
 
   for (i = 0; i < s->nmissing; i++)
     uv_pprof__buf_printf(out,
-                         "# loop 0x%" PRIxPTR " did not answer within 2 s: "
+                         "# loop 0x%" PRIxPTR
+                         " did not answer within 2 s: "
                          "its handles are missing\n",
                          s->missing[i]);
 }
@@ -295,8 +297,8 @@ static void append_frame(uv_pprof__buf_t* out, uintptr_t pc, int leaf,
                          char* func, size_t func_size, char* where,
                          size_t where_size) {
   uv_pprof__symbol_t sym[UV_PPROF__MAX_INLINE];
-  size_t n = uv_pprof__symbolize(leaf ? pc : pc - 1, sym,
-                                 UV_PPROF__ARRAY_SIZE(sym));
+  size_t n =
+      uv_pprof__symbolize(leaf ? pc : pc - 1, sym, UV_PPROF__ARRAY_SIZE(sym));
   char line[4096 + 64];
   size_t i;
 
@@ -334,8 +336,7 @@ typedef struct {
   size_t stack_len;
 } rendered_t;
 
-static void render_group(const handle_t* h, uv_pprof__buf_t* b,
-                         rendered_t* r) {
+static void render_group(const handle_t* h, uv_pprof__buf_t* b, rendered_t* r) {
   char func[256];
   char where[4096 + 32];
   char created[256] = "";
@@ -378,12 +379,12 @@ static void append_sockaddr(uv_pprof__buf_t* out, const char* what,
  * read here, on the worker, from the fd the walk copied: the walk makes no
  * system call. A handle closed since then may show none. */
 static void append_facts(uv_pprof__buf_t* out, const handle_t* h) {
-  uv_pprof__buf_printf(out, "\t%s", h->cb_field != NULL ? h->cb_field
-                                                        : "no callback");
+  uv_pprof__buf_printf(out, "\t%s",
+                       h->cb_field != NULL ? h->cb_field : "no callback");
   switch (h->type) {
     case UV_TIMER:
-      uv_pprof__buf_printf(out, ", due in %" PRIu64 " ms, repeat %" PRIu64
-                                " ms", h->a, h->b);
+      uv_pprof__buf_printf(
+          out, ", due in %" PRIu64 " ms, repeat %" PRIu64 " ms", h->a, h->b);
       break;
     case UV_SIGNAL: {
       const char* name = sigabbrev_np((int)h->a);
@@ -464,8 +465,9 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_goroutine = {
     .name = "goroutine",
-    .description = "Live libuv handles of every registered loop, as Go shows "
-                   "goroutines: grouped by callback, type and creation stack",
+    .description =
+        "Live libuv handles of every registered loop, as Go shows "
+        "goroutines: grouped by callback, type and creation stack",
     .flags = UV_PPROF__PROFILE_DELTA,
     .snapshot_free = free_snapshot,
     .types = set_types,

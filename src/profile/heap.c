@@ -177,8 +177,7 @@ static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
       uv_pprof__builder_comment(b, inactive);
   }
   if (d->period != 0)
-    uv_pprof__builder_period(b, "space", "bytes",
-                             clamp((double)d->period));
+    uv_pprof__builder_period(b, "space", "bytes", clamp((double)d->period));
   for (i = 0; i < d->nstacks; i++) {
     const uv_pprof__je_stack_t* st = &d->stacks[i];
     const uv_pprof__je_counts_t* c = &st->counts;
@@ -192,8 +191,7 @@ static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
                             &v[1]);
     else
       v[0] = v[1] = 0;
-    uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, d->period, &v[2],
-                          &v[3]);
+    uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, d->period, &v[2], &v[3]);
     for (j = 0; j < 4; j++)
       v[j] *= sign;
     /* Every address is a return address, the leaf's too (the call into
@@ -245,12 +243,12 @@ static int append_records(uv_pprof__buf_t* out, const snap_t* snap) {
     t.accum_objs = sat_add(t.accum_objs, d->stacks[i].counts.accum_objs);
     t.accum_bytes = sat_add(t.accum_bytes, d->stacks[i].counts.accum_bytes);
   }
-  uv_pprof__buf_printf(out,
-                       "heap profile: %" PRIu64 ": %" PRIu64 " [%" PRIu64
-                       ": %" PRIu64 "] @ heap/%" PRIu64 "\n",
-                       t.cur_objs, t.cur_bytes, t.accum_objs, t.accum_bytes,
-                       d->period != 0 ? 2 * d->period
-                                      : 2 * (uint64_t)period_of(&snap->je));
+  uv_pprof__buf_printf(
+      out,
+      "heap profile: %" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64
+      "] @ heap/%" PRIu64 "\n",
+      t.cur_objs, t.cur_bytes, t.accum_objs, t.accum_bytes,
+      d->period != 0 ? 2 * d->period : 2 * (uint64_t)period_of(&snap->je));
   if (snap->je.mode != UV_PPROF__HEAP_PROF_ON) {
     uv_pprof__buf_printf(out, "# %s\n", uv_pprof__je_howto(snap->je.mode));
     return 0;
@@ -269,11 +267,10 @@ static int append_records(uv_pprof__buf_t* out, const snap_t* snap) {
   for (i = 0; i < d->nstacks; i++) {
     const uv_pprof__je_stack_t* st = order[i];
     const uintptr_t* pcs = d->frames + st->first;
-    uv_pprof__buf_printf(out,
-                         "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64
-                         "] @",
-                         st->counts.cur_objs, st->counts.cur_bytes,
-                         st->counts.accum_objs, st->counts.accum_bytes);
+    uv_pprof__buf_printf(
+        out, "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @",
+        st->counts.cur_objs, st->counts.cur_bytes, st->counts.accum_objs,
+        st->counts.accum_bytes);
     for (j = 0; j < st->n; j++)
       uv_pprof__buf_printf(out, " 0x%" PRIxPTR, pcs[j]);
     uv_pprof__buf_append(out, "\n", 1);
@@ -299,10 +296,10 @@ static uint64_t sub(uint64_t a, uint64_t b) {
 static void append_jemalloc_stats(uv_pprof__buf_t* out, const snap_t* snap) {
   const uv_pprof__je_stats_t* s = &snap->stats;
   const uint64_t* v = s->value;
-  uint64_t mallocs = v[UV_PPROF__JE_SMALL_NMALLOC] +
-                     v[UV_PPROF__JE_LARGE_NMALLOC];
-  uint64_t frees = v[UV_PPROF__JE_SMALL_NDALLOC] +
-                   v[UV_PPROF__JE_LARGE_NDALLOC];
+  uint64_t mallocs =
+      v[UV_PPROF__JE_SMALL_NMALLOC] + v[UV_PPROF__JE_LARGE_NMALLOC];
+  uint64_t frees =
+      v[UV_PPROF__JE_SMALL_NDALLOC] + v[UV_PPROF__JE_LARGE_NDALLOC];
 
   stat_line(out, "Alloc", v[UV_PPROF__JE_ALLOCATED]);
   if (s->have_total)
@@ -330,8 +327,8 @@ static void append_jemalloc_stats(uv_pprof__buf_t* out, const snap_t* snap) {
   } else if (snap->je.mode == UV_PPROF__HEAP_PROF_OFF) {
     uv_pprof__buf_printf(out, "# jemalloc.opt.prof = false\n");
   }
-#define XX(id, name, type)                                                  \
-  if (s->have & (1u << UV_PPROF__JE_##id))                                  \
+#define XX(id, name, type)                 \
+  if (s->have & (1u << UV_PPROF__JE_##id)) \
     stat_line(out, "jemalloc." name, v[UV_PPROF__JE_##id]);
   UV_PPROF__JE_STATS_MAP(XX)
 #undef XX
@@ -375,10 +372,11 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_heap = {
     .name = "heap",
-    .description = "A sampling of memory allocations of live objects, from "
-                   "jemalloc's heap profile. The gc GET parameter is "
-                   "accepted and has no effect: jemalloc frees memory at "
-                   "free(), so the sample is always current.",
+    .description =
+        "A sampling of memory allocations of live objects, from "
+        "jemalloc's heap profile. The gc GET parameter is "
+        "accepted and has no effect: jemalloc frees memory at "
+        "free(), so the sample is always current.",
     .flags = UV_PPROF__PROFILE_DELTA,
     .count = uv_pprof__je_count,
     .snapshot = take_snapshot,
@@ -390,9 +388,10 @@ const uv_pprof__profile_t uv_pprof__profile_heap = {
 
 const uv_pprof__profile_t uv_pprof__profile_allocs = {
     .name = "allocs",
-    .description = "A sampling of all past memory allocations, from "
-                   "jemalloc's heap profile (cumulative counts need "
-                   "MALLOC_CONF prof_accum:true)",
+    .description =
+        "A sampling of all past memory allocations, from "
+        "jemalloc's heap profile (cumulative counts need "
+        "MALLOC_CONF prof_accum:true)",
     .flags = UV_PPROF__PROFILE_DELTA,
     .count = uv_pprof__je_count,
     .snapshot = take_snapshot,

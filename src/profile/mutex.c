@@ -35,9 +35,10 @@ static int write_text(const void* snap, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_mutex = {
     .name = "mutex",
-    .description = "Stack traces of holders of contended mutexes. Not "
-                   "collected by uv_pprof: always a valid empty profile, so "
-                   "scrapers never fail",
+    .description =
+        "Stack traces of holders of contended mutexes. Not "
+        "collected by uv_pprof: always a valid empty profile, so "
+        "scrapers never fail",
     .flags = UV_PPROF__PROFILE_DELTA,
     .count = count_none,
     .snapshot = take_snapshot,

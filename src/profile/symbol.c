@@ -102,8 +102,7 @@ void uv_pprof__serve_symbol(uv_pprof__request_t* req) {
   sj->job.work = work_symbol;
   sj->job.done = on_symbol_done;
   sj->job.data = sj;
-  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server),
-                                &sj->job);
+  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server), &sj->job);
   if (err != 0) {
     char msg[128];
     snprintf(msg, sizeof(msg), "could not start uv_pprof's worker: %s",

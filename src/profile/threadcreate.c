@@ -88,7 +88,7 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
   const snap_t* snap = p;
   uv_pprof__count_record_t* records;
   uv_pprof__label_t* labels;
-  char (*tids)[16];
+  char(*tids)[16];
   size_t n = snap->count != 0 ? snap->count : 1;
   size_t i;
   int rc;
@@ -105,8 +105,8 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
       records[i].labels = &labels[2 * i];
       records[i].nlabels = 2;
     }
-    rc = uv_pprof__text_count_profile("threadcreate", records, snap->count,
-                                      out);
+    rc =
+        uv_pprof__text_count_profile("threadcreate", records, snap->count, out);
   }
   free(records);
   free(labels);
@@ -116,9 +116,10 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_threadcreate = {
     .name = "threadcreate",
-    .description = "The threads of the process, one sample each, labelled "
-                   "with the thread's name and id (creation stacks are not "
-                   "recorded)",
+    .description =
+        "The threads of the process, one sample each, labelled "
+        "with the thread's name and id (creation stacks are not "
+        "recorded)",
     .flags = UV_PPROF__PROFILE_DELTA,
     .count = count_threads,
     .snapshot = take_snapshot,

@@ -35,7 +35,7 @@ typedef struct {
 
 typedef struct {
   uint64_t hash;
-  uint32_t off;   /* first pc in `pcs` */
+  uint32_t off; /* first pc in `pcs` */
   uint32_t depth;
 } stack_t_;
 
@@ -180,8 +180,8 @@ static int grow_live(void) {
     size_t j;
     if (live[i].addr == 0)
       continue;
-    for (j = (size_t)uv_pprof__hash64(live[i].addr) & (n - 1); table[j].addr != 0;
-         j = (j + 1) & (n - 1))
+    for (j = (size_t)uv_pprof__hash64(live[i].addr) & (n - 1);
+         table[j].addr != 0; j = (j + 1) & (n - 1))
       ;
     table[j] = live[i];
   }
@@ -277,8 +277,7 @@ static void forget(const void* handle) {
 EXPORT int uv_pprof_track_enable_v1(void);
 EXPORT void uv_pprof_track_lookup_v1(const uintptr_t* addrs, size_t n,
                                      uv_pprof_track_info_t* out);
-EXPORT size_t uv_pprof_track_stack_v1(uint32_t id, uintptr_t* out,
-                                      size_t max);
+EXPORT size_t uv_pprof_track_stack_v1(uint32_t id, uintptr_t* out, size_t max);
 
 int uv_pprof_track_enable_v1(void) {
   pthread_once(&env_once, read_env);
@@ -330,59 +329,70 @@ size_t uv_pprof_track_stack_v1(uint32_t id, uintptr_t* out, size_t max) {
  * the lookup order. A failed lookup means libuv is not loaded at all, in
  * which case nothing could have called us. */
 #define WRAPPER(name) name
-#define DECLARE_REAL(ret, name, params)                                  \
-  typedef ret(*name##_fn) params;                                        \
-  static name##_fn real_##name(void) {                                   \
-    static name##_fn fn;                                                 \
-    name##_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE);                \
-    if (f == NULL) {                                                     \
-      *(void**)&f = dlsym(RTLD_NEXT, #name);                             \
-      if (f == NULL)                                                     \
-        abort();                                                         \
-      __atomic_store_n(&fn, f, __ATOMIC_RELEASE);                        \
-    }                                                                    \
-    return f;                                                            \
+#define DECLARE_REAL(ret, name, params)                   \
+  typedef ret(*name##_fn) params;                         \
+  static name##_fn real_##name(void) {                    \
+    static name##_fn fn;                                  \
+    name##_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE); \
+    if (f == NULL) {                                      \
+      *(void**)&f = dlsym(RTLD_NEXT, #name);              \
+      if (f == NULL)                                      \
+        abort();                                          \
+      __atomic_store_n(&fn, f, __ATOMIC_RELEASE);         \
+    }                                                     \
+    return f;                                             \
   }
 #define REAL(name) real_##name()
 #endif
 
 /* One wrapper per init function taking (loop, handle, more...). */
-#define INIT_WRAPPER(name, params, args)                          \
-  DECLARE_REAL(int, name, params)                                        \
-  EXPORT int WRAPPER(name) params;                                       \
-  int WRAPPER(name) params {                                             \
-    int rc = REAL(name) args;                                            \
-    if (rc == 0)                                                         \
-      record(handle, __builtin_return_address(0));                       \
-    return rc;                                                           \
+#define INIT_WRAPPER(name, params, args)           \
+  DECLARE_REAL(int, name, params)                  \
+  EXPORT int WRAPPER(name) params;                 \
+  int WRAPPER(name) params {                       \
+    int rc = REAL(name) args;                      \
+    if (rc == 0)                                   \
+      record(handle, __builtin_return_address(0)); \
+    return rc;                                     \
   }
 
-INIT_WRAPPER(uv_timer_init, (uv_loop_t * loop, uv_timer_t* handle), (loop, handle))
-INIT_WRAPPER(uv_prepare_init, (uv_loop_t * loop, uv_prepare_t* handle), (loop, handle))
-INIT_WRAPPER(uv_check_init, (uv_loop_t * loop, uv_check_t* handle), (loop, handle))
-INIT_WRAPPER(uv_idle_init, (uv_loop_t * loop, uv_idle_t* handle), (loop, handle))
-INIT_WRAPPER(uv_async_init, (uv_loop_t * loop, uv_async_t* handle, uv_async_cb cb),
+INIT_WRAPPER(uv_timer_init, (uv_loop_t * loop, uv_timer_t* handle),
+             (loop, handle))
+INIT_WRAPPER(uv_prepare_init, (uv_loop_t * loop, uv_prepare_t* handle),
+             (loop, handle))
+INIT_WRAPPER(uv_check_init, (uv_loop_t * loop, uv_check_t* handle),
+             (loop, handle))
+INIT_WRAPPER(uv_idle_init, (uv_loop_t * loop, uv_idle_t* handle),
+             (loop, handle))
+INIT_WRAPPER(uv_async_init,
+             (uv_loop_t * loop, uv_async_t* handle, uv_async_cb cb),
              (loop, handle, cb))
-INIT_WRAPPER(uv_tcp_init, (uv_loop_t * loop, uv_tcp_t* handle),
-             (loop, handle))
-INIT_WRAPPER(uv_tcp_init_ex, (uv_loop_t * loop, uv_tcp_t* handle, unsigned int flags),
+INIT_WRAPPER(uv_tcp_init, (uv_loop_t * loop, uv_tcp_t* handle), (loop, handle))
+INIT_WRAPPER(uv_tcp_init_ex,
+             (uv_loop_t * loop, uv_tcp_t* handle, unsigned int flags),
              (loop, handle, flags))
-INIT_WRAPPER(uv_udp_init, (uv_loop_t * loop, uv_udp_t* handle),
-             (loop, handle))
-INIT_WRAPPER(uv_udp_init_ex, (uv_loop_t * loop, uv_udp_t* handle, unsigned int flags),
+INIT_WRAPPER(uv_udp_init, (uv_loop_t * loop, uv_udp_t* handle), (loop, handle))
+INIT_WRAPPER(uv_udp_init_ex,
+             (uv_loop_t * loop, uv_udp_t* handle, unsigned int flags),
              (loop, handle, flags))
 INIT_WRAPPER(uv_pipe_init, (uv_loop_t * loop, uv_pipe_t* handle, int ipc),
              (loop, handle, ipc))
-INIT_WRAPPER(uv_tty_init, (uv_loop_t * loop, uv_tty_t* handle, uv_file fd, int readable),
+INIT_WRAPPER(uv_tty_init,
+             (uv_loop_t * loop, uv_tty_t* handle, uv_file fd, int readable),
              (loop, handle, fd, readable))
 INIT_WRAPPER(uv_poll_init, (uv_loop_t * loop, uv_poll_t* handle, int fd),
              (loop, handle, fd))
-INIT_WRAPPER(uv_poll_init_socket, (uv_loop_t * loop, uv_poll_t* handle, uv_os_sock_t socket),
+INIT_WRAPPER(uv_poll_init_socket,
+             (uv_loop_t * loop, uv_poll_t* handle, uv_os_sock_t socket),
              (loop, handle, socket))
-INIT_WRAPPER(uv_signal_init, (uv_loop_t * loop, uv_signal_t* handle), (loop, handle))
-INIT_WRAPPER(uv_fs_event_init, (uv_loop_t * loop, uv_fs_event_t* handle), (loop, handle))
-INIT_WRAPPER(uv_fs_poll_init, (uv_loop_t * loop, uv_fs_poll_t* handle), (loop, handle))
-INIT_WRAPPER(uv_spawn, (uv_loop_t * loop, uv_process_t* handle,
+INIT_WRAPPER(uv_signal_init, (uv_loop_t * loop, uv_signal_t* handle),
+             (loop, handle))
+INIT_WRAPPER(uv_fs_event_init, (uv_loop_t * loop, uv_fs_event_t* handle),
+             (loop, handle))
+INIT_WRAPPER(uv_fs_poll_init, (uv_loop_t * loop, uv_fs_poll_t* handle),
+             (loop, handle))
+INIT_WRAPPER(uv_spawn,
+             (uv_loop_t * loop, uv_process_t* handle,
               const uv_process_options_t* options),
              (loop, handle, options))
 

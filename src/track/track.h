@@ -11,9 +11,9 @@
 
 /* What the tracker knows of one live handle. */
 typedef struct uv_pprof_track_info_s {
-  uint32_t stack;  /* creation stack id for uv_pprof_track_stack_v1; 0: none */
-  uint32_t known;  /* 1 when the handle's init was seen */
-  uint64_t seq;    /* init sequence number: differs for every init */
+  uint32_t stack;   /* creation stack id for uv_pprof_track_stack_v1; 0: none */
+  uint32_t known;   /* 1 when the handle's init was seen */
+  uint64_t seq;     /* init sequence number: differs for every init */
   uint64_t init_ns; /* CLOCK_MONOTONIC time of the init */
 } uv_pprof_track_info_t;
 

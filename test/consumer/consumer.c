@@ -132,8 +132,8 @@ static void check_response(int argc, char** argv) {
   for (i = 0; i < argc; i++)
     expected_len += strlen(argv[i]) + (i > 0);
   if (body_len != expected_len) {
-    fprintf(stderr, "consumer: body has %zu bytes, expected %zu\n",
-            body_len, expected_len);
+    fprintf(stderr, "consumer: body has %zu bytes, expected %zu\n", body_len,
+            expected_len);
     exit(1);
   }
   for (i = 0; i < argc; i++) {

@@ -83,8 +83,8 @@ static napi_value after_start(napi_env env, env_state_t* st, int err) {
 
 /* Reads property `name` of `obj` as a string into buf (empty when the
  * property is undefined or null). Returns 0, or -1 with a JS error thrown. */
-static int get_string(napi_env env, napi_value obj, const char* name,
-                      char* buf, size_t size) {
+static int get_string(napi_env env, napi_value obj, const char* name, char* buf,
+                      size_t size) {
   napi_value v;
   napi_valuetype t;
   size_t len;

@@ -29,7 +29,7 @@
 #include <gperftools/profiler.h>
 #include <uv.h>
 
-#include "internal.h"
+#include "loop.h"
 #include "probe.h"
 
 #define MAX_LOOPS 64

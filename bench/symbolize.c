@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 #define NADDRS 10000
 #define ENV_RUNS "UV_PPROF_BENCH_SYMBOLIZE_RUNS"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "base.h"
 
 void uv_pprof__buf_init(uv_pprof__buf_t* b) {
   memset(b, 0, sizeof(*b));

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "proc.h"
 
 typedef char* (*cxa_demangle_fn)(const char* name, char* buf, size_t* len,
                                  int* status);

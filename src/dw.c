@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "dw.h"
-#include "internal.h"
+#include "proc.h"
 
 uv_pprof__dw_t uv_pprof__dw;
 

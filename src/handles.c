@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "hash.h"
-#include "internal.h"
+#include "loop.h"
 #include "track/track.h"
 
 /* How long the worker waits for a loop to come round to its walk, or for
@@ -30,32 +30,8 @@ typedef struct {
   int32_t fd;
   uint8_t type;
   uint8_t state;
-  uint8_t field; /* index into fields[] */
+  uint8_t field; /* uv_pprof__uvi_cb_field(field) */
 } rec_t;
-
-static const char* const fields[] = {
-    NULL,        "timer_cb", "prepare_cb",    "check_cb",   "idle_cb",
-    "async_cb",  "read_cb",  "connection_cb", "recv_cb",    "poll_cb",
-    "signal_cb", "exit_cb",  "fs_event_cb",   "fs_poll_cb", "close_cb",
-};
-
-enum {
-  F_NONE,
-  F_TIMER,
-  F_PREPARE,
-  F_CHECK,
-  F_IDLE,
-  F_ASYNC,
-  F_READ,
-  F_CONNECTION,
-  F_RECV,
-  F_POLL,
-  F_SIGNAL,
-  F_EXIT,
-  F_FS_EVENT,
-  F_FS_POLL,
-  F_CLOSE
-};
 
 /* One loop's answer to one collection. */
 typedef struct {
@@ -91,6 +67,7 @@ typedef struct request_s {
 struct uv_pprof__handles_loop_s {
   uv_loop_t* loop;
   int remote;
+  int sliced;       /* libuv's layout is as expected: walks in slices */
   uv_async_t async; /* remote loops only */
   request_t* requests;
   struct slicer_s* walking; /* the walk under way, or NULL */
@@ -98,18 +75,13 @@ struct uv_pprof__handles_loop_s {
   uv_pprof__handles_loop_t* next;
 };
 
-/* mu guards the loop list, their requests, every collection and the
- * own-set; cond wakes the worker when a part arrives. */
+/* mu guards the loop list, their requests and every collection; cond
+ * wakes the worker when a part arrives. */
 static uv_once_t once = UV_ONCE_INIT;
 static uv_mutex_t mu;
 static uv_cond_t cond;
 static uv_pprof__handles_loop_t* loops;
 static collect_t* inflight;
-
-/* uv_pprof's own handles: open addressing on the address, 0 empty. */
-static uintptr_t* own;
-static size_t own_mask;
-static size_t own_count;
 
 static void init_once(void) {
   if (uv_mutex_init(&mu) != 0 || uv_cond_init(&cond) != 0)
@@ -142,94 +114,7 @@ int uv_pprof__handles_track(void) {
   return t.enable();
 }
 
-/* ---- own handles -------------------------------------------------------- */
-
-static int own_has(uintptr_t addr) {
-  size_t i;
-
-  for (i = (size_t)uv_pprof__hash64(addr) & own_mask; own[i] != 0;
-       i = (i + 1) & own_mask)
-    if (own[i] == addr)
-      return 1;
-  return 0;
-}
-
-static void own_insert(uintptr_t* table, size_t mask, uintptr_t addr) {
-  size_t i;
-
-  for (i = (size_t)uv_pprof__hash64(addr) & mask; table[i] != 0;
-       i = (i + 1) & mask)
-    ;
-  table[i] = addr;
-}
-
-void uv_pprof__handle_own(const void* handle) {
-  uintptr_t addr = (uintptr_t)handle;
-
-  uv_once(&once, init_once);
-  uv_mutex_lock(&mu);
-  if ((own_count + 1) * 2 > own_mask + 1) {
-    size_t n = own_mask != 0 ? (own_mask + 1) * 2 : 64;
-    uintptr_t* table = calloc(n, sizeof(*table));
-    size_t i;
-    /* Out of memory: the handle shows up in profiles, nothing worse. */
-    if (table == NULL) {
-      uv_mutex_unlock(&mu);
-      return;
-    }
-    for (i = 0; own != NULL && i <= own_mask; i++)
-      if (own[i] != 0)
-        own_insert(table, n - 1, own[i]);
-    free(own);
-    own = table;
-    own_mask = n - 1;
-  }
-  if (!own_has(addr)) {
-    own_insert(own, own_mask, addr);
-    own_count++;
-  }
-  uv_mutex_unlock(&mu);
-}
-
-void uv_pprof__handle_disown(const void* handle) {
-  uintptr_t addr = (uintptr_t)handle;
-  size_t i;
-  size_t j;
-
-  uv_once(&once, init_once);
-  uv_mutex_lock(&mu);
-  for (i = own != NULL ? (size_t)uv_pprof__hash64(addr) & own_mask : 0;
-       own != NULL && own[i] != 0; i = (i + 1) & own_mask) {
-    if (own[i] != addr)
-      continue;
-    /* Backward-shift deletion: no tombstones. */
-    for (j = (i + 1) & own_mask; own[j] != 0; j = (j + 1) & own_mask) {
-      size_t home = (size_t)uv_pprof__hash64(own[j]) & own_mask;
-      if (((j - home) & own_mask) >= ((j - i) & own_mask)) {
-        own[i] = own[j];
-        i = j;
-      }
-    }
-    own[i] = 0;
-    own_count--;
-    break;
-  }
-  uv_mutex_unlock(&mu);
-}
-
 /* ---- walking one loop (on its thread) ----------------------------------- */
-
-/* The head of libuv 1.x's private struct poll_ctx (src/fs-poll.c), which
- * holds an fs_poll handle's callback. Read only when it points back to its
- * handle. */
-typedef struct {
-  uv_fs_poll_t* parent_handle;
-  int busy_polling;
-  unsigned int interval;
-  uint64_t start_time;
-  uv_loop_t* loop;
-  uv_fs_poll_cb poll_cb;
-} fs_poll_ctx_head_t;
 
 typedef struct {
   part_t* part;
@@ -248,115 +133,14 @@ static uint32_t keep_string(part_t* p, const char* s, size_t len) {
   return p->strings.oom ? 0 : (uint32_t)off + 1;
 }
 
-static void read_stream(const uv_stream_t* s, rec_t* r) {
-  uv_os_fd_t fd;
-
-  if (s->connection_cb != NULL) {
-    r->cb = (uintptr_t)s->connection_cb;
-    r->field = F_CONNECTION;
-  } else if (s->read_cb != NULL) {
-    r->cb = (uintptr_t)s->read_cb;
-    r->field = F_READ;
-  }
-  if (uv_fileno((const uv_handle_t*)s, &fd) == 0)
-    r->fd = fd;
-}
-
-/* Per-type facts. Everything here is a field read or a call that reads
- * fields: no system call, so a walk of 100k handles stays short. */
-static void read_type(const uv_handle_t* h, rec_t* r, part_t* p) {
-  uv_os_fd_t fd;
-
-  switch (h->type) {
-    case UV_TIMER: {
-      const uv_timer_t* t = (const uv_timer_t*)h;
-      r->cb = (uintptr_t)t->timer_cb;
-      r->field = F_TIMER;
-      r->a = uv_timer_get_due_in(t);
-      r->b = uv_timer_get_repeat(t);
-      break;
-    }
-    case UV_PREPARE:
-      r->cb = (uintptr_t)((const uv_prepare_t*)h)->prepare_cb;
-      r->field = F_PREPARE;
-      break;
-    case UV_CHECK:
-      r->cb = (uintptr_t)((const uv_check_t*)h)->check_cb;
-      r->field = F_CHECK;
-      break;
-    case UV_IDLE:
-      r->cb = (uintptr_t)((const uv_idle_t*)h)->idle_cb;
-      r->field = F_IDLE;
-      break;
-    case UV_ASYNC:
-      r->cb = (uintptr_t)((const uv_async_t*)h)->async_cb;
-      r->field = F_ASYNC;
-      break;
-    case UV_TCP:
-    case UV_TTY:
-      read_stream((const uv_stream_t*)h, r);
-      break;
-    case UV_NAMED_PIPE: {
-      const uv_pipe_t* pipe = (const uv_pipe_t*)h;
-      read_stream((const uv_stream_t*)h, r);
-      if (pipe->pipe_fname != NULL)
-        r->path = keep_string(p, pipe->pipe_fname, strlen(pipe->pipe_fname));
-      break;
-    }
-    case UV_UDP:
-      r->cb = (uintptr_t)((const uv_udp_t*)h)->recv_cb;
-      r->field = F_RECV;
-      if (uv_fileno(h, &fd) == 0)
-        r->fd = fd;
-      break;
-    case UV_POLL:
-      r->cb = (uintptr_t)((const uv_poll_t*)h)->poll_cb;
-      r->field = F_POLL;
-      if (uv_fileno(h, &fd) == 0)
-        r->fd = fd;
-      break;
-    case UV_SIGNAL:
-      r->cb = (uintptr_t)((const uv_signal_t*)h)->signal_cb;
-      r->field = F_SIGNAL;
-      r->a = (uint64_t)((const uv_signal_t*)h)->signum;
-      break;
-    case UV_PROCESS:
-      r->cb = (uintptr_t)((const uv_process_t*)h)->exit_cb;
-      r->field = F_EXIT;
-      r->a = (uint64_t)((const uv_process_t*)h)->pid;
-      break;
-    case UV_FS_EVENT: {
-      const uv_fs_event_t* e = (const uv_fs_event_t*)h;
-      r->cb = (uintptr_t)e->cb;
-      r->field = F_FS_EVENT;
-      if (e->path != NULL)
-        r->path = keep_string(p, e->path, strlen(e->path));
-      break;
-    }
-    case UV_FS_POLL: {
-      const fs_poll_ctx_head_t* ctx = ((const uv_fs_poll_t*)h)->poll_ctx;
-      if (ctx != NULL && ctx->parent_handle == (const uv_fs_poll_t*)h &&
-          ctx->loop == h->loop) {
-        char path[4096];
-        size_t len = sizeof(path);
-        r->cb = (uintptr_t)ctx->poll_cb;
-        r->field = F_FS_POLL;
-        if (uv_fs_poll_getpath((uv_fs_poll_t*)h, path, &len) == 0)
-          r->path = keep_string(p, path, len);
-      }
-      break;
-    }
-    default:
-      break;
-  }
-}
-
 static void on_walk(uv_handle_t* h, void* arg) {
   walk_t* w = arg;
   part_t* p = w->part;
+  uv_pprof__uvi_facts_t f;
+  char path[4096];
   rec_t* r;
 
-  if (h == w->skip || (w->check_own && own_has((uintptr_t)h)))
+  if (h == w->skip || (w->check_own && uv_pprof__own_has(h)))
     return;
   if (p->n == w->cap) {
     size_t cap = w->cap * 2;
@@ -368,19 +152,21 @@ static void on_walk(uv_handle_t* h, void* arg) {
     p->recs = grown;
     w->cap = cap;
   }
+  uv_pprof__uvi_facts(h, &f, path, sizeof(path));
   r = &p->recs[p->n++];
   memset(r, 0, sizeof(*r));
   r->addr = (uintptr_t)h;
   r->type = (uint8_t)h->type;
-  r->fd = -1;
   r->state = (uint8_t)((uv_is_active(h) ? UV_PPROF__HANDLE_ACTIVE : 0) |
                        (uv_has_ref(h) ? UV_PPROF__HANDLE_REF : 0) |
                        (uv_is_closing(h) ? UV_PPROF__HANDLE_CLOSING : 0));
-  read_type(h, r, p);
-  if ((r->state & UV_PPROF__HANDLE_CLOSING) && h->close_cb != NULL) {
-    r->cb = (uintptr_t)h->close_cb;
-    r->field = F_CLOSE;
-  }
+  r->cb = f.cb;
+  r->field = (uint8_t)f.field;
+  r->a = f.a;
+  r->b = f.b;
+  r->fd = f.fd;
+  if (f.path != NULL)
+    r->path = keep_string(p, f.path, f.path_len);
 }
 
 static void part_clear(part_t* p) {
@@ -431,21 +217,15 @@ static void deliver(collect_t* c, size_t index, part_t* result) {
 
 /* ---- walking in slices --------------------------------------------------- */
 
-/* libuv's handle queue is two pointers per node, next then prev, in the
- * loop and in every handle (QUEUE in libuv 1.x before 1.46, struct
- * uv__queue after: the same layout). uv_walk visits it in one go, which
- * for 100k handles stalls the loop for milliseconds; a walk instead visits
- * it in slices of at most SLICE_NS, one per loop iteration, keeping its
- * place with a marker node that libuv itself keeps valid: an idle handle
- * of ours, moved along the queue. Handles closed between slices leave the
- * queue; new ones join its tail and are seen if the walk has not ended. */
+/* uv_walk visits a loop's handles in one go, which for 100k handles stalls
+ * the loop for milliseconds; a walk instead visits the handle queue in
+ * slices of at most SLICE_NS, one per loop iteration, keeping its place
+ * with a marker that libuv itself keeps valid: an idle handle of ours,
+ * moved along the queue (uv_pprof__uvi_walk_slice). Handles closed between
+ * slices leave the queue; new ones join its tail and are seen if the walk
+ * has not ended. A loop whose libuv layout is not the expected one is
+ * walked with uv_walk in one go. */
 #define SLICE_NS 500000
-/* libuv's private flag that makes uv_walk skip a handle (src/uv-common.h;
- * 0x10 from 1.44 to the current release): the loop's own internal handles,
- * and our marker, which no one else's walk must see or close. */
-#define HANDLE_INTERNAL 0x10
-
-typedef void* queue_t[2];
 
 atomic_size_t uv_pprof__handles_slice_cap;
 atomic_size_t uv_pprof__handles_slices;
@@ -459,34 +239,11 @@ typedef struct slicer_s {
   tracker_t t;
   int tracking;
   size_t looked_up; /* records already asked of the tracker */
+  /* the slice under way */
+  uint64_t deadline;
+  size_t cap;
+  size_t seen;
 } slicer_t;
-
-_Static_assert(sizeof(((uv_handle_t*)0)->handle_queue) == sizeof(queue_t),
-               "libuv's handle queue node is two pointers");
-_Static_assert(sizeof(((uv_loop_t*)0)->handle_queue) == sizeof(queue_t),
-               "libuv's handle queue head is two pointers");
-
-static void** queue_next(void** q) {
-  return (void**)q[0];
-}
-
-static void queue_remove(void** q) {
-  void** next = (void**)q[0];
-  void** prev = (void**)q[1];
-
-  prev[0] = next;
-  next[1] = prev;
-}
-
-/* Puts the unlinked node q just before `at`. */
-static void queue_insert_before(void** at, void** q) {
-  void** prev = (void**)at[1];
-
-  q[0] = at;
-  q[1] = prev;
-  prev[0] = q;
-  at[1] = q;
-}
 
 static void walk_next(uv_pprof__handles_loop_t* l);
 
@@ -515,18 +272,22 @@ static void look_up(slicer_t* s) {
 static void walk_end(slicer_t* s, int err) {
   uv_pprof__handles_loop_t* l = s->l;
 
-  uv_idle_stop(&s->idle);
-  uv_close((uv_handle_t*)&s->idle, on_slicer_close);
   l->walking = NULL;
   if (err == 0)
     l->hint = s->part.n;
-  s->part.active_reqs = l->loop->active_reqs.count;
+  s->part.active_reqs = uv_pprof__uvi_active_reqs(l->loop);
   uv_mutex_lock(&mu);
   deliver(s->req->c, s->req->part, err == 0 ? &s->part : NULL);
   uv_mutex_unlock(&mu);
   part_clear(&s->part);
   free(s->req);
   s->req = NULL;
+  if (l->sliced) {
+    uv_idle_stop(&s->idle);
+    uv_close((uv_handle_t*)&s->idle, on_slicer_close);
+  } else {
+    free(s);
+  }
   walk_next(l);
 }
 
@@ -544,55 +305,68 @@ static int track_grow(slicer_t* s) {
   return 0;
 }
 
+/* A slice's visit of one handle: copies it, and stops the slice at its
+ * cap or deadline. */
+static int on_visit(uv_handle_t* h, void* arg) {
+  slicer_t* s = arg;
+
+  on_walk(h, &s->w);
+  if (s->w.oom)
+    return 1;
+  return ++s->seen == s->cap ||
+         (s->seen % 64 == 0 && uv_hrtime() >= s->deadline);
+}
+
 /* One slice, on the loop's thread: from the marker on, until the queue's
  * end or SLICE_NS. */
 static void on_slice(uv_idle_t* idle) {
   slicer_t* s = idle->data;
-  uv_loop_t* loop = s->l->loop;
-  void** head = (void**)loop->handle_queue;
-  void** mark = (void**)s->idle.handle_queue;
-  void** q = queue_next(mark);
-  uint64_t deadline = uv_hrtime() + SLICE_NS;
-  size_t cap = atomic_load(&uv_pprof__handles_slice_cap);
-  size_t seen = 0;
+  int ended;
   int err;
 
+  s->deadline = uv_hrtime() + SLICE_NS;
+  s->cap = atomic_load(&uv_pprof__handles_slice_cap);
+  s->seen = 0;
   /* The own-set only changes on the serving loop's thread, which is this
-   * one when it has entries: holding mu keeps a slice consistent. */
-  uv_mutex_lock(&mu);
-  s->w.check_own = !s->l->remote && own_count > 0;
+   * one when it has entries: holding its lock keeps a slice consistent. */
+  s->w.check_own = !s->l->remote && uv_pprof__own_lock() > 0;
   if (!s->w.check_own)
-    uv_mutex_unlock(&mu);
-  while (q != head && !s->w.oom) {
-    uv_handle_t* h =
-        (uv_handle_t*)((char*)q - offsetof(uv_handle_t, handle_queue));
-    if (!(h->flags & HANDLE_INTERNAL))
-      on_walk(h, &s->w);
-    q = queue_next(q);
-    if (++seen == cap || (seen % 64 == 0 && uv_hrtime() >= deadline))
-      break;
-  }
+    uv_pprof__own_unlock();
+  ended = uv_pprof__uvi_walk_slice((uv_handle_t*)&s->idle, on_visit, s);
   atomic_fetch_add(&uv_pprof__handles_slices, 1);
   atomic_store(&s->req->c->progress, uv_hrtime());
   if (s->w.check_own)
-    uv_mutex_unlock(&mu);
+    uv_pprof__own_unlock();
   err = s->w.oom || s->part.strings.oom ? UV_ENOMEM : track_grow(s);
   if (err == 0)
     look_up(s);
-  if (err != 0 || q == head) {
+  if (err != 0 || ended)
     walk_end(s, err);
-    return;
-  }
-  queue_remove(mark);
-  queue_insert_before(q, mark);
 }
 
 /* Starts the walk for l's next request, unless one is under way. On the
  * loop's thread. */
+/* The whole walk at once, with uv_walk: for a loop whose libuv layout is not
+ * the one the slices rely on. */
+static void walk_whole(slicer_t* s) {
+  int err;
+
+  s->w.check_own = !s->l->remote && uv_pprof__own_lock() > 0;
+  if (!s->w.check_own)
+    uv_pprof__own_unlock();
+  uv_walk(s->l->loop, on_walk, &s->w);
+  if (s->w.check_own)
+    uv_pprof__own_unlock();
+  atomic_store(&s->req->c->progress, uv_hrtime());
+  err = s->w.oom || s->part.strings.oom ? UV_ENOMEM : track_grow(s);
+  if (err == 0)
+    look_up(s);
+  walk_end(s, err);
+}
+
 static void walk_next(uv_pprof__handles_loop_t* l) {
   slicer_t* s;
   request_t* r;
-  void** mark;
 
   if (l->walking != NULL)
     return;
@@ -609,7 +383,7 @@ static void walk_next(uv_pprof__handles_loop_t* l) {
     s->part.recs = malloc(s->w.cap * sizeof(*s->part.recs));
   }
   if (s == NULL || s->part.recs == NULL ||
-      uv_idle_init(l->loop, &s->idle) != 0) {
+      (l->sliced && uv_idle_init(l->loop, &s->idle) != 0)) {
     if (s != NULL)
       free(s->part.recs);
     free(s);
@@ -620,9 +394,6 @@ static void walk_next(uv_pprof__handles_loop_t* l) {
     walk_next(l);
     return;
   }
-  s->idle.data = s;
-  s->idle.flags |= HANDLE_INTERNAL;
-  uv_unref((uv_handle_t*)&s->idle);
   s->l = l;
   s->req = r;
   s->part.loop = l->loop;
@@ -630,10 +401,15 @@ static void walk_next(uv_pprof__handles_loop_t* l) {
   s->w.part = &s->part;
   s->w.skip = l->remote ? (const uv_handle_t*)&l->async : NULL;
   s->tracking = find_tracker(&s->t);
-  mark = (void**)s->idle.handle_queue;
-  queue_remove(mark);
-  queue_insert_before(queue_next((void**)l->loop->handle_queue), mark);
   l->walking = s;
+  if (!l->sliced) {
+    walk_whole(s);
+    return;
+  }
+  s->idle.data = s;
+  uv_pprof__uvi_set_internal((uv_handle_t*)&s->idle);
+  uv_unref((uv_handle_t*)&s->idle);
+  uv_pprof__uvi_walk_begin((uv_handle_t*)&s->idle);
   /* An idle handle makes each iteration poll without waiting, so the
    * slices follow one another as fast as the host's own work allows. The
    * first one waits for the next iteration too: this one may already have
@@ -655,6 +431,7 @@ int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
   uv_once(&once, init_once);
   l->loop = loop;
   l->remote = remote;
+  l->sliced = uv_pprof__uvi_layout_ok(loop);
   if (remote) {
     err = uv_async_init(loop, &l->async, on_walk_request);
     if (err != 0) {
@@ -1034,7 +811,7 @@ int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap) {
       h->addr = r->addr;
       h->loop = (uintptr_t)p->loop;
       h->cb = r->cb;
-      h->cb_field = fields[r->field];
+      h->cb_field = uv_pprof__uvi_cb_field(r->field);
       h->type = r->type;
       h->state = r->state;
       h->fd = r->fd;

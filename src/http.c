@@ -1,13 +1,15 @@
 /* HTTP details that do not depend on a connection: status texts, the
- * response head in Go's header order, percent-decoding, Go's path cleaning
- * and the loopback test. The connection and llhttp glue is in server.c. */
+ * response head in Go's header order, percent-decoding, Go's path cleaning,
+ * query parameters as Go's handlers read them, and the loopback test. The
+ * connection and llhttp glue is in server.c. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "request.h"
 
 const char* uv_pprof__http_status_text(int status) {
   switch (status) {
@@ -176,5 +178,48 @@ int uv_pprof__is_loopback(const struct sockaddr* addr) {
     return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
            a->sin6_addr.s6_addr[12] == 127;
   }
+  return 0;
+}
+
+int uv_pprof__query_get(const char* query, const char* key, char* buf,
+                        size_t size) {
+  const char* p = query;
+
+  while (*p != '\0') {
+    const char* end = strchr(p, '&');
+    const char* eq;
+    char* k;
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+    eq = memchr(p, '=', len);
+    k = uv_pprof__http_unescape(p, eq != NULL ? (size_t)(eq - p) : len, 1);
+    if (k != NULL && strcmp(k, key) == 0) {
+      char* v = eq != NULL ? uv_pprof__http_unescape(
+                                 eq + 1, len - (size_t)(eq + 1 - p), 1)
+                           : strdup("");
+      free(k);
+      if (v == NULL)
+        return 0;
+      snprintf(buf, size, "%s", v);
+      free(v);
+      return 1;
+    }
+    free(k);
+    p += len;
+    if (*p == '&')
+      p++;
+  }
+  return 0;
+}
+
+int uv_pprof__parse_int(const char* s, long long* out) {
+  char* end;
+
+  if (*s == '\0' || *s == ' ' || (s[0] == '0' && s[1] == 'x'))
+    return -1;
+  errno = 0;
+  *out = strtoll(s, &end, 10);
+  if (errno != 0 || *end != '\0' || end == s)
+    return -1;
   return 0;
 }

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 #define ARENAS_ALL 4096 /* MALLCTL_ARENAS_ALL: the merged arena stats */
 #define MAX_RANGES 8    /* executable segments of the jemalloc image */

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 #define DELETED " (deleted)"
 #define MAX_BUILD_ID 64 /* bytes; GNU ld writes 20 (sha1) */

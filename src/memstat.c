@@ -10,7 +10,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 uint64_t uv_pprof__memstat_rss(void) {
   unsigned long size = 0;

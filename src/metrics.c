@@ -9,19 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "profile.h"
 
-#define PREFIX "/debug/pprof/"
 #define MAX_LOOPS 64
 
-/* The label values of `endpoint`: the index page, every route under
- * /debug/pprof/, /metrics, and "other" for the rest (404s, redirects). */
-static const char* const endpoints[] = {
-    "index",        "allocs",   "block", "cmdline", "goroutine",
-    "heap",         "metrics",  "mutex", "profile", "symbol",
-    "threadcreate", "timeline", "other"};
-#define NENDPOINTS UV_PPROF__ARRAY_SIZE(endpoints)
-#define OTHER (NENDPOINTS - 1)
+/* The label values of `endpoint` are the routes' names, in the table's
+ * order, then "other" for the rest (404s, redirects). */
+#define NENDPOINTS (UV_PPROF__MAX_ROUTES + 1)
+#define OTHER UV_PPROF__MAX_ROUTES
 
 /* Upper bounds (le) of the duration buckets, in seconds; +Inf follows. A
  * CPU profile or a delta lasts its window. */
@@ -37,38 +32,22 @@ static uint64_t sum_ns[NENDPOINTS];
 
 /* ---- accounting ---------------------------------------------------------- */
 
-static size_t endpoint_index(const char* name) {
-  size_t i;
-
-  for (i = 0; i < OTHER; i++)
-    if (strcmp(endpoints[i], name) == 0)
-      return i;
-  return OTHER;
+void uv_pprof__metrics_begin(uv_pprof__request_t* req) {
+  req->start_ns = uv_hrtime();
 }
 
-void uv_pprof__metrics_begin(uv_pprof__request_t* req) {
-  const char* path = req->path;
-  size_t i = OTHER;
-
-  if (strcmp(path, PREFIX) == 0)
-    i = endpoint_index("index");
-  else if (strcmp(path, "/metrics") == 0)
-    i = endpoint_index("metrics");
-  else if (strncmp(path, PREFIX, strlen(PREFIX)) == 0 &&
-           strcmp(path + strlen(PREFIX), "index") != 0 &&
-           strcmp(path + strlen(PREFIX), "metrics") != 0)
-    i = endpoint_index(path + strlen(PREFIX));
-  req->endpoint = (int)i;
-  req->start_ns = uv_hrtime();
+/* The counters' index of req's endpoint. */
+static size_t endpoint_of(const uv_pprof__request_t* req) {
+  return req->route != NULL ? req->route_index : OTHER;
 }
 
 void uv_pprof__metrics_observe(const uv_pprof__request_t* req) {
   int class = req->res.status / 100;
-  size_t ep = (size_t)req->endpoint;
+  size_t ep = endpoint_of(req);
   uint64_t ns;
   size_t b;
 
-  if (class < 1 || class > 5 || ep >= NENDPOINTS || req->start_ns == 0)
+  if (class < 1 || class > 5 || req->start_ns == 0)
     return;
   ns = uv_hrtime() - req->start_ns;
   for (b = 0; b < UV_PPROF__ARRAY_SIZE(bounds); b++)
@@ -278,26 +257,47 @@ static void render_loops(uv_pprof__buf_t* b,
   }
 }
 
-static void render_requests(uv_pprof__buf_t* b) {
-  size_t e;
+/* The endpoints in the order they are rendered: every route, then
+ * "other". Returns their number. */
+static size_t endpoint_list(const uv_pprof__request_t* req,
+                            size_t index[NENDPOINTS],
+                            const char* name[NENDPOINTS]) {
+  size_t n;
+
+  for (n = 0; n < req->nroutes; n++) {
+    index[n] = n;
+    name[n] = req->routes[n]->name;
+  }
+  index[n] = OTHER;
+  name[n] = "other";
+  return n + 1;
+}
+
+static void render_requests(uv_pprof__buf_t* b,
+                            const uv_pprof__request_t* req) {
+  size_t index[NENDPOINTS];
+  const char* name[NENDPOINTS];
+  size_t nendpoints = endpoint_list(req, index, name);
+  size_t i;
   size_t c;
   size_t k;
 
   family(b, "requests_total", "counter",
          "Answers uv_pprof wrote, by endpoint and status class (the "
          "profiles served are code=\"2xx\").");
-  for (e = 0; e < NENDPOINTS; e++)
+  for (i = 0; i < nendpoints; i++)
     for (c = 0; c < 5; c++) {
-      uint64_t v = __atomic_load_n(&answers[e][c], __ATOMIC_RELAXED);
+      uint64_t v = __atomic_load_n(&answers[index[i]][c], __ATOMIC_RELAXED);
       if (v != 0)
         uv_pprof__buf_printf(b,
                              "uv_pprof_requests_total{endpoint=\"%s\","
                              "code=\"%zuxx\"} %" PRIu64 "\n",
-                             endpoints[e], c + 1, v);
+                             name[i], c + 1, v);
     }
   family(b, "request_duration_seconds", "histogram",
          "Time from routing a request to writing its answer, by endpoint.");
-  for (e = 0; e < NENDPOINTS; e++) {
+  for (i = 0; i < nendpoints; i++) {
+    size_t e = index[i];
     uint64_t n[NBUCKETS];
     uint64_t total = 0;
     for (k = 0; k < NBUCKETS; k++) {
@@ -313,21 +313,20 @@ static void render_requests(uv_pprof__buf_t* b) {
         uv_pprof__buf_printf(b,
                              "uv_pprof_request_duration_seconds_bucket{"
                              "endpoint=\"%s\",le=\"%g\"} %" PRIu64 "\n",
-                             endpoints[e], bounds[k], total);
+                             name[i], bounds[k], total);
       else
         uv_pprof__buf_printf(b,
                              "uv_pprof_request_duration_seconds_bucket{"
                              "endpoint=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-                             endpoints[e], total);
+                             name[i], total);
     }
     uv_pprof__buf_printf(
         b,
         "uv_pprof_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n"
         "uv_pprof_request_duration_seconds_count{endpoint=\"%s\"} %" PRIu64
         "\n",
-        endpoints[e],
-        (double)__atomic_load_n(&sum_ns[e], __ATOMIC_RELAXED) / 1e9,
-        endpoints[e], total);
+        name[i], (double)__atomic_load_n(&sum_ns[e], __ATOMIC_RELAXED) / 1e9,
+        name[i], total);
   }
 }
 
@@ -350,7 +349,7 @@ static void work_metrics(uv_pprof__job_t* job) {
   if (err == 0)
     render_handles(b, mj->snap);
   render_loops(b, err == 0 ? mj->snap : NULL);
-  render_requests(b);
+  render_requests(b, mj->req);
   res->status = 200;
   res->content_type = "text/plain; version=0.0.4; charset=utf-8";
   if (err != 0) {
@@ -373,14 +372,12 @@ static void on_metrics_done(uv_pprof__job_t* job, int cancelled) {
   uv_pprof__request_finish(req);
 }
 
-void uv_pprof__serve_metrics(uv_pprof__request_t* req) {
-  uv_loop_t* loop = uv_pprof__server_loop(req->server);
+static void serve(uv_pprof__request_t* req) {
   metrics_job_t* mj = calloc(1, sizeof(*mj));
   int err;
 
   if (mj == NULL) {
-    uv_pprof__error(req, 500, "out of memory");
-    uv_pprof__request_finish(req);
+    uv_pprof__request_fail(req, 500, "out of memory");
     return;
   }
   mj->req = req;
@@ -388,20 +385,25 @@ void uv_pprof__serve_metrics(uv_pprof__request_t* req) {
   mj->job.done = on_metrics_done;
   mj->job.data = mj;
   mj->job.light = 1;
-  err = uv_pprof__handles_collect(loop, &mj->snap);
-  if (err == 0)
-    err =
-        uv_pprof__worker_submit(uv_pprof__server_worker(req->server), &mj->job);
+  err = uv_pprof__handles_collect(req->loop, &mj->snap);
   if (err != 0) {
     char msg[128];
     snprintf(msg, sizeof(msg), "could not collect the metrics: %s",
              uv_strerror(err));
-    if (mj->snap != NULL)
-      uv_pprof__handles_free(mj->snap);
     free(mj);
-    uv_pprof__error(req, 500, msg);
-    uv_pprof__request_finish(req);
+    uv_pprof__request_fail(req, 500, msg);
+    return;
+  }
+  if (uv_pprof__request_submit(req, &mj->job) != 0) {
+    uv_pprof__handles_free(mj->snap);
+    free(mj);
     return;
   }
   req->route_data = mj;
 }
+
+const uv_pprof__route_t uv_pprof__route_metrics = {
+    .name = "metrics",
+    .path = "/metrics",
+    .serve = serve,
+};

@@ -20,7 +20,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 #ifndef sigev_notify_thread_id
 #define sigev_notify_thread_id _sigev_un._tid
@@ -35,9 +35,8 @@
 #define NO_RECORD UINT64_MAX /* a position no record ever has */
 #define MAX_WEIGHT 1000      /* overruns counted per sample, at most */
 #define NAME_NS 1000000000   /* between two reads of a thread's name */
-#define LIST_NS                                                        \
-  1000000000               /* between two listings of the threads when \
-                              their number has not changed */
+/* Between two listings of the threads when their number has not changed. */
+#define LIST_NS 1000000000
 #define DRAIN_NS 500000000 /* between two drains, at most */
 
 #define NREGS UV_PPROF__NREGS

@@ -1,8 +1,8 @@
 /* The listener and its connections on the host's loop: accept (with the
  * connection cap and the loopback-peer rule), llhttp parsing with keep-alive
  * and pipelining, request limits, per-connection timeouts, the bearer token,
- * and writing responses. What a request gets is decided by router.c. Every
- * handle here is unref'd. */
+ * and writing responses. What a request gets is decided by router.c; the
+ * answer comes back through req->finish. Every handle here is unref'd. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,7 @@
 
 #include <llhttp.h>
 
-#include "internal.h"
+#include "server.h"
 
 #define READ_BUF_SIZE 65536
 #define LINGER_MS 1000
@@ -32,6 +32,8 @@ enum conn_state {
   STATE_LINGER,  /* write side shut; draining input before close */
   STATE_CLOSING
 };
+
+typedef struct uv_pprof__conn_s uv_pprof__conn_t;
 
 struct uv_pprof__server_s {
   uv_loop_t* loop;
@@ -104,14 +106,6 @@ static void on_listener_close(uv_handle_t* handle) {
   server_release(handle->data);
 }
 
-static void request_free(uv_pprof__request_t* req) {
-  free(req->path);
-  free(req->query);
-  uv_pprof__buf_free(&req->body);
-  uv_pprof__buf_free(&req->res.body);
-  free(req);
-}
-
 static void on_conn_handle_close(uv_handle_t* handle) {
   uv_pprof__conn_t* c = handle->data;
   uv_pprof__server_t* s = c->server;
@@ -147,9 +141,9 @@ static void conn_close(uv_pprof__conn_t* c) {
     c->req = NULL;
     req->conn = NULL;
     if (req->busy)
-      uv_pprof__route_abandon(req);
+      uv_pprof__request_abandon(req);
     else
-      request_free(req);
+      uv_pprof__request_free(req);
   }
   uv_close((uv_handle_t*)&c->tcp, on_conn_handle_close);
   uv_close((uv_handle_t*)&c->timer, on_conn_handle_close);
@@ -288,20 +282,16 @@ static void conn_fail(uv_pprof__conn_t* c, int status, const char* msg) {
   conn_write(c, &res, 0);
 }
 
-void uv_pprof__request_finish(uv_pprof__request_t* req) {
+/* req->finish: the handler is done with req. */
+static void on_finish(uv_pprof__request_t* req) {
   uv_pprof__conn_t* c = req->conn;
-  int head_only;
 
-  req->busy = 0;
-  if (c == NULL) {
-    request_free(req);
-    return;
+  if (c != NULL) {
+    uv_pprof__metrics_observe(req);
+    c->req = NULL;
+    conn_write(c, &req->res, req->method == HTTP_HEAD);
   }
-  head_only = req->method == HTTP_HEAD;
-  uv_pprof__metrics_observe(req);
-  c->req = NULL;
-  conn_write(c, &req->res, head_only);
-  request_free(req);
+  uv_pprof__request_free(req);
 }
 
 /* ---- reading and parsing ----------------------------------------------- */
@@ -317,11 +307,10 @@ static int fail_cb(uv_pprof__conn_t* c, int status, const char* msg) {
 static int on_message_begin(llhttp_t* p) {
   uv_pprof__conn_t* c = p->data;
 
-  c->req = calloc(1, sizeof(*c->req));
+  c->req =
+      uv_pprof__request_new(c->server->loop, c->server->worker, c, on_finish);
   if (c->req == NULL)
     return fail_cb(c, 500, "out of memory");
-  c->req->server = c->server;
-  c->req->conn = c;
   c->url.len = 0;
   c->auth.len = 0;
   c->field_len = 0;
@@ -383,6 +372,7 @@ static int on_header_value(llhttp_t* p, const char* at, size_t len) {
 static int on_headers_complete(llhttp_t* p) {
   uv_pprof__conn_t* c = p->data;
   uv_pprof__request_t* req = c->req;
+  const uv_pprof__route_t* route;
   const char* q;
   size_t path_len;
 
@@ -400,9 +390,8 @@ static int on_headers_complete(llhttp_t* p) {
       q != NULL ? strndup(q + 1, c->url.len - path_len - 1) : strdup("");
   if (req->query == NULL)
     return fail_cb(c, 500, "out of memory");
-  c->body_limit = strcmp(req->path, "/debug/pprof/symbol") == 0
-                      ? UV_PPROF__MAX_SYMBOL_BODY
-                      : 0;
+  route = uv_pprof__route_find(req->path);
+  c->body_limit = route != NULL ? route->body_limit : 0;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->body_limit)
     return fail_cb(c, 413,
                    c->body_limit == 0
@@ -520,7 +509,7 @@ static void parse(uv_pprof__conn_t* c, const char* data, size_t len) {
   }
   read_stop(c);
   if (c->req != NULL) {
-    request_free(c->req);
+    uv_pprof__request_free(c->req);
     c->req = NULL;
   }
   if (c->error_status != 0) {
@@ -734,10 +723,6 @@ void uv_pprof__server_close(uv_pprof__server_t* s) {
 void uv_pprof__server_address(const uv_pprof__server_t* s,
                               struct sockaddr_storage* addr) {
   *addr = s->bound;
-}
-
-uv_loop_t* uv_pprof__server_loop(const uv_pprof__server_t* s) {
-  return s->loop;
 }
 
 uv_pprof__worker_t* uv_pprof__server_worker(const uv_pprof__server_t* s) {

@@ -14,7 +14,7 @@
 
 #include "dw.h"
 #include "hash.h"
-#include "internal.h"
+#include "proc.h"
 
 typedef struct {
   uintptr_t start;

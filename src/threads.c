@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 
 static int parse_tid(const char* s, int* tid) {
   long v = 0;

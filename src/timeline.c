@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "internal.h"
+#include "profile.h"
 
 typedef struct {
   int64_t time_ns; /* wall clock of the tick */
@@ -26,7 +26,8 @@ typedef struct {
 #define RING_BYTES (UV_PPROF__TIMELINE_ROWS * sizeof(row_t))
 
 struct uv_pprof__timeline_s {
-  uv_pprof__server_t* server;
+  uv_loop_t* loop;
+  uv_pprof__worker_t* worker;
   uv_timer_t timer;
   unsigned seconds;
   row_t* rows;  /* the ring: UV_PPROF__TIMELINE_ROWS */
@@ -84,19 +85,17 @@ static void on_sample_done(uv_pprof__job_t* job, int cancelled) {
  * long profile) is skipped: the ring then has a gap, never a pile-up. */
 static void on_tick(uv_timer_t* timer) {
   uv_pprof__timeline_t* t = timer->data;
-  uv_loop_t* loop = uv_pprof__server_loop(t->server);
 
   if (t->sampling)
     return;
   t->tick_ns = uv_pprof__now_ns();
-  if (uv_pprof__handles_collect(loop, &t->snap) != 0)
+  if (uv_pprof__handles_collect(t->loop, &t->snap) != 0)
     return;
   t->job.work = work_sample;
   t->job.done = on_sample_done;
   t->job.data = t;
   t->job.light = 1;
-  if (uv_pprof__worker_submit(uv_pprof__server_worker(t->server), &t->job) !=
-      0) {
+  if (uv_pprof__worker_submit(t->worker, &t->job) != 0) {
     uv_pprof__handles_free(t->snap);
     t->snap = NULL;
     return;
@@ -104,9 +103,8 @@ static void on_tick(uv_timer_t* timer) {
   t->sampling = 1;
 }
 
-int uv_pprof__timeline_start(uv_pprof__server_t* server, unsigned seconds,
-                             uv_pprof__timeline_t** out) {
-  uv_loop_t* loop = uv_pprof__server_loop(server);
+int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
+                             unsigned seconds, uv_pprof__timeline_t** out) {
   uv_pprof__timeline_t* t = calloc(1, sizeof(*t));
   void* rows = MAP_FAILED;
 
@@ -121,7 +119,8 @@ int uv_pprof__timeline_start(uv_pprof__server_t* server, unsigned seconds,
     return UV_ENOMEM;
   }
   t->rows = rows;
-  t->server = server;
+  t->loop = loop;
+  t->worker = worker;
   t->seconds = seconds;
   uv_timer_init(loop, &t->timer);
   uv_pprof__handle_own(&t->timer);
@@ -384,10 +383,9 @@ static void on_render_done(uv_pprof__job_t* job, int cancelled) {
   uv_pprof__request_finish(req);
 }
 
-void uv_pprof__serve_timeline(uv_pprof__request_t* req) {
+static void serve(uv_pprof__request_t* req) {
   render_job_t* rj;
   char format[16] = "csv";
-  int err;
 
   if (uv_pprof__query_get(req->query, "format", format, sizeof(format)) &&
       strcmp(format, "csv") != 0 && strcmp(format, "svg") != 0) {
@@ -405,8 +403,7 @@ void uv_pprof__serve_timeline(uv_pprof__request_t* req) {
   }
   rj = calloc(1, sizeof(*rj));
   if (rj == NULL) {
-    uv_pprof__error(req, 500, "out of memory");
-    uv_pprof__request_finish(req);
+    uv_pprof__request_fail(req, 500, "out of memory");
     return;
   }
   rj->req = req;
@@ -416,12 +413,15 @@ void uv_pprof__serve_timeline(uv_pprof__request_t* req) {
   rj->job.done = on_render_done;
   rj->job.data = rj;
   rj->job.light = 1;
-  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server), &rj->job);
-  if (err != 0) {
+  if (uv_pprof__request_submit(req, &rj->job) != 0) {
     free(rj);
-    uv_pprof__error(req, 500, "could not start uv_pprof's worker");
-    uv_pprof__request_finish(req);
     return;
   }
   req->route_data = rj;
 }
+
+const uv_pprof__route_t uv_pprof__route_timeline = {
+    .name = "timeline",
+    .path = "/debug/pprof/timeline",
+    .serve = serve,
+};

@@ -16,7 +16,7 @@
 
 #include "dw.h"
 #include "hash.h"
-#include "internal.h"
+#include "proc.h"
 
 #define NREGS UV_PPROF__NREGS
 #define PC_REG (NREGS - 1)

@@ -1,39 +1,25 @@
 /* The public entry points: options and the UV_PPROF / UV_PPROF_TOKEN
- * environment, validation, the banner, and the registry of loops that
- * uv_pprof serves or watches. Arguments are validated here once; the server
- * trusts them. */
+ * environment, validation, the banner, and which registered loop serves.
+ * Arguments are validated here once; the server trusts them. The loops
+ * themselves are loops.c's registry. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "internal.h"
+#include "server.h"
 
-typedef struct entry_s {
-  uv_loop_t* loop;
-  uv_pprof__server_t* server; /* NULL: a registered loop without a server */
-  uv_pprof__handles_loop_t* handles;
-  uv_pprof__timeline_t* timeline; /* the serving loop's, when on */
-  uint64_t measured_since;        /* uv_hrtime() when idle time was turned on */
-  uint64_t idle_at_start;         /* uv_metrics_idle_time() then */
-  struct entry_s* next;
-} entry_t;
-
+/* The one server, on the first loop started with uv_pprof_start, and its
+ * timeline. mu serialises start and stop. */
 static uv_once_t once = UV_ONCE_INIT;
 static uv_mutex_t mu;
-static entry_t* entries;
+static uv_loop_t* serving;
+static uv_pprof__server_t* server;
+static uv_pprof__timeline_t* timeline;
 
 static void init_once(void) {
   if (uv_mutex_init(&mu) != 0)
     abort();
-}
-
-int64_t uv_pprof__now_ns(void) {
-  struct timespec ts;
-
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 void uv_pprof_options_init(uv_pprof_options_t* options) {
@@ -44,40 +30,6 @@ void uv_pprof_options_init(uv_pprof_options_t* options) {
   options->idle_timeout_ms = 30000;
   options->request_timeout_ms = 10000;
   options->write_timeout_ms = 60000;
-}
-
-/* Loop utilisation for /metrics: libuv measures a loop's idle time only once
- * UV_METRICS_IDLE_TIME is configured, which must happen on the loop's thread
- * (uv_pprof_start's). It changes no callback's order or timing: libuv then
- * polls once without blocking before it blocks, and takes the time and a
- * mutex around each blocking poll (bench/README.md). */
-static void measure_idle_time(entry_t* e) {
-  uv_loop_configure(e->loop, UV_METRICS_IDLE_TIME);
-  e->measured_since = uv_hrtime();
-  e->idle_at_start = uv_metrics_idle_time(e->loop);
-}
-
-size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max) {
-  entry_t* e;
-  size_t n = 0;
-  uint64_t now;
-
-  uv_once(&once, init_once);
-  uv_mutex_lock(&mu);
-  for (e = entries; e != NULL; e = e->next, n++) {
-    uv_pprof__loop_info_t* li = &out[n];
-    if (n >= max)
-      continue;
-    now = uv_hrtime();
-    li->loop = (uintptr_t)e->loop;
-    li->serving = e->server != NULL;
-    li->idle_ns = uv_metrics_idle_time(e->loop);
-    li->measured_ns = now - e->measured_since;
-    li->idle_since_ns =
-        li->idle_ns >= e->idle_at_start ? li->idle_ns - e->idle_at_start : 0;
-  }
-  uv_mutex_unlock(&mu);
-  return n;
 }
 
 /* ---- parsing ----------------------------------------------------------- */
@@ -171,24 +123,6 @@ static int parse_env(const char* v, char* host, size_t host_size, int* port) {
 
 /* ---- registry ---------------------------------------------------------- */
 
-static entry_t** find(uv_loop_t* loop) {
-  entry_t** e;
-
-  for (e = &entries; *e != NULL; e = &(*e)->next)
-    if ((*e)->loop == loop)
-      return e;
-  return NULL;
-}
-
-static uv_pprof__server_t* any_server(void) {
-  entry_t* e;
-
-  for (e = entries; e != NULL; e = e->next)
-    if (e->server != NULL)
-      return e->server;
-  return NULL;
-}
-
 static void format_url(const struct sockaddr_storage* addr, char* buf,
                        size_t size) {
   char ip[64] = "";
@@ -230,8 +164,7 @@ static void start_heap_profiling(int quiet) {
 int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   uv_pprof_options_t defaults;
   uv_pprof__server_config_t cfg;
-  uv_pprof__server_t* server = NULL;
-  entry_t* e;
+  uv_pprof__server_t* started = NULL;
   char url[128];
   int err;
 
@@ -287,13 +220,13 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
 
   uv_once(&once, init_once);
   uv_mutex_lock(&mu);
-  if (find(loop) != NULL) {
+  if (uv_pprof__loops_registered(loop)) {
     uv_mutex_unlock(&mu);
     fprintf(stderr, "uv_pprof: already started on this loop\n");
     return UV_EBUSY;
   }
-  if (any_server() == NULL) {
-    err = uv_pprof__server_start(loop, &cfg, &server);
+  if (server == NULL) {
+    err = uv_pprof__server_start(loop, &cfg, &started);
     if (err != 0) {
       uv_mutex_unlock(&mu);
       fprintf(stderr, "uv_pprof: cannot listen on %s port %d: %s (%s)\n",
@@ -302,42 +235,37 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     }
     uv_pprof__sampler_prepare();
   }
-  e = calloc(1, sizeof(*e));
-  err = e != NULL ? uv_pprof__handles_attach(loop, server == NULL, &e->handles)
-                  : UV_ENOMEM;
+  err = uv_pprof__loops_add(loop, started != NULL);
   if (err != 0) {
     uv_mutex_unlock(&mu);
-    free(e);
-    if (server != NULL)
-      uv_pprof__server_close(server);
+    if (started != NULL)
+      uv_pprof__server_close(started);
     fprintf(stderr, "uv_pprof: cannot register the loop: %s\n",
             uv_strerror(err));
     return err;
   }
-  e->loop = loop;
-  e->server = server;
-  measure_idle_time(e);
-  e->next = entries;
-  entries = e;
+  if (started != NULL) {
+    server = started;
+    serving = loop;
+    if (options->timeline_seconds > 0 &&
+        uv_pprof__timeline_start(loop, uv_pprof__server_worker(started),
+                                 options->timeline_seconds, &timeline) != 0)
+      fprintf(stderr, "uv_pprof: cannot start the timeline: out of memory\n");
+  }
   uv_mutex_unlock(&mu);
-
-  if (server != NULL && options->timeline_seconds > 0 &&
-      uv_pprof__timeline_start(server, options->timeline_seconds,
-                               &e->timeline) != 0)
-    fprintf(stderr, "uv_pprof: cannot start the timeline: out of memory\n");
 
   /* Without the tracker the profile still works, minus creation stacks. */
   if (options->track_handles && uv_pprof__handles_track() != 0)
     fprintf(stderr,
             "uv_pprof: handle tracking needs libuv_pprof_track: "
             "LD_PRELOAD=libuv_pprof_track.so, or link it (see README)\n");
-  if (server != NULL && !options->quiet) {
+  if (started != NULL && !options->quiet) {
     struct sockaddr_storage bound;
-    uv_pprof__server_address(server, &bound);
+    uv_pprof__server_address(started, &bound);
     format_url(&bound, url, sizeof(url));
     fprintf(stderr, "pprof enabled on %s\n", url);
   }
-  if (server != NULL)
+  if (started != NULL)
     start_heap_profiling(options->quiet);
   return 0;
 }
@@ -347,7 +275,7 @@ int uv_pprof_start(uv_loop_t* loop) {
   const char* v = getenv("UV_PPROF");
   const char* token;
   const char* track;
-  const char* timeline;
+  const char* seconds;
   char host[64];
 
   if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
@@ -366,55 +294,57 @@ int uv_pprof_start(uv_loop_t* loop) {
     options.token = token;
   track = getenv("UV_PPROF_TRACK");
   options.track_handles = track != NULL && strstr(track, "handles") != NULL;
-  timeline = getenv("UV_PPROF_TIMELINE");
-  if (timeline != NULL && timeline[0] != '\0' &&
-      parse_seconds(timeline, &options.timeline_seconds) != 0) {
+  seconds = getenv("UV_PPROF_TIMELINE");
+  if (seconds != NULL && seconds[0] != '\0' &&
+      parse_seconds(seconds, &options.timeline_seconds) != 0) {
     fprintf(stderr,
             "uv_pprof: UV_PPROF_TIMELINE=\"%s\" is not valid: expected whole "
             "seconds from 1 to %u (unset or 0: no timeline)\n",
-            timeline, UV_PPROF__TIMELINE_MAX_SECONDS);
+            seconds, UV_PPROF__TIMELINE_MAX_SECONDS);
     return UV_EINVAL;
   }
   return uv_pprof_start_ex(loop, &options);
 }
 
 int uv_pprof_stop(uv_loop_t* loop) {
-  entry_t** link;
-  entry_t* e;
+  uv_pprof__server_t* s = NULL;
+  uv_pprof__timeline_t* t = NULL;
 
   if (loop == NULL)
     return 0;
   /* Never started anywhere: touch nothing (not even the mutex). */
-  if (__atomic_load_n(&entries, __ATOMIC_RELAXED) == NULL)
+  if (!uv_pprof__loops_any())
     return 0;
+  uv_once(&once, init_once);
   uv_mutex_lock(&mu);
-  link = find(loop);
-  if (link == NULL) {
+  if (uv_pprof__loops_remove(loop) != 0) {
     uv_mutex_unlock(&mu);
     return 0;
   }
-  e = *link;
-  *link = e->next;
+  if (loop == serving) {
+    s = server;
+    t = timeline;
+    server = NULL;
+    timeline = NULL;
+    serving = NULL;
+  }
   uv_mutex_unlock(&mu);
-  uv_pprof__handles_detach(e->handles);
-  if (e->server != NULL)
-    uv_pprof__server_close(e->server);
-  if (e->timeline != NULL)
-    uv_pprof__timeline_stop(e->timeline);
-  free(e);
+  if (s != NULL)
+    uv_pprof__server_close(s);
+  if (t != NULL)
+    uv_pprof__timeline_stop(t);
   return 0;
 }
 
 static uv_pprof__server_t* server_of(uv_loop_t* loop) {
   uv_pprof__server_t* s = NULL;
-  entry_t** e;
 
-  if (__atomic_load_n(&entries, __ATOMIC_RELAXED) == NULL)
+  if (!uv_pprof__loops_any())
     return NULL;
+  uv_once(&once, init_once);
   uv_mutex_lock(&mu);
-  e = find(loop);
-  if (e != NULL)
-    s = (*e)->server;
+  if (loop == serving)
+    s = server;
   uv_mutex_unlock(&mu);
   return s;
 }

@@ -1,16 +1,16 @@
-/* uv_pprof's own worker thread: heavy work (profile encoding, gzip, later
- * dumps and symbolization) runs here, never on the host's loop thread nor in
- * the host's libuv threadpool. The thread starts on the first job and exits
- * after UV_PPROF__WORKER_IDLE_MS without work (light jobs, the periodic
- * ones, do not count), so an idle server has none. Finished jobs go back to
- * the loop through one unref'd uv_async_t. */
+/* uv_pprof's own worker thread: heavy work (jemalloc dumps, symbolization,
+ * unwinding, profile encoding, gzip) runs here, never on the host's loop
+ * thread nor in the host's libuv threadpool. The thread starts on the first job
+ * and exits after UV_PPROF__WORKER_IDLE_MS without work (light jobs, the
+ * periodic ones, do not count), so an idle server has none. Finished jobs go
+ * back to the loop through one unref'd uv_async_t. */
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "loop.h"
 
 struct uv_pprof__worker_s {
   uv_loop_t* loop;

@@ -21,7 +21,7 @@
 
 #include <zlib.h>
 
-#include "internal.h"
+#include "base.h"
 #include "profile.pb-c.h"
 #include "task.h"
 

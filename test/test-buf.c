@@ -1,5 +1,5 @@
 /* Unit tests of buf.c. */
-#include "internal.h"
+#include "base.h"
 #include "task.h"
 
 TEST_IMPL(buf_append_printf) {

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "router.h"
 #include "profile.pb-c.h"
 #include "task.h"
 
@@ -823,7 +823,9 @@ TEST_IMPL(profile_threadcreate) {
   int seen = 0;
 
   ASSERT_STR_EQ(d->name, "threadcreate");
-  ASSERT_EQ(d->flags, UV_PPROF__PROFILE_DELTA);
+  ASSERT_EQ(uv_pprof__route_find("/debug/pprof/threadcreate")->flags &
+                UV_PPROF__ROUTE_SECONDS,
+            UV_PPROF__ROUTE_SECONDS);
   read_comm(comm, sizeof(comm));
   helper_start(&h, &thread);
   ASSERT_EQ(d->count(), 2);
@@ -895,14 +897,19 @@ TEST_IMPL(profile_threadcreate) {
 }
 
 static void check_contention(const uv_pprof__profile_t* d, const char* text) {
+  const uv_pprof__route_t* route;
   uv_pprof__buf_t out;
   uv_pprof__buf_t gz;
+  char path[64];
   profile_t* p;
   void* snap;
 
-  ASSERT_EQ(d->flags, UV_PPROF__PROFILE_DELTA);
+  snprintf(path, sizeof(path), "/debug/pprof/%s", d->name);
+  route = uv_pprof__route_find(path);
+  ASSERT(route != NULL && route->profile == d);
+  ASSERT_EQ(route->flags & UV_PPROF__ROUTE_SECONDS, UV_PPROF__ROUTE_SECONDS);
   ASSERT_EQ(d->count(), 0);
-  ASSERT(d->description != NULL && d->description[0] != '\0');
+  ASSERT(route->description != NULL && route->description[0] != '\0');
   collect(d, 1, &gz);
   p = decode(&gz);
   uv_pprof__buf_free(&gz);

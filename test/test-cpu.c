@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "profile.h"
 #include "profile.pb-c.h"
 #include "task.h"
 

@@ -7,7 +7,7 @@
  * uv_loop_close() == 0 (host_stop asserts it). */
 #include <unistd.h>
 
-#include "internal.h"
+#include "profile.h"
 #include "task.h"
 
 #define NTIMERS 137
@@ -717,6 +717,52 @@ TEST_IMPL(handles_sliced) {
   free(text);
   ASSERT(sliced.replaced > 0);
 
+  host_call(h, close_sliced, NULL);
+  host_stop(h);
+  return 0;
+}
+
+/* Walks rely on libuv's private layout (src/libuv_internals.c). The check
+ * made before a loop's first walk passes on this libuv and leaves nothing
+ * behind on the loop: no handle for uv_walk, nothing for uv_loop_close. */
+static void count_handle(uv_handle_t* h, void* arg) {
+  (*(int*)arg)++;
+}
+
+TEST_IMPL(libuv_layout_probe) {
+  uv_loop_t loop;
+  int n = 0;
+
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  ASSERT_EQ(uv_pprof__uvi_layout_ok(&loop), 1);
+  uv_walk(&loop, count_handle, &n);
+  ASSERT_EQ(n, 0);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  return 0;
+}
+
+/* Where the layout is not the expected one, a walk is one uv_walk: no slice
+ * runs, and the count is as exact as with slices. */
+TEST_IMPL(handles_layout_fallback) {
+  test_host_t* h;
+  const int all = NSTABLE + NCHURN + 1 + HOST_OWN;
+  char line[64];
+  size_t slices;
+  int off = 0;
+  char* text;
+
+  atomic_store(&uv_pprof__uvi_unknown_layout, 1);
+  h = host_start(NULL);
+  host_call(h, build_sliced, NULL);
+  host_call(h, set_churning, &off);
+  text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
+  snprintf(line, sizeof(line), "goroutine profile: total %d\n", all);
+  ASSERT(strncmp(text, line, strlen(line)) == 0);
+  snprintf(line, sizeof(line), "\n%d @ 0x", NSTABLE);
+  ASSERT_CONTAINS(text, line);
+  free(text);
+  host_call(h, read_slices, &slices);
+  ASSERT_EQ(slices, 0);
   host_call(h, close_sliced, NULL);
   host_stop(h);
   return 0;

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "profile.h"
 #include "profile.pb-c.h"
 #include "task.h"
 

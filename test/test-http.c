@@ -2,7 +2,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "internal.h"
+#include "request.h"
 #include "task.h"
 
 static void check_clean(const char* in, const char* want) {

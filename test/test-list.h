@@ -72,6 +72,8 @@
   TEST(handles_delta)                                                \
   TEST(handles_two_loops)                                            \
   TEST(handles_sliced)                                               \
+  TEST(handles_layout_fallback)                                      \
+  TEST(libuv_layout_probe)                                           \
   TEST(handles_large_answer)                                         \
   TEST(handles_slow_walk)                                            \
   TEST(handles_track_preload)                                        \

@@ -19,7 +19,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "internal.h"
+#include "pprof.h"
 #include "profile.pb-c.h"
 #include "sym-funcs.h"
 #include "task.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "hash.h"
-#include "internal.h"
+#include "pprof.h"
 #include "profile.pb-c.h"
 
 typedef struct {

@@ -4,7 +4,7 @@
 
 #include <zlib.h>
 
-#include "internal.h"
+#include "pprof.h"
 
 int uv_pprof__gzip(const void* data, size_t len, uv_pprof__buf_t* out) {
   unsigned char chunk[16384];

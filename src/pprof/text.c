@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "pprof.h"
 
 typedef struct {
   size_t record;   /* a record with this key, for its frames */

@@ -2,7 +2,7 @@
  * blocked, weighted by time). Nothing collects them yet, so it is always a
  * valid empty profile with Go's types, and scrapers that fetch it never
  * fail. */
-#include "internal.h"
+#include "profile.h"
 
 static int64_t count_none(void) {
   return 0;
@@ -36,15 +36,22 @@ static int write_text(const void* snap, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_block = {
     .name = "block",
-    .description =
-        "Event-loop stalls: where the loop thread was blocked, "
-        "weighted by time. Not collected yet: always a valid empty "
-        "profile, so scrapers never fail",
-    .flags = UV_PPROF__PROFILE_DELTA,
     .count = count_none,
     .snapshot = take_snapshot,
     .snapshot_free = free_snapshot,
     .types = set_types,
     .emit = emit_none,
     .text = write_text,
+};
+
+const uv_pprof__route_t uv_pprof__route_block = {
+    .name = "block",
+    .path = "/debug/pprof/block",
+    .serve = uv_pprof__serve_profile,
+    .profile = &uv_pprof__profile_block,
+    .description =
+        "Event-loop stalls: where the loop thread was blocked, "
+        "weighted by time. Not collected yet: always a valid "
+        "empty profile, so scrapers never fail",
+    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
 };

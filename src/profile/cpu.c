@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "profile.h"
 
 #define TICK_MS 100
 
@@ -240,7 +240,7 @@ static void on_closed(uv_pprof__job_t* job, int cancelled) {
 }
 
 static int submit(window_t* w, uv_pprof__job_t* job) {
-  return uv_pprof__worker_submit(uv_pprof__server_worker(w->req->server), job);
+  return uv_pprof__worker_submit(w->req->worker, job);
 }
 
 static void close_window(window_t* w) {
@@ -301,13 +301,13 @@ static void on_opened(uv_pprof__job_t* job, int cancelled) {
     close_window(w);
     return;
   }
-  uv_update_time(uv_pprof__server_loop(w->req->server));
+  uv_update_time(w->req->loop);
   uv_timer_start(&w->end_timer, on_end, (uint64_t)w->seconds * 1000, 0);
   uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
 }
 
 static void init_timer(window_t* w, uv_timer_t* timer) {
-  uv_timer_init(uv_pprof__server_loop(w->req->server), timer);
+  uv_timer_init(w->req->loop, timer);
   uv_pprof__handle_own(timer);
   uv_unref((uv_handle_t*)timer);
   timer->data = w;
@@ -324,7 +324,7 @@ static void abandon(uv_pprof__request_t* req) {
   /* OPENING: on_opened closes it; CLOSING and CLOSED: it is closing. */
 }
 
-void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
+static void serve(uv_pprof__request_t* req) {
   long long seconds = uv_pprof__cpu_seconds(req->query);
   window_t* w;
   char msg[128];
@@ -334,8 +334,7 @@ void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
     snprintf(msg, sizeof(msg),
              "profile duration exceeds the limit of %d seconds",
              UV_PPROF__CPU_MAX_SECONDS);
-    uv_pprof__error(req, 400, msg);
-    uv_pprof__request_finish(req);
+    uv_pprof__request_fail(req, 400, msg);
     return;
   }
   if (__atomic_fetch_add(&nwindows, 1, __ATOMIC_RELAXED) >=
@@ -345,17 +344,15 @@ void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
              "Could not enable CPU profiling: %d CPU profiles are already "
              "running, the most uv_pprof takes at once",
              UV_PPROF__CPU_MAX_WINDOWS);
-    uv_pprof__error(req, 503, msg);
-    uv_pprof__request_finish(req);
+    uv_pprof__request_fail(req, 503, msg);
     return;
   }
   w = calloc(1, sizeof(*w));
   if (w == NULL) {
     __atomic_fetch_sub(&nwindows, 1, __ATOMIC_RELAXED);
-    uv_pprof__error(req, 500,
-                    "Could not enable CPU profiling: out of "
-                    "memory");
-    uv_pprof__request_finish(req);
+    uv_pprof__request_fail(req, 500,
+                           "Could not enable CPU profiling: out of "
+                           "memory");
     return;
   }
   w->req = req;
@@ -379,3 +376,15 @@ void uv_pprof__serve_cpu(uv_pprof__request_t* req) {
     maybe_finish(w);
   }
 }
+
+const uv_pprof__route_t uv_pprof__route_profile = {
+    .name = "profile",
+    .path = "/debug/pprof/profile",
+    .serve = serve,
+    .description =
+        "CPU profile. You can specify the duration in the "
+        "seconds GET parameter. After you get the profile file, "
+        "use the go tool pprof command to investigate the "
+        "profile.",
+    .flags = UV_PPROF__ROUTE_SECONDS,
+};

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include "profile.h"
 
 #define MINUTE_NS (60 * (int64_t)1000000000)
 
@@ -465,10 +465,6 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_goroutine = {
     .name = "goroutine",
-    .description =
-        "Live libuv handles of every registered loop, as Go shows "
-        "goroutines: grouped by callback, type and creation stack",
-    .flags = UV_PPROF__PROFILE_DELTA,
     .snapshot_free = free_snapshot,
     .types = set_types,
     .emit = emit_samples,
@@ -476,4 +472,16 @@ const uv_pprof__profile_t uv_pprof__profile_goroutine = {
     .loop_snapshot = take,
     .complete = complete,
     .snapshot_count = count_handles,
+};
+
+const uv_pprof__route_t uv_pprof__route_goroutine = {
+    .name = "goroutine",
+    .path = "/debug/pprof/goroutine",
+    .serve = uv_pprof__serve_profile,
+    .profile = &uv_pprof__profile_goroutine,
+    .description =
+        "Live libuv handles of every registered loop, as Go "
+        "shows goroutines: grouped by callback, type and "
+        "creation stack",
+    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
 };

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "internal.h"
+#include "profile.h"
 
 #define DEFAULT_PERIOD 524288 /* jemalloc's default 2^19, Go's too */
 
@@ -372,12 +372,6 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_heap = {
     .name = "heap",
-    .description =
-        "A sampling of memory allocations of live objects, from "
-        "jemalloc's heap profile. The gc GET parameter is "
-        "accepted and has no effect: jemalloc frees memory at "
-        "free(), so the sample is always current.",
-    .flags = UV_PPROF__PROFILE_DELTA,
     .count = uv_pprof__je_count,
     .snapshot = take_snapshot,
     .snapshot_free = free_snapshot,
@@ -388,15 +382,35 @@ const uv_pprof__profile_t uv_pprof__profile_heap = {
 
 const uv_pprof__profile_t uv_pprof__profile_allocs = {
     .name = "allocs",
-    .description =
-        "A sampling of all past memory allocations, from "
-        "jemalloc's heap profile (cumulative counts need "
-        "MALLOC_CONF prof_accum:true)",
-    .flags = UV_PPROF__PROFILE_DELTA,
     .count = uv_pprof__je_count,
     .snapshot = take_snapshot,
     .snapshot_free = free_snapshot,
     .types = set_alloc_types,
     .emit = emit_samples,
     .text = write_text,
+};
+
+const uv_pprof__route_t uv_pprof__route_allocs = {
+    .name = "allocs",
+    .path = "/debug/pprof/allocs",
+    .serve = uv_pprof__serve_profile,
+    .profile = &uv_pprof__profile_allocs,
+    .description =
+        "A sampling of all past memory allocations, from "
+        "jemalloc's heap profile (cumulative counts need "
+        "MALLOC_CONF prof_accum:true)",
+    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
+};
+
+const uv_pprof__route_t uv_pprof__route_heap = {
+    .name = "heap",
+    .path = "/debug/pprof/heap",
+    .serve = uv_pprof__serve_profile,
+    .profile = &uv_pprof__profile_heap,
+    .description =
+        "A sampling of memory allocations of live objects, from "
+        "jemalloc's heap profile. The gc GET parameter is "
+        "accepted and has no effect: jemalloc frees memory at "
+        "free(), so the sample is always current.",
+    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
 };

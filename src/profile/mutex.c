@@ -1,7 +1,7 @@
 /* The mutex profile: Go's holders of contended mutexes. uv_pprof does not
  * collect them, so it is always a valid empty profile with Go's types, and
  * scrapers that fetch it never fail. */
-#include "internal.h"
+#include "profile.h"
 
 static int64_t count_none(void) {
   return 0;
@@ -35,15 +35,22 @@ static int write_text(const void* snap, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_mutex = {
     .name = "mutex",
-    .description =
-        "Stack traces of holders of contended mutexes. Not "
-        "collected by uv_pprof: always a valid empty profile, so "
-        "scrapers never fail",
-    .flags = UV_PPROF__PROFILE_DELTA,
     .count = count_none,
     .snapshot = take_snapshot,
     .snapshot_free = free_snapshot,
     .types = set_types,
     .emit = emit_none,
     .text = write_text,
+};
+
+const uv_pprof__route_t uv_pprof__route_mutex = {
+    .name = "mutex",
+    .path = "/debug/pprof/mutex",
+    .serve = uv_pprof__serve_profile,
+    .profile = &uv_pprof__profile_mutex,
+    .description =
+        "Stack traces of holders of contended mutexes. Not "
+        "collected by uv_pprof: always a valid empty profile, "
+        "so scrapers never fail",
+    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
 };

@@ -2,7 +2,7 @@
  * net/http/pprof serves and `go tool pprof` (and jeprof) speak for addresses
  * a profile left unsymbolized. The answer is built on the worker thread (it
  * symbolizes) in a job of its own: it needs none of a profile job's
- * snapshots or timers. The router only dispatches here. */
+ * snapshots or timers. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 
 #include <llhttp.h>
 
-#include "internal.h"
+#include "profile.h"
 
 typedef struct {
   uv_pprof__job_t job;
@@ -89,26 +89,24 @@ static void on_symbol_done(uv_pprof__job_t* job, int cancelled) {
   uv_pprof__request_finish(req);
 }
 
-void uv_pprof__serve_symbol(uv_pprof__request_t* req) {
+static void serve(uv_pprof__request_t* req) {
   symbol_job_t* sj = calloc(1, sizeof(*sj));
-  int err;
 
   if (sj == NULL) {
-    uv_pprof__error(req, 500, "out of memory");
-    uv_pprof__request_finish(req);
+    uv_pprof__request_fail(req, 500, "out of memory");
     return;
   }
   sj->req = req;
   sj->job.work = work_symbol;
   sj->job.done = on_symbol_done;
   sj->job.data = sj;
-  err = uv_pprof__worker_submit(uv_pprof__server_worker(req->server), &sj->job);
-  if (err != 0) {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "could not start uv_pprof's worker: %s",
-             uv_strerror(err));
+  if (uv_pprof__request_submit(req, &sj->job) != 0)
     free(sj);
-    uv_pprof__error(req, 500, msg);
-    uv_pprof__request_finish(req);
-  }
 }
+
+const uv_pprof__route_t uv_pprof__route_symbol = {
+    .name = "symbol",
+    .path = "/debug/pprof/symbol",
+    .serve = serve,
+    .body_limit = UV_PPROF__MAX_SYMBOL_BODY,
+};

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "profile.h"
 
 typedef struct {
   uv_pprof__thread_t* threads;
@@ -116,15 +116,22 @@ static int write_text(const void* p, int debug, uv_pprof__buf_t* out) {
 
 const uv_pprof__profile_t uv_pprof__profile_threadcreate = {
     .name = "threadcreate",
-    .description =
-        "The threads of the process, one sample each, labelled "
-        "with the thread's name and id (creation stacks are not "
-        "recorded)",
-    .flags = UV_PPROF__PROFILE_DELTA,
     .count = count_threads,
     .snapshot = take_snapshot,
     .snapshot_free = free_snapshot,
     .types = set_types,
     .emit = emit_samples,
     .text = write_text,
+};
+
+const uv_pprof__route_t uv_pprof__route_threadcreate = {
+    .name = "threadcreate",
+    .path = "/debug/pprof/threadcreate",
+    .serve = uv_pprof__serve_profile,
+    .profile = &uv_pprof__profile_threadcreate,
+    .description =
+        "The threads of the process, one sample each, labelled "
+        "with the thread's name and id (creation stacks are not "
+        "recorded)",
+    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
 };

@@ -1,0 +1,217 @@
+/* The loop-access layer: everything that touches a libuv loop from outside
+ * the request path. The one reader of libuv's private layout
+ * (libuv_internals.c), the set of uv_pprof's own handles (own.c), the live
+ * handles of every registered loop (handles.c), uv_pprof's worker thread and
+ * its way back to a loop (worker.c), and the registry of loops (loops.c).
+ * Depends on base.h and proc.h. */
+#ifndef UV_PPROF_LOOP_H
+#define UV_PPROF_LOOP_H
+
+#include "proc.h"
+
+/* ---- src/libuv_internals.c: libuv's private layout, behind one door ----- */
+
+/* A handle's callback and the facts the goroutine profile shows, read from
+ * libuv's private fields (see the list in libuv_internals.c). */
+typedef struct uv_pprof__uvi_facts_s {
+  uintptr_t cb;     /* what runs next: the type's callback, close_cb while
+                       closing; 0 when none is set */
+  int field;        /* the callback's field: uv_pprof__uvi_cb_field(field) */
+  uint64_t a;       /* timer: due in (ms); signal: signum; process: pid */
+  uint64_t b;       /* timer: repeat (ms) */
+  const char* path; /* pipe name, watched path, or NULL; valid until the
+                       handle changes (or in the caller's buffer) */
+  size_t path_len;
+  int fd; /* -1 when none */
+} uv_pprof__uvi_facts_t;
+
+/* Reads h's callback and facts. Everything is a field read or a call that
+ * reads fields: no system call. `buf` (of `size` bytes) holds a path that
+ * must be copied out of libuv (an fs_poll's). h's loop's thread. */
+void uv_pprof__uvi_facts(const uv_handle_t* h, uv_pprof__uvi_facts_t* out,
+                         char* buf, size_t size);
+/* The name of a callback field ("timer_cb"), NULL for none. */
+const char* uv_pprof__uvi_cb_field(int field);
+/* Whether libuv's private layout is what this file expects on `loop`: a new
+ * handle joins the tail of the loop's handle queue, and uv_walk skips a
+ * handle marked internal. Checked once per loop, before its first walk; when
+ * it fails, walks fall back to uv_walk in one go and nothing is marked
+ * internal. The loop's thread. */
+int uv_pprof__uvi_layout_ok(uv_loop_t* loop);
+/* Test hook: non-zero makes uv_pprof__uvi_layout_ok() answer 0, as on a
+ * libuv whose layout changed. */
+extern atomic_int uv_pprof__uvi_unknown_layout;
+/* Marks h with libuv's internal flag: uv_walk (a host's, or node's report)
+ * never shows it. Only after uv_pprof__uvi_layout_ok(h->loop). */
+void uv_pprof__uvi_set_internal(uv_handle_t* h);
+/* Whether h carries that flag (the loop's own handles do). */
+int uv_pprof__uvi_internal(const uv_handle_t* h);
+/* The loop's requests in flight (uv_loop_t.active_reqs). Its thread. */
+unsigned uv_pprof__uvi_active_reqs(const uv_loop_t* loop);
+/* A walk over the loop's handle queue in slices, keeping its place with
+ * `mark`, a handle of ours on that loop (so that libuv keeps the place valid:
+ * handles closed between slices leave the queue, new ones join its tail).
+ * walk_begin puts mark at the head of the queue. walk_slice calls visit(h,
+ * arg) for each handle after mark in queue order that uv_walk would show
+ * (none marked internal), until the queue ends or visit returns non-zero,
+ * then moves mark just before the first handle not visited; it returns 1
+ * when the queue has ended. Only when uv_pprof__uvi_layout_ok(); the loop's
+ * thread. */
+void uv_pprof__uvi_walk_begin(uv_handle_t* mark);
+int uv_pprof__uvi_walk_slice(uv_handle_t* mark,
+                             int (*visit)(uv_handle_t* h, void* arg),
+                             void* arg);
+
+/* ---- src/own.c: uv_pprof's own handles ---------------------------------- */
+
+/* Every handle uv_pprof opens is owned right after its init and disowned in
+ * its close callback, so that walks skip it. Serving loop's thread. */
+void uv_pprof__handle_own(const void* handle);
+void uv_pprof__handle_disown(const void* handle);
+/* A walk's slice asks uv_pprof__own_has under the set's lock; own_lock
+ * returns the number of own handles (0: no need to ask). */
+size_t uv_pprof__own_lock(void);
+void uv_pprof__own_unlock(void);
+int uv_pprof__own_has(const void* handle);
+
+/* ---- src/worker.c: uv_pprof's own thread -------------------------------- */
+
+/* The worker thread exits after this long without work. */
+#define UV_PPROF__WORKER_IDLE_MS 10000
+
+typedef struct uv_pprof__worker_s uv_pprof__worker_t;
+typedef struct uv_pprof__job_s uv_pprof__job_t;
+
+/* Runs on the worker thread. */
+typedef void (*uv_pprof__work_cb)(uv_pprof__job_t* job);
+/* Runs on the loop thread once work is done; `cancelled` when the worker is
+ * being stopped (the job must then only free what it owns). */
+typedef void (*uv_pprof__done_cb)(uv_pprof__job_t* job, int cancelled);
+
+struct uv_pprof__job_s {
+  uv_pprof__work_cb work;
+  uv_pprof__done_cb done;
+  void* data;
+  uv_pprof__job_t* next; /* private to worker.c */
+  /* Non-zero: a small periodic job (a timeline sample, a /metrics scrape)
+   * that does not keep the thread alive; it still exits
+   * UV_PPROF__WORKER_IDLE_MS after its start or its last other job. */
+  int light;
+};
+
+/* Creates the worker of `loop`: one unref'd uv_async_t, no thread yet.
+ * Returns NULL when out of memory or when the async handle cannot start. */
+uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop);
+/* Queues a job, starting the thread if needed. Loop thread only.
+ * Returns 0 or a negative libuv code (the job is then not queued). */
+int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job);
+/* True once uv_pprof__worker_close() began: long jobs poll it and give up. */
+int uv_pprof__worker_cancelled(const uv_pprof__worker_t* w);
+/* Stops the thread (after its current job), calls done(job, 1) for every job
+ * not yet delivered, closes the async handle and frees w when it has closed. */
+void uv_pprof__worker_close(uv_pprof__worker_t* w);
+/* Number of threads the worker is running now (0 or 1). */
+int uv_pprof__worker_threads(const uv_pprof__worker_t* w);
+
+/* ---- src/handles.c: the live libuv handles of every registered loop ---- */
+
+typedef struct uv_pprof__handles_loop_s uv_pprof__handles_loop_t;
+
+/* Registers `loop`; on its thread. A `remote` loop (one the server is not
+ * on) gets an unref'd uv_async_t through which the serving loop asks it for
+ * walks. Returns 0 and *out, or a negative libuv code. */
+int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
+                             uv_pprof__handles_loop_t** out);
+/* Unregisters it; on its thread. Walks asked of it complete without it;
+ * its async handle closes when the loop next runs. Detaching the serving
+ * loop makes every snapshot still waiting give up (UV_ECANCELED). */
+void uv_pprof__handles_detach(uv_pprof__handles_loop_t* l);
+/* Starts creation-stack capture in libuv_pprof_track. Returns 0, or
+ * UV_ENOENT when that library is not in the process. */
+int uv_pprof__handles_track(void);
+
+#define UV_PPROF__HANDLE_ACTIVE 1
+#define UV_PPROF__HANDLE_REF 2
+#define UV_PPROF__HANDLE_CLOSING 4
+
+typedef struct uv_pprof__handle_s {
+  uintptr_t addr;
+  uintptr_t loop;
+  uintptr_t cb;           /* what runs next: the type's callback, close_cb
+                             while closing; 0 when none is set */
+  const char* cb_field;   /* the callback's field ("timer_cb"), or NULL */
+  uint64_t a;             /* timer: due in (ms); signal: signum; process: pid */
+  uint64_t b;             /* timer: repeat (ms) */
+  const char* path;       /* pipe name, watched path, or NULL */
+  int fd;                 /* -1 when none */
+  int type;               /* uv_handle_type */
+  int state;              /* UV_PPROF__HANDLE_* */
+  uint64_t id;            /* the same in every snapshot while it lives */
+  int64_t age_ns;         /* since its init (tracked) or since first seen */
+  const uintptr_t* stack; /* creation stack: return addresses, the caller
+                             of the init first; NULL when unknown */
+  size_t nstack;
+} uv_pprof__handle_t;
+
+typedef struct uv_pprof__loop_reqs_s {
+  uintptr_t loop;
+  uint64_t active_reqs; /* uv_loop_t.active_reqs, read when its walk ended */
+} uv_pprof__loop_reqs_t;
+
+typedef struct uv_pprof__handles_snap_s {
+  uv_pprof__handle_t* handles; /* loop by loop, in each loop's walk order */
+  size_t count;
+  uintptr_t* missing; /* loops that did not answer in time */
+  size_t nmissing;
+  uv_pprof__loop_reqs_t* answered; /* the loops that did */
+  size_t nanswered;
+  int tracker;               /* libuv_pprof_track is in the process */
+  uintptr_t* pcs;            /* private: the stacks' storage */
+  struct collect_s* collect; /* private */
+} uv_pprof__handles_snap_t;
+
+/* On the serving loop's thread: starts its walk (in slices over the next
+ * loop iterations) and asks every other registered loop for its walk.
+ * Returns 0 or a negative libuv code. */
+int uv_pprof__handles_collect(uv_loop_t* serving,
+                              uv_pprof__handles_snap_t** out);
+/* On the worker: waits (at most 2 s) for the loops' walks, then fills
+ * handles, ids, ages and creation stacks. Returns 0, UV_ECANCELED when the
+ * server stopped meanwhile, or UV_ENOMEM. */
+int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap);
+/* Any thread; also for a snapshot that was never completed. */
+void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap);
+/* Test hooks: the most handles one slice of a walk visits (0, the default:
+ * as many as fit in its time), and the number of slices run so far. */
+extern atomic_size_t uv_pprof__handles_slice_cap;
+extern atomic_size_t uv_pprof__handles_slices;
+
+/* ---- src/loops.c: the registered loops ----------------------------------- */
+
+/* Registers `loop` (on its thread): its handles are walked from now on
+ * (`serving`: the server's loop, walked on request; else walked through an
+ * async handle of its own), and libuv measures its idle time. Returns 0,
+ * UV_EBUSY when it is registered already, or a negative libuv code. */
+int uv_pprof__loops_add(uv_loop_t* loop, int serving);
+/* Unregisters it (on its thread). Returns 0, or UV_ENOENT when it was not
+ * registered. */
+int uv_pprof__loops_remove(uv_loop_t* loop);
+/* Whether `loop` is registered. Any thread. */
+int uv_pprof__loops_registered(uv_loop_t* loop);
+/* Whether any loop is registered. Any thread; lock-free. */
+int uv_pprof__loops_any(void);
+
+/* One registered loop as /metrics reports it. */
+typedef struct uv_pprof__loop_info_s {
+  uintptr_t loop;
+  int serving;
+  uint64_t idle_ns;       /* uv_metrics_idle_time() */
+  uint64_t measured_ns;   /* since uv_pprof turned idle time on */
+  uint64_t idle_since_ns; /* idle time in that span */
+} uv_pprof__loop_info_t;
+
+/* Fills out[0..max) with the registered loops, returns their number (which
+ * may exceed max). Any thread: idle time is read under libuv's own lock. */
+size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max);
+
+#endif /* UV_PPROF_LOOP_H */

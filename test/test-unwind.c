@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proc.h"
 #include "task.h"
 
 #define MAX_FRAMES UV_PPROF__CPU_MAX_FRAMES
@@ -114,12 +114,15 @@ static void on_sample(const uv_pprof__cpu_sample_t* s, void* arg) {
 
 /* Burns in the given mode for about `ms` of wall time, draining every
  * 100 ms into c; then stops the burner and drains what is left. */
-static void sample(int how, int ms, check_t* c) {
+/* Burns `how` for at least `ms`, and on until `want` samples have been
+ * compared (at most 30 s): on a loaded machine the burner gets less CPU,
+ * and the sampler samples CPU time. */
+static void sample(int how, int ms, int want, check_t* c) {
   struct timespec tick = {0, 100 * 1000000};
   int i;
 
   atomic_store(&mode, how);
-  for (i = 0; i < ms / 100; i++) {
+  for (i = 0; i < 300 && (i < ms / 100 || c->compared < want); i++) {
     nanosleep(&tick, NULL);
     uv_pprof__sampler_drain(on_sample, c);
   }
@@ -195,7 +198,7 @@ TEST_IMPL(unwind_rules_match_libdw) {
   ASSERT_EQ(uv_pprof__sampler_acquire(), 0);
   uv_pprof__sampler_drain(on_sample, c);
   uv_pprof__unwind_stats(&st0);
-  sample(BURN_ALL, 3000, c);
+  sample(BURN_ALL, 3000, 60, c);
   uv_pprof__unwind_stats(&st1);
   uv_pprof__sampler_release();
   atomic_store(&mode, QUIT);
@@ -240,7 +243,7 @@ TEST_IMPL(unwind_rules_after_reload) {
   uv_pprof__sampler_prepare();
   ASSERT_EQ(uv_pprof__sampler_acquire(), 0);
   uv_pprof__sampler_drain(on_sample, &checks[0]);
-  sample(BURN_MODULE, 1500, &checks[0]);
+  sample(BURN_MODULE, 1500, 20, &checks[0]);
   uv_pprof__unwind_stats(&st0);
   ASSERT(st0.cached > 0);
 
@@ -251,7 +254,7 @@ TEST_IMPL(unwind_rules_after_reload) {
   ASSERT_EQ(lo, checks[0].lo); /* the same address, or this tests nothing */
   checks[1].lo = lo;
   checks[1].hi = hi;
-  sample(BURN_MODULE, 1500, &checks[1]);
+  sample(BURN_MODULE, 1500, 20, &checks[1]);
   uv_pprof__unwind_stats(&st1);
   uv_pprof__sampler_release();
   atomic_store(&mode, QUIT);

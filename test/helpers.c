@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <stdatomic.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -58,13 +59,21 @@ static size_t key_len(const char* kv) {
   return eq ? (size_t)(eq - kv) : strlen(kv);
 }
 
+/* Whether `add` names the variable of kv: "K=V" and "K" name K, "K*" every
+ * variable whose name starts with K. */
 static int env_overridden(const char* kv, const char* const add[]) {
   size_t n = key_len(kv);
   size_t i;
 
-  for (i = 0; add != NULL && add[i] != NULL; i++)
-    if (key_len(add[i]) == n && strncmp(kv, add[i], n) == 0)
+  for (i = 0; add != NULL && add[i] != NULL; i++) {
+    size_t m = key_len(add[i]);
+    if (add[i][m] == '\0' && m > 0 && add[i][m - 1] == '*') {
+      if (m - 1 <= n && strncmp(kv, add[i], m - 1) == 0)
+        return 1;
+    } else if (m == n && strncmp(kv, add[i], n) == 0) {
       return 1;
+    }
+  }
   return 0;
 }
 
@@ -240,6 +249,157 @@ void run_free(run_result_t* r) {
   free(r->out);
   free(r->err);
   memset(r, 0, sizeof(*r));
+}
+
+/* ---- children beside the test ------------------------------------------- */
+
+void child_start(child_t* c, const char* name, const char* const argv[],
+                 const char* const env[]) {
+  static const char* dir;
+  static int started;
+  pid_t parent = getpid();
+  char** envp;
+  int in[2];
+  int out[2];
+  int report[2]; /* the exec's errno, if it fails */
+  int log;
+  int err = 0;
+  ssize_t n;
+
+  if (dir == NULL)
+    dir = test_tmpdir();
+  memset(c, 0, sizeof(*c));
+  snprintf(c->log, sizeof(c->log), "%s/%s-%d.log", dir, name, ++started);
+  log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT(log >= 0);
+  ASSERT(pipe2(in, O_CLOEXEC) == 0);
+  ASSERT(pipe2(out, O_CLOEXEC) == 0);
+  ASSERT(pipe2(report, O_CLOEXEC) == 0);
+  envp = make_env(env);
+  c->pid = fork();
+  ASSERT(c->pid >= 0);
+  if (c->pid == 0) {
+    /* Async-signal-safe calls only: the test may have threads. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+      _exit(127);
+    setpgid(0, 0);
+    if (dup2(in[0], 0) >= 0 && dup2(out[1], 1) >= 0 && dup2(log, 2) >= 0)
+      execve(argv[0], (char* const*)argv, envp);
+    err = errno;
+    (void)!write(report[1], &err, sizeof(err));
+    _exit(127);
+  }
+  setpgid(c->pid, c->pid); /* whichever of the two runs first */
+  free(envp);
+  close(in[0]);
+  close(out[1]);
+  close(report[1]);
+  close(log);
+  do
+    n = read(report[0], &err, sizeof(err));
+  while (n < 0 && errno == EINTR);
+  close(report[0]);
+  if (n > 0)
+    fprintf(stderr, "exec %s: %s\n", argv[0], strerror(err));
+  ASSERT(n == 0);
+  c->in = in[1];
+  c->out = out[0];
+}
+
+void child_line(child_t* c, char* line, size_t size, int timeout_ms) {
+  uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000;
+  size_t n = 0;
+
+  for (;;) {
+    struct pollfd p = {.fd = c->out, .events = POLLIN};
+    ssize_t got;
+    char ch;
+    int rc = poll(&p, 1, remaining_ms(deadline));
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc != 1)
+      fprintf(stderr, "%s: no line within %d ms\n", c->log, timeout_ms);
+    ASSERT(rc == 1);
+    got = read(c->out, &ch, 1);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got != 1) {
+      fprintf(stderr, "%s: the child closed its stdout\n", c->log);
+      child_dump_log(c);
+    }
+    ASSERT(got == 1);
+    if (ch == '\n')
+      break;
+    ASSERT(n + 1 < size);
+    line[n++] = ch;
+  }
+  line[n] = '\0';
+}
+
+/* Reaps c by the deadline, killing its group when time is up. */
+static int reap(child_t* c, uint64_t deadline) {
+  int status;
+
+  for (;;) {
+    pid_t w = waitpid(c->pid, &status, WNOHANG);
+    if (w == c->pid)
+      return decode_status(status);
+    ASSERT(w == 0 || errno == EINTR);
+    if (remaining_ms(deadline) == 0) {
+      kill(-c->pid, SIGKILL);
+      kill(c->pid, SIGKILL);
+      while (waitpid(c->pid, &status, 0) < 0)
+        ASSERT(errno == EINTR);
+      return -1;
+    }
+    nanosleep(&(struct timespec){0, 10000000}, NULL);
+  }
+}
+
+int child_end(child_t* c, int timeout_ms, char** out) {
+  uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000;
+  grow_t g = {NULL, 0, 0};
+  int status;
+
+  close(c->in);
+  while (c->out >= 0) {
+    struct pollfd p = {.fd = c->out, .events = POLLIN};
+    int ms = remaining_ms(deadline);
+    int rc;
+    if (ms == 0)
+      break;
+    rc = poll(&p, 1, ms);
+    if (rc < 0 && errno != EINTR)
+      break;
+    if (rc > 0)
+      drain(&c->out, &g);
+  }
+  if (c->out >= 0)
+    close(c->out);
+  status = reap(c, deadline);
+  grow_finish(&g);
+  if (out != NULL)
+    *out = g.base;
+  else
+    free(g.base);
+  return status;
+}
+
+void child_stop(child_t* c) {
+  kill(c->pid, SIGTERM);
+  reap(c, uv_hrtime() + 10000000000ULL);
+  close(c->in);
+  close(c->out);
+}
+
+void child_dump_log(const child_t* c) {
+  const char* argv[] = {"tail", "-20", c->log, NULL};
+  run_result_t r;
+
+  run_cmd(argv, NULL, 5000, &r);
+  fprintf(stderr, "%s:\n%s\n", c->log, r.out);
+  run_free(&r);
 }
 
 /* ---- the host ----------------------------------------------------------- */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -75,12 +76,40 @@ typedef struct {
 
 /* Runs argv (argv[0] looked up in PATH) with stdin from /dev/null, killing it
  * after timeout_ms. `env` (NULL-terminated "K=V" list, may be NULL) is added
- * to the environment; an entry "K" without '=' removes K from it. */
+ * to the environment; an entry "K" without '=' removes K from it, "K*" every
+ * variable whose name starts with K. */
 void run_cmd(const char* const argv[], const char* const env[], int timeout_ms,
              run_result_t* r);
 /* The same through "sh -c". */
 void run_sh(const char* script, int timeout_ms, run_result_t* r);
 void run_free(run_result_t* r);
+
+/* A child process running beside the test (a host, a server): stdin and
+ * stdout on pipes, stderr into a file, in a process group of its own. It
+ * dies with the thread that started it (PR_SET_PDEATHSIG): start children
+ * from the test's main thread. */
+typedef struct {
+  pid_t pid;
+  int in;        /* write end of its stdin: closing it ends the hosts */
+  int out;       /* read end of its stdout */
+  char log[512]; /* its stderr: NAME-N.log in a test_tmpdir() */
+} child_t;
+
+/* Starts argv[0] (a path) with the environment changed by `env` as run_cmd
+ * does. Asserts that it was executed. */
+void child_start(child_t* c, const char* name, const char* const argv[],
+                 const char* const env[]);
+/* One line of its stdout into `line` (without the '\n'); asserts that it
+ * comes within timeout_ms and fits. */
+void child_line(child_t* c, char* line, size_t size, int timeout_ms);
+/* Closes its stdin, reads its stdout until EOF and reaps it, killing its
+ * group if it takes more than timeout_ms in all. Returns its status as
+ * run_result_t's; its stdout (malloc'd) in *out unless out is NULL. */
+int child_end(child_t* c, int timeout_ms, char** out);
+/* SIGTERM, then SIGKILL to its group after 10 s; reaps it. */
+void child_stop(child_t* c);
+/* Prints the last 20 lines of its stderr to ours. */
+void child_dump_log(const child_t* c);
 
 /* A host: its own loop on its own thread, with a 1 ms repeating timer that
  * records how late it fires, and uv_pprof started on it. */

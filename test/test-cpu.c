@@ -10,7 +10,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -862,84 +861,39 @@ TEST_IMPL(cpu_pprof_top) {
 /* ---- soaks: a stressed host in its own process -------------------------- */
 
 typedef struct {
-  pid_t pid;
-  int in;  /* its stdin: closing it stops the host */
-  int out; /* its stdout */
+  child_t child; /* closing its stdin stops the host */
   char base[64];
 } cpuhost_t;
 
 static void cpuhost_start(cpuhost_t* c) {
-#ifndef __SANITIZE_ADDRESS__
-  static char preload[512];
-#endif
   const char* argv[] = {UV_PPROF_CPUHOST, UV_PPROF_CPUMOD, NULL};
-  const char* envp[256];
-  posix_spawn_file_actions_t fa;
-  extern char** environ;
-  char line[64];
-  size_t n = 0;
-  size_t len = 0;
-  int in[2];
-  int out[2];
-  int i;
-
-  for (i = 0; environ[i] != NULL && n < 250; i++)
-    if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0 &&
-        strncmp(environ[i], "MALLOC_CONF=", 12) != 0)
-      envp[n++] = environ[i];
 #ifndef __SANITIZE_ADDRESS__
   /* jemalloc profiling every allocation: it unwinds (with libgcc) on every
    * malloc while the sampler interrupts it. ASan replaces malloc itself. */
-  snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", UV_PPROF_JEMALLOC_SO);
-  envp[n++] = preload;
-  envp[n++] = "MALLOC_CONF=prof:true,prof_active:true,lg_prof_sample:0";
+  const char* env[] = {
+      "LD_PRELOAD=" UV_PPROF_JEMALLOC_SO,
+      "MALLOC_CONF=prof:true,prof_active:true,lg_prof_sample:0", NULL};
+#else
+  const char* env[] = {"LD_PRELOAD", "MALLOC_CONF", NULL};
 #endif
-  envp[n] = NULL;
-  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
-  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
-  ASSERT_EQ(posix_spawn_file_actions_init(&fa), 0);
-  ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, in[0], 0), 0);
-  ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, out[1], 1), 0);
-  ASSERT_EQ(posix_spawn(&c->pid, argv[0], &fa, NULL, (char* const*)argv,
-                        (char* const*)envp),
-            0);
-  posix_spawn_file_actions_destroy(&fa);
-  close(in[0]);
-  close(out[1]);
-  c->in = in[1];
-  c->out = out[0];
-  while (len < sizeof(line) - 1 && (len == 0 || line[len - 1] != '\n')) {
-    ssize_t got;
-    ASSERT(readable(c->out, 60000));
-    got = read(c->out, line + len, 1);
-    ASSERT(got == 1);
-    len++;
-  }
-  line[len] = '\0';
+  char line[64];
+
+  child_start(&c->child, "cpuhost", argv, env);
+  child_line(&c->child, line, sizeof(line), 60000);
   ASSERT(strncmp(line, "port=", 5) == 0);
   snprintf(c->base, sizeof(c->base), "http://127.0.0.1:%d", atoi(line + 5));
 }
 
 /* Stops the host; returns its report line. */
 static char* cpuhost_stop(cpuhost_t* c) {
-  char* report = malloc(4096);
-  size_t len = 0;
-  int status;
+  char* report;
+  int status = child_end(&c->child, 120000, &report);
 
-  ASSERT(report != NULL);
-  close(c->in);
-  while (len < 4095 && readable(c->out, 120000)) {
-    ssize_t got = read(c->out, report + len, 4095 - len);
-    if (got <= 0)
-      break;
-    len += (size_t)got;
-  }
-  report[len] = '\0';
-  close(c->out);
-  ASSERT_EQ(waitpid(c->pid, &status, 0), c->pid);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+  if (status != 0) {
     fprintf(stderr, "cpuhost: status %d, report: %s\n", status, report);
-  ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    child_dump_log(&c->child);
+  }
+  ASSERT(status == 0);
   return report;
 }
 

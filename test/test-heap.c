@@ -9,9 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <spawn.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "profile.h"
@@ -26,8 +24,6 @@
   "MALLOC_CONF=prof:true,prof_accum:true to turn it on"
 
 typedef Perftools__Profiles__Profile profile_t;
-
-extern char** environ;
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -253,101 +249,33 @@ static void expect_within(const char* out, const char* name, long long truth,
 /* ---- the heap host ---------------------------------------------------- */
 
 typedef struct {
-  pid_t pid;
-  int in;  /* its stdin */
-  int out; /* its stdout */
-  char err_path[160];
+  child_t child; /* commands on its stdin, answers on its stdout */
   char base[64];
   int port;
   char dir[64];
 } heaphost_t;
 
-/* Reads one line of the host's stdout (without '\n') into buf. */
-static void host_line(heaphost_t* h, char* buf, size_t size) {
-  size_t n = 0;
-
-  for (;;) {
-    struct pollfd p = {.fd = h->out, .events = POLLIN};
-    char c;
-    ssize_t r;
-    int rc = poll(&p, 1, 60000);
-    if (rc < 0 && errno == EINTR)
-      continue;
-    ASSERT(rc == 1);
-    r = read(h->out, &c, 1);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r != 1)
-      fprintf(stderr, "heaphost closed its stdout\n");
-    ASSERT(r == 1);
-    if (c == '\n')
-      break;
-    ASSERT(n + 1 < size);
-    buf[n++] = c;
-  }
-  buf[n] = '\0';
-}
-
-/* Starts `exe` with UV_PPROF on a free port and `env` ("K=V" adds, "K"
- * removes); waits for its "port=N". */
+/* Starts `exe` with UV_PPROF on a free port, without the allocator settings
+ * of this process, and `env` ("K=V" adds, "K" removes); waits for its
+ * "port=N". */
 static void host_spawn(heaphost_t* h, const char* exe,
                        const char* const env[]) {
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
   const char* argv[] = {exe, NULL};
-  char** envp;
+  const char* all[16] = {"UV_PPROF*", "MALLOC_CONF", "LD_PRELOAD",
+                         "UV_PPROF=127.0.0.1:0"};
   char line[64];
-  size_t n = 0;
+  size_t n = 4;
   size_t i;
-  size_t j;
-  int in[2];
-  int out[2];
 
   memset(h, 0, sizeof(*h));
   snprintf(h->dir, sizeof(h->dir), "%s", test_tmpdir());
-  snprintf(h->err_path, sizeof(h->err_path), "%s/stderr", h->dir);
-  while (environ[n] != NULL)
-    n++;
-  envp = calloc(n + 16, sizeof(*envp));
-  ASSERT(envp != NULL);
-  n = 0;
-  for (i = 0; environ[i] != NULL; i++) {
-    int drop = strncmp(environ[i], "UV_PPROF", 8) == 0 ||
-               strncmp(environ[i], "MALLOC_CONF=", 12) == 0 ||
-               strncmp(environ[i], "LD_PRELOAD=", 11) == 0;
-    for (j = 0; env[j] != NULL && !drop; j++) {
-      size_t k = strcspn(env[j], "=");
-      drop = strncmp(environ[i], env[j], k) == 0 && environ[i][k] == '=';
-    }
-    if (!drop)
-      envp[n++] = environ[i];
+  for (i = 0; env[i] != NULL; i++) {
+    ASSERT(n < 15);
+    all[n++] = env[i];
   }
-  envp[n++] = "UV_PPROF=127.0.0.1:0";
-  for (j = 0; env[j] != NULL; j++)
-    if (strchr(env[j], '=') != NULL)
-      envp[n++] = (char*)env[j];
-  envp[n] = NULL;
-
-  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
-  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
-  ASSERT_EQ(posix_spawn_file_actions_init(&fa), 0);
-  ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, in[0], 0), 0);
-  ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, out[1], 1), 0);
-  ASSERT_EQ(posix_spawn_file_actions_addopen(
-                &fa, 2, h->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644),
-            0);
-  ASSERT_EQ(posix_spawnattr_init(&attr), 0);
-  ASSERT_EQ(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP), 0);
-  ASSERT_EQ(posix_spawnattr_setpgroup(&attr, 0), 0);
-  ASSERT_EQ(posix_spawn(&h->pid, exe, &fa, &attr, (char* const*)argv, envp), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  free(envp);
-  close(in[0]);
-  close(out[1]);
-  h->in = in[1];
-  h->out = out[0];
-  host_line(h, line, sizeof(line));
+  all[n] = NULL;
+  child_start(&h->child, "heaphost", argv, all);
+  child_line(&h->child, line, sizeof(line), 60000);
   ASSERT(strncmp(line, "port=", 5) == 0);
   h->port = atoi(line + 5);
   ASSERT(h->port > 0);
@@ -360,8 +288,8 @@ static const char* host_cmd(heaphost_t* h, const char* cmd) {
   char line[64];
 
   snprintf(line, sizeof(line), "%s\n", cmd);
-  ASSERT_EQ(write(h->in, line, strlen(line)), (ssize_t)strlen(line));
-  host_line(h, answer, sizeof(answer));
+  ASSERT_EQ(write(h->child.in, line, strlen(line)), (ssize_t)strlen(line));
+  child_line(&h->child, answer, sizeof(answer), 60000);
   return answer;
 }
 
@@ -372,16 +300,12 @@ static void host_do(heaphost_t* h, const char* cmd) {
 /* Closes its stdin (it then exits) and returns its stderr (malloc'd). */
 static char* host_end(heaphost_t* h) {
   size_t len;
-  int status;
+  int status = child_end(&h->child, 120000, NULL);
 
-  close(h->in);
-  while (waitpid(h->pid, &status, 0) < 0)
-    ASSERT_EQ(errno, EINTR);
-  close(h->out);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+  if (status != 0)
     fprintf(stderr, "heaphost exit status %d\n", status);
-  ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  return read_whole(h->err_path, &len);
+  ASSERT(status == 0);
+  return read_whole(h->child.log, &len);
 }
 
 /* GETs base+path into `file` under the host's temp dir; returns the file's

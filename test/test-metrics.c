@@ -7,16 +7,10 @@
  * exactly. Every process started here is stopped by its pid, and dies with
  * the test if an assertion aborts it (PR_SET_PDEATHSIG). */
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,106 +23,10 @@
 #define MIB (1024.0 * 1024.0)
 #define LIVE_MIB 64.0 /* metricshost keeps this much live */
 
-extern char** environ;
-
-/* ---- background processes ------------------------------------------------ */
-
-typedef struct {
-  pid_t pid;
-  int out;       /* read end of its stdout */
-  char log[512]; /* its stderr */
-} bg_t;
-
-/* Starts argv[0] (a path) with environ plus `add` ("K=V"), stdout on a
- * pipe, stderr into a file of test_tmpdir(). */
-static void bg_start(bg_t* b, const char* name, const char* const argv[],
-                     const char* const add[]) {
-  char* envp[256];
-  size_t n = 0;
-  size_t i;
-  int fds[2];
-  pid_t parent = getpid();
-  int log;
-
-  for (i = 0; add != NULL && add[i] != NULL; i++)
-    envp[n++] = (char*)add[i];
-  for (i = 0; environ[i] != NULL && n < 255; i++) {
-    size_t k = strcspn(environ[i], "=");
-    size_t j;
-    int dup = 0;
-    for (j = 0; add != NULL && add[j] != NULL; j++)
-      dup |= strncmp(add[j], environ[i], k + 1) == 0;
-    if (!dup)
-      envp[n++] = environ[i];
-  }
-  envp[n] = NULL;
-  snprintf(b->log, sizeof(b->log), "%s/%s.log", test_tmpdir(), name);
-  log = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ASSERT(log >= 0);
-  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
-  b->pid = fork();
-  ASSERT(b->pid >= 0);
-  if (b->pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-      _exit(127);
-    dup2(fds[1], 1);
-    dup2(log, 2);
-    execve(argv[0], (char* const*)argv, envp);
-    _exit(127);
-  }
-  close(fds[1]);
-  close(log);
-  b->out = fds[0];
-}
-
-/* Reads one line of its stdout (30 s at most). */
-static void bg_line(bg_t* b, char* line, size_t size) {
-  size_t n = 0;
-  struct pollfd p = {b->out, POLLIN, 0};
-
-  while (n + 1 < size) {
-    ASSERT(poll(&p, 1, 30000) == 1);
-    ASSERT_EQ(read(b->out, line + n, 1), 1);
-    if (line[n] == '\n')
-      break;
-    n++;
-  }
-  line[n] = '\0';
-}
-
-static void bg_dump_log(const bg_t* b) {
-  char cmd[600];
-  run_result_t r;
-
-  snprintf(cmd, sizeof(cmd), "tail -20 '%s'", b->log);
-  run_sh(cmd, 5000, &r);
-  fprintf(stderr, "%s:\n%s\n", b->log, r.out);
-  run_free(&r);
-}
-
-/* SIGTERM, then SIGKILL after 10 s; reaps it. */
-static void bg_stop(bg_t* b) {
-  int status;
-  int i;
-
-  kill(b->pid, SIGTERM);
-  for (i = 0; i < 1000; i++) {
-    if (waitpid(b->pid, &status, WNOHANG) == b->pid)
-      break;
-    usleep(10000);
-  }
-  if (i == 1000) {
-    kill(b->pid, SIGKILL);
-    ASSERT_EQ(waitpid(b->pid, &status, 0), b->pid);
-  }
-  close(b->out);
-}
-
 /* ---- the host ------------------------------------------------------------ */
 
 typedef struct {
-  bg_t bg;
+  child_t child;
   int port;
   char main_loop[32];
   char second_loop[32];
@@ -139,11 +37,11 @@ static void host_run(host_t* h, const char* const env[]) {
   const char* argv[] = {UV_PPROF_METRICSHOST, NULL};
   char line[256];
 
-  bg_start(&h->bg, "metricshost", argv, env);
-  bg_line(&h->bg, line, sizeof(line));
+  child_start(&h->child, "metricshost", argv, env);
+  child_line(&h->child, line, sizeof(line), 30000);
   if (sscanf(line, "port=%d main=%31s second=%31s", &h->port, h->main_loop,
              h->second_loop) != 3) {
-    bg_dump_log(&h->bg);
+    child_dump_log(&h->child);
     ASSERT(0);
   }
   snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->port);
@@ -166,7 +64,7 @@ static double host_rss(const host_t* h) {
   unsigned long resident;
   FILE* f;
 
-  snprintf(path, sizeof(path), "/proc/%d/statm", (int)h->bg.pid);
+  snprintf(path, sizeof(path), "/proc/%d/statm", (int)h->child.pid);
   f = fopen(path, "r");
   ASSERT(f != NULL);
   ASSERT_EQ(fscanf(f, "%lu %lu", &size, &resident), 2);
@@ -273,7 +171,7 @@ static double prom_handles(int port, const char* loop, const char* type) {
 
 TEST_IMPL(metrics_prometheus) {
   host_t h;
-  bg_t prom;
+  child_t prom;
   char config[512];
   char data[512];
   char config_arg[600];
@@ -319,7 +217,7 @@ TEST_IMPL(metrics_prometheus) {
   snprintf(data_arg, sizeof(data_arg), "--storage.tsdb.path=%s", data);
   snprintf(listen_arg, sizeof(listen_arg), "--web.listen-address=127.0.0.1:%d",
            pport);
-  bg_start(&prom, "prometheus", argv, NULL);
+  child_start(&prom, "prometheus", argv, NULL);
 
   /* Three scrapes of the main loop's idle time are in (bounded: 120 s). */
   for (i = 0; i < 240; i++) {
@@ -334,7 +232,7 @@ TEST_IMPL(metrics_prometheus) {
     usleep(500000);
   }
   if (i == 240) {
-    bg_dump_log(&prom);
+    child_dump_log(&prom);
     ASSERT(0);
   }
 
@@ -427,8 +325,8 @@ TEST_IMPL(metrics_prometheus) {
   promtool_lint(body, len);
   run_free(&r);
 
-  bg_stop(&prom);
-  bg_stop(&h.bg);
+  child_stop(&prom);
+  child_stop(&h.child);
   return 0;
 }
 
@@ -520,7 +418,7 @@ TEST_IMPL(metrics_format) {
   host_get(&h, "/debug/pprof/", &r);
   ASSERT_CONTAINS(http_body(&r, &len), "<a href=\"/metrics\">/metrics</a>");
   run_free(&r);
-  bg_stop(&h.bg);
+  child_stop(&h.child);
   return 0;
 }
 
@@ -651,7 +549,7 @@ TEST_IMPL(timeline_csv) {
     }
   }
   run_free(&r);
-  bg_stop(&h.bg);
+  child_stop(&h.child);
   return 0;
 }
 
@@ -680,7 +578,7 @@ TEST_IMPL(timeline_errors) {
       http_body(&r, &len),
       "the memory timeline: off (UV_PPROF_TIMELINE=&lt;seconds&gt;)");
   run_free(&r);
-  bg_stop(&h.bg);
+  child_stop(&h.child);
 
   host_run(&h, on);
   host_get(&h, "/debug/pprof/timeline?format=png", &r);
@@ -704,7 +602,7 @@ TEST_IMPL(timeline_errors) {
                   "the memory timeline (every 1 s): <a href=\"timeline\">CSV"
                   "</a>, <a href=\"timeline?format=svg\">chart</a>");
   run_free(&r);
-  bg_stop(&h.bg);
+  child_stop(&h.child);
 
   /* A bad UV_PPROF_TIMELINE: one line, UV_EINVAL, nothing started. */
   for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -980,7 +878,7 @@ TEST_IMPL(timeline_chromium) {
     }
   }
   free(img.rgb);
-  bg_stop(&h.bg);
+  child_stop(&h.child);
   return 0;
 }
 

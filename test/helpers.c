@@ -1,8 +1,8 @@
 /* The helpers of task.h: running real clients as child processes (always
  * reaped, killed with their process group on timeout), a host loop on its
- * own thread with uv_pprof started on it, parsing of `curl -i` answers, raw
- * TCP clients, and per-test temporary directories. Assertions abort the test
- * process; the runner reports that as a failure. */
+ * own thread with uv_pprof started on it, parsing of `curl -i` answers, a
+ * named thread, raw TCP clients, and per-test temporary directories. Assertions
+ * abort the test process; the runner reports that as a failure. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -645,6 +645,32 @@ const char* http_body(const run_result_t* r, size_t* len) {
   return end;
 }
 
+/* ---- a named thread ----------------------------------------------------- */
+
+static void* helper_main(void* arg) {
+  helper_thread_t* h = arg;
+
+  ASSERT_EQ(pthread_setname_np(pthread_self(), "uvpp-helper"), 0);
+  h->tid = gettid();
+  pthread_barrier_wait(&h->ready);
+  pthread_barrier_wait(&h->done);
+  return NULL;
+}
+
+void helper_thread_start(helper_thread_t* h) {
+  ASSERT_EQ(pthread_barrier_init(&h->ready, NULL, 2), 0);
+  ASSERT_EQ(pthread_barrier_init(&h->done, NULL, 2), 0);
+  ASSERT_EQ(pthread_create(&h->thread, NULL, helper_main, h), 0);
+  pthread_barrier_wait(&h->ready);
+}
+
+void helper_thread_stop(helper_thread_t* h) {
+  pthread_barrier_wait(&h->done);
+  ASSERT_EQ(pthread_join(h->thread, NULL), 0);
+  pthread_barrier_destroy(&h->ready);
+  pthread_barrier_destroy(&h->done);
+}
+
 /* ---- raw TCP ------------------------------------------------------------ */
 
 int tcp_connect(int port) {
@@ -720,6 +746,21 @@ char* tcp_read_all(int fd, int timeout_ms, size_t* len) {
 }
 
 /* ---- files -------------------------------------------------------------- */
+
+void read_exe(char* exe, size_t size) {
+  ssize_t n = readlink("/proc/self/exe", exe, size - 1);
+  ASSERT(n > 0);
+  exe[n] = '\0';
+}
+
+void read_comm(char* name, size_t size) {
+  FILE* f = fopen("/proc/self/comm", "r");
+
+  ASSERT(f != NULL);
+  ASSERT(fgets(name, (int)size, f) != NULL);
+  name[strcspn(name, "\n")] = '\0';
+  fclose(f);
+}
 
 #define MAX_TMPDIRS 16
 

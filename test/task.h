@@ -4,6 +4,7 @@
 #ifndef UV_PPROF_TEST_TASK_H
 #define UV_PPROF_TEST_TASK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,20 @@ const char* http_header(const run_result_t* r, const char* name);
 /* Body of a curl -i answer and its length. */
 const char* http_body(const run_result_t* r, size_t* len);
 
+/* A thread named "uvpp-helper" that waits until stopped: a second thread
+ * whose name and tid the tests know. */
+typedef struct {
+  pthread_t thread;
+  pthread_barrier_t ready;
+  pthread_barrier_t done;
+  int tid;
+} helper_thread_t;
+
+/* Starts it and waits until it has its name and tid. */
+void helper_thread_start(helper_thread_t* h);
+/* Lets it end and joins it. */
+void helper_thread_stop(helper_thread_t* h);
+
 /* Raw TCP client on 127.0.0.1:port. Returns an fd (blocking, with a 5 s
  * receive timeout) or asserts. */
 int tcp_connect(int port);
@@ -176,6 +191,10 @@ const struct Perftools__Profiles__Mapping* profile_mapping(
  * and PPROF_TMPDIR in test_tmpdir(); asserts it exits 0. */
 void go_pprof(const char* const args[], run_result_t* r);
 
+/* The path of the test binary (/proc/self/exe). */
+void read_exe(char* exe, size_t size);
+/* This process's name, as /proc/self/comm says (without the '\n'). */
+void read_comm(char* name, size_t size);
 /* A fresh temporary directory (removed by the runner at exit). */
 const char* test_tmpdir(void);
 /* Path of a file next to the test binary's sources: test/fixtures/NAME. */

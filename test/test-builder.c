@@ -1,8 +1,7 @@
-/* Unit tests of the profile builder, gzip, maps, threads, the count-profile
- * text and the threadcreate/block/mutex descriptors. Every encoded profile is
- * gunzipped, decoded with protobuf-c and checked against the validity rules
- * pprof enforces; `go tool pprof` itself reads one. */
-#include <pthread.h>
+/* Unit tests of the profile builder and of the threadcreate, block and mutex
+ * descriptors. Every encoded profile is gunzipped, decoded with protobuf-c and
+ * checked against the validity rules pprof enforces; `go tool pprof` itself
+ * reads one. */
 #include <stdint.h>
 #include <unistd.h>
 
@@ -234,12 +233,6 @@ static const char* label_str(const profile_t* p,
   return NULL;
 }
 
-static void read_exe(char* exe, size_t size) {
-  ssize_t n = readlink("/proc/self/exe", exe, size - 1);
-  ASSERT(n > 0);
-  exe[n] = '\0';
-}
-
 /* The GNU build id of the ELF file at path, as readelf -n prints it. */
 static void readelf_build_id(const char* path, char* out, size_t size) {
   const char* argv[] = {"readelf", "-n", path, NULL};
@@ -257,12 +250,6 @@ static void readelf_build_id(const char* path, char* out, size_t size) {
   memcpy(out, at, n);
   out[n] = '\0';
   run_free(&r);
-}
-
-static void check_hex(const char* s) {
-  ASSERT(s != NULL);
-  ASSERT(strlen(s) >= 16 && strlen(s) % 2 == 0);
-  ASSERT_EQ(strspn(s, "0123456789abcdef"), strlen(s));
 }
 
 static const int64_t one[1] = {1};
@@ -554,238 +541,6 @@ TEST_IMPL(builder_errors) {
   return 0;
 }
 
-TEST_IMPL(gzip_roundtrip) {
-  enum { N = 3 << 20 };
-  uv_pprof__buf_t gz;
-  uv_pprof__buf_t raw;
-  unsigned char* data = malloc(N);
-  uint32_t x = 12345;
-  size_t i;
-
-  ASSERT(data != NULL);
-  for (i = 0; i < N; i++) {
-    x = x * 1103515245 + 12345;
-    data[i] = (unsigned char)(i % 7 == 0 ? x >> 24 : i % 5);
-  }
-  uv_pprof__buf_init(&gz);
-  uv_pprof__buf_init(&raw);
-  ASSERT_EQ(uv_pprof__gzip(data, N, &gz), 0);
-  ASSERT(gz.len < N);
-  profile_gunzip(gz.base, gz.len, &raw);
-  ASSERT_EQ(raw.len, N);
-  ASSERT(memcmp(raw.base, data, N) == 0);
-  uv_pprof__buf_free(&gz);
-  uv_pprof__buf_free(&raw);
-
-  ASSERT_EQ(uv_pprof__gzip("", 0, &gz), 0);
-  profile_gunzip(gz.base, gz.len, &raw);
-  ASSERT_EQ(raw.len, 0);
-  uv_pprof__buf_free(&gz);
-  uv_pprof__buf_free(&raw);
-  free(data);
-  return 0;
-}
-
-/* ---- maps and threads ---------------------------------------------------- */
-
-TEST_IMPL(maps_read_exec) {
-  uv_pprof__mapping_t* maps;
-  size_t n;
-  size_t i;
-  char exe[4096];
-  int vdso = 0;
-  int own = 0;
-
-  read_exe(exe, sizeof(exe));
-  ASSERT_EQ(uv_pprof__maps_read(&maps, &n), 0);
-  ASSERT(n >= 3);
-  ASSERT_STR_EQ(maps[0].path, exe);
-  for (i = 0; i < n; i++) {
-    ASSERT(maps[i].start < maps[i].limit);
-    ASSERT(maps[i].path[0] != '\0');
-    ASSERT(strstr(maps[i].path, " (deleted)") == NULL);
-    if (strcmp(maps[i].path, exe) == 0) {
-      ASSERT_EQ(i, (size_t)own); /* all of them before anything else */
-      own++;
-      check_hex(maps[i].build_id);
-    }
-    if (strstr(maps[i].path, "/libc.so") != NULL)
-      check_hex(maps[i].build_id);
-    if (strcmp(maps[i].path, "[vdso]") == 0) {
-      vdso = 1;
-      check_hex(maps[i].build_id); /* read from memory: no file needed */
-    }
-    if (strcmp(maps[i].path, "[vsyscall]") == 0)
-      ASSERT(maps[i].build_id == NULL);
-  }
-  ASSERT(own >= 1);
-  ASSERT(vdso);
-  uv_pprof__maps_free(maps, n);
-  return 0;
-}
-
-typedef struct {
-  pthread_barrier_t ready;
-  pthread_barrier_t done;
-  int tid;
-} helper_t;
-
-static void* helper_main(void* arg) {
-  helper_t* h = arg;
-
-  ASSERT_EQ(pthread_setname_np(pthread_self(), "uvpp-helper"), 0);
-  h->tid = gettid();
-  pthread_barrier_wait(&h->ready);
-  pthread_barrier_wait(&h->done);
-  return NULL;
-}
-
-static void helper_start(helper_t* h, pthread_t* thread) {
-  ASSERT_EQ(pthread_barrier_init(&h->ready, NULL, 2), 0);
-  ASSERT_EQ(pthread_barrier_init(&h->done, NULL, 2), 0);
-  ASSERT_EQ(pthread_create(thread, NULL, helper_main, h), 0);
-  pthread_barrier_wait(&h->ready);
-}
-
-static void helper_stop(helper_t* h, pthread_t thread) {
-  pthread_barrier_wait(&h->done);
-  ASSERT_EQ(pthread_join(thread, NULL), 0);
-  pthread_barrier_destroy(&h->ready);
-  pthread_barrier_destroy(&h->done);
-}
-
-static void read_comm(char* name, size_t size) {
-  FILE* f = fopen("/proc/self/comm", "r");
-
-  ASSERT(f != NULL);
-  ASSERT(fgets(name, (int)size, f) != NULL);
-  name[strcspn(name, "\n")] = '\0';
-  fclose(f);
-}
-
-TEST_IMPL(threads_read_names) {
-  uv_pprof__thread_t* threads;
-  pthread_t thread;
-  helper_t h;
-  char comm[64];
-  size_t n;
-  size_t i;
-  int seen_self = 0;
-  int seen_helper = 0;
-
-  read_comm(comm, sizeof(comm));
-  helper_start(&h, &thread);
-  ASSERT_EQ(uv_pprof__threads_read(&threads, &n), 0);
-  ASSERT(n >= 2);
-  for (i = 0; i < n; i++) {
-    ASSERT(i == 0 || threads[i - 1].tid < threads[i].tid);
-    ASSERT(strchr(threads[i].name, '\n') == NULL);
-    if (threads[i].tid == gettid()) {
-      ASSERT_STR_EQ(threads[i].name, comm);
-      seen_self = 1;
-    }
-    if (threads[i].tid == h.tid) {
-      ASSERT_STR_EQ(threads[i].name, "uvpp-helper");
-      seen_helper = 1;
-    }
-  }
-  ASSERT(seen_self && seen_helper);
-  free(threads);
-  helper_stop(&h, thread);
-  return 0;
-}
-
-/* ---- count-profile text -------------------------------------------------- */
-
-/* The stackless record is byte for byte Go 1.19's (threadcreate_debug1.txt);
- * the other record's header line is too, and its frames are Go's PCs. */
-TEST_IMPL(text_threadcreate_stackless) {
-  static const uintptr_t pcs[] = {0x43e375, 0x43eb7b, 0x43ee90, 0x43ae39,
-                                  0x46b181};
-  uv_pprof__count_record_t records[2];
-  uv_pprof__buf_t out;
-
-  memset(records, 0, sizeof(records));
-  records[0].count = 1;
-  records[0].pcs = pcs;
-  records[0].npcs = UV_PPROF__ARRAY_SIZE(pcs);
-  records[1].count = 5;
-  uv_pprof__buf_init(&out);
-  ASSERT_EQ(uv_pprof__text_count_profile("threadcreate", records, 2, &out), 0);
-  ASSERT_STR_EQ(out.base,
-                "threadcreate profile: total 6\n"
-                "5 @\n"
-                "#\t0x0\n"
-                "\n"
-                "1 @ 0x43e375 0x43eb7b 0x43ee90 0x43ae39 0x46b181\n"
-                "#\t0x43e374\n"
-                "#\t0x43eb7a\n"
-                "#\t0x43ee8f\n"
-                "#\t0x43ae38\n"
-                "#\t0x46b180\n"
-                "\n");
-  uv_pprof__buf_free(&out);
-
-  ASSERT_EQ(uv_pprof__text_count_profile("threadcreate", NULL, 0, &out), 0);
-  ASSERT_STR_EQ(out.base, "threadcreate profile: total 0\n");
-  uv_pprof__buf_free(&out);
-  return 0;
-}
-
-/* Grouping of equal keys, Go's order (count down, key up), string labels
- * only, sorted and quoted as Go's %q. */
-TEST_IMPL(text_sort_labels) {
-  static const uintptr_t deep[] = {0x401000, 0x402000};
-  static const uintptr_t pc10[] = {0x10};
-  static const uintptr_t pc9[] = {0x9};
-  static const uv_pprof__label_t ba[] = {
-      {"b", "2", 0, NULL}, {"a", "1", 0, NULL}, {"n", NULL, 5, "bytes"}};
-  static const uv_pprof__label_t ab[] = {{"a", "1", 0, NULL},
-                                         {"b", "2", 0, NULL}};
-  static const uv_pprof__label_t odd[] = {
-      {"q\"k",
-       "tab\there \xc3\xa9\x7f\xff\xc2\xa0\xf0\x9f\x98\x80\xee\x80\x80"
-       "\xe2\x80\x8b",
-       0, NULL}};
-  static const uv_pprof__label_t num[] = {{"n", NULL, 7, NULL}};
-  uv_pprof__count_record_t r[6];
-  uv_pprof__buf_t out;
-
-  memset(r, 0, sizeof(r));
-  r[0].count = 1, r[0].pcs = deep, r[0].npcs = 2, r[0].labels = ba;
-  r[0].nlabels = 3;
-  r[1].count = 3, r[1].pcs = pc10, r[1].npcs = 1;
-  r[2].count = 2, r[2].labels = odd, r[2].nlabels = 1;
-  r[3].count = 1, r[3].pcs = deep, r[3].npcs = 2, r[3].labels = ab;
-  r[3].nlabels = 2;
-  r[4].count = 2, r[4].pcs = pc9, r[4].npcs = 1;
-  r[5].count = 1, r[5].pcs = pc10, r[5].npcs = 1, r[5].labels = num;
-  r[5].nlabels = 1;
-  uv_pprof__buf_init(&out);
-  ASSERT_EQ(uv_pprof__text_count_profile("example", r, 6, &out), 0);
-  /* The quoted label is what Go 1.19 prints for fmt.Sprintf("%q:%q"). */
-  ASSERT_STR_EQ(out.base,
-                "example profile: total 10\n"
-                "4 @ 0x10\n"
-                "#\t0xf\n"
-                "\n"
-                "2 @\n"
-                "# labels: {\"q\\\"k\":\"tab\\there \xc3\xa9\\x7f\\xff\\u00a0"
-                "\xf0\x9f\x98\x80\\ue000\\u200b\"}\n"
-                "#\t0x0\n"
-                "\n"
-                "2 @ 0x401000 0x402000\n"
-                "# labels: {\"a\":\"1\", \"b\":\"2\"}\n"
-                "#\t0x400fff\n"
-                "#\t0x401fff\n"
-                "\n"
-                "2 @ 0x9\n"
-                "#\t0x8\n"
-                "\n");
-  uv_pprof__buf_free(&out);
-  return 0;
-}
-
 /* ---- profile descriptors ------------------------------------------------- */
 
 /* Snapshot, types and samples of descriptor d (twice, p0 negated, for a
@@ -812,9 +567,8 @@ TEST_IMPL(profile_threadcreate) {
   uv_pprof__buf_t text;
   uv_pprof__buf_t gz;
   run_result_t r;
-  pthread_t thread;
   profile_t* p;
-  helper_t h;
+  helper_thread_t h;
   char tid[16];
   char comm[64];
   char line[160];
@@ -827,7 +581,7 @@ TEST_IMPL(profile_threadcreate) {
                 UV_PPROF__ROUTE_SECONDS,
             UV_PPROF__ROUTE_SECONDS);
   read_comm(comm, sizeof(comm));
-  helper_start(&h, &thread);
+  helper_thread_start(&h);
   ASSERT_EQ(d->count(), 2);
 
   collect(d, 0, &gz);
@@ -892,7 +646,7 @@ TEST_IMPL(profile_threadcreate) {
            comm, gettid());
   ASSERT_CONTAINS(text.base, line);
   uv_pprof__buf_free(&text);
-  helper_stop(&h, thread);
+  helper_thread_stop(&h);
   return 0;
 }
 
@@ -960,7 +714,8 @@ TEST_IMPL(builder_pprof_reads) {
   uv_pprof__builder_period(b, "goroutine", "count", 1);
   uv_pprof__builder_sample_type(b, "goroutine", "count");
   uv_pprof__builder_sample_type(b, "age", "nanoseconds");
-  locs[0] = uv_pprof__builder_location(b, (uintptr_t)&run_test_gzip_roundtrip);
+  locs[0] =
+      uv_pprof__builder_location(b, (uintptr_t)&run_test_builder_pprof_reads);
   locs[1] = uv_pprof__builder_location(b, (uintptr_t)&getpid);
   locs[2] = uv_pprof__builder_location(b, 0x12345);
   v[0] = 3, v[1] = 3000;

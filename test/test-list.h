@@ -13,13 +13,17 @@
   TEST(builder_mappings)                                             \
   TEST(builder_errors)                                               \
   TEST(builder_pprof_reads)                                          \
-  TEST(gzip_roundtrip)                                               \
-  TEST(maps_read_exec)                                               \
-  TEST(threads_read_names)                                           \
-  TEST(text_threadcreate_stackless)                                  \
-  TEST(text_sort_labels)                                             \
   TEST(profile_threadcreate)                                         \
   TEST(profile_block_mutex)                                          \
+  /* test-gzip.c */                                                  \
+  TEST(gzip_roundtrip)                                               \
+  /* test-maps.c */                                                  \
+  TEST(maps_read_exec)                                               \
+  /* test-threads.c */                                               \
+  TEST(threads_read_names)                                           \
+  /* test-text.c */                                                  \
+  TEST(text_threadcreate_stackless)                                  \
+  TEST(text_sort_labels)                                             \
   /* test-http.c (unit) */                                           \
   TEST(http_clean_path)                                              \
   TEST(http_unescape)                                                \

@@ -30,8 +30,6 @@
   TEST(http_query_get)                                               \
   TEST(http_loopback)                                                \
   TEST(http_head_order)                                              \
-  /* test-options.c */                                               \
-  /* test-server.c (integration) */                                  \
   /* test-routes.c (integration) */                                  \
   TEST(routes_index)                                                 \
   TEST(routes_redirect)                                              \

@@ -26,6 +26,105 @@
 #include "profile.pb-c.h"
 #include "task.h"
 
+/* ---- assertions --------------------------------------------------------- */
+
+assert_value_t assert_signed(intmax_t v) {
+  return (assert_value_t){.kind = ASSERT_SIGNED, .i = v};
+}
+
+assert_value_t assert_unsigned(uintmax_t v) {
+  return (assert_value_t){.kind = ASSERT_UNSIGNED, .u = v};
+}
+
+assert_value_t assert_floating(long double v) {
+  return (assert_value_t){.kind = ASSERT_FLOATING, .f = v};
+}
+
+static long double as_floating(assert_value_t v) {
+  if (v.kind == ASSERT_SIGNED)
+    return (long double)v.i; /* exact: a 64-bit mantissa */
+  if (v.kind == ASSERT_UNSIGNED)
+    return (long double)v.u;
+  return v.f;
+}
+
+/* -1, 0 or 1 as a is below, equal to or above b by value; 2 when they are
+ * unordered (a NaN). */
+static int order(assert_value_t a, assert_value_t b) {
+  if (a.kind == ASSERT_FLOATING || b.kind == ASSERT_FLOATING) {
+    long double x = as_floating(a);
+    long double y = as_floating(b);
+    if (x < y)
+      return -1;
+    if (x > y)
+      return 1;
+    return x == y ? 0 : 2;
+  }
+  if (a.kind == ASSERT_SIGNED && b.kind == ASSERT_SIGNED)
+    return (a.i > b.i) - (a.i < b.i);
+  if (a.kind == ASSERT_SIGNED) {
+    if (a.i < 0)
+      return -1;
+    a.u = (uintmax_t)a.i;
+  }
+  if (b.kind == ASSERT_SIGNED) {
+    if (b.i < 0)
+      return 1;
+    b.u = (uintmax_t)b.i;
+  }
+  return (a.u > b.u) - (a.u < b.u);
+}
+
+static void print_value(assert_value_t v) {
+  if (v.kind == ASSERT_SIGNED)
+    fprintf(stderr, "%jd", v.i);
+  else if (v.kind == ASSERT_UNSIGNED && v.u > 0xffff)
+    fprintf(stderr, "%ju (0x%jx)", v.u, v.u);
+  else if (v.kind == ASSERT_UNSIGNED)
+    fprintf(stderr, "%ju", v.u);
+  else
+    fprintf(stderr, "%.17Lg", v.f);
+}
+
+void assert_compare(assert_value_t a, assert_op_t op, assert_value_t b,
+                    const char* file, int line, const char* a_expr,
+                    const char* b_expr) {
+  static const char* const names[] = {"==", "!=", "<", "<=", ">", ">="};
+  int o = order(a, b);
+  int holds;
+
+  switch (op) {
+    case ASSERT_OP_EQ:
+      holds = o == 0;
+      break;
+    case ASSERT_OP_NE:
+      holds = o != 0;
+      break;
+    case ASSERT_OP_LT:
+      holds = o == -1;
+      break;
+    case ASSERT_OP_LE:
+      holds = o == -1 || o == 0;
+      break;
+    case ASSERT_OP_GT:
+      holds = o == 1;
+      break;
+    default:
+      holds = o == 1 || o == 0;
+      break;
+  }
+  if (holds)
+    return;
+  fprintf(stderr,
+          "Assertion failed in %s on line %d: %s %s %s\n  left:  ", file, line,
+          a_expr, names[op], b_expr);
+  print_value(a);
+  fprintf(stderr, "\n  right: ");
+  print_value(b);
+  fprintf(stderr, "\n");
+  abort();
+}
+
 /* ---- child processes ---------------------------------------------------- */
 
 typedef struct {
@@ -143,26 +242,27 @@ void run_cmd(const char* const argv[], const char* const env[], int timeout_ms,
   int rc;
 
   memset(r, 0, sizeof(*r));
-  ASSERT(pipe2(po, O_CLOEXEC) == 0);
-  ASSERT(pipe2(pe, O_CLOEXEC) == 0);
-  ASSERT(posix_spawn_file_actions_init(&fa) == 0);
-  ASSERT(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) ==
-         0);
-  ASSERT(posix_spawn_file_actions_adddup2(&fa, po[1], 1) == 0);
-  ASSERT(posix_spawn_file_actions_adddup2(&fa, pe[1], 2) == 0);
+  ASSERT_EQ(pipe2(po, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(pe, O_CLOEXEC), 0);
+  ASSERT_EQ(posix_spawn_file_actions_init(&fa), 0);
+  ASSERT_EQ(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0),
+            0);
+  ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, po[1], 1), 0);
+  ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, pe[1], 2), 0);
   /* The runner ignores SIGPIPE and host threads may block signals; the child
    * must start with the defaults, in a group of its own so that a timeout
    * kills whatever it started too. */
   sigemptyset(&none);
   sigemptyset(&def);
   sigaddset(&def, SIGPIPE);
-  ASSERT(posix_spawnattr_init(&attr) == 0);
-  ASSERT(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-                                             POSIX_SPAWN_SETSIGMASK |
-                                             POSIX_SPAWN_SETSIGDEF) == 0);
-  ASSERT(posix_spawnattr_setpgroup(&attr, 0) == 0);
-  ASSERT(posix_spawnattr_setsigmask(&attr, &none) == 0);
-  ASSERT(posix_spawnattr_setsigdefault(&attr, &def) == 0);
+  ASSERT_EQ(posix_spawnattr_init(&attr), 0);
+  ASSERT_EQ(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
+                                                POSIX_SPAWN_SETSIGMASK |
+                                                POSIX_SPAWN_SETSIGDEF),
+            0);
+  ASSERT_EQ(posix_spawnattr_setpgroup(&attr, 0), 0);
+  ASSERT_EQ(posix_spawnattr_setsigmask(&attr, &none), 0);
+  ASSERT_EQ(posix_spawnattr_setsigdefault(&attr, &def), 0);
   envp = make_env(env);
   rc = posix_spawnp(&pid, argv[0], &fa, &attr, (char* const*)argv, envp);
   free(envp);
@@ -198,7 +298,7 @@ void run_cmd(const char* const argv[], const char* const env[], int timeout_ms,
     if (pe[0] >= 0)
       p[n++] = (struct pollfd){.fd = pe[0], .events = POLLIN};
     if (poll(p, (nfds_t)n, ms) < 0) {
-      ASSERT(errno == EINTR);
+      ASSERT_EQ(errno, EINTR);
       continue;
     }
     for (i = 0; i < n; i++) {
@@ -223,7 +323,7 @@ void run_cmd(const char* const argv[], const char* const env[], int timeout_ms,
       kill(-pid, SIGKILL);
       kill(pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0)
-        ASSERT(errno == EINTR);
+        ASSERT_EQ(errno, EINTR);
       r->status = -1;
       break;
     }
@@ -271,13 +371,13 @@ void child_start(child_t* c, const char* name, const char* const argv[],
   memset(c, 0, sizeof(*c));
   snprintf(c->log, sizeof(c->log), "%s/%s-%d.log", dir, name, ++started);
   log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ASSERT(log >= 0);
-  ASSERT(pipe2(in, O_CLOEXEC) == 0);
-  ASSERT(pipe2(out, O_CLOEXEC) == 0);
-  ASSERT(pipe2(report, O_CLOEXEC) == 0);
+  ASSERT_GE(log, 0);
+  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
   envp = make_env(env);
   c->pid = fork();
-  ASSERT(c->pid >= 0);
+  ASSERT_GE(c->pid, 0);
   if (c->pid == 0) {
     /* Async-signal-safe calls only: the test may have threads. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -302,7 +402,7 @@ void child_start(child_t* c, const char* name, const char* const argv[],
   close(report[0]);
   if (n > 0)
     fprintf(stderr, "exec %s: %s\n", argv[0], strerror(err));
-  ASSERT(n == 0);
+  ASSERT_EQ(n, 0);
   c->in = in[1];
   c->out = out[0];
 }
@@ -320,7 +420,7 @@ void child_line(child_t* c, char* line, size_t size, int timeout_ms) {
       continue;
     if (rc != 1)
       fprintf(stderr, "%s: no line within %d ms\n", c->log, timeout_ms);
-    ASSERT(rc == 1);
+    ASSERT_EQ(rc, 1);
     got = read(c->out, &ch, 1);
     if (got < 0 && errno == EINTR)
       continue;
@@ -328,10 +428,10 @@ void child_line(child_t* c, char* line, size_t size, int timeout_ms) {
       fprintf(stderr, "%s: the child closed its stdout\n", c->log);
       child_dump_log(c);
     }
-    ASSERT(got == 1);
+    ASSERT_EQ(got, 1);
     if (ch == '\n')
       break;
-    ASSERT(n + 1 < size);
+    ASSERT_LT(n + 1, size);
     line[n++] = ch;
   }
   line[n] = '\0';
@@ -350,7 +450,7 @@ static int reap(child_t* c, uint64_t deadline) {
       kill(-c->pid, SIGKILL);
       kill(c->pid, SIGKILL);
       while (waitpid(c->pid, &status, 0) < 0)
-        ASSERT(errno == EINTR);
+        ASSERT_EQ(errno, EINTR);
       return -1;
     }
     nanosleep(&(struct timespec){0, 10000000}, NULL);
@@ -491,7 +591,7 @@ test_host_t* host_start(const uv_pprof_options_t* options) {
   if (h->start_rc != 0)
     fprintf(stderr, "uv_pprof_start_ex: %s\n", uv_err_name(h->start_rc));
   ASSERT_EQ(h->start_rc, 0);
-  ASSERT(h->port > 0);
+  ASSERT_GT(h->port, 0);
   snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->port);
   return h;
 }
@@ -553,11 +653,11 @@ void curl_get(test_host_t* h, const char* path, const char* const extra[],
   argv[n++] = "--max-time";
   argv[n++] = "20";
   for (i = 0; extra != NULL && extra[i] != NULL; i++) {
-    ASSERT(n < 45);
+    ASSERT_LT(n, 45);
     argv[n++] = extra[i];
   }
-  ASSERT((size_t)snprintf(url, sizeof(url), "%s%s", h->base, path) <
-         sizeof(url));
+  ASSERT_LT((size_t)snprintf(url, sizeof(url), "%s%s", h->base, path),
+            sizeof(url));
   argv[n++] = url;
   argv[n] = NULL;
   run_cmd(argv, NULL, 30000, r);
@@ -682,7 +782,7 @@ int tcp_connect(int port) {
   fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     fprintf(stderr, "socket: %s\n", strerror(errno));
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   memset(&sin, 0, sizeof(sin));
   sin.sin_family = AF_INET;
   sin.sin_port = htons((uint16_t)port);
@@ -692,8 +792,8 @@ int tcp_connect(int port) {
   while (rc != 0 && errno == EINTR);
   if (rc != 0)
     fprintf(stderr, "connect 127.0.0.1:%d: %s\n", port, strerror(errno));
-  ASSERT(rc == 0);
-  ASSERT(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
   return fd;
 }
 
@@ -749,7 +849,7 @@ char* tcp_read_all(int fd, int timeout_ms, size_t* len) {
 
 void read_exe(char* exe, size_t size) {
   ssize_t n = readlink("/proc/self/exe", exe, size - 1);
-  ASSERT(n > 0);
+  ASSERT_GT(n, 0);
   exe[n] = '\0';
 }
 
@@ -791,7 +891,7 @@ static void on_abort(int sig) {
 const char* test_tmpdir(void) {
   char* dir;
 
-  ASSERT(ntmpdirs < MAX_TMPDIRS);
+  ASSERT_LT(ntmpdirs, MAX_TMPDIRS);
   dir = tmpdirs[ntmpdirs];
   snprintf(dir, sizeof(tmpdirs[0]), "/tmp/uv_pprof_test.XXXXXX");
   ASSERT(mkdtemp(dir) != NULL);
@@ -802,8 +902,8 @@ const char* test_tmpdir(void) {
     sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     tmpdir_owner = getpid();
-    ASSERT(atexit(remove_tmpdirs) == 0);
-    ASSERT(sigaction(SIGABRT, &sa, NULL) == 0);
+    ASSERT_EQ(atexit(remove_tmpdirs), 0);
+    ASSERT_EQ(sigaction(SIGABRT, &sa, NULL), 0);
   }
   return dir;
 }
@@ -811,8 +911,9 @@ const char* test_tmpdir(void) {
 const char* fixture_path(const char* name) {
   static char path[4096];
 
-  ASSERT((size_t)snprintf(path, sizeof(path), "%s/test/fixtures/%s",
-                          UV_PPROF_SOURCE_DIR, name) < sizeof(path));
+  ASSERT_LT((size_t)snprintf(path, sizeof(path), "%s/test/fixtures/%s",
+                             UV_PPROF_SOURCE_DIR, name),
+            sizeof(path));
   return path;
 }
 
@@ -823,7 +924,7 @@ void profile_gunzip(const void* gz, size_t len, uv_pprof__buf_t* raw) {
   z_stream zs;
   int rc;
 
-  ASSERT(len > 10);
+  ASSERT_GT(len, 10);
   ASSERT_EQ(((const unsigned char*)gz)[0], 0x1f);
   ASSERT_EQ(((const unsigned char*)gz)[1], 0x8b);
   memset(&zs, 0, sizeof(zs));
@@ -856,7 +957,8 @@ Perftools__Profiles__Profile* profile_decode(const void* gz, size_t len) {
 }
 
 const char* profile_str(const Perftools__Profiles__Profile* p, int64_t i) {
-  ASSERT(i >= 0 && (uint64_t)i < p->n_string_table);
+  ASSERT_GE(i, 0);
+  ASSERT_LT((uint64_t)i, p->n_string_table);
   return p->string_table[i];
 }
 
@@ -902,7 +1004,7 @@ void go_pprof(const char* const args[], run_result_t* r) {
   size_t i;
 
   for (i = 0; args[i] != NULL; i++) {
-    ASSERT(n < 31);
+    ASSERT_LT(n, 31);
     argv[n++] = args[i];
   }
   argv[n] = NULL;

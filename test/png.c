@@ -43,14 +43,16 @@ void png_decode(const char* path, png_image_t* img) {
   size = (size_t)ftell(f);
   fseek(f, 0, SEEK_SET);
   file = malloc(size);
-  ASSERT(file != NULL && fread(file, 1, size, f) == size);
+  ASSERT(file != NULL);
+  ASSERT_EQ(fread(file, 1, size, f), size);
   fclose(f);
-  ASSERT(size > 8 && memcmp(file, sig, 8) == 0);
+  ASSERT_GT(size, 8);
+  ASSERT(memcmp(file, sig, 8) == 0);
   while (off + 12 <= size) {
     uint32_t len = be32(file + off);
     const unsigned char* type = file + off + 4;
     const unsigned char* d = file + off + 8;
-    ASSERT(off + 12 + len <= size);
+    ASSERT_LE(off + 12 + len, size);
     if (memcmp(type, "IHDR", 4) == 0) {
       img->w = be32(d);
       img->h = be32(d + 4);
@@ -66,7 +68,8 @@ void png_decode(const char* path, png_image_t* img) {
     }
     off += 12 + len;
   }
-  ASSERT(channels != 0 && idat != NULL);
+  ASSERT_NE(channels, 0);
+  ASSERT(idat != NULL);
   raw_len = (uLongf)img->h * (1 + img->w * channels);
   raw = malloc(raw_len);
   ASSERT(raw != NULL);

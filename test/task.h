@@ -28,17 +28,68 @@
     }                                                                      \
   } while (0)
 
-#define ASSERT_EQ(a, b)                                      \
-  do {                                                       \
-    long long a_ = (long long)(a), b_ = (long long)(b);      \
-    if (a_ != b_) {                                          \
-      fprintf(stderr,                                        \
-              "Assertion failed in %s on line %d: %s == %s " \
-              "(%lld != %lld)\n",                            \
-              __FILE__, __LINE__, #a, #b, a_, b_);           \
-      abort();                                               \
-    }                                                        \
+/* Comparisons that print both values on failure: ASSERT_EQ, _NE, _LT, _LE,
+ * _GT and _GE(a, b) hold when a OP b does, for operands of any integer or
+ * floating type. Each operand is evaluated once, a before b, and kept as
+ * intmax_t, uintmax_t or long double as its type says (_Generic), then
+ * compared by value: a signed and an unsigned operand compare as numbers
+ * (C would convert a negative one, but the bare a OP b is also compiled,
+ * unevaluated, so -Wsign-compare rejects such mixes as it always did); a
+ * floating operand makes the comparison exact in long double. Pointers and
+ * structs do not compile: compare pointers with ASSERT, strings with
+ * ASSERT_STR_EQ. */
+typedef enum {
+  ASSERT_OP_EQ,
+  ASSERT_OP_NE,
+  ASSERT_OP_LT,
+  ASSERT_OP_LE,
+  ASSERT_OP_GT,
+  ASSERT_OP_GE
+} assert_op_t;
+
+typedef struct {
+  enum { ASSERT_SIGNED, ASSERT_UNSIGNED, ASSERT_FLOATING } kind;
+  intmax_t i;
+  uintmax_t u;
+  long double f;
+} assert_value_t;
+
+assert_value_t assert_signed(intmax_t v);
+assert_value_t assert_unsigned(uintmax_t v);
+assert_value_t assert_floating(long double v);
+/* Aborts, printing both expressions and values, unless a OP b holds. */
+void assert_compare(assert_value_t a, assert_op_t op, assert_value_t b,
+                    const char* file, int line, const char* a_expr,
+                    const char* b_expr);
+
+/* clang-format off */
+#define ASSERT_VALUE_(x)                                                  \
+  _Generic((x),                                                           \
+    char: assert_signed, signed char: assert_signed,                      \
+    short: assert_signed, int: assert_signed,                             \
+    long: assert_signed, long long: assert_signed,                        \
+    _Bool: assert_unsigned, unsigned char: assert_unsigned,               \
+    unsigned short: assert_unsigned, unsigned int: assert_unsigned,       \
+    unsigned long: assert_unsigned, unsigned long long: assert_unsigned,  \
+    float: assert_floating, double: assert_floating,                      \
+    long double: assert_floating)(x)
+/* clang-format on */
+
+#define ASSERT_CMP_(a, op, code, b)                                         \
+  do {                                                                      \
+    assert_value_t assert_a_ = ASSERT_VALUE_(a);                            \
+    assert_value_t assert_b_ = ASSERT_VALUE_(b);                            \
+    if (0)                                                                  \
+      (void)((a)op(b));                                                     \
+    assert_compare(assert_a_, code, assert_b_, __FILE__, __LINE__, #a, #b); \
   } while (0)
+
+#define ASSERT_EQ(a, b) ASSERT_CMP_(a, ==, ASSERT_OP_EQ, b)
+#define ASSERT_NE(a, b) ASSERT_CMP_(a, !=, ASSERT_OP_NE, b)
+#define ASSERT_LT(a, b) ASSERT_CMP_(a, <, ASSERT_OP_LT, b)
+#define ASSERT_LE(a, b) ASSERT_CMP_(a, <=, ASSERT_OP_LE, b)
+#define ASSERT_GT(a, b) ASSERT_CMP_(a, >, ASSERT_OP_GT, b)
+#define ASSERT_GE(a, b) ASSERT_CMP_(a, >=, ASSERT_OP_GE, b)
 
 #define ASSERT_STR_EQ(a, b)                                   \
   do {                                                        \
@@ -53,6 +104,7 @@
     }                                                         \
   } while (0)
 
+/* needle is in hay; prints hay if not. */
 #define ASSERT_CONTAINS(hay, needle)                              \
   do {                                                            \
     const char *h_ = (hay), *n_ = (needle);                       \
@@ -63,6 +115,34 @@
               __FILE__, __LINE__, n_, #hay, h_ ? h_ : "(null)");  \
       abort();                                                    \
     }                                                             \
+  } while (0)
+
+/* needle is not in hay; prints where it is if it is. */
+#define ASSERT_NOT_CONTAINS(hay, needle)                                      \
+  do {                                                                        \
+    const char *h_ = (hay), *n_ = (needle);                                   \
+    const char* at_ = h_ != NULL ? strstr(h_, n_) : NULL;                     \
+    if (h_ == NULL || at_ != NULL) {                                          \
+      fprintf(stderr,                                                         \
+              "Assertion failed in %s on line %d: \"%s\" in %s%s:\n%.300s\n", \
+              __FILE__, __LINE__, n_, #hay, h_ ? ", here" : " (null)",        \
+              at_ ? at_ : "");                                                \
+      abort();                                                                \
+    }                                                                         \
+  } while (0)
+
+/* s begins with prefix; prints the beginning of s if not. */
+#define ASSERT_STARTS_WITH(s, prefix)                                  \
+  do {                                                                 \
+    const char *s_ = (s), *p_ = (prefix);                              \
+    if (s_ == NULL || strncmp(s_, p_, strlen(p_)) != 0) {              \
+      fprintf(stderr,                                                  \
+              "Assertion failed in %s on line %d: %s starts with %s\n" \
+              "  got:      \"%.*s\"\n  expected: \"%s\"\n",            \
+              __FILE__, __LINE__, #s, #prefix, (int)strlen(p_) + 40,   \
+              s_ ? s_ : "(null)", p_);                                 \
+      abort();                                                         \
+    }                                                                  \
   } while (0)
 
 /* ---- helpers.c ---------------------------------------------------------- */

@@ -19,8 +19,8 @@ static uint64_t read_varint(const uv_pprof__buf_t* raw, size_t* pos) {
 
   for (shift = 0;; shift += 7) {
     unsigned char c;
-    ASSERT(*pos < raw->len);
-    ASSERT(shift < 64);
+    ASSERT_LT(*pos, raw->len);
+    ASSERT_LT(shift, 64);
     c = (unsigned char)raw->base[(*pos)++];
     v |= (uint64_t)(c & 0x7f) << shift;
     if ((c & 0x80) == 0)
@@ -70,8 +70,9 @@ static void check_ids(uint64_t* ids, size_t n) {
 
   qsort(ids, n, sizeof(*ids), compare_u64);
   for (i = 0; i < n; i++) {
-    ASSERT(ids[i] != 0);
-    ASSERT(i == 0 || ids[i] != ids[i - 1]);
+    ASSERT_NE(ids[i], 0);
+    if (i != 0)
+      ASSERT_NE(ids[i], ids[i - 1]);
   }
 }
 
@@ -80,8 +81,8 @@ static int has_id(const uint64_t* sorted, size_t n, uint64_t id) {
 }
 
 static void check_str(const profile_t* p, int64_t index) {
-  ASSERT(index >= 0);
-  ASSERT((uint64_t)index < p->n_string_table);
+  ASSERT_GE(index, 0);
+  ASSERT_LT((uint64_t)index, p->n_string_table);
 }
 
 static uint64_t* alloc_ids(size_t n) {
@@ -98,7 +99,7 @@ static void check_valid(const profile_t* p, const uv_pprof__buf_t* raw) {
   size_t i;
   size_t j;
 
-  ASSERT(p->n_string_table >= 1);
+  ASSERT_GE(p->n_string_table, 1);
   ASSERT_STR_EQ(p->string_table[0], "");
   for (i = 0; i < p->n_sample_type; i++) {
     check_str(p, p->sample_type[i]->type);
@@ -114,7 +115,8 @@ static void check_valid(const profile_t* p, const uv_pprof__buf_t* raw) {
   check_str(p, p->drop_frames);
   check_str(p, p->keep_frames);
   check_str(p, p->doc_url);
-  ASSERT(p->n_sample == 0 || p->n_sample_type > 0);
+  if (p->n_sample != 0)
+    ASSERT_GT(p->n_sample_type, 0);
 
   for (i = 0; i < p->n_mapping; i++) {
     maps[i] = p->mapping[i]->id;
@@ -246,7 +248,8 @@ static void readelf_build_id(const char* path, char* out, size_t size) {
   ASSERT(at != NULL);
   at += strlen("Build ID: ");
   n = strspn(at, "0123456789abcdef");
-  ASSERT(n > 0 && n < size);
+  ASSERT_GT(n, 0);
+  ASSERT_LT(n, size);
   memcpy(out, at, n);
   out[n] = '\0';
   run_free(&r);
@@ -408,8 +411,8 @@ TEST_IMPL(builder_profile_fields) {
   ASSERT(b != NULL);
   before = uv_pprof__now_ns();
   p = encode_decode(uv_pprof__builder_new());
-  ASSERT(p->time_nanos >= before - 1000000000);
-  ASSERT(p->time_nanos <= uv_pprof__now_ns());
+  ASSERT_GE(p->time_nanos, before - 1000000000);
+  ASSERT_LE(p->time_nanos, uv_pprof__now_ns());
   ASSERT_EQ(p->n_sample_type, 0);
   ASSERT(p->period_type == NULL);
   perftools__profiles__profile__free_unpacked(p, NULL);
@@ -476,12 +479,12 @@ TEST_IMPL(builder_mappings) {
   uv_pprof__builder_sample(b, locs, 3, one, NULL, 0);
   p = encode_decode(b);
 
-  ASSERT(p->n_mapping >= 3); /* the test binary, libc, ld.so at least */
+  ASSERT_GE(p->n_mapping, 3); /* the test binary, libc, ld.so at least */
   for (i = 0; i < p->n_mapping; i++) {
     m = p->mapping[i];
     ASSERT_EQ(m->id, i + 1);
-    ASSERT(m->memory_start < m->memory_limit);
-    ASSERT(profile_str(p, m->filename)[0] != '\0');
+    ASSERT_LT(m->memory_start, m->memory_limit);
+    ASSERT_NE(profile_str(p, m->filename)[0], '\0');
     /* Only mappings holding locations claim symbolization (the flags
      * themselves are checked by test-symbolize.c). */
     if (!(m->memory_start <= own && own < m->memory_limit) &&
@@ -504,7 +507,8 @@ TEST_IMPL(builder_mappings) {
   m = profile_mapping(p, profile_location(p, locs[0])->mapping_id);
   ASSERT(m != NULL);
   ASSERT_STR_EQ(profile_str(p, m->filename), exe);
-  ASSERT(m->memory_start <= own && own < m->memory_limit);
+  ASSERT_LE(m->memory_start, own);
+  ASSERT_LT(own, m->memory_limit);
   ASSERT(m->has_functions);
   ASSERT(profile_mapping(p, profile_location(p, locs[1])->mapping_id) ==
          libc_map);
@@ -634,8 +638,8 @@ TEST_IMPL(profile_threadcreate) {
   uv_pprof__buf_init(&text);
   ASSERT_EQ(d->text(snap, 1, &text), 0);
   d->snapshot_free(snap);
-  ASSERT(strncmp(text.base,
-                 "threadcreate profile: total 2\n1 @\n# labels: ", 44) == 0);
+  ASSERT_STARTS_WITH(text.base,
+                     "threadcreate profile: total 2\n1 @\n# labels: ");
   snprintf(line, sizeof(line),
            "1 @\n# labels: {\"thread\":\"uvpp-helper\", \"tid\":\"%d\"}\n"
            "#\t0x0\n\n",
@@ -663,7 +667,8 @@ static void check_contention(const uv_pprof__profile_t* d, const char* text) {
   ASSERT(route != NULL && route->profile == d);
   ASSERT_EQ(route->flags & UV_PPROF__ROUTE_SECONDS, UV_PPROF__ROUTE_SECONDS);
   ASSERT_EQ(d->count(), 0);
-  ASSERT(route->description != NULL && route->description[0] != '\0');
+  ASSERT(route->description != NULL);
+  ASSERT_NE(route->description[0], '\0');
   collect(d, 1, &gz);
   p = decode(&gz);
   uv_pprof__buf_free(&gz);
@@ -676,7 +681,7 @@ static void check_contention(const uv_pprof__profile_t* d, const char* text) {
   ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->type), "delay");
   ASSERT_STR_EQ(profile_str(p, p->sample_type[1]->unit), "nanoseconds");
   ASSERT_EQ(p->n_sample, 0);
-  ASSERT(p->n_mapping >= 1);
+  ASSERT_GE(p->n_mapping, 1);
   ASSERT_EQ(p->default_sample_type, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);
 
@@ -753,9 +758,13 @@ TEST_IMPL(builder_frames) {
   const Perftools__Profiles__Location* l;
   size_t i;
 
-  ASSERT(a != 0 && c != 0 && z != 0);
+  ASSERT_NE(a, 0);
+  ASSERT_NE(c, 0);
+  ASSERT_NE(z, 0);
   ASSERT_EQ(a, a2);
-  ASSERT(a != c && a != z && c != z);
+  ASSERT_NE(a, c);
+  ASSERT_NE(a, z);
+  ASSERT_NE(c, z);
   uv_pprof__builder_sample_type(b, "goroutine", "count");
   stack[0] = z;
   stack[1] = a;
@@ -774,8 +783,8 @@ TEST_IMPL(builder_frames) {
   l = profile_location(p, c);
   ASSERT_EQ(l->n_line, 1);
   ASSERT_STR_EQ(function_name(p, l->line[0]->function_id), "uv_timer_t");
-  ASSERT(l->line[0]->function_id !=
-         profile_location(p, a)->line[0]->function_id);
+  ASSERT_NE(l->line[0]->function_id,
+            profile_location(p, a)->line[0]->function_id);
   l = profile_location(p, z);
   ASSERT_EQ(l->n_line, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);

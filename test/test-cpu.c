@@ -195,14 +195,14 @@ static void check_cpu_profile(const profile_t* p) {
   ASSERT_STR_EQ(profile_str(p, p->period_type->unit), "nanoseconds");
   ASSERT_EQ(p->period, 10000000);
   ASSERT_EQ(p->default_sample_type, 0);
-  ASSERT(p->duration_nanos > 0);
-  ASSERT(p->time_nanos > 0);
+  ASSERT_GT(p->duration_nanos, 0);
+  ASSERT_GT(p->time_nanos, 0);
   for (i = 0; i < p->n_sample; i++) {
     const sample_t* s = p->sample[i];
     ASSERT_EQ(s->n_value, 2);
-    ASSERT(s->value[0] > 0);
+    ASSERT_GT(s->value[0], 0);
     ASSERT_EQ(s->value[1], s->value[0] * 10000000);
-    ASSERT(s->n_location_id > 0);
+    ASSERT_GT(s->n_location_id, 0);
   }
 }
 
@@ -479,26 +479,28 @@ TEST_IMPL(cpu_ratio) {
 
   p = decode(&f.r);
   check_cpu_profile(p);
-  ASSERT(p->duration_nanos >= RATIO_SECONDS * 1000000000LL);
+  ASSERT_GE(p->duration_nanos, RATIO_SECONDS * 1000000000LL);
   loop_n = samples_with_label(p, "thread", "cpu-loop");
   thread_n = samples_with_label(p, "thread", "cpu-burner");
   fprintf(stderr, "by thread: loop %lld, other %lld of %lld\n",
           (long long)loop_n, (long long)thread_n, (long long)total_samples(p));
-  ASSERT(loop_n + thread_n >= 100);
+  ASSERT_GE(loop_n + thread_n, 100);
   share = (double)loop_n / (double)(loop_n + thread_n);
-  ASSERT(share > 0.70 && share < 0.80);
+  ASSERT_GT(share, 0.70);
+  ASSERT_LT(share, 0.80);
 
   loop_n = samples_in(p, "cpu_burn_loop");
   thread_n = samples_in(p, "cpu_burn_thread");
   fprintf(stderr, "by function: cpu_burn_loop %lld, cpu_burn_thread %lld\n",
           (long long)loop_n, (long long)thread_n);
-  ASSERT(loop_n + thread_n >= 100);
+  ASSERT_GE(loop_n + thread_n, 100);
   share = (double)loop_n / (double)(loop_n + thread_n);
-  ASSERT(share > 0.70 && share < 0.80);
+  ASSERT_GT(share, 0.70);
+  ASSERT_LT(share, 0.80);
   /* Whole stacks, through libuv (built without frame pointers) to each
    * thread's own start. */
-  ASSERT(samples_in(p, "uv_run") >= loop_n * 9 / 10);
-  ASSERT(samples_in(p, "thread_burner") >= thread_n * 9 / 10);
+  ASSERT_GE(samples_in(p, "uv_run"), loop_n * 9 / 10);
+  ASSERT_GE(samples_in(p, "thread_burner"), thread_n * 9 / 10);
   perftools__profiles__profile__free_unpacked(p, NULL);
   run_free(&f.r);
   host_stop(h);
@@ -540,7 +542,9 @@ static int64_t burn_cpu_at(int64_t t) {
   size_t lo = 0;
   size_t hi = n;
 
-  ASSERT(n > 0 && burn_wall[0] <= t && t <= burn_wall[n - 1]);
+  ASSERT_GT(n, 0);
+  ASSERT_LE(burn_wall[0], t);
+  ASSERT_LE(t, burn_wall[n - 1]);
   while (hi - lo > 1) {
     size_t mid = (lo + hi) / 2;
     if (burn_wall[mid] <= t)
@@ -562,8 +566,9 @@ static void expect_own_samples(const profile_t* p) {
 
   fprintf(stderr, "window of %.2f s: burner samples %lld, CPU %.2f s\n",
           (double)p->duration_nanos / 1e9, (long long)got, (double)cpu / 1e9);
-  ASSERT(want >= 20);
-  ASSERT(got >= want - want / 10 - 3 && got <= want + want / 10 + 3);
+  ASSERT_GE(want, 20);
+  ASSERT_GE(got, want - want / 10 - 3);
+  ASSERT_LE(got, want + want / 10 + 3);
 }
 
 /* A 10 s and a 3 s window overlap: both succeed, each as long as asked
@@ -592,10 +597,10 @@ TEST_IMPL(cpu_overlap) {
   p3 = decode(&f3.r);
   check_cpu_profile(p10);
   check_cpu_profile(p3);
-  ASSERT(p10->duration_nanos >= 10000000000LL);
-  ASSERT((uint64_t)p10->duration_nanos <= f10.elapsed_ns);
-  ASSERT(p3->duration_nanos >= 3000000000LL);
-  ASSERT((uint64_t)p3->duration_nanos <= f3.elapsed_ns);
+  ASSERT_GE(p10->duration_nanos, 10000000000LL);
+  ASSERT_LE((uint64_t)p10->duration_nanos, f10.elapsed_ns);
+  ASSERT_GE(p3->duration_nanos, 3000000000LL);
+  ASSERT_LE((uint64_t)p3->duration_nanos, f3.elapsed_ns);
   expect_own_samples(p10);
   expect_own_samples(p3);
   perftools__profiles__profile__free_unpacked(p10, NULL);
@@ -660,14 +665,14 @@ TEST_IMPL(cpu_back_to_zero) {
   fetch_start(&f, url_of(host_base(h), "/debug/pprof/profile?seconds=3"));
   wait_armed(1);
   ASSERT_EQ(rt_changed(&before), 1);
-  ASSERT(posix_timers() >= 1);
-  ASSERT(posix_timers() <= thread_count() + 2);
+  ASSERT_GE(posix_timers(), 1);
+  ASSERT_LE(posix_timers(), thread_count() + 2);
   ticks = host_ticks(h);
   sleep_ms(500);
-  ASSERT(host_ticks(h) > ticks);
+  ASSERT_GT(host_ticks(h), ticks);
   ticks = host_ticks(h);
   sleep_ms(500);
-  ASSERT(host_ticks(h) > ticks);
+  ASSERT_GT(host_ticks(h), ticks);
   fetch_wait(&f);
   p = decode(&f.r);
   check_cpu_profile(p);
@@ -703,7 +708,7 @@ TEST_IMPL(cpu_cap) {
     close(fd);
   }
   ASSERT(answer != NULL);
-  ASSERT(strncmp(answer, "HTTP/1.1 503 ", 13) == 0);
+  ASSERT_STARTS_WITH(answer, "HTTP/1.1 503 ");
   ASSERT_CONTAINS(answer, "X-Go-Pprof: 1\r\n");
   ASSERT_CONTAINS(answer,
                   "\r\n\r\nCould not enable CPU profiling: 8 CPU "
@@ -712,7 +717,7 @@ TEST_IMPL(cpu_cap) {
   free(answer);
   for (i = 0; i < UV_PPROF__CPU_MAX_WINDOWS; i++) {
     answer = tcp_read_all(fds[i], 30000, &len);
-    ASSERT(strncmp(answer, "HTTP/1.1 200 ", 13) == 0);
+    ASSERT_STARTS_WITH(answer, "HTTP/1.1 200 ");
     free(answer);
     close(fds[i]);
   }
@@ -744,11 +749,12 @@ TEST_IMPL(cpu_fork) {
       cpu_burn_thread(chunk / 2);
     _exit(0);
   }
-  ASSERT(pid > 0);
+  ASSERT_GT(pid, 0);
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     fprintf(stderr, "child status %d\n", status);
-  ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
   fetch_wait(&f);
   ASSERT_EQ(http_status(&f.r), 200);
   run_free(&f.r);
@@ -807,7 +813,7 @@ TEST_IMPL(cpu_sigprof_coexists) {
   wait_armed(1);
   ticks = atomic_load(&sigprof_ticks);
   fetch_wait(&f);
-  ASSERT(atomic_load(&sigprof_ticks) > ticks);
+  ASSERT_GT(atomic_load(&sigprof_ticks), ticks);
   atomic_store(&burning, 0);
   ASSERT_EQ(pthread_join(burner, NULL), 0);
   ASSERT_EQ(setitimer(ITIMER_PROF, &off, NULL), 0);
@@ -880,7 +886,7 @@ static void cpuhost_start(cpuhost_t* c) {
 
   child_start(&c->child, "cpuhost", argv, env);
   child_line(&c->child, line, sizeof(line), 60000);
-  ASSERT(strncmp(line, "port=", 5) == 0);
+  ASSERT_STARTS_WITH(line, "port=");
   snprintf(c->base, sizeof(c->base), "http://127.0.0.1:%d", atoi(line + 5));
 }
 
@@ -893,7 +899,7 @@ static char* cpuhost_stop(cpuhost_t* c) {
     fprintf(stderr, "cpuhost: status %d, report: %s\n", status, report);
     child_dump_log(&c->child);
   }
-  ASSERT(status == 0);
+  ASSERT_EQ(status, 0);
   return report;
 }
 
@@ -940,12 +946,12 @@ static void soak(int seconds) {
   report = cpuhost_stop(&c);
   fprintf(stderr, "malloc-churn samples: %lld; host: %s", (long long)churn,
           report);
-  ASSERT(churn > 0);
-  ASSERT(report_value(report, "forks=") > 0);
+  ASSERT_GT(churn, 0);
+  ASSERT_GT(report_value(report, "forks="), 0);
   ASSERT_EQ(report_value(report, "fork_failures="), 0);
-  ASSERT(report_value(report, "threads=") > 0);
-  ASSERT(report_value(report, "dlopens=") > 0);
-  ASSERT(report_value(report, "ticks=") > 0);
+  ASSERT_GT(report_value(report, "threads="), 0);
+  ASSERT_GT(report_value(report, "dlopens="), 0);
+  ASSERT_GT(report_value(report, "ticks="), 0);
   ASSERT_EQ(report_value(report, "loop_close="), 0);
   ASSERT_EQ(report_value(report, "clean="), 1);
   free(report);

@@ -20,7 +20,7 @@ TEST_IMPL(gzip_roundtrip) {
   uv_pprof__buf_init(&gz);
   uv_pprof__buf_init(&raw);
   ASSERT_EQ(uv_pprof__gzip(data, N, &gz), 0);
-  ASSERT(gz.len < N);
+  ASSERT_LT(gz.len, N);
   profile_gunzip(gz.base, gz.len, &raw);
   ASSERT_EQ(raw.len, N);
   ASSERT(memcmp(raw.base, data, N) == 0);

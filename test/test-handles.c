@@ -319,7 +319,7 @@ TEST_IMPL(handles_counts) {
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
   snprintf(total, sizeof(total), "goroutine profile: total %d\n137 @ 0x",
            NWORLD + HOST_OWN);
-  ASSERT(strncmp(text, total, strlen(total)) == 0);
+  ASSERT_STARTS_WITH(text, total);
   ASSERT_CONTAINS(text, "# labels: {\"age\":\"<1m\", \"loop\":\"0x");
   ASSERT_CONTAINS(text,
                   "\"state\":\"active, ref\", \"type\":\"uv_timer_t\"}"
@@ -334,14 +334,14 @@ TEST_IMPL(handles_counts) {
   ASSERT_CONTAINS(text, "\ton_pipe_conn+0x0\t");
   /* uv_pprof's own handles (listener, this connection and its timer, the
    * worker's async) are not there. */
-  ASSERT(strstr(text, "on_connection") == NULL);
-  ASSERT(strstr(text, "on_timeout") == NULL);
-  ASSERT(strstr(text, "on_async") == NULL);
+  ASSERT_NOT_CONTAINS(text, "on_connection");
+  ASSERT_NOT_CONTAINS(text, "on_timeout");
+  ASSERT_NOT_CONTAINS(text, "on_async");
 
   /* debug=2: one block per handle, greppable by type and callback. */
   dump = fetch_body(h, "/debug/pprof/goroutine?debug=2");
   ASSERT_EQ(count_of(dump, "goroutine "), NWORLD + HOST_OWN);
-  ASSERT(strncmp(dump, "goroutine ", 10) == 0);
+  ASSERT_STARTS_WITH(dump, "goroutine ");
   ASSERT_EQ(count_of(dump, "\ntick_a(...)\n\t"), NTIMERS);
   ASSERT_EQ(count_of(dump, " [uv_timer_t, active, ref]:\n"), NTIMERS + 1);
   ASSERT_EQ(blocks_with(dump, "[uv_timer_t", "tick_a(...)", 5), NTIMERS);
@@ -362,10 +362,10 @@ TEST_IMPL(handles_counts) {
             2 * NCLIENTS);
   ASSERT_EQ(blocks_with(dump, "[uv_pipe_t", world.pipe_path, 5), 1);
   ASSERT_EQ(blocks_with(dump, "[uv_async_t", "on_call(...)", 5), 1);
-  ASSERT(strstr(dump, "created by") == NULL); /* no tracker loaded */
-  ASSERT(strstr(dump, "on_connection") == NULL);
-  ASSERT(strstr(dump, "on_timeout") == NULL);
-  ASSERT(strstr(dump, "on_async") == NULL);
+  ASSERT_NOT_CONTAINS(dump, "created by"); /* no tracker loaded */
+  ASSERT_NOT_CONTAINS(dump, "on_connection");
+  ASSERT_NOT_CONTAINS(dump, "on_timeout");
+  ASSERT_NOT_CONTAINS(dump, "on_async");
 
   /* Ids stay with their handles from one snapshot to the next. */
   again = fetch_body(h, "/debug/pprof/goroutine?debug=2");
@@ -554,12 +554,12 @@ TEST_IMPL(handles_two_loops) {
 
   /* Both loops, each walked on its own thread, in one profile. */
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
-  ASSERT(strncmp(text, "goroutine profile: total 11\n", 28) == 0);
+  ASSERT_STARTS_WITH(text, "goroutine profile: total 11\n");
   ASSERT_CONTAINS(text, "\n7 @ 0x");
   ASSERT_CONTAINS(text, loop_label);
   ASSERT_CONTAINS(text, "\ttick_second+0x0\t");
   ASSERT_CONTAINS(text, "\ton_tick+0x0\t");
-  ASSERT(strstr(text, "did not answer") == NULL);
+  ASSERT_NOT_CONTAINS(text, "did not answer");
   free(text);
   dump = fetch_body(h, "/debug/pprof/goroutine?debug=2");
   ASSERT_EQ(count_of(dump, "goroutine "), 11);
@@ -571,7 +571,7 @@ TEST_IMPL(handles_two_loops) {
   ASSERT_EQ(uv_async_send(&s->stick), 0);
   usleep(50000);
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
-  ASSERT(strncmp(text, "goroutine profile: total 2\n", 27) == 0);
+  ASSERT_STARTS_WITH(text, "goroutine profile: total 2\n");
   ASSERT_CONTAINS(text,
                   "did not answer within 2 s: its handles are "
                   "missing\n");
@@ -579,7 +579,7 @@ TEST_IMPL(handles_two_loops) {
   uv_sem_post(&s->release);
   /* Its late answer is dropped; the next request sees it again. */
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
-  ASSERT(strncmp(text, "goroutine profile: total 11\n", 28) == 0);
+  ASSERT_STARTS_WITH(text, "goroutine profile: total 11\n");
   free(text);
 
   /* Stopping the second loop lets it close. */
@@ -587,7 +587,7 @@ TEST_IMPL(handles_two_loops) {
   ASSERT_EQ(uv_thread_join(&s->thread), 0);
   ASSERT_EQ(s->close_rc, 0);
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
-  ASSERT(strncmp(text, "goroutine profile: total 2\n", 27) == 0);
+  ASSERT_STARTS_WITH(text, "goroutine profile: total 2\n");
   free(text);
   uv_sem_destroy(&s->release);
   uv_sem_destroy(&s->started);
@@ -693,13 +693,13 @@ static void expect_still_count(test_host_t* h) {
   host_call(h, set_churning, &off);
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
   snprintf(line, sizeof(line), "goroutine profile: total %d\n", all);
-  ASSERT(strncmp(text, line, strlen(line)) == 0);
+  ASSERT_STARTS_WITH(text, line);
   snprintf(line, sizeof(line), "\n%d @ 0x", NSTABLE);
   ASSERT_CONTAINS(text, line);
   snprintf(line, sizeof(line), "\n%d @ 0x", NCHURN);
   ASSERT_CONTAINS(text, line);
   /* The walk's marker is an idle handle: it must not show. */
-  ASSERT(strstr(text, "uv_idle_t") == NULL);
+  ASSERT_NOT_CONTAINS(text, "uv_idle_t");
   free(text);
 }
 
@@ -716,16 +716,16 @@ TEST_IMPL(handles_sliced) {
   /* A still loop: exactly what is there, over many slices. */
   expect_still_count(h);
   host_call(h, read_slices, &slices);
-  ASSERT(slices >= (size_t)all / 7);
+  ASSERT_GE(slices, (size_t)all / 7);
 
   /* Churn during the walk. */
   host_call(h, set_churning, &on);
   text = fetch_body(h, "/debug/pprof/goroutine?debug=2");
   host_call(h, set_churning, &off);
   ASSERT_EQ(count_of(text, "\ntick_stable(...)\n"), NSTABLE);
-  ASSERT(strstr(text, "uv_idle_t") == NULL);
+  ASSERT_NOT_CONTAINS(text, "uv_idle_t");
   free(text);
-  ASSERT(sliced.replaced > 0);
+  ASSERT_GT(sliced.replaced, 0);
 
   host_call(h, close_sliced, NULL);
   host_stop(h);
@@ -822,8 +822,8 @@ TEST_IMPL(handles_slow_walk) {
   text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
   snprintf(line, sizeof(line), "goroutine profile: total %d\n",
            NSLOW + 1 + HOST_OWN);
-  ASSERT(strncmp(text, line, strlen(line)) == 0);
-  ASSERT(strstr(text, "did not answer") == NULL);
+  ASSERT_STARTS_WITH(text, line);
+  ASSERT_NOT_CONTAINS(text, "did not answer");
   free(text);
   host_call(h, close_slow, NULL);
   host_stop(h);
@@ -871,12 +871,12 @@ TEST_IMPL(handles_large_answer) {
   /* Two answers on one keep-alive connection: curl connects once. */
   run_cmd(argv, NULL, 60000, &r);
   ASSERT_EQ(r.status, 0);
-  ASSERT(r.out_len > 2 * 1024 * 1024);
+  ASSERT_GT(r.out_len, 2 * 1024 * 1024);
   ASSERT_EQ(count_of(r.out, "\ntick_big(...)\n"), 2 * NBIG);
   /* After each answer curl writes how many connections it opened. */
   tail = r.out + r.out_len - 3;
-  ASSERT(strcmp(tail, "\n0\n") == 0);
-  ASSERT(strstr(r.out, "\n1\ngoroutine ") != NULL);
+  ASSERT_STR_EQ(tail, "\n0\n");
+  ASSERT_CONTAINS(r.out, "\n1\ngoroutine ");
   run_free(&r);
   host_call(h, close_big, NULL);
   host_stop(h);
@@ -917,7 +917,7 @@ static void expect_tracked(const char* host, const char* preload) {
   if (r.status != 0)
     fprintf(stderr, "%s: status %d\n%s\n%s\n", host, r.status, r.out, r.err);
   ASSERT_EQ(r.status, 0);
-  ASSERT(strstr(r.err, "needs libuv_pprof_track") == NULL);
+  ASSERT_NOT_CONTAINS(r.err, "needs libuv_pprof_track");
   f = fopen(dump_file, "r");
   ASSERT(f != NULL);
   n = fread(dump, 1, sizeof(dump) - 1, f);

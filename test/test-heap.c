@@ -35,11 +35,11 @@ static char* read_whole(const char* path, size_t* len) {
 
   if (fd < 0)
     fprintf(stderr, "open %s: %s\n", path, strerror(errno));
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   uv_pprof__buf_init(&b);
   while ((n = read(fd, chunk, sizeof(chunk))) > 0)
     ASSERT_EQ(uv_pprof__buf_append(&b, chunk, (size_t)n), 0);
-  ASSERT(n == 0);
+  ASSERT_EQ(n, 0);
   close(fd);
   ASSERT_EQ(uv_pprof__buf_append(&b, "", 1), 0);
   *len = b.len - 1;
@@ -49,7 +49,7 @@ static char* read_whole(const char* path, size_t* len) {
 static void write_whole(const char* path, const void* data, size_t len) {
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, data, len), (ssize_t)len);
   close(fd);
 }
@@ -103,10 +103,10 @@ static void check_dump(const uv_pprof__je_dump_t* d) {
   size_t total = 0;
   size_t i;
 
-  ASSERT(d->period > 0);
+  ASSERT_GT(d->period, 0);
   for (i = 0; i < d->nstacks; i++) {
-    ASSERT(d->stacks[i].first <= d->nframes);
-    ASSERT(d->stacks[i].n <= d->nframes - d->stacks[i].first);
+    ASSERT_LE(d->stacks[i].first, d->nframes);
+    ASSERT_LE(d->stacks[i].n, d->nframes - d->stacks[i].first);
     ASSERT_EQ(d->stacks[i].first, total);
     total += d->stacks[i].n;
   }
@@ -128,7 +128,7 @@ static size_t jemalloc_ranges(const char* text, uv_pprof__range_t* r,
     const char* lib = strstr(p, "libjemalloc");
     if (sscanf(p, "%llx-%llx %7s", &start, &end, perms) == 3 &&
         perms[2] == 'x' && lib != NULL && (eol == NULL || lib < eol)) {
-      ASSERT(n < max);
+      ASSERT_LT(n, max);
       r[n].start = (uintptr_t)start;
       r[n].end = (uintptr_t)end;
       n++;
@@ -270,15 +270,15 @@ static void host_spawn(heaphost_t* h, const char* exe,
   memset(h, 0, sizeof(*h));
   snprintf(h->dir, sizeof(h->dir), "%s", test_tmpdir());
   for (i = 0; env[i] != NULL; i++) {
-    ASSERT(n < 15);
+    ASSERT_LT(n, 15);
     all[n++] = env[i];
   }
   all[n] = NULL;
   child_start(&h->child, "heaphost", argv, all);
   child_line(&h->child, line, sizeof(line), 60000);
-  ASSERT(strncmp(line, "port=", 5) == 0);
+  ASSERT_STARTS_WITH(line, "port=");
   h->port = atoi(line + 5);
-  ASSERT(h->port > 0);
+  ASSERT_GT(h->port, 0);
   snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->port);
 }
 
@@ -304,7 +304,7 @@ static char* host_end(heaphost_t* h) {
 
   if (status != 0)
     fprintf(stderr, "heaphost exit status %d\n", status);
-  ASSERT(status == 0);
+  ASSERT_EQ(status, 0);
   return read_whole(h->child.log, &len);
 }
 
@@ -406,7 +406,7 @@ TEST_IMPL(heap_fixtures_parse) {
     ASSERT_EQ(d.total.accum_objs, t.accum_objs);
     ASSERT_EQ(d.total.accum_bytes, t.accum_bytes);
     for (i = 0; i < d.nstacks; i++)
-      ASSERT(d.stacks[i].n >= 5); /* 4 jemalloc frames + the caller */
+      ASSERT_GE(d.stacks[i].n, 5); /* 4 jemalloc frames + the caller */
     if (strcmp(e->d_name, "dynamic_prof_accum_lg17.heap") == 0) {
       ASSERT_EQ(d.period, 131072);
       ASSERT_EQ(d.nstacks, 3);
@@ -428,7 +428,7 @@ TEST_IMPL(heap_fixtures_parse) {
     nfiles++;
   }
   closedir(dir);
-  ASSERT(nfiles >= 4);
+  ASSERT_GE(nfiles, 4);
   return 0;
 }
 
@@ -534,7 +534,9 @@ TEST_IMPL(heap_parse_garbage) {
       fprintf(stderr, "accepted: \"%s\"\n", bad[i]);
       ASSERT(0);
     }
-    ASSERT(d.stacks == NULL && d.frames == NULL && d.nstacks == 0);
+    ASSERT(d.stacks == NULL);
+    ASSERT(d.frames == NULL);
+    ASSERT_EQ(d.nstacks, 0);
   }
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(good); i++) {
     if (parse_guarded(good[i], strlen(good[i]), &d) != 0) {
@@ -872,7 +874,7 @@ TEST_IMPL(heap_no_jemalloc) {
     ASSERT_EQ(p->n_comment, 1);
     ASSERT_STR_EQ(profile_str(p, p->comment[0]), howto);
     if (strstr(paths[i][0], "seconds=") != NULL)
-      ASSERT(p->duration_nanos > 0);
+      ASSERT_GT(p->duration_nanos, 0);
     perftools__profiles__profile__free_unpacked(p, NULL);
   }
 
@@ -931,7 +933,7 @@ static void check_accuracy(heaphost_t* h) {
   expect_heap_types(p, "");
   ASSERT_EQ(p->period, 524288);
   ASSERT_EQ(p->n_comment, 0);
-  ASSERT(p->n_sample > 0);
+  ASSERT_GT(p->n_sample, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);
 
   pprof_top("inuse_space", NULL, file, &r);
@@ -943,7 +945,7 @@ static void check_accuracy(heaphost_t* h) {
   run_free(&r);
 
   text = fetch_text(h, "/debug/pprof/heap?debug=1");
-  ASSERT(strncmp(text, "heap profile: ", 14) == 0);
+  ASSERT_STARTS_WITH(text, "heap profile: ");
   ASSERT_CONTAINS(text, "] @ heap/1048576\n");
   ASSERT_CONTAINS(text, "\n# runtime.MemStats\n# Alloc = ");
   ASSERT_CONTAINS(text, "\n# TotalAlloc = ");
@@ -951,7 +953,7 @@ static void check_accuracy(heaphost_t* h) {
   ASSERT_CONTAINS(text, "\n# jemalloc.opt.prof_accum = true\n");
   ASSERT_CONTAINS(text, "\n# jemalloc.stats.allocated = ");
   ASSERT_CONTAINS(text, "\n# RSS = ");
-  ASSERT(strtoll(strstr(text, "# HeapAlloc = ") + 14, NULL, 10) >= 64 * MIB);
+  ASSERT_GE(strtoll(strstr(text, "# HeapAlloc = ") + 14, NULL, 10), 64 * MIB);
   free(text);
 }
 
@@ -1095,7 +1097,7 @@ TEST_IMPL(heap_jemalloc_own_unsampled) {
       }
     }
   }
-  ASSERT(live >= 64 * MIB);
+  ASSERT_GE(live, 64 * MIB);
   perftools__profiles__profile__free_unpacked(p, NULL);
   free(host_end(&h));
   return 0;
@@ -1109,7 +1111,7 @@ static char* read_answer(int fd, const char* disposition, size_t* len) {
   char* body = strstr(all, "\r\n\r\n");
   char* copy;
 
-  ASSERT(strncmp(all, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  ASSERT_STARTS_WITH(all, "HTTP/1.1 200 OK\r\n");
   snprintf(want, sizeof(want),
            "\r\nContent-Disposition: attachment; filename=\"%s\"\r\n",
            disposition);
@@ -1155,7 +1157,7 @@ TEST_IMPL(heap_jemalloc_delta) {
   close(fd);
   p = profile_decode(body, len);
   expect_heap_types(p, "");
-  ASSERT(p->duration_nanos > 0);
+  ASSERT_GT(p->duration_nanos, 0);
   perftools__profiles__profile__free_unpacked(p, NULL);
   snprintf(file, sizeof(file), "%s/delta.pb.gz", h.dir);
   write_whole(file, body, len);
@@ -1226,11 +1228,11 @@ TEST_IMPL(heap_jemalloc_ticks) {
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
     const char* answer;
-    ASSERT(poll(&p, 1, 0) >= 0);
+    ASSERT_GE(poll(&p, 1, 0), 0);
     if (p.revents != 0)
       break; /* the answer is coming */
     answer = host_cmd(&h, "ticks");
-    ASSERT(strncmp(answer, "ticks=", 6) == 0);
+    ASSERT_STARTS_WITH(answer, "ticks=");
     last = strtoull(answer + 6, NULL, 10);
     if (readings++ == 0)
       first = last;
@@ -1284,7 +1286,7 @@ TEST_IMPL(heap_jemalloc_off) {
   }
   ASSERT_CONTAINS(text, "\n# jemalloc.opt.prof = false\n");
   ASSERT_CONTAINS(text, "\n# jemalloc.stats.allocated = ");
-  ASSERT(strtoll(strstr(text, "# HeapAlloc = ") + 14, NULL, 10) >= 64 * MIB);
+  ASSERT_GE(strtoll(strstr(text, "# HeapAlloc = ") + 14, NULL, 10), 64 * MIB);
   free(text);
   err = host_end(&h);
   expect_banner(err, &h, HEAP_OFF_PROF);
@@ -1311,7 +1313,7 @@ TEST_IMPL(heap_jemalloc_no_accum) {
   ASSERT_EQ(p->n_comment, 1);
   ASSERT_CONTAINS(profile_str(p, p->comment[0]),
                   "alloc_objects and alloc_space are unknown (0 here)");
-  ASSERT(p->n_sample > 0);
+  ASSERT_GT(p->n_sample, 0);
   for (i = 0; i < p->n_sample; i++) {
     ASSERT_EQ(p->sample[i]->value[0], 0);
     ASSERT_EQ(p->sample[i]->value[1], 0);

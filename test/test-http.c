@@ -108,13 +108,14 @@ TEST_IMPL(http_head_order) {
   snprintf(res.disposition, sizeof(res.disposition), "heap");
   ASSERT_EQ(uv_pprof__http_head(&res, 1234, 1, &out), 0);
   /* Go's order: sorted handler headers, then Date and Content-Length. */
-  ASSERT(strncmp(out.base, want200, strlen(want200)) == 0);
+  ASSERT_STARTS_WITH(out.base, want200);
   p = strstr(out.base, "Date: ");
   /* "Thu, 26 Nov 2026 00:02:33 GMT" */
-  ASSERT(p[6 + 3] == ',' && strncmp(p + 6 + 25, " GMT\r\n", 6) == 0);
+  ASSERT_EQ(p[6 + 3], ',');
+  ASSERT_STARTS_WITH(p + 6 + 25, " GMT\r\n");
   ASSERT_CONTAINS(out.base, "\r\nContent-Length: 1234\r\n\r\n");
-  ASSERT(strstr(out.base, "Connection: close") == NULL);
-  ASSERT(strstr(out.base, "X-Go-Pprof") == NULL);
+  ASSERT_NOT_CONTAINS(out.base, "Connection: close");
+  ASSERT_NOT_CONTAINS(out.base, "X-Go-Pprof");
   uv_pprof__buf_free(&out);
 
   memset(&res, 0, sizeof(res));
@@ -122,7 +123,7 @@ TEST_IMPL(http_head_order) {
   res.content_type = "text/plain; charset=utf-8";
   res.go_error = 1;
   ASSERT_EQ(uv_pprof__http_head(&res, 16, 0, &out), 0);
-  ASSERT(strncmp(out.base, want404, strlen(want404)) == 0);
+  ASSERT_STARTS_WITH(out.base, want404);
   ASSERT_CONTAINS(out.base, "Content-Length: 16\r\nConnection: close\r\n\r\n");
   uv_pprof__buf_free(&out);
   return 0;

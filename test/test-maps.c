@@ -6,7 +6,8 @@
 
 static void check_hex(const char* s) {
   ASSERT(s != NULL);
-  ASSERT(strlen(s) >= 16 && strlen(s) % 2 == 0);
+  ASSERT_GE(strlen(s), 16);
+  ASSERT_EQ(strlen(s) % 2, 0);
   ASSERT_EQ(strspn(s, "0123456789abcdef"), strlen(s));
 }
 
@@ -20,12 +21,12 @@ TEST_IMPL(maps_read_exec) {
 
   read_exe(exe, sizeof(exe));
   ASSERT_EQ(uv_pprof__maps_read(&maps, &n), 0);
-  ASSERT(n >= 3);
+  ASSERT_GE(n, 3);
   ASSERT_STR_EQ(maps[0].path, exe);
   for (i = 0; i < n; i++) {
-    ASSERT(maps[i].start < maps[i].limit);
-    ASSERT(maps[i].path[0] != '\0');
-    ASSERT(strstr(maps[i].path, " (deleted)") == NULL);
+    ASSERT_LT(maps[i].start, maps[i].limit);
+    ASSERT_NE(maps[i].path[0], '\0');
+    ASSERT_NOT_CONTAINS(maps[i].path, " (deleted)");
     if (strcmp(maps[i].path, exe) == 0) {
       ASSERT_EQ(i, (size_t)own); /* all of them before anything else */
       own++;
@@ -40,7 +41,7 @@ TEST_IMPL(maps_read_exec) {
     if (strcmp(maps[i].path, "[vsyscall]") == 0)
       ASSERT(maps[i].build_id == NULL);
   }
-  ASSERT(own >= 1);
+  ASSERT_GE(own, 1);
   ASSERT(vdso);
   uv_pprof__maps_free(maps, n);
   return 0;

@@ -82,7 +82,7 @@ static int free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   int port;
 
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   memset(&a, 0, sizeof(a));
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -252,43 +252,53 @@ TEST_IMPL(metrics_prometheus) {
   /* The second loop never waits (its idle callback sleeps); the main loop
    * mostly does. */
   v = prom_value(pport, "uv_pprof_loop_utilization_ratio{loop=\"%s\"}", s);
-  ASSERT(v > 0.9 && v <= 1.0);
+  ASSERT_GT(v, 0.9);
+  ASSERT_LE(v, 1.0);
   v = prom_value(pport, "uv_pprof_loop_utilization_ratio{loop=\"%s\"}", m);
-  ASSERT(v >= 0.0 && v < 0.5);
-  ASSERT(prom_value(pport,
-                    "max_over_time(uv_pprof_loop_idle_seconds_total{loop="
-                    "\"%s\"}[1m]) - min_over_time(uv_pprof_loop_idle_seconds_"
-                    "total{loop=\"%s\"}[1m])",
-                    m, m) > 0);
-  ASSERT(prom_value(pport,
-                    "max_over_time(uv_pprof_loop_idle_seconds_total{loop="
-                    "\"%s\"}[1m]) - min_over_time(uv_pprof_loop_idle_seconds_"
-                    "total{loop=\"%s\"}[1m])",
-                    s, s) < 0.1);
+  ASSERT_GE(v, 0.0);
+  ASSERT_LT(v, 0.5);
+  ASSERT_GT(
+      prom_value(pport,
+                 "max_over_time(uv_pprof_loop_idle_seconds_total{loop="
+                 "\"%s\"}[1m]) - min_over_time(uv_pprof_loop_idle_seconds_"
+                 "total{loop=\"%s\"}[1m])",
+                 m, m),
+      0);
+  ASSERT_LT(
+      prom_value(pport,
+                 "max_over_time(uv_pprof_loop_idle_seconds_total{loop="
+                 "\"%s\"}[1m]) - min_over_time(uv_pprof_loop_idle_seconds_"
+                 "total{loop=\"%s\"}[1m])",
+                 s, s),
+      0.1);
   /* jemalloc, preloaded: its figures, the 64 MiB block among them. */
   ASSERT_EQ(prom_value(pport,
                        "uv_pprof_allocator_info{allocator=\"jemalloc\","
                        "object=\"libjemalloc.so.2\"}"),
             1);
   v = prom_value(pport, "uv_pprof_jemalloc_allocated_bytes");
-  ASSERT(v >= LIVE_MIB * MIB && v < (LIVE_MIB + 32) * MIB);
-  ASSERT(prom_value(pport,
-                    "uv_pprof_jemalloc_active_bytes - "
-                    "uv_pprof_jemalloc_allocated_bytes") >= 0);
-  ASSERT(prom_value(pport,
-                    "uv_pprof_jemalloc_mapped_bytes - "
-                    "uv_pprof_jemalloc_active_bytes") >= 0);
+  ASSERT_GE(v, LIVE_MIB * MIB);
+  ASSERT_LT(v, (LIVE_MIB + 32) * MIB);
+  ASSERT_GE(prom_value(pport,
+                       "uv_pprof_jemalloc_active_bytes - "
+                       "uv_pprof_jemalloc_allocated_bytes"),
+            0);
+  ASSERT_GE(prom_value(pport,
+                       "uv_pprof_jemalloc_mapped_bytes - "
+                       "uv_pprof_jemalloc_active_bytes"),
+            0);
   ASSERT_EQ(prom_value(pport,
                        "uv_pprof_heap_alloc_bytes - "
                        "uv_pprof_jemalloc_allocated_bytes"),
             0);
-  ASSERT(prom_value(pport, "uv_pprof_jemalloc_allocated_bytes_total") >=
-         LIVE_MIB * MIB);
+  ASSERT_GE(prom_value(pport, "uv_pprof_jemalloc_allocated_bytes_total"),
+            LIVE_MIB * MIB);
   ASSERT_EQ(prom_query(pport, "uv_pprof_glibc_mallinfo2_arena_bytes", NULL), 0);
   /* RSS: the live block is resident; /proc agrees. */
   v = prom_value(pport, "uv_pprof_process_resident_memory_bytes");
-  ASSERT(v >= LIVE_MIB * MIB);
-  ASSERT(v > host_rss(&h) / 2 && v < host_rss(&h) * 2);
+  ASSERT_GE(v, LIVE_MIB * MIB);
+  ASSERT_GT(v, host_rss(&h) / 2);
+  ASSERT_LT(v, host_rss(&h) * 2);
   /* uv_pprof's own answers, by endpoint. */
   ASSERT_EQ(prom_value(pport,
                        "uv_pprof_requests_total{endpoint=\"cmdline\","
@@ -298,9 +308,10 @@ TEST_IMPL(metrics_prometheus) {
                        "uv_pprof_requests_total{endpoint=\"other\","
                        "code=\"4xx\"}"),
             1);
-  ASSERT(prom_value(pport,
-                    "uv_pprof_requests_total{endpoint=\"metrics\","
-                    "code=\"2xx\"}") >= 2);
+  ASSERT_GE(prom_value(pport,
+                       "uv_pprof_requests_total{endpoint=\"metrics\","
+                       "code=\"2xx\"}"),
+            2);
   ASSERT_EQ(prom_value(pport,
                        "uv_pprof_request_duration_seconds_count{"
                        "endpoint=\"cmdline\"}"),
@@ -309,10 +320,11 @@ TEST_IMPL(metrics_prometheus) {
                        "uv_pprof_request_duration_seconds_bucket{"
                        "endpoint=\"cmdline\",le=\"+Inf\"}"),
             3);
-  ASSERT(prom_value(pport,
-                    "histogram_quantile(0.5, "
-                    "uv_pprof_request_duration_seconds_bucket{endpoint="
-                    "\"cmdline\"})") > 0);
+  ASSERT_GT(prom_value(pport,
+                       "histogram_quantile(0.5, "
+                       "uv_pprof_request_duration_seconds_bucket{endpoint="
+                       "\"cmdline\"})"),
+            0);
   ASSERT_EQ(prom_query(pport, "uv_pprof_requests_total{code=\"5xx\"}", NULL),
             0);
 
@@ -394,14 +406,14 @@ TEST_IMPL(metrics_format) {
   ASSERT_CONTAINS(body,
                   "\nuv_pprof_allocator_info{allocator=\"glibc\","
                   "object=\"libc.so.6\",version=\"\"} 1\n");
-  ASSERT(strstr(body, "jemalloc_") == NULL);
-  ASSERT(sample(body, "uv_pprof_glibc_mallinfo2_hblkhd_bytes") >=
-         LIVE_MIB * MIB);
+  ASSERT_NOT_CONTAINS(body, "jemalloc_");
+  ASSERT_GE(sample(body, "uv_pprof_glibc_mallinfo2_hblkhd_bytes"),
+            LIVE_MIB * MIB);
   ASSERT_EQ(sample(body, "uv_pprof_heap_alloc_bytes"),
             sample(body, "uv_pprof_glibc_mallinfo2_uordblks_bytes") +
                 sample(body, "uv_pprof_glibc_mallinfo2_hblkhd_bytes"));
-  ASSERT(sample(body, "uv_pprof_process_resident_memory_bytes") >=
-         LIVE_MIB * MIB);
+  ASSERT_GE(sample(body, "uv_pprof_process_resident_memory_bytes"),
+            LIVE_MIB * MIB);
   snprintf(line, sizeof(line),
            "uv_pprof_handles{loop=\"%s\",type=\"uv_timer_t\"}", h.main_loop);
   ASSERT_EQ(sample(body, line), 5);
@@ -456,14 +468,15 @@ static size_t parse_csv(const char* body, csv_row_t* rows, size_t max) {
   const char* p = body;
   size_t n = 0;
 
-  ASSERT(strncmp(p, header, strlen(header)) == 0);
+  ASSERT_STARTS_WITH(p, header);
   p += strlen(header);
   while (*p != '\0' && n < max) {
     char when[40];
     const char* eol = strchr(p, '\n');
     ASSERT(eol != NULL);
-    ASSERT(sscanf(p, "%39[^,],%lf,%lf,%lld,%lf", when, &rows[n].alloc,
-                  &rows[n].inuse, &rows[n].goroutines, &rows[n].rss_mb) == 5);
+    ASSERT_EQ(sscanf(p, "%39[^,],%lf,%lf,%lld,%lf", when, &rows[n].alloc,
+                     &rows[n].inuse, &rows[n].goroutines, &rows[n].rss_mb),
+              5);
     rows[n].time = parse_time(when);
     n++;
     p = eol + 1;
@@ -503,28 +516,27 @@ TEST_IMPL(timeline_csv) {
       break;
     usleep(500000);
   }
-  ASSERT(n >= 6);
+  ASSERT_GE(n, 6);
   for (i = 0; i < n; i++) {
     /* The goroutine profile's count: every handle of both loops. */
     ASSERT_EQ(rows[i].goroutines, 15);
-    ASSERT(rows[i].alloc >= LIVE_MIB * MIB);
-    ASSERT(rows[i].alloc < (LIVE_MIB + 32) * MIB);
-    ASSERT(rows[i].inuse >= rows[i].alloc);
-    ASSERT(rows[i].rss_mb >= LIVE_MIB);
-    ASSERT(rows[i].rss_mb * MIB > host_rss(&h) / 2 &&
-           rows[i].rss_mb * MIB < host_rss(&h) * 2);
+    ASSERT_GE(rows[i].alloc, LIVE_MIB * MIB);
+    ASSERT_LT(rows[i].alloc, (LIVE_MIB + 32) * MIB);
+    ASSERT_GE(rows[i].inuse, rows[i].alloc);
+    ASSERT_GE(rows[i].rss_mb, LIVE_MIB);
+    ASSERT_GT(rows[i].rss_mb * MIB, host_rss(&h) / 2);
+    ASSERT_LT(rows[i].rss_mb * MIB, host_rss(&h) * 2);
     if (i > 0) {
       diffs[i - 1] = rows[i].time - rows[i - 1].time;
       /* never faster than the interval (whole seconds: -1) */
-      ASSERT(diffs[i - 1] >= 1);
+      ASSERT_GE(diffs[i - 1], 1);
     }
   }
   qsort(diffs, n - 1, sizeof(diffs[0]), cmp_ll);
   ASSERT_EQ(diffs[(n - 1) / 2], 2);
 
   host_get(&h, "/debug/pprof/goroutine?debug=1", &r);
-  ASSERT(strncmp(http_body(&r, &len), "goroutine profile: total 15\n", 28) ==
-         0);
+  ASSERT_STARTS_WITH(http_body(&r, &len), "goroutine profile: total 15\n");
   run_free(&r);
 
   /* The ring (473 KiB) is uv_pprof's memory, mapped, not in the host's
@@ -543,7 +555,7 @@ TEST_IMPL(timeline_csv) {
       snprintf(one, sizeof(one), "%.*s", (int)span, line);
       if (sscanf(one, "%lld: %lld [", &count, &bytes) != 2 &&
           strstr(one, "\tuv_pprof__timeline_start+") != NULL)
-        ASSERT(bytes < 4096);
+        ASSERT_LT(bytes, 4096);
       line += span + (eol != NULL);
     }
   }
@@ -589,7 +601,7 @@ TEST_IMPL(timeline_errors) {
   ASSERT_EQ(http_status(&r), 200);
   ASSERT_STR_EQ(http_header(&r, "Content-Type"), "image/svg+xml");
   body = http_body(&r, &len);
-  ASSERT(strncmp(body, "<?xml", 5) == 0);
+  ASSERT_STARTS_WITH(body, "<?xml");
   ASSERT_CONTAINS(body, "<svg xmlns=\"http://www.w3.org/2000/svg\"");
   ASSERT_CONTAINS(body, "</svg>\n");
   run_free(&r);
@@ -745,13 +757,13 @@ TEST_IMPL(timeline_chromium) {
       break;
     usleep(500000);
   }
-  ASSERT(tries < 120);
+  ASSERT_LT(tries, 120);
 
   /* The index page: text on a white page, whatever the fonts. */
   snprintf(url, sizeof(url), "%s/debug/pprof/", h.base);
   snprintf(png, sizeof(png), "%s/index.png", test_tmpdir());
   screenshot(url, png, &img);
-  ASSERT(count_foreground(&img) > 2000);
+  ASSERT_GT(count_foreground(&img), 2000);
   free(img.rgb);
 
   /* The chart: every series is drawn in its colour inside the panels
@@ -759,7 +771,7 @@ TEST_IMPL(timeline_chromium) {
   snprintf(url, sizeof(url), "%s/debug/pprof/timeline?format=svg", h.base);
   snprintf(png, sizeof(png), "%s/chart.png", test_tmpdir());
   screenshot(url, png, &img);
-  ASSERT(count_foreground(&img) > 5000);
+  ASSERT_GT(count_foreground(&img), 5000);
   for (i = 0; i < sizeof(colors) / sizeof(colors[0]); i++) {
     size_t n = count_color(&img, colors[i], 60, 491);
     if (n < 100) {
@@ -807,8 +819,8 @@ TEST_IMPL(metrics_in_process) {
   ASSERT_CONTAINS(body,
                   "uv_pprof_allocator_info{allocator=\"other\","
                   "object=\"libasan.so");
-  ASSERT(strstr(body, "glibc_") == NULL);
-  ASSERT(strstr(body, "uv_pprof_heap_alloc_bytes") == NULL);
+  ASSERT_NOT_CONTAINS(body, "glibc_");
+  ASSERT_NOT_CONTAINS(body, "uv_pprof_heap_alloc_bytes");
 #else
   ASSERT_CONTAINS(body,
                   "uv_pprof_allocator_info{allocator=\"glibc\","
@@ -838,7 +850,7 @@ TEST_IMPL(metrics_in_process) {
       break;
     usleep(500000);
   }
-  ASSERT(tries < 120);
+  ASSERT_LT(tries, 120);
   curl_get(h, "/debug/pprof/timeline?format=svg", NULL, &r);
   ASSERT_EQ(http_status(&r), 200);
   run_free(&r);
@@ -895,7 +907,7 @@ TEST_IMPL(timeline_worker_exits) {
   ASSERT_EQ(http_status(&r), 200);
   run_free(&r);
   first = worker_tid();
-  ASSERT(first != 0);
+  ASSERT_NE(first, 0);
   /* Bounded: 40 s, four times the idle exit. */
   for (tries = 0; tries < 80; tries++) {
     tid = worker_tid();
@@ -903,7 +915,7 @@ TEST_IMPL(timeline_worker_exits) {
       break;
     usleep(500000);
   }
-  ASSERT(tid != first);
+  ASSERT_NE(tid, first);
   host_stop(h);
   return 0;
 }

@@ -53,7 +53,7 @@ static void check_date(const run_result_t* r) {
 
   ASSERT(d != NULL);
   ASSERT_EQ(strlen(d), 29); /* "Thu, 26 Nov 2026 00:02:34 GMT" */
-  ASSERT(strcmp(d + 25, " GMT") == 0);
+  ASSERT_STR_EQ(d + 25, " GMT");
 }
 
 static void get(test_host_t* h, const char* path, const char* const extra[],
@@ -111,8 +111,9 @@ static void expect_proto_headers(const run_result_t* r, const char* file) {
   ASSERT_STR_EQ(http_header(r, "X-Content-Type-Options"), "nosniff");
   ASSERT(http_header(r, "Content-Encoding") == NULL);
   ASSERT(http_header(r, "X-Go-Pprof") == NULL);
-  ASSERT(len > 2);
-  ASSERT(body[0] == 0x1f && body[1] == 0x8b);
+  ASSERT_GT(len, 2);
+  ASSERT_EQ(body[0], 0x1f);
+  ASSERT_EQ(body[1], 0x8b);
 }
 
 /* `go tool pprof -raw TARGET`, with its cache and home in a temp dir. */
@@ -176,21 +177,22 @@ static const char* parse_rows(const char* p, row_t* rows, size_t* n) {
     size_t len;
     const char* q;
 
-    ASSERT(*n < 32);
+    ASSERT_LT(*n, 32);
     p += 8;
     row->count = strtol(p, &end, 10);
     ASSERT(end != p);
     p = end;
-    ASSERT(strncmp(p, "</td><td><a href='", 18) == 0);
+    ASSERT_STARTS_WITH(p, "</td><td><a href='");
     p += 18;
     q = strstr(p, "?debug=1'>");
     ASSERT(q != NULL);
     len = (size_t)(q - p);
-    ASSERT(len > 0 && len < sizeof(row->name));
+    ASSERT_GT(len, 0);
+    ASSERT_LT(len, sizeof(row->name));
     memcpy(row->name, p, len);
     row->name[len] = '\0';
     snprintf(expect, sizeof(expect), "?debug=1'>%s</a></td></tr>\n", row->name);
-    ASSERT(strncmp(q, expect, strlen(expect)) == 0);
+    ASSERT_STARTS_WITH(q, expect);
     p = q + strlen(expect);
     (*n)++;
   }
@@ -257,17 +259,17 @@ TEST_IMPL(routes_index) {
       ASSERT(0);
     }
 
-  ASSERT(strncmp(p, "</table>\n", 9) == 0);
+  ASSERT_STARTS_WITH(p, "</table>\n");
   p += 9;
   if (find_row(rows, nrows, "goroutine") != NULL) {
     static const char link[] =
         "<a href=\"goroutine?debug=2\">full goroutine stack dump</a>\n";
-    ASSERT(strncmp(p, link, strlen(link)) == 0);
+    ASSERT_STARTS_WITH(p, link);
     p += strlen(link);
   }
-  ASSERT(strncmp(p, also, strlen(also)) == 0);
+  ASSERT_STARTS_WITH(p, also);
   p += strlen(also);
-  ASSERT(strncmp(p, mid, strlen(mid)) == 0);
+  ASSERT_STARTS_WITH(p, mid);
   p += strlen(mid);
   for (i = 0; i < nrows; i++) {
     char li[128];
@@ -276,15 +278,15 @@ TEST_IMPL(routes_index) {
 
     snprintf(li, sizeof(li), "<li><div class=profile-name>%.31s: </div> ",
              rows[i].name);
-    ASSERT(strncmp(p, li, strlen(li)) == 0);
+    ASSERT_STARTS_WITH(p, li);
     p += strlen(li);
     eol = strstr(p, "</li>\n");
     ASSERT(eol != NULL && eol > p); /* a description */
     ASSERT(memchr(p, '\n', (size_t)(eol - p)) == NULL);
     for (j = 0; j < sizeof(go_desc) / sizeof(go_desc[0]); j++)
       if (strcmp(rows[i].name, go_desc[j][0]) == 0) {
-        ASSERT_EQ(eol - p, strlen(go_desc[j][1]));
-        ASSERT(strncmp(p, go_desc[j][1], strlen(go_desc[j][1])) == 0);
+        ASSERT_EQ((size_t)(eol - p), strlen(go_desc[j][1]));
+        ASSERT_STARTS_WITH(p, go_desc[j][1]);
       }
     p = eol + 6;
   }
@@ -348,10 +350,12 @@ static char* read_cmdline(size_t* len) {
   int fd = open("/proc/self/cmdline", O_RDONLY);
   ssize_t n;
 
-  ASSERT(buf != NULL && fd >= 0);
+  ASSERT(buf != NULL);
+  ASSERT_GE(fd, 0);
   n = read(fd, buf, 65536);
   close(fd);
-  ASSERT(n > 0 && buf[n - 1] == '\0');
+  ASSERT_GT(n, 0);
+  ASSERT_EQ(buf[n - 1], '\0');
   *len = (size_t)n - 1;
   return buf;
 }
@@ -445,8 +449,8 @@ TEST_IMPL(routes_threadcreate_proto) {
 
   pprof_raw_url(h, "/debug/pprof/threadcreate", &r);
   n = nthreads();
-  ASSERT_EQ(count_of(r.out, "thread:["), n);
-  ASSERT_EQ(count_of(r.out, "tid:["), n);
+  ASSERT_EQ(count_of(r.out, "thread:["), (size_t)n);
+  ASSERT_EQ(count_of(r.out, "tid:["), (size_t)n);
   d = opendir("/proc/self/task");
   ASSERT(d != NULL);
   while ((e = readdir(d)) != NULL) {
@@ -497,7 +501,7 @@ TEST_IMPL(routes_pprof_reads_all) {
 
   get(h, "/debug/pprof/", NULL, &r);
   ASSERT_EQ(http_status(&r), 200);
-  ASSERT(strncmp(http_body(&r, &len), index_head, strlen(index_head)) == 0);
+  ASSERT_STARTS_WITH(http_body(&r, &len), index_head);
   parse_rows(http_body(&r, &len) + strlen(index_head), rows, &nrows);
   run_free(&r);
   for (i = 0; i < nrows; i++) {
@@ -515,7 +519,7 @@ TEST_IMPL(routes_pprof_reads_all) {
     run_free(&r);
     nread++;
   }
-  ASSERT(nread >= 3); /* threadcreate, block, mutex */
+  ASSERT_GE(nread, 3); /* threadcreate, block, mutex */
   host_stop(h);
   return 0;
 }
@@ -532,7 +536,7 @@ TEST_IMPL(routes_debug1) {
   ASSERT_STR_EQ(http_header(&r, "X-Content-Type-Options"), "nosniff");
   ASSERT(http_header(&r, "Content-Disposition") == NULL);
   snprintf(want, sizeof(want), "threadcreate profile: total %d\n", nthreads());
-  ASSERT(strncmp(http_body(&r, &len), want, strlen(want)) == 0);
+  ASSERT_STARTS_WITH(http_body(&r, &len), want);
   run_free(&r);
 
   get(h, "/debug/pprof/mutex?debug=1", NULL, &r);
@@ -603,7 +607,7 @@ TEST_IMPL(routes_threadcreate_delta) {
   body = http_body(&r, &len);
   snprintf(path, sizeof(path), "%s/delta.pb.gz", test_tmpdir());
   fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, body, len), (ssize_t)len);
   close(fd);
   run_free(&r);
@@ -650,7 +654,7 @@ TEST_IMPL(routes_head) {
   ASSERT_EQ(tcp_send(fd, req, sizeof(req) - 1), 0);
   raw = tcp_read_all(fd, 10000, &len);
   close(fd);
-  ASSERT(strncmp(raw, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  ASSERT_STARTS_WITH(raw, "HTTP/1.1 200 OK\r\n");
   end = strstr(raw, "\r\n\r\n");
   ASSERT(end != NULL);
   ASSERT_EQ(end + 4 - raw, (long long)len);
@@ -668,7 +672,7 @@ TEST_IMPL(routes_post) {
   get(h, "/debug/pprof/threadcreate?debug=1", post, &r);
   ASSERT_EQ(http_status(&r), 200);
   ASSERT_STR_EQ(http_header(&r, "Content-Type"), TEXT);
-  ASSERT(strncmp(http_body(&r, &len), "threadcreate profile: total ", 28) == 0);
+  ASSERT_STARTS_WITH(http_body(&r, &len), "threadcreate profile: total ");
   run_free(&r);
 
   get(h, "/debug/pprof/mutex", post, &r);

@@ -53,7 +53,7 @@ static int source_line(const char* tag) {
 static void self_exe(char* buf, size_t size) {
   ssize_t n = readlink("/proc/self/exe", buf, size - 1);
 
-  ASSERT(n > 0);
+  ASSERT_GT(n, 0);
   buf[n] = '\0';
 }
 
@@ -83,7 +83,8 @@ static void expect_function(uintptr_t addr, const char* name, uintptr_t start,
   ASSERT_STR_EQ(f[0].name, name);
   ASSERT_EQ(f[0].start, start);
   ASSERT_STR_EQ(f[0].file, FUNCS_C);
-  ASSERT(f[0].line >= source_line(begin) && f[0].line <= source_line(end));
+  ASSERT_GE(f[0].line, source_line(begin));
+  ASSERT_LE(f[0].line, source_line(end));
   ASSERT_STR_EQ(f[0].module, exe);
 }
 
@@ -96,7 +97,7 @@ static void expect_line(const profile_t* p,
                         const char* name, const char* file, int line) {
   const Perftools__Profiles__Function* fn;
 
-  ASSERT(i < loc->n_line);
+  ASSERT_LT(i, loc->n_line);
   fn = profile_function(p, loc->line[i]->function_id);
   ASSERT_STR_EQ(profile_str(p, fn->name), name);
   ASSERT_STR_EQ(profile_str(p, fn->system_name), name);
@@ -182,7 +183,7 @@ static uintptr_t own_section(const char* name, size_t* size) {
   self_exe(exe, sizeof(exe));
   elf_version(EV_CURRENT);
   fd = open(exe, O_RDONLY | O_CLOEXEC);
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   elf = elf_begin(fd, ELF_C_READ, NULL);
   ASSERT(elf != NULL);
   ASSERT_EQ(elf_getshdrstrndx(elf, &shstrndx), 0);
@@ -216,9 +217,10 @@ TEST_IMPL(symbolize_sizes) {
   ASSERT_EQ(lookup(init, f), 1);
   ASSERT_STR_EQ(f[0].name, "_init");
   link_init = own_section(".init", &size);
-  ASSERT(link_init != 0);
+  ASSERT_NE(link_init, 0);
   plt = own_section(".plt", &size);
-  ASSERT(plt != 0 && size > 0);
+  ASSERT_NE(plt, 0);
+  ASSERT_GT(size, 0);
   /* .init starts with _init: the same bias moves both sections. */
   plt += init - link_init;
   ASSERT_EQ(lookup(plt + size / 2, f), 1);
@@ -249,7 +251,7 @@ TEST_IMPL(symbolize_inlined) {
   ASSERT_STR_EQ(f[1].file, FUNCS_C);
   ASSERT_EQ(f[1].line, source_line("outer"));
   ASSERT_EQ(f[1].start, outer);
-  ASSERT(pc - 1 > outer);
+  ASSERT_GT(pc - 1, outer);
 
   /* Room for one frame: the outermost, the real function. */
   ASSERT_EQ(uv_pprof__symbolize(pc - 1, f, 1), 1);
@@ -269,10 +271,10 @@ TEST_IMPL(symbolize_libc) {
   size_t n;
 
   ASSERT(fn != NULL);
-  ASSERT(dladdr(fn, &info) != 0);
+  ASSERT_NE(dladdr(fn, &info), 0);
   ASSERT_CONTAINS(info.dli_fname, "libc.so");
   n = lookup((uintptr_t)fn + 1, f);
-  ASSERT(n >= 1);
+  ASSERT_GE(n, 1);
   ASSERT_STR_EQ(f[n - 1].name, "getpid");
   ASSERT_EQ(f[n - 1].start, (uintptr_t)fn);
   ASSERT_STR_EQ(base_name(f[n - 1].module), base_name(info.dli_fname));
@@ -310,13 +312,15 @@ TEST_IMPL(symbolize_dlopen) {
   pg = (uintptr_t)dlsym(h, "sym_plugin_global");
   pa = (uintptr_t)dlsym(h, "sym_plugin_weak");
   *(void**)&static_addr = dlsym(h, "sym_plugin_static_addr");
-  ASSERT(pg != 0 && pa != 0 && static_addr != NULL);
+  ASSERT_NE(pg, 0);
+  ASSERT_NE(pa, 0);
+  ASSERT(static_addr != NULL);
   ps = static_addr();
   ASSERT_EQ(lookup(pg + 1, f), 1);
   ASSERT_STR_EQ(f[0].name, "sym_plugin_global");
   ASSERT_EQ(f[0].start, pg);
   ASSERT_STR_EQ(f[0].file, PLUGIN_C);
-  ASSERT(f[0].line > 0);
+  ASSERT_GT(f[0].line, 0);
   ASSERT(same_file(f[0].module, SYM_PLUGIN));
   old_name = f[0].name;
   ASSERT_EQ(lookup(ps + 1, f), 1);
@@ -333,7 +337,9 @@ TEST_IMPL(symbolize_dlopen) {
   pg = (uintptr_t)dlsym(hs, "sym_plugin_global");
   pa = (uintptr_t)dlsym(hs, "sym_plugin_weak");
   *(void**)&static_addr = dlsym(hs, "sym_plugin_static_addr");
-  ASSERT(pg != 0 && pa != 0 && static_addr != NULL);
+  ASSERT_NE(pg, 0);
+  ASSERT_NE(pa, 0);
+  ASSERT(static_addr != NULL);
   ps = static_addr();
   ASSERT_EQ(lookup(pg + 1, f), 1);
   ASSERT_STR_EQ(f[0].name, "sym_plugin_global");
@@ -422,7 +428,7 @@ TEST_IMPL(symbolize_builder) {
   addrs[4] = 0x10;                     /* nothing there */
   b = build(addrs, 5, ids);
   ids[5] = uv_pprof__builder_frame(b, "thread main", NULL);
-  ASSERT(ids[5] != 0);
+  ASSERT_NE(ids[5], 0);
   p = encode_decode(b);
 
   l = profile_location(p, ids[0]);
@@ -433,12 +439,12 @@ TEST_IMPL(symbolize_builder) {
   l = profile_location(p, ids[1]);
   ASSERT_EQ(l->n_line, 1);
   expect_line(p, l, 0, "sym_static", FUNCS_C, -1);
-  ASSERT(l->line[0]->line >= source_line("static-begin") &&
-         l->line[0]->line <= source_line("static-end"));
+  ASSERT_GE(l->line[0]->line, source_line("static-begin"));
+  ASSERT_LE(l->line[0]->line, source_line("static-end"));
   l = profile_location(p, ids[2]);
   expect_line(p, l, 0, "sym_global", FUNCS_C, -1);
   l = profile_location(p, ids[3]);
-  ASSERT(l->n_line >= 1);
+  ASSERT_GE(l->n_line, 1);
   expect_line(p, l, l->n_line - 1, "getpid", NULL, -1);
   l = profile_location(p, ids[4]);
   ASSERT_EQ(l->address, 0x10);
@@ -563,7 +569,7 @@ TEST_IMPL(symbolize_text_frames) {
   /* One line per frame, inlined ones first, call sites (pc - 1). */
   snprintf(want, sizeof(want), "#\t0x%" PRIxPTR "\tsym_inlined+0x%" PRIxPTR,
            pc - 1, pc - 1 - outer);
-  ASSERT(strncmp(text.base, want, strlen(want)) == 0);
+  ASSERT_STARTS_WITH(text.base, want);
   snprintf(want, sizeof(want), "\t%s:%d\n#\t0x%" PRIxPTR, FUNCS_C,
            source_line("inlined"), pc - 1);
   ASSERT_CONTAINS(text.base, want);
@@ -599,9 +605,9 @@ TEST_IMPL(symbolize_text_frames) {
            "goroutine profile: total 3\n3 @ 0x%" PRIxPTR " 0x%" PRIxPTR
            "\n#\t0x%" PRIxPTR "\tsym_inlined+0x",
            pcs[0], pcs[1], pc - 1);
-  ASSERT(strncmp(text.base, want, strlen(want)) == 0);
+  ASSERT_STARTS_WITH(text.base, want);
   ASSERT_CONTAINS(text.base, "\tsym_static+0x0\t");
-  ASSERT(strcmp(text.base + text.len - 3, "\n\n") == 0);
+  ASSERT_STR_EQ(text.base + text.len - 3, "\n\n");
   uv_pprof__buf_free(&text);
   uv_pprof__symbolizer_reset();
   return 0;
@@ -769,7 +775,7 @@ static void read_request(int fd, uv_pprof__buf_t* req, size_t* head_len) {
   for (;;) {
     char* end;
     ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-    ASSERT(n > 0);
+    ASSERT_GT(n, 0);
     ASSERT_EQ(uv_pprof__buf_append(req, chunk, (size_t)n), 0);
     end = memmem(req->base, req->len, "\r\n\r\n", 4);
     if (end == NULL)
@@ -784,7 +790,7 @@ static void read_request(int fd, uv_pprof__buf_t* req, size_t* head_len) {
     body_len = strtoul(cl + 17, NULL, 10);
   while (req->len < *head_len + body_len) {
     ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
-    ASSERT(n > 0);
+    ASSERT_GT(n, 0);
     ASSERT_EQ(uv_pprof__buf_append(req, chunk, (size_t)n), 0);
   }
 }
@@ -865,7 +871,7 @@ static void relay_start(relay_t* rl, int target_port,
   rl->target_port = target_port;
   rl->profile = profile;
   rl->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT(rl->fd >= 0);
+  ASSERT_GE(rl->fd, 0);
   setsockopt(rl->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   memset(&sa, 0, sizeof(sa));
   sa.sin_family = AF_INET;
@@ -904,7 +910,7 @@ static void unsymbolized_profile(const uintptr_t* addrs, size_t n,
   size_t size;
   size_t i;
 
-  ASSERT(n <= 8);
+  ASSERT_LE(n, 8);
   p = encode_decode(build(addrs, n, ids));
   copy = *p;
   locs = calloc(p->n_location, sizeof(*locs));
@@ -1011,7 +1017,8 @@ TEST_IMPL(symbol_served_protos) {
   for (p = body; (p = strstr(p, "<a href='")) != NULL && nnames < 32;) {
     const char* q = strstr(p, "?debug=1'");
     p += 9;
-    ASSERT(q != NULL && q - p < 32);
+    ASSERT(q != NULL);
+    ASSERT_LT(q - p, 32);
     snprintf(names[nnames++], sizeof(names[0]), "%.*s", (int)(q - p), p);
   }
   run_free(&r);
@@ -1034,8 +1041,10 @@ TEST_IMPL(symbol_served_protos) {
     for (j = 0; j < prof->n_location; j++)
       addressed +=
           prof->location[j]->address != 0 && prof->location[j]->mapping_id == 1;
-    if (addressed != 0)
-      ASSERT(prof->n_mapping > 0 && prof->mapping[0]->has_functions);
+    if (addressed != 0) {
+      ASSERT_GT(prof->n_mapping, 0);
+      ASSERT(prof->mapping[0]->has_functions);
+    }
     perftools__profiles__profile__free_unpacked(prof, NULL);
     run_free(&r);
 
@@ -1048,7 +1057,7 @@ TEST_IMPL(symbol_served_protos) {
     run_free(&r);
     nread++;
   }
-  ASSERT(nread >= 3);
+  ASSERT_GE(nread, 3);
   host_stop(h);
   return 0;
 }

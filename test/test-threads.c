@@ -18,9 +18,10 @@ TEST_IMPL(threads_read_names) {
   read_comm(comm, sizeof(comm));
   helper_thread_start(&h);
   ASSERT_EQ(uv_pprof__threads_read(&threads, &n), 0);
-  ASSERT(n >= 2);
+  ASSERT_GE(n, 2);
   for (i = 0; i < n; i++) {
-    ASSERT(i == 0 || threads[i - 1].tid < threads[i].tid);
+    if (i != 0)
+      ASSERT_LT(threads[i - 1].tid, threads[i].tid);
     ASSERT(strchr(threads[i].name, '\n') == NULL);
     if (threads[i].tid == gettid()) {
       ASSERT_STR_EQ(threads[i].name, comm);

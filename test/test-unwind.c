@@ -143,7 +143,7 @@ static void load(const char* path, void** handle, uintptr_t* lo,
   ASSERT(*handle != NULL);
   fn = dlsym(*handle, "unwindmod_burn");
   ASSERT(fn != NULL);
-  ASSERT(dladdr(fn, &info) != 0);
+  ASSERT_NE(dladdr(fn, &info), 0);
   eh = info.dli_fbase;
   ph = (const ElfW(Phdr)*)((const char*)eh + eh->e_phoff);
   *lo = (uintptr_t)info.dli_fbase;
@@ -166,9 +166,9 @@ static const char* name_at(uintptr_t pc) {
 static void expect_callers(const check_t* c) {
   int i;
 
-  ASSERT(c->kept > 0);
+  ASSERT_GT(c->kept, 0);
   for (i = 0; i < c->kept; i++) {
-    ASSERT(c->depth[i] >= 3);
+    ASSERT_GE(c->depth[i], 3);
     ASSERT_STR_EQ(name_at(c->stacks[i][0]), "unwindmod_burn");
     ASSERT_STR_EQ(name_at(c->stacks[i][1]), "burn_in_module");
     ASSERT_STR_EQ(name_at(c->stacks[i][2]), "burner");
@@ -210,12 +210,12 @@ TEST_IMPL(unwind_rules_match_libdw) {
           c->compared, c->in_module,
           (unsigned long long)(st1.by_rules - st0.by_rules),
           (unsigned long long)(st1.by_libdw - st0.by_libdw));
-  ASSERT(c->compared >= 50);
+  ASSERT_GE(c->compared, 50);
   ASSERT_EQ(c->differ, 0);
-  ASSERT(c->in_module >= 10);
+  ASSERT_GE(c->in_module, 10);
   /* The rule table did the work (libdw's own unwinder only for stacks it
    * cannot express), so the comparison compared two unwinders. */
-  ASSERT(st1.by_rules - st0.by_rules >= (uint64_t)c->compared * 3 / 4);
+  ASSERT_GE(st1.by_rules - st0.by_rules, (uint64_t)c->compared * 3 / 4);
   expect_callers(c);
   dlclose(mod);
   return 0;
@@ -245,7 +245,7 @@ TEST_IMPL(unwind_rules_after_reload) {
   uv_pprof__sampler_drain(on_sample, &checks[0]);
   sample(BURN_MODULE, 1500, 20, &checks[0]);
   uv_pprof__unwind_stats(&st0);
-  ASSERT(st0.cached > 0);
+  ASSERT_GT(st0.cached, 0);
 
   /* The burner is idle, out of the module, and every sample of the first
    * build has been drained: swap the builds. */
@@ -264,11 +264,11 @@ TEST_IMPL(unwind_rules_after_reload) {
     fprintf(stderr, "build %c: %d samples compared, %d in the module\n",
             'a' + i, checks[i].compared, checks[i].in_module);
     ASSERT_EQ(checks[i].differ, 0);
-    ASSERT(checks[i].in_module >= 10);
+    ASSERT_GE(checks[i].in_module, 10);
     expect_callers(&checks[i]);
   }
-  ASSERT(st1.flushes > st0.flushes);
-  ASSERT(st1.by_rules > st0.by_rules);
+  ASSERT_GT(st1.flushes, st0.flushes);
+  ASSERT_GT(st1.by_rules, st0.by_rules);
   dlclose(mod);
   return 0;
 }

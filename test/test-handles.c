@@ -283,19 +283,13 @@ static void headers(char* dump) {
 
 /* ---- tests -------------------------------------------------------------- */
 
-TEST_IMPL(handles_counts) {
-  test_host_t* h = start_world();
+/* Proto: `go tool pprof -top` names every callback with its count. */
+static void check_counts_proto(test_host_t* h) {
   const char* top_args[] = {"-top", "-nodecount=100", NULL, NULL};
-  const char* file;
-  char* text;
-  char* dump;
-  char* again;
   char total[64];
   run_result_t r;
 
-  /* Proto: `go tool pprof -top` names every callback with its count. */
-  file = save(h, "/debug/pprof/goroutine", "g.pb.gz");
-  top_args[2] = file;
+  top_args[2] = save(h, "/debug/pprof/goroutine", "g.pb.gz");
   go_pprof(top_args, &r);
   expect_top(r.out, "tick_a", NTIMERS, NTIMERS);
   expect_top(r.out, "on_tick", 1, 1);
@@ -314,9 +308,13 @@ TEST_IMPL(handles_counts) {
   ASSERT_CONTAINS(r.out, total);
   ASSERT_CONTAINS(r.out, "Type: goroutine");
   run_free(&r);
+}
 
-  /* debug=1: Go's grouped layout, the biggest group first. */
-  text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
+/* debug=1: Go's grouped layout, the biggest group first. */
+static void check_counts_debug1(test_host_t* h) {
+  char* text = fetch_body(h, "/debug/pprof/goroutine?debug=1");
+  char total[64];
+
   snprintf(total, sizeof(total), "goroutine profile: total %d\n137 @ 0x",
            NWORLD + HOST_OWN);
   ASSERT_STARTS_WITH(text, total);
@@ -337,9 +335,14 @@ TEST_IMPL(handles_counts) {
   ASSERT_NOT_CONTAINS(text, "on_connection");
   ASSERT_NOT_CONTAINS(text, "on_timeout");
   ASSERT_NOT_CONTAINS(text, "on_async");
+  free(text);
+}
 
-  /* debug=2: one block per handle, greppable by type and callback. */
-  dump = fetch_body(h, "/debug/pprof/goroutine?debug=2");
+/* debug=2: one block per handle, greppable by type and callback. Returns
+ * the dump (malloc'd). */
+static char* check_counts_debug2(test_host_t* h) {
+  char* dump = fetch_body(h, "/debug/pprof/goroutine?debug=2");
+
   ASSERT_EQ(count_of(dump, "goroutine "), NWORLD + HOST_OWN);
   ASSERT_STARTS_WITH(dump, "goroutine ");
   ASSERT_EQ(count_of(dump, "\ntick_a(...)\n\t"), NTIMERS);
@@ -366,23 +369,41 @@ TEST_IMPL(handles_counts) {
   ASSERT_NOT_CONTAINS(dump, "on_connection");
   ASSERT_NOT_CONTAINS(dump, "on_timeout");
   ASSERT_NOT_CONTAINS(dump, "on_async");
+  return dump;
+}
 
-  /* Ids stay with their handles from one snapshot to the next. */
-  again = fetch_body(h, "/debug/pprof/goroutine?debug=2");
+/* Ids stay with their handles from one snapshot (dump) to the next. */
+static void check_ids_kept(test_host_t* h, char* dump) {
+  char* again = fetch_body(h, "/debug/pprof/goroutine?debug=2");
+
   headers(dump);
   headers(again);
   ASSERT_STR_EQ(again, dump);
+  free(again);
+}
 
-  /* The index counts live handles. */
-  free(text);
-  text = fetch_body(h, "/debug/pprof/");
+/* The index counts live handles. */
+static void check_index_count(test_host_t* h) {
+  char* text = fetch_body(h, "/debug/pprof/");
+  char total[64];
+
   snprintf(total, sizeof(total),
            "<tr><td>%d</td><td><a href='goroutine?debug=1'>",
            NWORLD + HOST_OWN);
   ASSERT_CONTAINS(text, total);
   free(text);
+}
+
+TEST_IMPL(handles_counts) {
+  test_host_t* h = start_world();
+  char* dump;
+
+  check_counts_proto(h);
+  check_counts_debug1(h);
+  dump = check_counts_debug2(h);
+  check_ids_kept(h, dump);
+  check_index_count(h);
   free(dump);
-  free(again);
   stop_world(h);
   return 0;
 }

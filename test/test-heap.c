@@ -480,6 +480,69 @@ static uint32_t next_random(uint32_t* state) {
   return x;
 }
 
+/* The parser refuses text[0..len): UV_EINVAL, nothing kept. */
+static void expect_refused(const char* text, size_t len) {
+  uv_pprof__je_dump_t d;
+
+  if (parse_guarded(text, len, &d) != UV_EINVAL) {
+    fprintf(stderr, "accepted: \"%s\"\n", text);
+    ASSERT(0);
+  }
+  ASSERT(d.stacks == NULL);
+  ASSERT(d.frames == NULL);
+  ASSERT_EQ(d.nstacks, 0);
+}
+
+static void expect_accepted(const char* text) {
+  uv_pprof__je_dump_t d;
+
+  if (parse_guarded(text, strlen(text), &d) != 0) {
+    fprintf(stderr, "refused: \"%s\"\n", text);
+    ASSERT(0);
+  }
+  check_dump(&d);
+  uv_pprof__je_dump_free(&d);
+}
+
+/* An answer either way, never a crash or a read past the end; a dump when
+ * accepted. */
+static void expect_either(const char* text, size_t len) {
+  uv_pprof__je_dump_t d;
+  int rc = parse_guarded(text, len, &d);
+
+  ASSERT(rc == 0 || rc == UV_EINVAL);
+  if (rc == 0)
+    check_dump(&d);
+  uv_pprof__je_dump_free(&d);
+}
+
+/* Every prefix of the real dump `name`, and 3000 single-byte mutations of it
+ * (drawn from *seed). */
+static void mutate_fixture(const char* name, uint32_t* seed) {
+  static const char alphabet[] = "@0x:[] t*\n0123456789abcdef";
+  char path[512];
+  size_t len;
+  size_t i;
+  char* text;
+  char* copy;
+
+  snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
+  text = read_whole(path, &len);
+  for (i = 0; i <= len; i++)
+    expect_either(text, i);
+  copy = malloc(len + 1);
+  ASSERT(copy != NULL);
+  for (i = 0; i < 3000; i++) {
+    memcpy(copy, text, len);
+    copy[next_random(seed) % len] =
+        (i & 1) ? (char)(next_random(seed) & 0xff)
+                : alphabet[next_random(seed) % (sizeof(alphabet) - 1)];
+    expect_either(copy, len);
+  }
+  free(copy);
+  free(text);
+}
+
 TEST_IMPL(heap_parse_garbage) {
   static const char* const bad[] = {
       "",
@@ -520,67 +583,20 @@ TEST_IMPL(heap_parse_garbage) {
   static const char* const names[] = {"dynamic_prof_accum_lg17.heap",
                                       "static_lg0_entrypoints.heap",
                                       "static_lg17.heap"};
-  static const char alphabet[] = "@0x:[] t*\n0123456789abcdef";
-  uv_pprof__je_dump_t d;
   uint32_t seed = 2463534242u;
   size_t i;
-  size_t f;
 
   for (i = 0; i < UV_PPROF__ARRAY_SIZE(bad); i++) {
     size_t len = strlen(bad[i]);
     if (i == UV_PPROF__ARRAY_SIZE(bad) - 1)
       len += 7; /* the one with a NUL inside */
-    if (parse_guarded(bad[i], len, &d) != UV_EINVAL) {
-      fprintf(stderr, "accepted: \"%s\"\n", bad[i]);
-      ASSERT(0);
-    }
-    ASSERT(d.stacks == NULL);
-    ASSERT(d.frames == NULL);
-    ASSERT_EQ(d.nstacks, 0);
+    expect_refused(bad[i], len);
   }
-  for (i = 0; i < UV_PPROF__ARRAY_SIZE(good); i++) {
-    if (parse_guarded(good[i], strlen(good[i]), &d) != 0) {
-      fprintf(stderr, "refused: \"%s\"\n", good[i]);
-      ASSERT(0);
-    }
-    check_dump(&d);
-    uv_pprof__je_dump_free(&d);
-  }
-
-  /* Every prefix of real dumps, and thousands of single-byte mutations:
-   * an answer either way, never a crash or a read past the end. */
-  for (f = 0; f < UV_PPROF__ARRAY_SIZE(names); f++) {
-    char path[512];
-    size_t len;
-    char* text;
-    char* copy;
-
-    snprintf(path, sizeof(path), "%s/%s", FIXTURES, names[f]);
-    text = read_whole(path, &len);
-    for (i = 0; i <= len; i++) {
-      int rc = parse_guarded(text, i, &d);
-      ASSERT(rc == 0 || rc == UV_EINVAL);
-      if (rc == 0)
-        check_dump(&d);
-      uv_pprof__je_dump_free(&d);
-    }
-    copy = malloc(len + 1);
-    ASSERT(copy != NULL);
-    for (i = 0; i < 3000; i++) {
-      int rc;
-      memcpy(copy, text, len);
-      copy[next_random(&seed) % len] =
-          (i & 1) ? (char)(next_random(&seed) & 0xff)
-                  : alphabet[next_random(&seed) % (sizeof(alphabet) - 1)];
-      rc = parse_guarded(copy, len, &d);
-      ASSERT(rc == 0 || rc == UV_EINVAL);
-      if (rc == 0)
-        check_dump(&d);
-      uv_pprof__je_dump_free(&d);
-    }
-    free(copy);
-    free(text);
-  }
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(good); i++)
+    expect_accepted(good[i]);
+  /* Every prefix of real dumps, and thousands of single-byte mutations. */
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(names); i++)
+    mutate_fixture(names[i], &seed);
   return 0;
 }
 

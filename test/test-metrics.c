@@ -168,9 +168,25 @@ static double prom_handles(int port, const char* loop, const char* type) {
                     loop, type);
 }
 
-TEST_IMPL(metrics_prometheus) {
-  host_t h;
-  child_t prom;
+/* Answers Prometheus will find counted: three of cmdline, one 404. */
+static void make_answers(const host_t* h) {
+  run_result_t r;
+  int i;
+
+  for (i = 0; i < 3; i++) {
+    host_get(h, "/debug/pprof/cmdline", &r);
+    ASSERT_EQ(http_status(&r), 200);
+    run_free(&r);
+  }
+  host_get(h, "/debug/pprof/nosuchprofile", &r);
+  ASSERT_EQ(http_status(&r), 404);
+  run_free(&r);
+}
+
+/* Starts Prometheus (its own configuration and data directory, on a free
+ * port) scraping h every second; returns its port once three scrapes of the
+ * main loop's idle time are in (bounded: 120 s). */
+static int prom_start(child_t* prom, const host_t* h) {
   char config[512];
   char data[512];
   char config_arg[600];
@@ -178,28 +194,10 @@ TEST_IMPL(metrics_prometheus) {
   char listen_arg[64];
   const char* argv[] = {"/usr/bin/prometheus", config_arg, data_arg, listen_arg,
                         "--log.level=warn",    NULL};
-  const char* m;
-  const char* s;
-  const char* body;
-  size_t len;
-  run_result_t r;
+  const char* m = h->main_loop;
   FILE* f;
   int pport;
   int i;
-  double v;
-
-  host_run(&h, jemalloc_env);
-  m = h.main_loop;
-  s = h.second_loop;
-  /* Answers Prometheus will find counted. */
-  for (i = 0; i < 3; i++) {
-    host_get(&h, "/debug/pprof/cmdline", &r);
-    ASSERT_EQ(http_status(&r), 200);
-    run_free(&r);
-  }
-  host_get(&h, "/debug/pprof/nosuchprofile", &r);
-  ASSERT_EQ(http_status(&r), 404);
-  run_free(&r);
 
   snprintf(config, sizeof(config), "%s/prometheus.yml", test_tmpdir());
   snprintf(data, sizeof(data), "%s/prometheus-data", test_tmpdir());
@@ -209,16 +207,14 @@ TEST_IMPL(metrics_prometheus) {
           "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
           "scrape_configs:\n  - job_name: uv_pprof\n    static_configs:\n"
           "      - targets: ['127.0.0.1:%d']\n",
-          h.port);
+          h->port);
   fclose(f);
   pport = free_port();
   snprintf(config_arg, sizeof(config_arg), "--config.file=%s", config);
   snprintf(data_arg, sizeof(data_arg), "--storage.tsdb.path=%s", data);
   snprintf(listen_arg, sizeof(listen_arg), "--web.listen-address=127.0.0.1:%d",
            pport);
-  child_start(&prom, "prometheus", argv, NULL);
-
-  /* Three scrapes of the main loop's idle time are in (bounded: 120 s). */
+  child_start(prom, "prometheus", argv, NULL);
   for (i = 0; i < 240; i++) {
     char q[256];
     double n = 0;
@@ -231,12 +227,18 @@ TEST_IMPL(metrics_prometheus) {
     usleep(500000);
   }
   if (i == 240) {
-    child_dump_log(&prom);
+    child_dump_log(prom);
     ASSERT(0);
   }
+  return pport;
+}
 
-  ASSERT_EQ(prom_value(pport, "up{job=\"uv_pprof\"}"), 1);
-  /* Handles by loop and type: exactly what the host made. */
+/* Handles by loop and type, and requests in flight: exactly what the host
+ * made. */
+static void check_prom_handles(int pport, const host_t* h) {
+  const char* m = h->main_loop;
+  const char* s = h->second_loop;
+
   ASSERT_EQ(prom_query(pport, "uv_pprof_handles", NULL), 5);
   ASSERT_EQ(prom_handles(pport, m, "timer"), 5);
   ASSERT_EQ(prom_handles(pport, m, "idle"), 3);
@@ -249,8 +251,15 @@ TEST_IMPL(metrics_prometheus) {
             2);
   ASSERT_EQ(prom_value(pport, "uv_pprof_loop_active_requests{loop=\"%s\"}", s),
             1);
-  /* The second loop never waits (its idle callback sleeps); the main loop
-   * mostly does. */
+}
+
+/* The second loop never waits (its idle callback sleeps); the main loop
+ * mostly does. */
+static void check_prom_loops(int pport, const host_t* h) {
+  const char* m = h->main_loop;
+  const char* s = h->second_loop;
+  double v;
+
   v = prom_value(pport, "uv_pprof_loop_utilization_ratio{loop=\"%s\"}", s);
   ASSERT_GT(v, 0.9);
   ASSERT_LE(v, 1.0);
@@ -271,7 +280,12 @@ TEST_IMPL(metrics_prometheus) {
                  "total{loop=\"%s\"}[1m])",
                  s, s),
       0.1);
-  /* jemalloc, preloaded: its figures, the 64 MiB block among them. */
+}
+
+/* jemalloc, preloaded: its figures, the 64 MiB block among them; RSS. */
+static void check_prom_memory(int pport, const host_t* h) {
+  double v;
+
   ASSERT_EQ(prom_value(pport,
                        "uv_pprof_allocator_info{allocator=\"jemalloc\","
                        "object=\"libjemalloc.so.2\"}"),
@@ -297,9 +311,12 @@ TEST_IMPL(metrics_prometheus) {
   /* RSS: the live block is resident; /proc agrees. */
   v = prom_value(pport, "uv_pprof_process_resident_memory_bytes");
   ASSERT_GE(v, LIVE_MIB * MIB);
-  ASSERT_GT(v, host_rss(&h) / 2);
-  ASSERT_LT(v, host_rss(&h) * 2);
-  /* uv_pprof's own answers, by endpoint. */
+  ASSERT_GT(v, host_rss(h) / 2);
+  ASSERT_LT(v, host_rss(h) * 2);
+}
+
+/* uv_pprof's own answers, by endpoint. */
+static void check_prom_requests(int pport) {
   ASSERT_EQ(prom_value(pport,
                        "uv_pprof_requests_total{endpoint=\"cmdline\","
                        "code=\"2xx\"}"),
@@ -327,15 +344,36 @@ TEST_IMPL(metrics_prometheus) {
             0);
   ASSERT_EQ(prom_query(pport, "uv_pprof_requests_total{code=\"5xx\"}", NULL),
             0);
+}
 
-  /* The jemalloc figures' names pass promtool's linter too. */
-  host_get(&h, "/metrics", &r);
+/* The jemalloc figures' names pass promtool's linter too. */
+static void lint_jemalloc_metrics(const host_t* h) {
+  const char* body;
+  size_t len;
+  run_result_t r;
+
+  host_get(h, "/metrics", &r);
   ASSERT_EQ(http_status(&r), 200);
   body = http_body(&r, &len);
   ASSERT_CONTAINS(body, "\nuv_pprof_jemalloc_retained_bytes ");
   promtool_lint(body, len);
   run_free(&r);
+}
 
+TEST_IMPL(metrics_prometheus) {
+  host_t h;
+  child_t prom;
+  int pport;
+
+  host_run(&h, jemalloc_env);
+  make_answers(&h);
+  pport = prom_start(&prom, &h);
+  ASSERT_EQ(prom_value(pport, "up{job=\"uv_pprof\"}"), 1);
+  check_prom_handles(pport, &h);
+  check_prom_loops(pport, &h);
+  check_prom_memory(pport, &h);
+  check_prom_requests(pport);
+  lint_jemalloc_metrics(&h);
   child_stop(&prom);
   child_stop(&h.child);
   return 0;

@@ -50,13 +50,6 @@ static int source_line(const char* tag) {
   return 0;
 }
 
-static void self_exe(char* buf, size_t size) {
-  ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-
-  ASSERT_GT(n, 0);
-  buf[n] = '\0';
-}
-
 static const char* base_name(const char* path) {
   const char* slash = strrchr(path, '/');
 
@@ -76,7 +69,7 @@ static void expect_function(uintptr_t addr, const char* name, uintptr_t start,
   char end[32];
   char exe[PATH_MAX];
 
-  self_exe(exe, sizeof(exe));
+  read_exe(exe, sizeof(exe));
   snprintf(begin, sizeof(begin), "%s-begin", tag);
   snprintf(end, sizeof(end), "%s-end", tag);
   ASSERT_EQ(lookup(addr, f), 1);
@@ -180,7 +173,7 @@ static uintptr_t own_section(const char* name, size_t* size) {
   Elf* elf;
   int fd;
 
-  self_exe(exe, sizeof(exe));
+  read_exe(exe, sizeof(exe));
   elf_version(EV_CURRENT);
   fd = open(exe, O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -402,34 +395,15 @@ TEST_IMPL(symbolize_reset) {
 /* The builder at encode: one Function per (name, file), Lines innermost
  * first, unresolved addresses left bare, named frames as they were, and
  * each mapping's flags; `go tool pprof` then reads it with no warning. */
-TEST_IMPL(symbolize_builder) {
-  void* getpid_fn = dlsym(RTLD_DEFAULT, "getpid");
-  uintptr_t pc = sym_outer();
-  uintptr_t addrs[5];
-  uint64_t ids[6];
-  uv_pprof__builder_t* b;
+/* Locations: frames named with file and line (two for the inlined call),
+ * nothing for an address outside every mapping, a named frame as written;
+ * one Function per (name, file). */
+static void check_symbolized_locations(const profile_t* p,
+                                       const uintptr_t* addrs,
+                                       const uint64_t* ids) {
   const Perftools__Profiles__Location* l;
-  const Perftools__Profiles__Mapping* m;
-  const char* args[3];
-  uv_pprof__buf_t gz;
-  run_result_t r;
-  profile_t* p;
-  char path[256];
-  char exe[PATH_MAX];
-  FILE* out;
-  size_t i;
   int outer_functions = 0;
-
-  self_exe(exe, sizeof(exe));
-  addrs[0] = pc - 1; /* two frames, inlined */
-  addrs[1] = sym_static_addr() + 2;
-  addrs[2] = (uintptr_t)&sym_global + 4;
-  addrs[3] = (uintptr_t)getpid_fn + 1; /* libc: no file */
-  addrs[4] = 0x10;                     /* nothing there */
-  b = build(addrs, 5, ids);
-  ids[5] = uv_pprof__builder_frame(b, "thread main", NULL);
-  ASSERT_NE(ids[5], 0);
-  p = encode_decode(b);
+  size_t i;
 
   l = profile_location(p, ids[0]);
   ASSERT_EQ(l->address, addrs[0]);
@@ -456,13 +430,20 @@ TEST_IMPL(symbolize_builder) {
   ASSERT_EQ(l->n_line, 1);
   expect_line(p, l, 0, "thread main", "", 0);
 
-  /* One Function per (name, file). */
   for (i = 0; i < p->n_function; i++)
     outer_functions +=
         strcmp(profile_str(p, p->function[i]->name), "sym_outer") == 0;
   ASSERT_EQ(outer_functions, 1);
+}
 
-  /* The test binary: everything known, with inlining. libc: names. */
+/* Mappings: the test binary's says everything is known, with inlining;
+ * libc's, names; the others nothing. */
+static void check_symbolized_mappings(const profile_t* p, const uint64_t* ids) {
+  const Perftools__Profiles__Mapping* m;
+  char exe[PATH_MAX];
+  size_t i;
+
+  read_exe(exe, sizeof(exe));
   m = profile_mapping(p, profile_location(p, ids[0])->mapping_id);
   ASSERT(m != NULL && m == p->mapping[0]);
   ASSERT_STR_EQ(profile_str(p, m->filename), exe);
@@ -478,9 +459,18 @@ TEST_IMPL(symbolize_builder) {
       ASSERT(!m->has_functions && !m->has_filenames && !m->has_line_numbers &&
              !m->has_inline_frames);
   }
-  perftools__profiles__profile__free_unpacked(p, NULL);
+}
 
-  /* pprof shows the names, trusting them: it opens no binary. */
+/* pprof shows the names, trusting them: it opens no binary. */
+static void check_symbolized_pprof(const uintptr_t* addrs) {
+  uv_pprof__builder_t* b;
+  const char* args[3];
+  uv_pprof__buf_t gz;
+  run_result_t r;
+  char path[256];
+  uint64_t ids[5];
+  FILE* out;
+
   b = build(addrs, 5, ids);
   uv_pprof__buf_init(&gz);
   ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
@@ -500,6 +490,29 @@ TEST_IMPL(symbolize_builder) {
   ASSERT_CONTAINS(r.out, " getpid\n");
   expect_no_pprof_warnings(&r);
   run_free(&r);
+}
+
+TEST_IMPL(symbolize_builder) {
+  void* getpid_fn = dlsym(RTLD_DEFAULT, "getpid");
+  uintptr_t pc = sym_outer();
+  uintptr_t addrs[5];
+  uint64_t ids[6];
+  uv_pprof__builder_t* b;
+  profile_t* p;
+
+  addrs[0] = pc - 1; /* two frames, inlined */
+  addrs[1] = sym_static_addr() + 2;
+  addrs[2] = (uintptr_t)&sym_global + 4;
+  addrs[3] = (uintptr_t)getpid_fn + 1; /* libc: no file */
+  addrs[4] = 0x10;                     /* nothing there */
+  b = build(addrs, 5, ids);
+  ids[5] = uv_pprof__builder_frame(b, "thread main", NULL);
+  ASSERT_NE(ids[5], 0);
+  p = encode_decode(b);
+  check_symbolized_locations(p, addrs, ids);
+  check_symbolized_mappings(p, ids);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  check_symbolized_pprof(addrs);
   uv_pprof__symbolizer_reset();
   return 0;
 }

@@ -1,5 +1,6 @@
-/* The test harness shared by every test file: TEST_IMPL, assertions, and the
- * helpers of helpers.c (running real clients, a host loop on its own thread,
+/* The test harness shared by every test file: TEST_IMPL, assertions that
+ * print what they compared, and the helpers of helpers.c (real clients and
+ * children beside the test, a host loop on its own thread, a named thread,
  * raw sockets). One process per test, as in libuv's runner. */
 #ifndef UV_PPROF_TEST_TASK_H
 #define UV_PPROF_TEST_TASK_H

@@ -41,7 +41,11 @@ async function main() {
   assert.strictEqual(code, 0);
 
   const out = t.pprof(['-top', '-nodefraction=0', file]);
-  const rows = t.topRows(out);
+  // With --cpu-prof, V8's own SIGPROF handler runs on the main thread a
+  // thousand times a second; on a loaded machine it waits there for V8's
+  // profiler thread and can come out as heavy as the spin. It is V8's
+  // profiler at work, not the program's: the spin must outweigh the rest.
+  const rows = t.topRows(out).filter((r) => !(withV8 && r.name.startsWith('v8::sampler::')));
   assert(rows.length > 0 && rows[0].name === 'uv_pprof_node_test_spin',
          `uv_pprof_node_test_spin is not the heaviest function:\n${out}`);
   console.log(out.split('\n').slice(0, 8).join('\n'));

@@ -3,8 +3,9 @@
  * with LD_PRELOAD). Exits with status 9 after SECONDS when all went well.
  *
  *   shortloop SECONDS  a short-lived loop first (a timer, uv_run,
- *                      uv_loop_close), then the main loop with 4 timers and
- *                      a thread running a loop of its own with 2
+ *                      uv_loop_close), then the main loop with 4 timers,
+ *                      which starts a thread running a loop of its own with
+ *                      2
  *   spawn SECONDS      the main loop with 4 timers spawns this program as
  *                      `child` (which runs a loop of its own for 0.5 s)
  *   child              that child: exits 0
@@ -32,6 +33,8 @@
 
 static uv_timer_t timers[4];
 static uv_timer_t stop;
+static uv_timer_t starter;
+static uv_thread_t thread;
 static uv_loop_t thread_loop;
 static uv_timer_t thread_timers[2];
 static uv_async_t thread_stop;
@@ -59,6 +62,12 @@ static void thread_main(void* arg) {
   (void)arg;
   uv_run(&thread_loop, UV_RUN_DEFAULT);
   CHECK(uv_loop_close(&thread_loop) == 0);
+}
+
+/* The main loop, once it runs, starts the thread with a loop of its own. */
+static void on_start_thread(uv_timer_t* t) {
+  CHECK(uv_thread_create(&thread, thread_main, NULL) == 0);
+  uv_close((uv_handle_t*)t, NULL);
 }
 
 static void on_stop(uv_timer_t* t) {
@@ -113,7 +122,6 @@ static void on_exit_cb(uv_process_t* p, int64_t status, int sig) {
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "";
   uv_loop_t* loop;
-  uv_thread_t thread;
   int seconds = argc > 2 ? atoi(argv[2]) : 3;
 
   if (strcmp(mode, "child") == 0) {
@@ -168,7 +176,8 @@ int main(int argc, char** argv) {
   CHECK(uv_async_init(&thread_loop, &thread_stop, on_thread_stop) == 0);
   if (strcmp(mode, "shortloop") == 0)
     start_timers(&thread_loop, thread_timers, 2);
-  CHECK(uv_thread_create(&thread, thread_main, NULL) == 0);
+  CHECK(uv_timer_init(loop, &starter) == 0);
+  CHECK(uv_timer_start(&starter, on_start_thread, 0, 0) == 0);
   if (strcmp(mode, "spawn") == 0) {
     static uv_process_t proc;
     uv_process_options_t o;

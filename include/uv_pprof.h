@@ -85,6 +85,7 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *                   track_handles below).
  *   UV_PPROF_TIMELINE  seconds between the samples of the memory timeline
  *                   (see timeline_seconds below); unset or 0: none.
+ *   UV_PPROF_QUIET  non-empty and not "0": no banner (see quiet above).
  *
  * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
  * stderr and returns 0. On failure prints one line to stderr, leaves nothing
@@ -105,7 +106,13 @@ UV_PPROF_EXTERN int uv_pprof_start_ex(uv_loop_t* loop,
  * connection (requests in flight are abandoned), uv_pprof's worker thread
  * (waiting for the job it is running, if any) and every handle. The handles
  * finish closing when the loop next runs; after that uv_loop_close() returns 0.
- * Returns 0, also when nothing was started on `loop`. */
+ * Returns 0, also when nothing was started on `loop`.
+ *
+ * uv_pprof's handles are hidden from uv_walk() and not counted by
+ * uv_loop_close() (libuv's UV_HANDLE_INTERNAL), so a host may close every
+ * handle it sees first. A host that closes its loop without this call gets
+ * uv_loop_close() == 0 and a server left behind (README, "Shutting down"),
+ * unless libuv_pprof_track is linked or preloaded. */
 UV_PPROF_EXTERN int uv_pprof_stop(uv_loop_t* loop);
 
 /* Copies the address the server on `loop` listens on into *addr (useful with

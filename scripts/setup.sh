@@ -25,6 +25,9 @@ packages=(
   chromium                          # headless screenshots: index, timeline, pprof web UI
   python3                           # the workflow tests (test/*.py)
   bsdextrautils                     # column, in docs/memory-profiling.md
+  python3-uvloop                    # real libuv programs attached by uv-pprof
+  lua5.1 lua-luv                    #   (test/attach.py): an asyncio service,
+  neovim                            #   a luv script, nvim --headless
 )
 # Node's headers: Debian's nodejs has them in libnode-dev; a nodejs that
 # ships them itself (NodeSource's) conflicts with that package.

@@ -1,7 +1,7 @@
 /* The live libuv handles of every registered loop, for the goroutine
  * profile. Each loop is walked on its own thread (its handle queue is not
  * thread-safe): the serving loop when a snapshot is asked, the others when
- * their unref'd uv_async_t asks them to; a walk runs in slices of at most
+ * their wake-up (src/wakeup.c) asks them to; a walk runs in slices of at most
  * 0.5 ms, one per loop iteration, so that 100k handles never stall the loop.
  * A walk only copies small records; the worker then waits for every loop's
  * part, gives each handle its id and age (first-seen bookkeeping, or the
@@ -41,6 +41,8 @@ typedef struct {
   uv_pprof__buf_t strings;
   uv_pprof_track_info_t* track; /* parallel to recs; NULL: no tracker */
   unsigned int active_reqs;     /* the loop's, when its walk ended */
+  uint64_t idle_ns;             /* uv_metrics_idle_time() then */
+  uint64_t read_at;             /* uv_hrtime() then */
   int state;                    /* PART_* */
 } part_t;
 
@@ -67,8 +69,8 @@ typedef struct request_s {
 struct uv_pprof__handles_loop_s {
   uv_loop_t* loop;
   int remote;
-  int sliced;       /* libuv's layout is as expected: walks in slices */
-  uv_async_t async; /* remote loops only */
+  int sliced; /* libuv's layout is as expected: walks in slices */
+  uv_pprof__wakeup_t wakeup; /* remote loops only: walk requests */
   request_t* requests;
   struct slicer_s* walking; /* the walk under way, or NULL */
   size_t hint;              /* records in its last walk */
@@ -106,6 +108,21 @@ static int find_tracker(tracker_t* t) {
   return t->enable != NULL && t->lookup != NULL && t->stack != NULL;
 }
 
+void uv_pprof__handles_fork_prepare(void) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&mu);
+}
+
+void uv_pprof__handles_fork_parent(void) {
+  uv_mutex_unlock(&mu);
+}
+
+void uv_pprof__handles_fork_child(void) {
+  /* Anew: see uv_pprof__worker_fork_child. */
+  uv_mutex_init(&mu);
+  uv_cond_init(&cond);
+}
+
 int uv_pprof__handles_track(void) {
   tracker_t t;
 
@@ -119,8 +136,7 @@ int uv_pprof__handles_track(void) {
 typedef struct {
   part_t* part;
   size_t cap;
-  size_t track_cap;        /* of the part's track array */
-  const uv_handle_t* skip; /* the loop's own async */
+  size_t track_cap; /* of the part's track array */
   int check_own;
   int oom;
 } walk_t;
@@ -140,7 +156,7 @@ static void on_walk(uv_handle_t* h, void* arg) {
   char path[4096];
   rec_t* r;
 
-  if (h == w->skip || (w->check_own && uv_pprof__own_has(h)))
+  if (w->check_own && uv_pprof__own_has(h))
     return;
   if (p->n == w->cap) {
     size_t cap = w->cap * 2;
@@ -202,6 +218,8 @@ static void deliver(collect_t* c, size_t index, part_t* result) {
       p->strings = result->strings;
       p->track = result->track;
       p->active_reqs = result->active_reqs;
+      p->idle_ns = result->idle_ns;
+      p->read_at = result->read_at;
       p->state = PART_DONE;
       memset(result, 0, sizeof(*result));
     } else {
@@ -276,6 +294,8 @@ static void walk_end(slicer_t* s, int err) {
   if (err == 0)
     l->hint = s->part.n;
   s->part.active_reqs = uv_pprof__uvi_active_reqs(l->loop);
+  s->part.idle_ns = uv_metrics_idle_time(l->loop);
+  s->part.read_at = uv_hrtime();
   uv_mutex_lock(&mu);
   deliver(s->req->c, s->req->part, err == 0 ? &s->part : NULL);
   uv_mutex_unlock(&mu);
@@ -399,7 +419,6 @@ static void walk_next(uv_pprof__handles_loop_t* l) {
   s->part.loop = l->loop;
   uv_pprof__buf_init(&s->part.strings);
   s->w.part = &s->part;
-  s->w.skip = l->remote ? (const uv_handle_t*)&l->async : NULL;
   s->tracking = find_tracker(&s->t);
   l->walking = s;
   if (!l->sliced) {
@@ -417,8 +436,8 @@ static void walk_next(uv_pprof__handles_loop_t* l) {
   uv_idle_start(&s->idle, on_slice);
 }
 
-static void on_walk_request(uv_async_t* async) {
-  walk_next(async->data);
+static void on_walk_request(uv_pprof__wakeup_t* w) {
+  walk_next(w->data);
 }
 
 int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
@@ -433,13 +452,12 @@ int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
   l->remote = remote;
   l->sliced = uv_pprof__uvi_layout_ok(loop);
   if (remote) {
-    err = uv_async_init(loop, &l->async, on_walk_request);
+    err = uv_pprof__wakeup_init(loop, &l->wakeup, on_walk_request);
     if (err != 0) {
       free(l);
       return err;
     }
-    uv_unref((uv_handle_t*)&l->async);
-    l->async.data = l;
+    l->wakeup.data = l;
   }
   uv_mutex_lock(&mu);
   l->next = loops;
@@ -449,8 +467,8 @@ int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
   return 0;
 }
 
-static void on_async_close(uv_handle_t* handle) {
-  free(handle->data);
+static void on_wakeup_close(uv_handle_t* handle) {
+  free(((uv_pprof__wakeup_t*)handle->data)->data);
 }
 
 void uv_pprof__handles_detach(uv_pprof__handles_loop_t* l) {
@@ -487,7 +505,7 @@ void uv_pprof__handles_detach(uv_pprof__handles_loop_t* l) {
   }
   uv_mutex_unlock(&mu);
   if (l->remote)
-    uv_close((uv_handle_t*)&l->async, on_async_close);
+    uv_pprof__wakeup_close(&l->wakeup, on_wakeup_close);
   else
     free(l);
 }
@@ -539,7 +557,7 @@ int uv_pprof__handles_collect(uv_loop_t* serving,
     if (l->loop == serving)
       here = l;
     else
-      uv_async_send(&l->async);
+      uv_pprof__wakeup_send(&l->wakeup);
   }
   c->next = inflight;
   inflight = c;
@@ -803,6 +821,8 @@ int uv_pprof__handles_complete(uv_pprof__handles_snap_t* snap) {
       snap->missing[snap->nmissing++] = (uintptr_t)p->loop;
     } else {
       snap->answered[snap->nanswered].loop = (uintptr_t)p->loop;
+      snap->answered[snap->nanswered].idle_ns = p->idle_ns;
+      snap->answered[snap->nanswered].read_at = p->read_at;
       snap->answered[snap->nanswered++].active_reqs = p->active_reqs;
     }
     for (j = 0; j < p->n; j++, k++) {

@@ -11,7 +11,8 @@
  * - `UV_HANDLE_INTERNAL` (0x10 in src/uv-common.h from 1.44 to the current
  *   release): uv_walk skips such handles and uv_loop_close does not count
  *   them;
- * - `uv_loop_t.active_reqs.count` (public struct, undocumented);
+ * - `uv_loop_t.active_reqs.count` and `closing_handles` (public struct,
+ *   undocumented);
  * - callbacks kept in private fields: timer_cb, prepare_cb, check_cb,
  *   idle_cb, async_cb, connection_cb (UV_*_PRIVATE_FIELDS), and
  *   `uv_pipe_t.pipe_fname`;
@@ -191,6 +192,10 @@ void uv_pprof__uvi_facts(const uv_handle_t* h, uv_pprof__uvi_facts_t* f,
 
 unsigned uv_pprof__uvi_active_reqs(const uv_loop_t* loop) {
   return loop->active_reqs.count;
+}
+
+int uv_pprof__uvi_closing(const uv_loop_t* loop) {
+  return loop->closing_handles != NULL;
 }
 
 /* ---- the internal flag --------------------------------------------------- */

@@ -48,6 +48,9 @@ void uv_pprof__uvi_set_internal(uv_handle_t* h);
 int uv_pprof__uvi_internal(const uv_handle_t* h);
 /* The loop's requests in flight (uv_loop_t.active_reqs). Its thread. */
 unsigned uv_pprof__uvi_active_reqs(const uv_loop_t* loop);
+/* Whether handles of the loop are closing (uv_loop_t.closing_handles): the
+ * next iteration runs their close callbacks. Its thread. */
+int uv_pprof__uvi_closing(const uv_loop_t* loop);
 /* A walk over the loop's handle queue in slices, keeping its place with
  * `mark`, a handle of ours on that loop (so that libuv keeps the place valid:
  * handles closed between slices leave the queue, new ones join its tail).
@@ -72,6 +75,9 @@ void uv_pprof__handle_disown(const void* handle);
  * returns the number of own handles (0: no need to ask). */
 size_t uv_pprof__own_lock(void);
 void uv_pprof__own_unlock(void);
+/* fork(): in the child, after uv_pprof__own_lock() in the prepare handler,
+ * the set's lock made anew. */
+void uv_pprof__own_fork_child(void);
 int uv_pprof__own_has(const void* handle);
 
 /* ---- src/worker.c: uv_pprof's own thread -------------------------------- */
@@ -99,8 +105,8 @@ struct uv_pprof__job_s {
   int light;
 };
 
-/* Creates the worker of `loop`: one unref'd uv_async_t, no thread yet.
- * Returns NULL when out of memory or when the async handle cannot start. */
+/* Creates the worker of `loop`: one unref'd wake-up, no thread yet.
+ * Returns NULL when out of memory or when the wake-up cannot start. */
 uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop);
 /* Queues a job, starting the thread if needed. Loop thread only.
  * Returns 0 or a negative libuv code (the job is then not queued). */
@@ -108,24 +114,59 @@ int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job);
 /* True once uv_pprof__worker_close() began: long jobs poll it and give up. */
 int uv_pprof__worker_cancelled(const uv_pprof__worker_t* w);
 /* Stops the thread (after its current job), calls done(job, 1) for every job
- * not yet delivered, closes the async handle and frees w when it has closed. */
+ * not yet delivered, closes the wake-up and frees w when it has closed. */
 void uv_pprof__worker_close(uv_pprof__worker_t* w);
 /* Number of threads the worker is running now (0 or 1). */
 int uv_pprof__worker_threads(const uv_pprof__worker_t* w);
+/* fork(): the prepare handler takes the worker's lock, the parent's gives
+ * it back, the child's makes it anew and forgets the thread (not copied). */
+void uv_pprof__worker_fork_prepare(uv_pprof__worker_t* w);
+void uv_pprof__worker_fork_parent(uv_pprof__worker_t* w);
+void uv_pprof__worker_fork_child(uv_pprof__worker_t* w);
+
+/* ---- src/wakeup.c: waking a loop's thread without touching the loop ---- */
+
+typedef struct uv_pprof__wakeup_s uv_pprof__wakeup_t;
+typedef void (*uv_pprof__wakeup_cb)(uv_pprof__wakeup_t* w);
+
+struct uv_pprof__wakeup_s {
+  uv_poll_t poll; /* poll.data is the wake-up itself */
+  int fd;         /* eventfd, uv_pprof's own */
+  uv_pprof__wakeup_cb cb;
+  uv_close_cb close_cb;
+  void* data; /* the owner's */
+};
+
+/* Opens the eventfd and polls it on `loop` (unref'd, owned, hidden): cb
+ * runs on the loop's thread after one or more sends. Returns 0 or a
+ * negative libuv code (nothing left open). Loop's thread. */
+int uv_pprof__wakeup_init(uv_loop_t* loop, uv_pprof__wakeup_t* w,
+                          uv_pprof__wakeup_cb cb);
+/* Wakes the loop's thread. Any thread; reads nothing of the loop's, so it
+ * is harmless after the loop was closed. Must not race with close. */
+void uv_pprof__wakeup_send(uv_pprof__wakeup_t* w);
+/* Closes the poll handle, then the eventfd, then calls cb with the poll
+ * handle. Loop's thread; no send may follow. */
+void uv_pprof__wakeup_close(uv_pprof__wakeup_t* w, uv_close_cb cb);
 
 /* ---- src/handles.c: the live libuv handles of every registered loop ---- */
 
 typedef struct uv_pprof__handles_loop_s uv_pprof__handles_loop_t;
 
 /* Registers `loop`; on its thread. A `remote` loop (one the server is not
- * on) gets an unref'd uv_async_t through which the serving loop asks it for
+ * on) gets an unref'd wake-up through which the serving loop asks it for
  * walks. Returns 0 and *out, or a negative libuv code. */
 int uv_pprof__handles_attach(uv_loop_t* loop, int remote,
                              uv_pprof__handles_loop_t** out);
 /* Unregisters it; on its thread. Walks asked of it complete without it;
- * its async handle closes when the loop next runs. Detaching the serving
+ * its wake-up closes when the loop next runs. Detaching the serving
  * loop makes every snapshot still waiting give up (UV_ECANCELED). */
 void uv_pprof__handles_detach(uv_pprof__handles_loop_t* l);
+/* fork(): the walks' lock, taken before; given back in the parent, made
+ * anew in the child (with its condition). */
+void uv_pprof__handles_fork_prepare(void);
+void uv_pprof__handles_fork_parent(void);
+void uv_pprof__handles_fork_child(void);
 /* Starts creation-stack capture in libuv_pprof_track. Returns 0, or
  * UV_ENOENT when that library is not in the process. */
 int uv_pprof__handles_track(void);
@@ -156,6 +197,8 @@ typedef struct uv_pprof__handle_s {
 typedef struct uv_pprof__loop_reqs_s {
   uintptr_t loop;
   uint64_t active_reqs; /* uv_loop_t.active_reqs, read when its walk ended */
+  uint64_t idle_ns;     /* uv_metrics_idle_time(), read then too */
+  uint64_t read_at;     /* uv_hrtime() then */
 } uv_pprof__loop_reqs_t;
 
 typedef struct uv_pprof__handles_snap_s {
@@ -189,8 +232,8 @@ extern atomic_size_t uv_pprof__handles_slices;
 /* ---- src/loops.c: the registered loops ----------------------------------- */
 
 /* Registers `loop` (on its thread): its handles are walked from now on
- * (`serving`: the server's loop, walked on request; else walked through an
- * async handle of its own), and libuv measures its idle time. Returns 0,
+ * (`serving`: the server's loop, walked on request; else walked through a
+ * wake-up of its own), and libuv measures its idle time. Returns 0,
  * UV_EBUSY when it is registered already, or a negative libuv code. */
 int uv_pprof__loops_add(uv_loop_t* loop, int serving);
 /* Unregisters it (on its thread). Returns 0, or UV_ENOENT when it was not
@@ -200,18 +243,23 @@ int uv_pprof__loops_remove(uv_loop_t* loop);
 int uv_pprof__loops_registered(uv_loop_t* loop);
 /* Whether any loop is registered. Any thread; lock-free. */
 int uv_pprof__loops_any(void);
+/* fork(): the registry's lock, as the walks' (uv_pprof__handles_fork_*). */
+void uv_pprof__loops_fork_prepare(void);
+void uv_pprof__loops_fork_parent(void);
+void uv_pprof__loops_fork_child(void);
 
 /* One registered loop as /metrics reports it. */
 typedef struct uv_pprof__loop_info_s {
   uintptr_t loop;
   int serving;
-  uint64_t idle_ns;       /* uv_metrics_idle_time() */
-  uint64_t measured_ns;   /* since uv_pprof turned idle time on */
-  uint64_t idle_since_ns; /* idle time in that span */
+  uint64_t measured_since; /* uv_hrtime() when uv_pprof turned idle time on */
+  uint64_t idle_at_start;  /* uv_metrics_idle_time() then */
 } uv_pprof__loop_info_t;
 
 /* Fills out[0..max) with the registered loops, returns their number (which
- * may exceed max). Any thread: idle time is read under libuv's own lock. */
+ * may exceed max). Any thread. Reads nothing of the loops themselves (a
+ * host may have closed one without uv_pprof_stop): their idle time comes
+ * with the handle walk, read on each loop's own thread. */
 size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max);
 
 #endif /* UV_PPROF_LOOP_H */

@@ -100,6 +100,19 @@ int uv_pprof__loops_registered(uv_loop_t* loop) {
   return found;
 }
 
+void uv_pprof__loops_fork_prepare(void) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&mu);
+}
+
+void uv_pprof__loops_fork_parent(void) {
+  uv_mutex_unlock(&mu);
+}
+
+void uv_pprof__loops_fork_child(void) {
+  uv_mutex_init(&mu); /* anew: see uv_pprof__worker_fork_child */
+}
+
 int uv_pprof__loops_any(void) {
   return __atomic_load_n(&entries, __ATOMIC_ACQUIRE) != NULL;
 }
@@ -107,7 +120,6 @@ int uv_pprof__loops_any(void) {
 size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max) {
   entry_t* e;
   size_t n = 0;
-  uint64_t now;
 
   uv_once(&once, init_once);
   uv_mutex_lock(&mu);
@@ -115,13 +127,10 @@ size_t uv_pprof__loops_info(uv_pprof__loop_info_t* out, size_t max) {
     uv_pprof__loop_info_t* li = &out[n];
     if (n >= max)
       continue;
-    now = uv_hrtime();
     li->loop = (uintptr_t)e->loop;
     li->serving = e->serving;
-    li->idle_ns = uv_metrics_idle_time(e->loop);
-    li->measured_ns = now - e->measured_since;
-    li->idle_since_ns =
-        li->idle_ns >= e->idle_at_start ? li->idle_ns - e->idle_at_start : 0;
+    li->measured_since = e->measured_since;
+    li->idle_at_start = e->idle_at_start;
   }
   uv_mutex_unlock(&mu);
   return n;

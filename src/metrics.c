@@ -211,14 +211,25 @@ static void render_handles(uv_pprof__buf_t* b,
   uv_pprof__buf_printf(b, "uv_pprof_handles_missing_loops %zu\n", s->nmissing);
 }
 
-/* Active requests come with the handle walk (s NULL: it failed), read on
- * each loop's own thread; only the loops that answered it have them. */
+/* Active requests and idle time come with the handle walk (s NULL: it
+ * failed), read on each loop's own thread; only the loops that answered it
+ * have them. */
+static const uv_pprof__loop_reqs_t* answer_of(const uv_pprof__handles_snap_t* s,
+                                              uintptr_t loop) {
+  size_t j;
+
+  for (j = 0; s != NULL && j < s->nanswered; j++)
+    if (s->answered[j].loop == loop)
+      return &s->answered[j];
+  return NULL;
+}
+
 static void render_loops(uv_pprof__buf_t* b,
                          const uv_pprof__handles_snap_t* s) {
   uv_pprof__loop_info_t li[MAX_LOOPS];
   size_t n = uv_pprof__loops_info(li, MAX_LOOPS);
+  const uv_pprof__loop_reqs_t* a;
   size_t i;
-  size_t j;
 
   if (n > MAX_LOOPS)
     n = MAX_LOOPS;
@@ -226,28 +237,37 @@ static void render_loops(uv_pprof__buf_t* b,
          "libuv requests in flight on the loop (uv_loop_t active_reqs: "
          "writes, fs and threadpool work, ...; uv_pprof's own writes "
          "included).");
-  for (i = 0; i < n && s != NULL; i++)
-    for (j = 0; j < s->nanswered; j++)
-      if (s->answered[j].loop == li[i].loop)
-        uv_pprof__buf_printf(b,
-                             "uv_pprof_loop_active_requests{loop=\"0x%" PRIxPTR
-                             "\"} %" PRIu64 "\n",
-                             li[i].loop, s->answered[j].active_reqs);
+  for (i = 0; i < n; i++)
+    if ((a = answer_of(s, li[i].loop)) != NULL)
+      uv_pprof__buf_printf(b,
+                           "uv_pprof_loop_active_requests{loop=\"0x%" PRIxPTR
+                           "\"} %" PRIu64 "\n",
+                           li[i].loop, a->active_reqs);
   family(b, "loop_idle_seconds_total", "counter",
          "Time the loop spent waiting for events (uv_metrics_idle_time, "
          "measured from uv_pprof_start on that loop).");
   for (i = 0; i < n; i++)
-    uv_pprof__buf_printf(
-        b, "uv_pprof_loop_idle_seconds_total{loop=\"0x%" PRIxPTR "\"} %.9f\n",
-        li[i].loop, (double)li[i].idle_ns / 1e9);
+    if ((a = answer_of(s, li[i].loop)) != NULL)
+      uv_pprof__buf_printf(
+          b, "uv_pprof_loop_idle_seconds_total{loop=\"0x%" PRIxPTR "\"} %.9f\n",
+          li[i].loop, (double)a->idle_ns / 1e9);
   family(b, "loop_utilization_ratio", "gauge",
          "Share of the time since uv_pprof_start on that loop that the loop "
          "was not waiting for events (1 - idle / elapsed). For a recent "
          "figure: 1 - rate(uv_pprof_loop_idle_seconds_total[1m]).");
   for (i = 0; i < n; i++) {
-    double u = li[i].measured_ns > 0 ? 1.0 - (double)li[i].idle_since_ns /
-                                                 (double)li[i].measured_ns
-                                     : 0.0;
+    double elapsed;
+    double idle;
+    double u;
+    if ((a = answer_of(s, li[i].loop)) == NULL)
+      continue;
+    elapsed = a->read_at > li[i].measured_since
+                  ? (double)(a->read_at - li[i].measured_since)
+                  : 0.0;
+    idle = a->idle_ns >= li[i].idle_at_start
+               ? (double)(a->idle_ns - li[i].idle_at_start)
+               : 0.0;
+    u = elapsed > 0 ? 1.0 - idle / elapsed : 0.0;
     uv_pprof__buf_printf(
         b, "uv_pprof_loop_utilization_ratio{loop=\"0x%" PRIxPTR "\"} %.6f\n",
         li[i].loop,

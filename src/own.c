@@ -1,5 +1,6 @@
 /* The set of uv_pprof's own handles, so that walks skip them: each is owned
- * right after its init and disowned in its close callback. Open addressing
+ * right after its init (which also hides it from the host: libuv's
+ * UV_HANDLE_INTERNAL) and disowned in its close callback. Open addressing
  * on the handle's address under one mutex; a walk's slice holds it while it
  * asks (one lock per slice, not per handle). */
 #include <stdlib.h>
@@ -42,6 +43,7 @@ static void insert(uintptr_t* table, size_t mask, uintptr_t addr) {
 void uv_pprof__handle_own(const void* handle) {
   uintptr_t addr = (uintptr_t)handle;
 
+  uv_pprof__uvi_set_internal((uv_handle_t*)handle);
   uv_once(&once, init_once);
   uv_mutex_lock(&mu);
   if ((own_count + 1) * 2 > own_mask + 1) {
@@ -101,6 +103,10 @@ size_t uv_pprof__own_lock(void) {
 
 void uv_pprof__own_unlock(void) {
   uv_mutex_unlock(&mu);
+}
+
+void uv_pprof__own_fork_child(void) {
+  uv_mutex_init(&mu); /* anew: see uv_pprof__worker_fork_child */
 }
 
 int uv_pprof__own_has(const void* handle) {

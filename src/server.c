@@ -4,9 +4,11 @@
  * and writing responses. What a request gets is decided by router.c; the
  * answer comes back through req->finish. Every handle here is unref'd. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,6 +49,7 @@ struct uv_pprof__server_s {
   int closing;
   char* read_buf;
   int loopback;
+  int forked; /* a fork's child: the listener is a stand-in */
 };
 
 struct uv_pprof__conn_s {
@@ -591,6 +594,13 @@ static void on_connection(uv_stream_t* listener, int status) {
   struct sockaddr_storage peer;
   int len = sizeof(peer);
 
+  /* In a fork's child the listener's descriptor is a readable eventfd:
+   * accept fails (ENOTSOCK) and the inherited server is stopped here, on
+   * the loop's thread; closing the listener ends libuv's accept loop. */
+  if (status < 0 && s->forked && !s->closing) {
+    s->config.on_forked(s->loop);
+    return;
+  }
   if (status < 0 || s->closing)
     return;
   c = calloc(1, sizeof(*c));
@@ -727,4 +737,38 @@ void uv_pprof__server_address(const uv_pprof__server_t* s,
 
 uv_pprof__worker_t* uv_pprof__server_worker(const uv_pprof__server_t* s) {
   return s->worker;
+}
+
+unsigned int uv_pprof__server_connections(const uv_pprof__server_t* s) {
+  const uv_pprof__conn_t* c;
+  unsigned int n = 0;
+
+  for (c = s->conns; c != NULL; c = c->next)
+    n++;
+  return n;
+}
+
+/* dup3() of a fresh eventfd over fd: the descriptor number stays valid for
+ * the loop (uv_loop_fork registers it again); the parent's socket leaves
+ * this process. */
+static void stand_in(int fd, unsigned int count) {
+  int efd = eventfd(count, EFD_CLOEXEC | EFD_NONBLOCK);
+
+  if (efd < 0)
+    return;
+  dup3(efd, fd, O_CLOEXEC);
+  close(efd);
+}
+
+void uv_pprof__server_fork_child(uv_pprof__server_t* s) {
+  uv_pprof__conn_t* c;
+  uv_os_fd_t fd;
+
+  s->forked = 1;
+  if (uv_fileno((uv_handle_t*)&s->listener, &fd) == 0)
+    stand_in(fd, 1);
+  for (c = s->conns; c != NULL; c = c->next)
+    if (uv_fileno((uv_handle_t*)&c->tcp, &fd) == 0)
+      stand_in(fd, 0);
+  uv_pprof__worker_fork_child(s->worker);
 }

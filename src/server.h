@@ -16,6 +16,10 @@ typedef struct uv_pprof__server_config_s {
   unsigned int idle_timeout_ms;
   unsigned int request_timeout_ms;
   unsigned int write_timeout_ms;
+  /* Called on the loop's thread when a fork's child first runs its loop
+   * (uv_pprof__server_fork_child): the inherited server must be stopped
+   * there, by whoever owns it. */
+  void (*on_forked)(uv_loop_t* loop);
 } uv_pprof__server_config_t;
 
 /* Binds and listens on `loop`. Returns 0 and *out, or a negative libuv code
@@ -30,5 +34,14 @@ void uv_pprof__server_address(const uv_pprof__server_t* s,
                               struct sockaddr_storage* addr);
 /* The server's worker thread (the timeline's samples run there too). */
 uv_pprof__worker_t* uv_pprof__server_worker(const uv_pprof__server_t* s);
+/* Connections open (each may have a write or shutdown request in flight).
+ * Loop thread. */
+unsigned int uv_pprof__server_connections(const uv_pprof__server_t* s);
+/* In a fork's child (inside fork(), with the worker's lock held by the
+ * prepare handler): the listener and connection descriptors are replaced by
+ * eventfds (the parent's sockets leave the child), the listener's readable,
+ * so that accept fails the first time the child runs its loop and the
+ * server calls config.on_forked there; the worker forgets its thread. */
+void uv_pprof__server_fork_child(uv_pprof__server_t* s);
 
 #endif /* UV_PPROF_SERVER_H */

@@ -3,11 +3,13 @@
  * Arguments are validated here once; the server trusts them. The loops
  * themselves are loops.c's registry. */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server.h"
+#include "track/track.h"
 
 /* The one server, on the first loop started with uv_pprof_start, and its
  * timeline. mu serialises start and stop. */
@@ -17,9 +19,52 @@ static uv_loop_t* serving;
 static uv_pprof__server_t* server;
 static uv_pprof__timeline_t* timeline;
 
+/* fork(): every lock a thread of uv_pprof's may hold is taken before and
+ * given back after, so that the child inherits none held: this file's,
+ * the registry's, the walks', the own-set's, the worker's (the order every
+ * other path takes them in; the sampler has handlers of its own). In the
+ * child they are made anew (libuv's mutexes check their owner, and the
+ * child's thread id is not the parent's), and the server's sockets are
+ * replaced (server.c): it stops itself the first time the child runs its
+ * loop, never serves what it inherited, never accepts on the parent's
+ * socket. */
+static void on_fork_prepare(void) {
+  uv_mutex_lock(&mu);
+  uv_pprof__loops_fork_prepare();
+  uv_pprof__handles_fork_prepare();
+  uv_pprof__own_lock();
+  if (server != NULL)
+    uv_pprof__worker_fork_prepare(uv_pprof__server_worker(server));
+}
+
+static void on_fork_parent(void) {
+  if (server != NULL)
+    uv_pprof__worker_fork_parent(uv_pprof__server_worker(server));
+  uv_pprof__own_unlock();
+  uv_pprof__handles_fork_parent();
+  uv_pprof__loops_fork_parent();
+  uv_mutex_unlock(&mu);
+}
+
+static void on_fork_child(void) {
+  if (server != NULL)
+    uv_pprof__server_fork_child(server);
+  uv_pprof__own_fork_child();
+  uv_pprof__handles_fork_child();
+  uv_pprof__loops_fork_child();
+  uv_mutex_init(&mu);
+}
+
 static void init_once(void) {
-  if (uv_mutex_init(&mu) != 0)
+  if (uv_mutex_init(&mu) != 0 ||
+      pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child) != 0)
     abort();
+}
+
+/* config.on_forked: the inherited server of a fork's child, stopped on the
+ * child's loop thread. */
+static void on_forked(uv_loop_t* loop) {
+  uv_pprof_stop(loop);
 }
 
 void uv_pprof_options_init(uv_pprof_options_t* options) {
@@ -217,6 +262,7 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   cfg.idle_timeout_ms = options->idle_timeout_ms;
   cfg.request_timeout_ms = options->request_timeout_ms;
   cfg.write_timeout_ms = options->write_timeout_ms;
+  cfg.on_forked = on_forked;
 
   uv_once(&once, init_once);
   uv_mutex_lock(&mu);
@@ -276,6 +322,7 @@ int uv_pprof_start(uv_loop_t* loop) {
   const char* token;
   const char* track;
   const char* seconds;
+  const char* quiet;
   char host[64];
 
   if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
@@ -294,6 +341,8 @@ int uv_pprof_start(uv_loop_t* loop) {
     options.token = token;
   track = getenv("UV_PPROF_TRACK");
   options.track_handles = track != NULL && strstr(track, "handles") != NULL;
+  quiet = getenv("UV_PPROF_QUIET");
+  options.quiet = quiet != NULL && quiet[0] != '\0' && strcmp(quiet, "0") != 0;
   seconds = getenv("UV_PPROF_TIMELINE");
   if (seconds != NULL && seconds[0] != '\0' &&
       parse_seconds(seconds, &options.timeline_seconds) != 0) {
@@ -369,4 +418,47 @@ int uv_pprof_url(uv_loop_t* loop, char* buf, size_t size) {
     return UV_ENOBUFS;
   memcpy(buf, url, strlen(url) + 1);
   return 0;
+}
+
+/* ---- before uv_loop_close (the interposers' hook: track/track.h) -------- */
+
+static void count_handle(uv_handle_t* h, void* arg) {
+  (*(size_t*)arg)++;
+}
+
+/* Whether the host still uses the loop, so that uv_loop_close() would fail
+ * without uv_pprof too: a handle its walk shows (uv_pprof's are hidden), or
+ * a request in flight while no connection of uv_pprof's could own it. */
+static int host_uses(uv_loop_t* loop, uv_pprof__server_t* s) {
+  size_t handles = 0;
+
+  uv_walk(loop, count_handle, &handles);
+  if (handles > 0)
+    return 1;
+  return uv_pprof__uvi_active_reqs(loop) > 0 &&
+         (s == NULL || uv_pprof__server_connections(s) == 0);
+}
+
+UV_PPROF_EXTERN int uv_pprof_release_loop_v1(void* arg);
+
+int uv_pprof_release_loop_v1(void* arg) {
+  uv_loop_t* loop = arg;
+  uv_pprof__server_t* s;
+  int i;
+
+  if (loop == NULL || !uv_pprof__loops_any() ||
+      !uv_pprof__loops_registered(loop))
+    return 0;
+  /* Only this thread starts or stops uv_pprof on this loop: s stays. */
+  s = server_of(loop);
+  if (host_uses(loop, s))
+    return 0;
+  uv_pprof_stop(loop);
+  /* Without host handles or requests an iteration runs nothing but
+   * closing: uv_pprof's close callbacks (which cancel its writes). A close
+   * callback that closes another handle needs one more; the bound is a
+   * guard, two suffice. */
+  for (i = 0; i < 16 && uv_pprof__uvi_closing(loop); i++)
+    uv_run(loop, UV_RUN_NOWAIT);
+  return 1;
 }

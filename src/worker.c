@@ -3,7 +3,9 @@
  * thread nor in the host's libuv threadpool. The thread starts on the first job
  * and exits after UV_PPROF__WORKER_IDLE_MS without work (light jobs, the
  * periodic ones, do not count), so an idle server has none. Finished jobs go
- * back to the loop through one unref'd uv_async_t. */
+ * back to the loop through a wake-up of its own (src/wakeup.c), never
+ * uv_async_t: a job may finish after a host closed its loop without
+ * uv_pprof_stop(). */
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -14,7 +16,7 @@
 
 struct uv_pprof__worker_s {
   uv_loop_t* loop;
-  uv_async_t async;
+  uv_pprof__wakeup_t wakeup;
   uv_mutex_t mu;
   uv_cond_t cond;
   uv_thread_t thread;
@@ -27,7 +29,7 @@ struct uv_pprof__worker_s {
   uv_pprof__job_t** done_tail;
 };
 
-static void on_async(uv_async_t* handle);
+static void on_done(uv_pprof__wakeup_t* wakeup);
 
 uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
   uv_pprof__worker_t* w = calloc(1, sizeof(*w));
@@ -46,15 +48,13 @@ uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
     free(w);
     return NULL;
   }
-  if (uv_async_init(loop, &w->async, on_async) != 0) {
+  if (uv_pprof__wakeup_init(loop, &w->wakeup, on_done) != 0) {
     uv_cond_destroy(&w->cond);
     uv_mutex_destroy(&w->mu);
     free(w);
     return NULL;
   }
-  uv_pprof__handle_own(&w->async);
-  uv_unref((uv_handle_t*)&w->async);
-  w->async.data = w;
+  w->wakeup.data = w;
   return w;
 }
 
@@ -102,7 +102,7 @@ static void run(void* arg) {
     job->next = NULL;
     *w->done_tail = job;
     w->done_tail = &job->next;
-    uv_async_send(&w->async);
+    uv_pprof__wakeup_send(&w->wakeup);
   }
 out:
   w->running = 0;
@@ -184,8 +184,8 @@ static void deliver(uv_pprof__job_t* list, int cancelled) {
   }
 }
 
-static void on_async(uv_async_t* handle) {
-  uv_pprof__worker_t* w = handle->data;
+static void on_done(uv_pprof__wakeup_t* wakeup) {
+  uv_pprof__worker_t* w = wakeup->data;
   uv_pprof__job_t* list;
 
   uv_mutex_lock(&w->mu);
@@ -196,10 +196,30 @@ static void on_async(uv_async_t* handle) {
   deliver(list, 0);
 }
 
-static void on_close(uv_handle_t* handle) {
-  uv_pprof__worker_t* w = handle->data;
+void uv_pprof__worker_fork_prepare(uv_pprof__worker_t* w) {
+  uv_mutex_lock(&w->mu);
+}
 
-  uv_pprof__handle_disown(handle);
+void uv_pprof__worker_fork_parent(uv_pprof__worker_t* w) {
+  uv_mutex_unlock(&w->mu);
+}
+
+void uv_pprof__worker_fork_child(uv_pprof__worker_t* w) {
+  /* The thread was not copied: nothing to join; a job it was running is
+   * lost (its request is abandoned when the inherited server stops). */
+  w->running = 0;
+  w->joinable = 0;
+  /* Made anew: the condition still counts the parent's waiting thread
+   * (uv_cond_destroy() would wait for it for ever), and the lock is owned
+   * by the parent's thread id (libuv's error-checking mutexes refuse an
+   * unlock from the child's). */
+  uv_cond_init(&w->cond);
+  uv_mutex_init(&w->mu);
+}
+
+static void on_close(uv_handle_t* handle) {
+  uv_pprof__worker_t* w = ((uv_pprof__wakeup_t*)handle->data)->data;
+
   uv_cond_destroy(&w->cond);
   uv_mutex_destroy(&w->mu);
   free(w);
@@ -224,5 +244,5 @@ void uv_pprof__worker_close(uv_pprof__worker_t* w) {
   w->todo = w->done = NULL;
   deliver(done, 1);
   deliver(todo, 1);
-  uv_close((uv_handle_t*)&w->async, on_close);
+  uv_pprof__wakeup_close(&w->wakeup, on_close);
 }

@@ -2,13 +2,15 @@
  * uv_pprof_start() on the default loop with whatever environment it was
  * given and prints, one "key=value" per line on stdout, what that changed:
  * the return code, threads, file descriptors, heap bytes in use and signal
- * handlers before and after, and the loop's handles.
+ * handlers before and after, the handles uv_walk shows the host (none of
+ * uv_pprof's) and those hidden from it (libuv's and uv_pprof's).
  * With --run it then runs the loop (which must return at once: uv_pprof's
  * handles are unref'd), stops uv_pprof and closes the loop. */
 #include <dirent.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <arpa/inet.h>
@@ -50,6 +52,25 @@ static int count_handles(uv_loop_t* loop) {
   return n;
 }
 
+/* Hidden handles, counted in uv_print_all_handles()'s listing, which flags
+ * them "I" ("[R-I] timer 0x..."). */
+static int count_hidden(uv_loop_t* loop) {
+  char* text = NULL;
+  size_t len = 0;
+  FILE* f = open_memstream(&text, &len);
+  const char* p;
+  int n = 0;
+
+  if (f == NULL)
+    return -1;
+  uv_print_all_handles(loop, f);
+  fclose(f);
+  for (p = text; p != NULL && (p = strchr(p, '[')) != NULL; p++)
+    n += p[3] == 'I';
+  free(text);
+  return n;
+}
+
 static int port_of(uv_loop_t* loop) {
   struct sockaddr_storage ss;
 
@@ -78,7 +99,8 @@ int main(int argc, char** argv) {
   printf("heap_before=%zu\nheap_after=%zu\n", heap, heap_after);
   printf("signals_before=%d\nsignals_after=%d\n", sigs,
          count_signal_handlers());
-  printf("handles=%d\nport=%d\n", count_handles(loop), port_of(loop));
+  printf("handles=%d\nhidden=%d\nport=%d\n", count_handles(loop),
+         count_hidden(loop), port_of(loop));
   fflush(stdout);
 
   if (argc > 1 && strcmp(argv[1], "--run") == 0) {

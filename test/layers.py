@@ -20,7 +20,7 @@ FILES = {
                "jemalloc.c", "memstat.c", "unwind.c", "sampler.c", "dw.c"],
     "pprof.h": ["pprof/builder.c", "pprof/gzip.c", "pprof/text.c"],
     "loop.h": ["libuv_internals.c", "own.c", "handles.c", "worker.c",
-               "loops.c"],
+               "loops.c", "wakeup.c"],
     "request.h": ["request.c", "http.c"],
     "profile.h": ["profile/*", "metrics.c", "timeline.c"],
     "router.h": ["router.c"],
@@ -51,7 +51,9 @@ def main():
             if f.endswith(".c"):
                 rel = os.path.relpath(os.path.join(root, f),
                                       os.path.join(src, "src"))
-                if not rel.startswith("track/"):
+                # The interposing libraries and the launcher are users of
+                # the library, not layers of it.
+                if not rel.startswith(("track/", "attach/")):
                     sources.append(rel)
     for rel in sorted(sources):
         lay = layer_of(rel)

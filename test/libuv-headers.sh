@@ -13,6 +13,8 @@ mapfile -t files < <(cd "$src" && ls src/*.c src/*/*.c)
 for f in "${files[@]}"; do
   "$cc" -std=c11 -D_GNU_SOURCE -fsyntax-only -Wall -Wextra -Werror \
     -Wno-unused-parameter -I"$uv" -I"$src/include" -I"$src/src" \
+    -DUV_PPROF_LIBDIR='"lib"' -DUV_PPROF_ATTACH_SONAME='"a.so"' \
+    -DUV_PPROF_TRACK_SONAME='"t.so"' \
     -I"$build/proto" -I"$llhttp" $(pkg-config --cflags libdw) "$src/$f"
 done
 echo "${#files[@]} sources compile against libuv $version's headers ($uv)"

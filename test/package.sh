@@ -64,6 +64,19 @@ soname=$(readelf -d "$libdir/libuv_pprof.so" |
   fail "SONAME is '$soname', expected libuv_pprof.so.${version%%.*}"
 [[ -e $libdir/$soname ]] || fail "not installed: $libdir_rel/$soname"
 
+# The launcher and the library it preloads; run from the install, it finds
+# that library beside itself and attaches it to a program.
+[[ -x $prefix/bin/uv-pprof ]] || fail "not installed: bin/uv-pprof"
+[[ -e $libdir/libuv_pprof_attach.so.${version%%.*} ]] ||
+  fail "not installed: $libdir_rel/libuv_pprof_attach.so.${version%%.*}"
+if [[ ${UV_PPROF_SANITIZE:-OFF} =~ ^(ON|1|TRUE|YES)$ ]]; then
+  echo "package.sh: uv-pprof not run (sanitized: it preloads ASan code)"
+else
+  out=$("$prefix/bin/uv-pprof" --quiet --listen 127.0.0.1:0 -- /usr/bin/env)
+  grep -q "^LD_PRELOAD=$libdir/libuv_pprof_attach.so" <<<"$out" ||
+    fail "the installed uv-pprof does not preload the installed library: $out"
+fi
+
 # The package must not point back into the build or source tree, nor to the
 # configured prefix: it has to work wherever it was installed.
 if grep -rlF -e "$build" -e "$src" "$libdir/pkgconfig" "$libdir/cmake"; then

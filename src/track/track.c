@@ -1,9 +1,10 @@
 /* libuv_pprof_track: remembers where each live libuv handle was created.
  * It wraps libuv's uv_*_init functions, uv_spawn and uv_close: an init that
  * succeeds records the caller's stack (interned: equal stacks are stored
- * once), uv_close forgets the handle. Built twice from this file: the shared
- * library defines libuv's own names and reaches the real ones with
- * dlsym(RTLD_NEXT) (linked before libuv, or LD_PRELOADed); the static one,
+ * once), uv_close forgets the handle; and uv_loop_close, before which
+ * uv_pprof leaves the loop. Built twice from this file: the shared library
+ * defines libuv's own names and reaches the real ones through real.h
+ * (linked before libuv, or LD_PRELOADed); the static one,
  * built with UV_PPROF_TRACK_WRAP, defines __wrap_uv_* for `ld --wrap`.
  * libuv_pprof reads the records through the functions of track.h. */
 #include <dlfcn.h>
@@ -16,6 +17,7 @@
 #include <uv.h>
 
 #include "../hash.h"
+#include "real.h"
 #include "track.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -322,27 +324,19 @@ size_t uv_pprof_track_stack_v1(uint32_t id, uintptr_t* out, size_t max) {
 /* ld --wrap=NAME sends the program's calls of NAME here and __real_NAME to
  * libuv's. */
 #define WRAPPER(name) __wrap_##name
-#define DECLARE_REAL(ret, name, params) ret __real_##name params;
-#define REAL(name) __real_##name
+#define DECLARE_REAL(ret, name, params) \
+  ret __real_##name params;             \
+  typedef ret(*name##_fn) params;
+#define REAL(name) (&__real_##name)
 #else
-/* Defined under libuv's own names; the real functions are the next ones in
- * the lookup order. A failed lookup means libuv is not loaded at all, in
- * which case nothing could have called us. */
+/* Defined under libuv's own names; the real function is the one the caller
+ * would have reached without us (real.h). When no libuv has it, the
+ * wrapper does nothing and answers UV_ENOSYS: never abort(). */
 #define WRAPPER(name) name
-#define DECLARE_REAL(ret, name, params)                   \
-  typedef ret(*name##_fn) params;                         \
-  static name##_fn real_##name(void) {                    \
-    static name##_fn fn;                                  \
-    name##_fn f = __atomic_load_n(&fn, __ATOMIC_ACQUIRE); \
-    if (f == NULL) {                                      \
-      *(void**)&f = dlsym(RTLD_NEXT, #name);              \
-      if (f == NULL)                                      \
-        abort();                                          \
-      __atomic_store_n(&fn, f, __ATOMIC_RELEASE);         \
-    }                                                     \
-    return f;                                             \
-  }
-#define REAL(name) real_##name()
+#define DECLARE_REAL(ret, name, params) typedef ret(*name##_fn) params;
+#define REAL(name)                                        \
+  ((name##_fn)uv_pprof__real(#name, (void*)WRAPPER(name), \
+                             __builtin_return_address(0)))
 #endif
 
 /* One wrapper per init function taking (loop, handle, more...). */
@@ -350,7 +344,8 @@ size_t uv_pprof_track_stack_v1(uint32_t id, uintptr_t* out, size_t max) {
   DECLARE_REAL(int, name, params)                  \
   EXPORT int WRAPPER(name) params;                 \
   int WRAPPER(name) params {                       \
-    int rc = REAL(name) args;                      \
+    name##_fn real = REAL(name);                   \
+    int rc = real != NULL ? real args : UV_ENOSYS; \
     if (rc == 0)                                   \
       record(handle, __builtin_return_address(0)); \
     return rc;                                     \
@@ -399,6 +394,28 @@ INIT_WRAPPER(uv_spawn,
 DECLARE_REAL(void, uv_close, (uv_handle_t * handle, uv_close_cb close_cb))
 EXPORT void WRAPPER(uv_close)(uv_handle_t* handle, uv_close_cb close_cb);
 void WRAPPER(uv_close)(uv_handle_t* handle, uv_close_cb close_cb) {
+  uv_close_fn real = REAL(uv_close);
+
   forget(handle);
-  REAL(uv_close)(handle, close_cb);
+  if (real != NULL)
+    real(handle, close_cb);
+}
+
+/* uv_pprof leaves a loop before the host closes it (track.h), so that a
+ * host that never calls uv_pprof_stop() closes its loop cleanly and leaves
+ * no socket behind. libuv_pprof is found when it is loaded; linked
+ * statically, through the weak reference. */
+EXPORT int uv_pprof_release_loop_v1(void* loop) __attribute__((weak));
+
+DECLARE_REAL(int, uv_loop_close, (uv_loop_t * loop))
+EXPORT int WRAPPER(uv_loop_close)(uv_loop_t* loop);
+int WRAPPER(uv_loop_close)(uv_loop_t* loop) {
+  uv_loop_close_fn real = REAL(uv_loop_close);
+  uv_pprof_release_loop_fn release = uv_pprof_release_loop_v1;
+
+  if (release == NULL)
+    *(void**)&release = dlsym(RTLD_DEFAULT, UV_PPROF_RELEASE_LOOP_SYM);
+  if (release != NULL)
+    release(loop);
+  return real != NULL ? real(loop) : UV_ENOSYS;
 }

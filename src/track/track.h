@@ -33,6 +33,17 @@ typedef size_t (*uv_pprof_track_stack_fn)(uint32_t id, uintptr_t* pcs,
 #define UV_PPROF_TRACK_LOOKUP_SYM "uv_pprof_track_lookup_v1"
 #define UV_PPROF_TRACK_STACK_SYM "uv_pprof_track_stack_v1"
 
+/* Exported by libuv_pprof for the libraries that interpose uv_loop_close
+ * (this one, and libuv_pprof_attach): called on the loop's thread right
+ * before the real uv_loop_close(loop). When uv_pprof is attached to the
+ * loop and nothing of the host's keeps the loop open (no handle uv_walk
+ * shows, no request in flight but uv_pprof's), it stops uv_pprof there and
+ * runs the loop without waiting until uv_pprof's handles have closed: only
+ * their close callbacks run. Returns 1 when it did, else 0 (the host still
+ * uses the loop, or uv_pprof is not on it: nothing changed). */
+typedef int (*uv_pprof_release_loop_fn)(void* loop);
+#define UV_PPROF_RELEASE_LOOP_SYM "uv_pprof_release_loop_v1"
+
 /* Frames kept per creation stack. */
 #define UV_PPROF_TRACK_MAX_DEPTH 32
 

@@ -46,7 +46,7 @@ grep -qx napi_register_module_v1 <<<"$defined" ||
   fail "napi_register_module_v1 is not exported"
 
 undefined=$(nm -D --undefined-only "$addon" | awk '{ print $2 }' | sed 's/@.*//' | sort -u)
-for f in uv_idle_init uv_tcp_init uv_async_send; do
+for f in uv_idle_init uv_tcp_init uv_poll_init; do
   grep -qx "$f" <<<"$undefined" || fail "$f is not left for node's libuv"
 done
 bad=$(private <<<"$defined

@@ -200,8 +200,15 @@ int uv_pprof__uvi_closing(const uv_loop_t* loop) {
 
 /* ---- the internal flag --------------------------------------------------- */
 
+/* What the last layout check found: 0 none made yet, 1 as expected, -1
+ * not. The flag is only set on a libuv where uv_walk was seen to skip it. */
+static atomic_int layout_state;
+
 void uv_pprof__uvi_set_internal(uv_handle_t* h) {
-  h->flags |= HANDLE_INTERNAL;
+  if (atomic_load(&layout_state) == 0)
+    uv_pprof__uvi_layout_ok(h->loop);
+  if (atomic_load(&layout_state) == 1)
+    h->flags |= HANDLE_INTERNAL;
 }
 
 int uv_pprof__uvi_internal(const uv_handle_t* h) {
@@ -257,8 +264,10 @@ int uv_pprof__uvi_layout_ok(uv_loop_t* loop) {
   void** node;
   int ok;
 
-  if (atomic_load(&uv_pprof__uvi_unknown_layout) != 0)
+  if (atomic_load(&uv_pprof__uvi_unknown_layout) != 0) {
+    atomic_store(&layout_state, -1);
     return 0;
+  }
   probe = malloc(sizeof(*probe));
   if (probe == NULL || uv_idle_init(loop, probe) != 0) {
     free(probe);
@@ -273,6 +282,7 @@ int uv_pprof__uvi_layout_ok(uv_loop_t* loop) {
     probe->flags |= HANDLE_INTERNAL;
     uv_walk(loop, on_probe_walk, probe);
   }
+  atomic_store(&layout_state, ok ? 1 : -1);
   if (!ok) {
     uv_close((uv_handle_t*)probe, on_probe_close);
     return 0;

@@ -42,7 +42,9 @@ int uv_pprof__uvi_layout_ok(uv_loop_t* loop);
  * libuv whose layout changed. */
 extern atomic_int uv_pprof__uvi_unknown_layout;
 /* Marks h with libuv's internal flag: uv_walk (a host's, or node's report)
- * never shows it. Only after uv_pprof__uvi_layout_ok(h->loop). */
+ * never shows it, uv_loop_close does not count it. Only where the layout
+ * check passed (made here on h's loop if none was made yet); elsewhere h
+ * stays visible. h's loop's thread. */
 void uv_pprof__uvi_set_internal(uv_handle_t* h);
 /* Whether h carries that flag (the loop's own handles do). */
 int uv_pprof__uvi_internal(const uv_handle_t* h);

@@ -18,7 +18,7 @@
 #include "proc.h"
 #include "symbols.h"
 
-#define MAX_ENTRIES 65536    /* lines kept: at most twice as many pieces */
+#define MAX_ENTRIES 65536    /* lines of one read; pieces kept: twice that */
 #define MAX_READ (4u << 20)  /* bytes read from the map at one look */
 #define MAX_LINE 4096        /* a longer line is skipped */
 #define MAX_NAME 200         /* bytes of a name kept */
@@ -221,15 +221,15 @@ static void heap_pop(size_t* heap, size_t* n, const item_t* items) {
     heap[at] = last;
 }
 
-/* Replaces the map's pieces by those of items[0..n) painted in seq order
- * (each elementary range goes to the latest line covering it). Returns 0,
- * or UV_ENOMEM with the map unchanged. */
-static int paint(item_t* items, size_t n) {
-  uintptr_t* bounds = malloc((2 * n + 1) * sizeof(*bounds));
-  size_t* heap = malloc((n + 1) * sizeof(*heap));
-  size_t* name_at = malloc((n + 1) * sizeof(*name_at));
-  item_t* out = malloc((2 * n + 1) * sizeof(*out));
-  uv_pprof__buf_t names;
+/* items[0..n), sorted by start, made disjoint in place: each elementary
+ * range goes to the latest line covering it (a line may become several
+ * pieces). Lines from one runtime rarely overlap, so that case is checked
+ * first. Returns the new count, or 0 when out of memory. */
+static size_t paint(item_t** items, size_t n) {
+  uintptr_t* bounds;
+  size_t* heap;
+  item_t* in = *items;
+  item_t* out;
   size_t nb = 0;
   size_t nheap = 0;
   size_t nout = 0;
@@ -237,19 +237,22 @@ static int paint(item_t* items, size_t n) {
   size_t i;
   size_t k;
 
-  uv_pprof__buf_init(&names);
-  if (bounds == NULL || heap == NULL || name_at == NULL || out == NULL) {
+  for (i = 1; i < n && in[i - 1].end <= in[i].start; i++)
+    ;
+  if (i >= n)
+    return n;
+  bounds = malloc(2 * n * sizeof(*bounds));
+  heap = malloc(n * sizeof(*heap));
+  out = malloc(2 * n * sizeof(*out));
+  if (bounds == NULL || heap == NULL || out == NULL) {
     free(bounds);
     free(heap);
-    free(name_at);
     free(out);
-    return UV_ENOMEM;
+    return 0;
   }
-  qsort(items, n, sizeof(*items), by_start);
   for (i = 0; i < n; i++) {
-    bounds[nb++] = items[i].start;
-    bounds[nb++] = items[i].end;
-    name_at[i] = SIZE_MAX;
+    bounds[nb++] = in[i].start;
+    bounds[nb++] = in[i].end;
   }
   qsort(bounds, nb, sizeof(*bounds), by_value);
   for (i = 0, k = 0; k < nb; k++)
@@ -258,10 +261,10 @@ static int paint(item_t* items, size_t n) {
   nb = i;
   for (i = 0, k = 0; k + 1 < nb; k++) {
     size_t w;
-    while (i < n && items[i].start == bounds[k])
-      heap_push(heap, &nheap, items, i++);
-    while (nheap > 0 && items[heap[0]].end <= bounds[k])
-      heap_pop(heap, &nheap, items);
+    while (i < n && in[i].start == bounds[k])
+      heap_push(heap, &nheap, in, i++);
+    while (nheap > 0 && in[heap[0]].end <= bounds[k])
+      heap_pop(heap, &nheap, in);
     if (nheap == 0)
       continue;
     w = heap[0];
@@ -269,64 +272,139 @@ static int paint(item_t* items, size_t n) {
       out[nout - 1].end = bounds[k + 1];
       continue;
     }
-    if (name_at[w] == SIZE_MAX) {
-      name_at[w] = names.len;
-      uv_pprof__buf_append(&names, items[w].name, strlen(items[w].name) + 1);
-    }
-    out[nout] = items[w];
+    out[nout] = in[w];
     out[nout].start = bounds[k];
     out[nout].end = bounds[k + 1];
-    out[nout].name_off = name_at[w];
     nout++;
     last = w;
   }
   free(bounds);
   free(heap);
-  free(name_at);
-  if (names.oom) {
-    free(out);
-    uv_pprof__buf_free(&names);
+  free(in);
+  *items = out;
+  return nout;
+}
+
+/* Appends the piece p, its start raised to `from`, when that leaves
+ * anything of it. */
+static void put(item_t* out, size_t* n, const item_t* p, uintptr_t from) {
+  if (p->end <= from)
+    return;
+  out[*n] = *p;
+  if (out[*n].start < from)
+    out[*n].start = from;
+  (*n)++;
+}
+
+/* The pieces of old (the map so far) and fresh (newer, disjoint among
+ * themselves), both by start, into out: where they overlap, fresh wins.
+ * Each fresh piece splits at most one old piece in two, so out needs room
+ * for nold + 2 * nfresh. Linear. Returns the count. */
+static size_t combine(const item_t* old, size_t nold, const item_t* fresh,
+                      size_t nfresh, item_t* out) {
+  uintptr_t from = 0; /* everything below is written */
+  size_t i = 0;
+  size_t j = 0;
+  size_t n = 0;
+
+  while (i < nold || j < nfresh) {
+    item_t a;
+    if (i < nold && old[i].end <= from) {
+      i++;
+      continue;
+    }
+    if (i == nold || (j < nfresh && fresh[j].start <= old[i].start) ||
+        (j < nfresh && fresh[j].start <= from)) {
+      put(out, &n, &fresh[j], 0);
+      from = fresh[j++].end;
+      continue;
+    }
+    /* old[i] up to the next fresh piece, from where it is unwritten. */
+    a = old[i];
+    if (j < nfresh && fresh[j].start < a.end)
+      a.end = fresh[j].start;
+    else
+      i++;
+    put(out, &n, &a, from);
+    from = a.end;
+  }
+  return n;
+}
+
+/* Copies each piece's name into names (pieces of one line share theirs),
+ * pointing the pieces at them. Returns 0 or UV_ENOMEM. */
+static int gather_names(item_t* items, size_t n, uv_pprof__buf_t* names) {
+  uv_pprof__buf_t offs;
+  size_t i;
+
+  uv_pprof__buf_init(&offs);
+  for (i = 0; i < n; i++) {
+    size_t off = names->len;
+    if (i > 0 && items[i].seq == items[i - 1].seq)
+      off = ((size_t*)offs.base)[i - 1];
+    else
+      uv_pprof__buf_append(names, items[i].name, strlen(items[i].name) + 1);
+    uv_pprof__buf_append(&offs, &off, sizeof(off));
+  }
+  if (names->oom || offs.oom) {
+    uv_pprof__buf_free(&offs);
     return UV_ENOMEM;
   }
-  for (i = 0; i < nout; i++)
-    out[i].name = names.base + out[i].name_off;
-  free(jit.segs);
-  uv_pprof__buf_free(&jit.names);
-  jit.segs = out;
-  jit.nsegs = nout;
-  jit.names = names;
+  for (i = 0; i < n; i++)
+    items[i].name = names->base + ((size_t*)offs.base)[i];
+  uv_pprof__buf_free(&offs);
   return 0;
 }
 
-/* Merges the batch into the map, keeping the latest MAX_ENTRIES pieces. */
+/* Merges the batch into the map: its latest MAX_ENTRIES lines, painted
+ * among themselves, then over the map; past 2 * MAX_ENTRIES pieces, the
+ * oldest go. Out of memory, the map stays as it was. */
 static void merge(batch_t* b) {
-  size_t nnew = b->items.len / sizeof(item_t);
-  item_t* fresh = (item_t*)b->items.base;
+  size_t nfresh = b->items.len / sizeof(item_t);
+  const item_t* lines = (const item_t*)b->items.base;
+  item_t* fresh;
   item_t* all;
+  uv_pprof__buf_t names;
   size_t n;
   size_t i;
 
-  if (nnew == 0 || b->items.oom || b->names.oom)
+  if (nfresh == 0 || b->items.oom || b->names.oom)
     return;
-  if (nnew > MAX_ENTRIES) {
-    fresh += nnew - MAX_ENTRIES;
-    nnew = MAX_ENTRIES;
+  if (nfresh > MAX_ENTRIES) {
+    lines += nfresh - MAX_ENTRIES;
+    nfresh = MAX_ENTRIES;
   }
-  all = malloc((jit.nsegs + nnew) * sizeof(*all));
-  if (all == NULL)
+  fresh = malloc(nfresh * sizeof(*fresh));
+  if (fresh == NULL)
     return;
-  memcpy(all, jit.segs, jit.nsegs * sizeof(*all));
-  for (i = 0; i < nnew; i++) {
-    all[jit.nsegs + i] = fresh[i];
-    all[jit.nsegs + i].name = b->names.base + fresh[i].name_off;
+  for (i = 0; i < nfresh; i++) {
+    fresh[i] = lines[i];
+    fresh[i].name = b->names.base + lines[i].name_off;
   }
-  n = jit.nsegs + nnew;
-  if (n > MAX_ENTRIES) {
+  qsort(fresh, nfresh, sizeof(*fresh), by_start);
+  if ((nfresh = paint(&fresh, nfresh)) == 0 ||
+      (all = malloc((jit.nsegs + 2 * nfresh) * sizeof(*all))) == NULL) {
+    free(fresh);
+    return;
+  }
+  n = combine(jit.segs, jit.nsegs, fresh, nfresh, all);
+  free(fresh);
+  if (n > 2 * MAX_ENTRIES) {
     qsort(all, n, sizeof(*all), by_seq_down);
-    n = MAX_ENTRIES;
+    n = 2 * MAX_ENTRIES;
+    qsort(all, n, sizeof(*all), by_start);
   }
-  paint(all, n);
-  free(all);
+  uv_pprof__buf_init(&names);
+  if (gather_names(all, n, &names) != 0) {
+    uv_pprof__buf_free(&names);
+    free(all);
+    return;
+  }
+  free(jit.segs);
+  uv_pprof__buf_free(&jit.names);
+  jit.segs = all;
+  jit.nsegs = n;
+  jit.names = names;
 }
 
 /* ---- reading the map ----------------------------------------------------- */
@@ -480,15 +558,18 @@ int uv_pprof__jit_lookup(uintptr_t addr, const uv_pprof__range_t* objects,
   uint64_t now = uv_hrtime();
   const item_t* seg;
 
-  if (jit.pid != getpid()) {
-    /* A forked child has a map of its own, or none. The parent's
-     * descriptor is left alone: the child may have closed it and opened
-     * something else under its number. */
-    jit.has_fd = 0;
-    uv_pprof__jit_reset();
-    jit.pid = getpid();
-  }
   if (!jit.map_looked || now - jit.map_time >= RECHECK_NS) {
+    /* A forked child has a map of its own, or none (until it looks, what
+     * its parent read still names the code it inherited). The parent's
+     * descriptor is left alone: the child may have closed it and opened
+     * something else under its number. getpid() is a system call, so it
+     * is asked only here. */
+    pid_t pid = getpid();
+    if (jit.pid != pid) {
+      jit.has_fd = 0;
+      uv_pprof__jit_reset();
+      jit.pid = pid;
+    }
     look_at_map(objects, nobjects);
     jit.map_looked = 1;
     jit.map_time = now;

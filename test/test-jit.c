@@ -22,6 +22,13 @@
 
 static char map_path[64];
 
+static uint64_t next_random(uint64_t* s) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return *s * 0x2545f4914f6cdd1dull;
+}
+
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
@@ -332,6 +339,55 @@ TEST_IMPL(jit_perf_map_bounds) {
   ASSERT_EQ(mkfifo(map_path, 0600), 0);
   settle();
   expect_jit(code + 4, NULL, 0);
+  uv_pprof__symbolizer_reset();
+  remove_map();
+  return 0;
+}
+
+/* Many overlapping lines appended in rounds against a model of the rule
+ * (the latest line covering an address names it): a random test of the
+ * merging, with a fixed seed. */
+TEST_IMPL(jit_perf_map_model) {
+  uintptr_t code = map_code();
+  uintptr_t starts[2000];
+  uintptr_t ends[2000];
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  uv_pprof__buf_t text;
+  size_t nlines = 0;
+  int round;
+
+  remove_map();
+  write_map("w", "");
+  for (round = 0; round < 25; round++) {
+    size_t add = 1 + (size_t)(next_random(&seed) % 60);
+    size_t i;
+    int probe;
+    uv_pprof__buf_init(&text);
+    for (i = 0; i < add && nlines < 2000; i++, nlines++) {
+      starts[nlines] = code + next_random(&seed) % 0x4000;
+      ends[nlines] = starts[nlines] + 1 + next_random(&seed) % 0x400;
+      uv_pprof__buf_printf(&text, "%" PRIxPTR " %" PRIxPTR " line%zu\n",
+                           starts[nlines], ends[nlines] - starts[nlines],
+                           nlines);
+    }
+    ASSERT_EQ(uv_pprof__buf_append(&text, "", 1), 0);
+    write_map("a", text.base);
+    uv_pprof__buf_free(&text);
+    settle();
+    for (probe = 0; probe < 400; probe++) {
+      uintptr_t addr = code + next_random(&seed) % 0x4500;
+      char name[32];
+      size_t k = nlines;
+      while (k > 0 && !(starts[k - 1] <= addr && addr < ends[k - 1]))
+        k--;
+      if (k == 0) {
+        expect_jit(addr, NULL, 0);
+        continue;
+      }
+      snprintf(name, sizeof(name), "line%zu", k - 1);
+      expect_jit(addr, name, starts[k - 1]);
+    }
+  }
   uv_pprof__symbolizer_reset();
   remove_map();
   return 0;

@@ -108,6 +108,7 @@
   TEST(jit_perf_map_appended)                                        \
   TEST(jit_perf_map_garbage)                                         \
   TEST(jit_perf_map_bounds)                                          \
+  TEST(jit_perf_map_model)                                           \
   TEST(jit_profile)                                                  \
   /* test-heap.c (unit, then integration) */                         \
   TEST(heap_fixtures_parse)                                          \

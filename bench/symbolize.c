@@ -12,6 +12,11 @@
  * node's .symtab (read with libelf, not with the code under test): 10 000
  * distinct sized functions, a random offset inside each, fixed seed.
  *
+ * Then JIT code: a perf map of 50 000 lines such as node --perf-basic-prof
+ * writes, over anonymous executable memory; the first lookup (which reads
+ * and merges the map), 10 000 lookups after it, and the first lookup after
+ * 1 000 more lines were appended.
+ *
  * Usage: bench_symbolize [--runs N (default 5)] [--node PATH]
  */
 #include <fcntl.h>
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +36,9 @@
 
 #define NADDRS 10000
 #define ENV_RUNS "UV_PPROF_BENCH_SYMBOLIZE_RUNS"
+#define JIT_LINES 50000
+#define JIT_APPENDED 1000
+#define JIT_STRIDE 256 /* bytes of code per line */
 
 extern char** environ;
 
@@ -346,6 +355,95 @@ static int measure(int runs) {
   return 0;
 }
 
+/* Appends lines [from, to) of the perf map: V8's shape of names. */
+static int append_map(const char* path, uintptr_t code, int from, int to) {
+  FILE* f = fopen(path, "a");
+  int i;
+
+  if (f == NULL)
+    return -1;
+  for (i = from; i < to; i++)
+    fprintf(f, "%" PRIxPTR " %x JS:*handler%d /srv/app/lib/module%d.js:%d:%d\n",
+            code + (uintptr_t)i * JIT_STRIDE, JIT_STRIDE - 16, i, i % 97,
+            i % 900 + 1, i % 60 + 1);
+  return fclose(f);
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+  nanosleep(&ts, NULL);
+}
+
+/* The perf map rows: see the file's comment. Returns 0 or 1. */
+static int measure_jit(int runs) {
+  size_t size = (size_t)(JIT_LINES + JIT_APPENDED) * JIT_STRIDE;
+  uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
+  uint64_t seed = 0x2545f4914f6cdd1dull;
+  uintptr_t* addrs = calloc(NADDRS, sizeof(*addrs));
+  double* first = calloc((size_t)runs, sizeof(*first));
+  double* warm = calloc((size_t)runs, sizeof(*warm));
+  double* appended = calloc((size_t)runs, sizeof(*appended));
+  void* code = mmap(NULL, size, PROT_READ | PROT_EXEC,
+                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  char path[64];
+  size_t named = 0;
+  size_t i;
+  int r;
+
+  if (addrs == NULL || first == NULL || warm == NULL || appended == NULL ||
+      code == MAP_FAILED)
+    return 1;
+  snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+  for (i = 0; i < NADDRS; i++)
+    addrs[i] = (uintptr_t)code +
+               (uintptr_t)(next_random(&seed) % JIT_LINES) * JIT_STRIDE +
+               (uintptr_t)(next_random(&seed) % (JIT_STRIDE - 16));
+  for (r = 0; r < runs; r++) {
+    double t0;
+    unlink(path);
+    if (append_map(path, (uintptr_t)code, 0, JIT_LINES) != 0)
+      return 1;
+    uv_pprof__symbolizer_reset();
+    t0 = now_ms();
+    uv_pprof__symbolize(addrs[0], f, UV_PPROF__MAX_INLINE);
+    first[r] = now_ms() - t0;
+    t0 = now_ms();
+    for (i = 0; i < NADDRS; i++)
+      named += uv_pprof__symbolize(addrs[i], f, UV_PPROF__MAX_INLINE) == 1 &&
+               !f[0].nameless;
+    warm[r] = now_ms() - t0;
+    if (append_map(path, (uintptr_t)code, JIT_LINES,
+                   JIT_LINES + JIT_APPENDED) != 0)
+      return 1;
+    sleep_ms(60); /* past the symbolizer's 50 ms between looks */
+    t0 = now_ms();
+    uv_pprof__symbolize(addrs[0], f, UV_PPROF__MAX_INLINE);
+    appended[r] = now_ms() - t0;
+  }
+  unlink(path);
+  uv_pprof__symbolizer_reset();
+  munmap(code, size);
+  qsort(first, (size_t)runs, sizeof(*first), compare_doubles);
+  qsort(warm, (size_t)runs, sizeof(*warm), compare_doubles);
+  qsort(appended, (size_t)runs, sizeof(*appended), compare_doubles);
+  printf("\nJIT code: a perf map of %d lines; median of %d runs\n\n", JIT_LINES,
+         runs);
+  printf("%-40s %10s %14s\n", "", "total ms", "us / item");
+  printf("%-40s %10.2f %14.3f\n", "first lookup (reads, merges the map)",
+         first[runs / 2], first[runs / 2] * 1e3 / JIT_LINES);
+  printf("%-40s %10.2f %14.3f\n", "then 10 000 JIT addresses", warm[runs / 2],
+         warm[runs / 2] * 1e3 / NADDRS);
+  printf("%-40s %10.2f %14.3f\n", "1 000 lines appended: next lookup",
+         appended[runs / 2], appended[runs / 2] * 1e3 / JIT_APPENDED);
+  printf("\nnamed by the map: %zu of %zu\n", named, (size_t)runs * NADDRS);
+  free(addrs);
+  free(first);
+  free(warm);
+  free(appended);
+  return 0;
+}
+
 /* Inside node (preloaded): measure, then leave before node starts. */
 __attribute__((constructor)) static void in_node(void) {
   const char* runs = getenv(ENV_RUNS);
@@ -355,6 +453,8 @@ __attribute__((constructor)) static void in_node(void) {
     return;
   unsetenv("LD_PRELOAD"); /* not into addr2line */
   rc = measure(atoi(runs) > 0 ? atoi(runs) : 5);
+  if (rc == 0)
+    rc = measure_jit(atoi(runs) > 0 ? atoi(runs) : 5);
   fflush(stdout);
   _exit(rc);
 }

@@ -18,7 +18,9 @@ packages=(
   golang-go                         # go tool pprof, the client we must satisfy
   curl                              # the other client
   graphviz                          # go tool pprof's graph view
-  binutils                          # nm, objcopy (symbol checks)
+  binutils                          # nm, objcopy (symbol checks, stripped copies)
+  xz-utils                          # MiniDebugInfo made by the debug-file tests
+  libdebuginfod1                    # debuginfod client: the tests show libdw would call it
   procps                            # ps, pgrep in the tests
   nodejs                            # the Node.js addon's tests (bindings/node)
   prometheus                        # /metrics scraped by a real Prometheus; promtool

@@ -8,6 +8,7 @@
 
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
 #include <gelf.h>
 
@@ -20,15 +21,17 @@
   X(dwarf_siblingof) X(dwarf_tag)                                          \
   X(dwarf_cfi_addrframe) X(dwarf_frame_cfa) X(dwarf_frame_info)          \
   X(dwarf_frame_register) X(dwfl_module_eh_cfi)                            \
+  X(dwelf_elf_gnu_build_id) X(dwelf_elf_gnu_debuglink)                     \
   X(dwfl_addrmodule) X(dwfl_attach_state) X(dwfl_begin) X(dwfl_end)        \
   X(dwfl_frame_pc) X(dwfl_getmodules) X(dwfl_getthread_frames)             \
   X(dwfl_lineinfo) X(dwfl_linux_proc_find_elf) X(dwfl_linux_proc_report)   \
   X(dwfl_module_addrdie) X(dwfl_module_getsrc) X(dwfl_module_getsym_info)  \
   X(dwfl_module_getsymtab) X(dwfl_module_info) X(dwfl_report_begin)        \
   X(dwfl_report_end) X(dwfl_report_module)                                 \
-  X(dwfl_standard_find_debuginfo) X(dwfl_thread_state_register_pc)         \
+  X(dwfl_build_id_find_debuginfo) X(dwfl_module_build_id)                 \
+  X(dwfl_module_getelf) X(dwfl_thread_state_register_pc)                   \
   X(dwfl_thread_state_registers)                                           \
-  X(elf_getscn) X(gelf_getshdr)
+  X(elf_begin) X(elf_end) X(elf_getscn) X(elf_kind) X(gelf_getshdr)
 /* clang-format on */
 
 typedef struct uv_pprof__dw_s {

@@ -2,7 +2,8 @@
  * /proc/self/maps read as Go's runtime/pprof reads it, the main executable's
  * lines moved first, and each object's GNU build id taken from its notes in
  * memory (found with dl_iterate_phdr), so that the vdso gets one too and no
- * file is opened but maps itself. Symbolization lives elsewhere. */
+ * file is opened but maps itself; and the executable memory no file backs
+ * (JIT code). Symbolization lives elsewhere. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,7 +15,6 @@
 #include "proc.h"
 
 #define DELETED " (deleted)"
-#define MAX_BUILD_ID 64 /* bytes; GNU ld writes 20 (sha1) */
 
 typedef struct {
   uv_pprof__mapping_t* maps;
@@ -87,9 +87,9 @@ static int parse_hex(const char* s, uintptr_t* out) {
   return 0;
 }
 
-/* Parses one maps line into m (path borrowed from line). Returns 1 for an
- * executable mapping to keep, 0 for a line to skip. */
-static int parse_line(char* line, uv_pprof__mapping_t* m) {
+/* Parses one maps line into m (path borrowed from line) and tells whether
+ * its mapping is executable (1) or not (0); -1 for a malformed line. */
+static int parse_fields(char* line, uv_pprof__mapping_t* m, int* anonymous) {
   char* range = next_field(&line);
   char* perm = next_field(&line);
   char* offset = next_field(&line);
@@ -100,22 +100,33 @@ static int parse_line(char* line, uv_pprof__mapping_t* m) {
   inode = next_field(&line);
   dash = strchr(range, '-');
   if (dash == NULL)
-    return 0;
+    return -1;
   *dash = '\0';
   if (parse_hex(range, &m->start) != 0 || parse_hex(dash + 1, &m->limit) != 0 ||
-      parse_hex(offset, &m->offset) != 0)
-    return 0;
-  if (strlen(perm) < 4 || perm[2] != 'x')
-    return 0;
+      parse_hex(offset, &m->offset) != 0 || strlen(perm) < 4)
+    return -1;
   trim_deleted(line);
-  /* Anonymous executable memory (JIT code, the unpopulated head of a
-   * huge-page text mapping) has no file to point at; [vdso] and [vsyscall]
-   * have inode 0 too but a name. */
-  if (*line == '\0' && strcmp(inode, "0") == 0)
-    return 0;
   m->path = line;
   m->build_id = NULL;
-  return 1;
+  /* [vdso] and [vsyscall] have inode 0 too, but are objects; anonymous
+   * regions may be named ("[anon:...]"); a memfd has an inode but no file
+   * anyone else can open. */
+  *anonymous = (strcmp(inode, "0") == 0 &&
+                (*line == '\0' || strncmp(line, "[anon:", 6) == 0)) ||
+               strncmp(line, "/memfd:", 7) == 0;
+  return perm[2] == 'x';
+}
+
+/* Parses one maps line into m (path borrowed from line). Returns 1 for an
+ * executable mapping to keep, 0 for a line to skip. */
+static int parse_line(char* line, uv_pprof__mapping_t* m) {
+  int anonymous;
+
+  if (parse_fields(line, m, &anonymous) != 1)
+    return 0;
+  /* Anonymous executable memory (JIT code, the unpopulated head of a
+   * huge-page text mapping) has no file to point at. */
+  return !(*m->path == '\0' && anonymous);
 }
 
 static void hex_encode(const unsigned char* id, size_t len, char* out) {
@@ -129,9 +140,8 @@ static void hex_encode(const unsigned char* id, size_t len, char* out) {
   out[2 * len] = '\0';
 }
 
-/* NT_GNU_BUILD_ID of a loaded object, read from its PT_NOTE segments in
- * memory, as lowercase hex into out. Returns 1 when found. */
-static int find_build_id(const struct dl_phdr_info* info, char* out) {
+size_t uv_pprof__loaded_build_id(const struct dl_phdr_info* info,
+                                 unsigned char id[UV_PPROF__MAX_BUILD_ID]) {
   size_t i;
 
   for (i = 0; i < info->dlpi_phnum; i++) {
@@ -159,9 +169,9 @@ static int find_build_id(const struct dl_phdr_info* info, char* out) {
         break;
       if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == 4 &&
           memcmp(p + name_off, "GNU", 4) == 0 && nh.n_descsz > 0 &&
-          nh.n_descsz <= MAX_BUILD_ID) {
-        hex_encode(p + desc_off, nh.n_descsz, out);
-        return 1;
+          nh.n_descsz <= UV_PPROF__MAX_BUILD_ID) {
+        memcpy(id, p + desc_off, nh.n_descsz);
+        return nh.n_descsz;
       }
       if (next >= left)
         break;
@@ -191,9 +201,10 @@ static int object_contains(const struct dl_phdr_info* info, uintptr_t addr,
 
 static int on_object(struct dl_phdr_info* info, size_t size, void* arg) {
   scan_t* scan = arg;
-  char hex[2 * MAX_BUILD_ID + 1];
+  unsigned char id[UV_PPROF__MAX_BUILD_ID];
+  char hex[2 * UV_PPROF__MAX_BUILD_ID + 1];
   int looked = 0;
-  int found = 0;
+  size_t found = 0;
   size_t i;
 
   for (i = 0; i < scan->count; i++) {
@@ -202,10 +213,12 @@ static int on_object(struct dl_phdr_info* info, size_t size, void* arg) {
         !object_contains(info, m->start, scan->page_mask))
       continue;
     if (!looked) {
-      found = find_build_id(info, hex);
+      found = uv_pprof__loaded_build_id(info, id);
+      if (found != 0)
+        hex_encode(id, found, hex);
       looked = 1;
     }
-    if (!found)
+    if (found == 0)
       return 0;
     m->build_id = strdup(hex);
     if (m->build_id == NULL) {
@@ -294,6 +307,42 @@ int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count) {
   uv_pprof__buf_free(&found);
   uv_pprof__buf_free(&text);
   return rc;
+}
+
+int uv_pprof__maps_jit(uv_pprof__range_t** ranges, size_t* count) {
+  uv_pprof__buf_t text;
+  uv_pprof__buf_t found;
+  char* line;
+  int rc;
+
+  *ranges = NULL;
+  *count = 0;
+  uv_pprof__buf_init(&text);
+  uv_pprof__buf_init(&found);
+  rc = read_file("/proc/self/maps", &text);
+  for (line = text.base; rc == 0 && line != NULL && *line != '\0';) {
+    char* eol = strchr(line, '\n');
+    uv_pprof__mapping_t m;
+    uv_pprof__range_t r;
+    int anonymous;
+    if (eol != NULL)
+      *eol = '\0';
+    if (parse_fields(line, &m, &anonymous) == 1 && anonymous) {
+      r.start = m.start;
+      r.end = m.limit;
+      if (uv_pprof__buf_append(&found, &r, sizeof(r)) != 0)
+        rc = UV_ENOMEM;
+    }
+    line = eol != NULL ? eol + 1 : NULL;
+  }
+  uv_pprof__buf_free(&text);
+  if (rc != 0) {
+    uv_pprof__buf_free(&found);
+    return rc;
+  }
+  *ranges = (uv_pprof__range_t*)found.base;
+  *count = found.len / sizeof(**ranges);
+  return 0;
 }
 
 void uv_pprof__maps_free(uv_pprof__mapping_t* maps, size_t count) {

@@ -1,12 +1,19 @@
 /* The process-facts layer: what uv_pprof reads of the process it lives in.
  * Its executable mappings (maps.c), threads (threads.c), code addresses
- * named (symbolize.c, demangle.c), jemalloc (jemalloc.c), memory figures
- * (memstat.c), and the CPU sampler with its unwinder (sampler.c,
- * unwind.c). Depends on base.h only: no loop, request or profile format. */
+ * named (symbolize.c, demangle.c; debuginfo.c and jit.c behind symbols.h),
+ * jemalloc (jemalloc.c), memory figures (memstat.c), and the CPU sampler
+ * with its unwinder (sampler.c, unwind.c). Depends on base.h only: no
+ * loop, request or profile format. */
 #ifndef UV_PPROF_PROC_H
 #define UV_PPROF_PROC_H
 
 #include "base.h"
+
+/* An address range [start, end). */
+typedef struct uv_pprof__range_s {
+  uintptr_t start;
+  uintptr_t end; /* exclusive */
+} uv_pprof__range_t;
 
 /* ---- src/maps.c: the process's executable mappings --------------------- */
 
@@ -23,6 +30,19 @@ typedef struct uv_pprof__mapping_s {
  * [vsyscall] are kept. Returns 0 or a negative libuv code. */
 int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count);
 void uv_pprof__maps_free(uv_pprof__mapping_t* maps, size_t count);
+/* The executable memory of /proc/self/maps that no file backs: anonymous
+ * regions (named or not) and memfd mappings, where JIT compilers put their
+ * code. *ranges (malloc'd, the caller frees it) in maps order, which is by
+ * address. Returns 0 or a negative libuv code. Worker thread. */
+int uv_pprof__maps_jit(uv_pprof__range_t** ranges, size_t* count);
+
+#define UV_PPROF__MAX_BUILD_ID 64 /* bytes; GNU ld writes 20 (sha1) */
+struct dl_phdr_info;
+/* The NT_GNU_BUILD_ID of a loaded object, read from its PT_NOTE segments in
+ * memory (where the loader mapped them) into id. Returns its length, 0
+ * when it has none. Safe inside dl_iterate_phdr's callback. */
+size_t uv_pprof__loaded_build_id(const struct dl_phdr_info* info,
+                                 unsigned char id[UV_PPROF__MAX_BUILD_ID]);
 
 /* ---- src/symbolize.c: code address -> function, file, line ------------- */
 
@@ -35,21 +55,34 @@ typedef struct uv_pprof__symbol_s {
   uintptr_t start;    /* entry of the function (for an inlined frame, of
                          the one it is inlined into, as Go prints offsets):
                          addr - start = offset */
-  const char* module; /* path of the object containing the address */
+  const char* module; /* path of the object containing the address; NULL
+                         for JIT code */
+  int nameless;       /* nothing names the address: name is made up,
+                         "<module base name>+0x<ELF address>" (what
+                         addr2line takes) or "[jit]", and shown without an
+                         offset */
 } uv_pprof__symbol_t;
 
 /* Symbolizes addr, a call site (return address - 1 for every frame but the
  * leaf). Fills out[0..n) innermost inlined frame first, the real function
  * last (deeper inlining than max keeps the outermost frames), and returns
- * n >= 1 when some loaded object contains addr, 0 when none does. When
- * nothing names addr, n is 1 and that frame's name and file are NULL.
- * Objects loaded later with dlopen are picked up. The strings stay valid
- * (equal strings, equal pointers) until uv_pprof__symbolizer_reset().
- * Worker thread only. */
+ * n >= 1 when some loaded object contains addr or it is JIT code, 0
+ * otherwise. Names come from the object's symbol tables and DWARF, or its
+ * separate debug file (debuginfo.c), or for JIT code from the process's
+ * perf map (jit.c); when nothing names addr, n is 1 and that frame is
+ * `nameless` (its file NULL; its name NULL only when the object could not
+ * be told). Objects loaded later with dlopen are picked up. The strings
+ * stay valid (equal strings, equal pointers) until
+ * uv_pprof__symbolizer_reset(). Worker thread only. */
 size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out, size_t max);
 /* Frees every table and cache (the next use rebuilds them). Called with no
  * worker thread running. */
 void uv_pprof__symbolizer_reset(void);
+/* Where separate debug files are looked for: ':'-separated roots, each
+ * with its .build-id/ tree and the modules' directories below it; NULL
+ * restores the default, /usr/lib/debug. For tests. Returns 0 or
+ * UV_ENOMEM. With no worker thread running. */
+int uv_pprof__debuginfo_roots(const char* roots);
 /* The name to show people for a name from uv_pprof__symbolize(): a C++
  * linker name demangled and shortened (uv_pprof__demangle), else name
  * itself. Text views use it; protos and /symbol keep the linker's names,
@@ -119,11 +152,6 @@ typedef struct uv_pprof__je_dump_s {
   uintptr_t* frames;
   size_t nframes;
 } uv_pprof__je_dump_t;
-
-typedef struct uv_pprof__range_s {
-  uintptr_t start;
-  uintptr_t end; /* exclusive */
-} uv_pprof__range_t;
 
 /* Parses text[0..len) (need not be NUL-terminated; never read beyond).
  * Anything but jemalloc's layout gives UV_EINVAL; out of memory UV_ENOMEM;

@@ -1,9 +1,12 @@
 /* Code address -> function, file, line and inlined frames, for every
- * profile. The loader (dl_iterate_phdr) lists the objects and their ranges,
- * libdw opens their ELF and DWARF, and the lookups are ours: sorted symbol
- * tables and per-unit function indexes (libdw's own are linear scans).
- * Answers are cached by address with interned strings; loads and unloads
- * are noticed through the loader's counters. Worker thread only. */
+ * profile. The loader (dl_iterate_phdr) lists the objects, their ranges and
+ * build IDs, libdw opens their ELF and DWARF (the files debuginfo.c lets it
+ * read), and the lookups are ours: sorted symbol tables and per-unit
+ * function indexes (libdw's own are linear scans). What nothing names is
+ * "<module>+0x<offset>"; code outside every object goes to jit.c. Answers
+ * are cached by address with interned strings; loads and unloads are
+ * noticed through the loader's counters. Worker thread only. */
+#include <inttypes.h>
 #include <limits.h>
 #include <link.h>
 #include <stdio.h>
@@ -12,9 +15,9 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "dw.h"
 #include "hash.h"
 #include "proc.h"
+#include "symbols.h"
 
 typedef struct {
   uintptr_t start;
@@ -38,10 +41,16 @@ typedef struct {
   size_t count;
 } cu_index_t;
 
-/* What we keep per object, in the userdata slot of its libdw module: its
- * FUNC symbols by start address, one per address, and the indexes of the
+/* What we keep per object, in the userdata slot of its libdw module: what
+ * the loader told when it was reported, its FUNC symbols by start address,
+ * one per address (built on first need), and the indexes of the
  * compilation units looked into so far. */
 typedef struct {
+  unsigned char id[UV_PPROF__MAX_BUILD_ID]; /* the build ID in memory */
+  size_t id_len;                            /* 0: none */
+  uintptr_t bias;                           /* runtime address - ELF address */
+  const char* base; /* the file's base name, "[vdso]" for the vdso */
+  int built;        /* syms and cover are there */
   sym_t* syms;
   size_t* cover; /* cover[i]: among syms[0..i], the one ending last */
   size_t count;
@@ -87,6 +96,8 @@ static struct {
   Dwfl* dwfl;
   unsigned long long adds; /* the loader's counters at the last scan */
   unsigned long long subs;
+  uv_pprof__range_t* ranges; /* the objects reported, by start */
+  size_t nranges;
   cached_t* cache;
   size_t cache_mask;
   size_t cache_used;
@@ -252,9 +263,10 @@ static uintptr_t section_end(Elf* elf, GElf_Word shndx, Dwarf_Addr bias) {
   return (uintptr_t)(shdr.sh_addr + shdr.sh_size + bias);
 }
 
-/* Fills t (all of it: the unit indexes start empty) with the symbols of
- * the module's .symtab (libdw falls back to .dynsym, and adds a separate
- * debug file's table when one is installed). Returns 0 or UV_ENOMEM. */
+/* Fills t's syms, cover and count with the module's FUNC symbols, from
+ * where libdw finds them: the module's .symtab, else its separate debug
+ * file's (debuginfo.c), else its .dynsym and the .gnu_debugdata
+ * (MiniDebugInfo) table. Returns 0 or UV_ENOMEM. */
 static int symtab_build(Dwfl_Module* mod, module_t* t) {
   candidate_t* c;
   Dwarf_Addr mod_end;
@@ -263,7 +275,6 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
   size_t i;
   int nsyms = DW(dwfl_module_getsymtab)(mod);
 
-  memset(t, 0, sizeof(*t));
   if (nsyms <= 0)
     return 0;
   c = malloc((size_t)nsyms * sizeof(*c));
@@ -326,7 +337,8 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
     free(t->syms);
     free(t->cover);
     free(c);
-    memset(t, 0, sizeof(*t));
+    t->syms = NULL;
+    t->cover = NULL;
     return UV_ENOMEM;
   }
   for (i = 0; i < k; i++) {
@@ -380,23 +392,18 @@ static void module_free(module_t* m) {
 }
 
 /* Our data of mod, its symbol table built on first need. NULL when out of
- * memory (retried on the next lookup). */
+ * memory (the table is retried on the next lookup). */
 static module_t* module_of(Dwfl_Module* mod) {
   void** userdata;
   module_t* m;
 
   DW(dwfl_module_info)(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
   m = *userdata;
-  if (m != NULL)
+  if (m == NULL || m->built)
     return m;
-  m = malloc(sizeof(*m));
-  if (m == NULL)
+  if (symtab_build(mod, m) != 0)
     return NULL;
-  if (symtab_build(mod, m) != 0) {
-    free(m);
-    return NULL;
-  }
-  *userdata = m;
+  m->built = 1;
   return m;
 }
 
@@ -408,6 +415,9 @@ typedef struct {
   uintptr_t low; /* load bias + first PT_LOAD's aligned p_vaddr, where libdw
                     expects a module to start to get its bias right */
   uintptr_t high; /* end of its last PT_LOAD */
+  uintptr_t bias;
+  unsigned char id[UV_PPROF__MAX_BUILD_ID];
+  size_t id_len;
 } object_t;
 
 typedef struct {
@@ -494,9 +504,37 @@ static int on_object(struct dl_phdr_info* info, size_t size, void* arg) {
   o->name = object_name(info, low, high, list->entries == 1);
   o->low = low;
   o->high = high;
+  o->bias = info->dlpi_addr;
+  o->id_len = uv_pprof__loaded_build_id(info, o->id);
   if (o->name != NULL)
     list->count++;
   return 0;
+}
+
+/* Gives a module reported for the first time its module_t, with what the
+ * loader told of it. Out of memory, it has none and stays unnamed. */
+static void attach(Dwfl_Module* mod, const object_t* o) {
+  const char* slash = strrchr(o->name, '/');
+  void** userdata;
+  module_t* m;
+
+  DW(dwfl_module_info)(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+  if (*userdata != NULL || (m = calloc(1, sizeof(*m))) == NULL)
+    return;
+  memcpy(m->id, o->id, o->id_len);
+  m->id_len = o->id_len;
+  m->bias = o->bias;
+  m->base = intern(strncmp(o->name, "[vdso", 5) == 0 ? "[vdso]"
+                   : slash != NULL                   ? slash + 1
+                                                     : o->name);
+  *userdata = m;
+}
+
+static int compare_ranges(const void* a, const void* b) {
+  const uv_pprof__range_t* x = a;
+  const uv_pprof__range_t* y = b;
+
+  return (x->start > y->start) - (x->start < y->start);
 }
 
 static int on_removed(Dwfl_Module* mod, void* userdata, const char* name,
@@ -526,6 +564,7 @@ static void cache_clear(void) {
  * their addresses. Ranges come from the loader, not /proc/self/maps, where
  * libdw's own mappings of the files it opened would blur them. */
 static void rescan(void) {
+  uv_pprof__range_t* ranges;
   objects_t list;
   int removed = 0;
   size_t i;
@@ -539,14 +578,27 @@ static void rescan(void) {
     free(list.objects);
     return;
   }
+  ranges = malloc((list.count != 0 ? list.count : 1) * sizeof(*ranges));
   DW(dwfl_report_begin)(state.dwfl);
   for (i = 0; i < list.count; i++) {
     const object_t* o = &list.objects[i];
-    DW(dwfl_report_module)(state.dwfl, o->name, o->low, o->high);
+    Dwfl_Module* mod =
+        DW(dwfl_report_module)(state.dwfl, o->name, o->low, o->high);
+    if (mod != NULL)
+      attach(mod, o);
+    if (ranges != NULL) {
+      ranges[i].start = o->low;
+      ranges[i].end = o->high;
+    }
     free(o->name);
   }
   DW(dwfl_report_end)(state.dwfl, on_removed, &removed);
   free(list.objects);
+  free(state.ranges);
+  state.ranges = ranges;
+  state.nranges = ranges != NULL ? list.count : 0;
+  if (ranges != NULL)
+    qsort(ranges, list.count, sizeof(*ranges), compare_ranges);
   if (removed)
     cache_clear();
   state.adds = list.counters[0];
@@ -780,13 +832,30 @@ static void set_frame(uv_pprof__symbol_t* f, const char* name, const char* file,
   f->line = line;
   f->start = start;
   f->module = module;
+  f->nameless = 0;
+}
+
+/* The frame of an address in m that nothing names: "<base>+0x<ELF
+ * address>", which addr2line on the module (or its debug file) answers. */
+static void nameless_frame(const module_t* m, uintptr_t addr,
+                           const char* module, uv_pprof__symbol_t* f) {
+  char name[PATH_MAX + 32];
+
+  memset(f, 0, sizeof(*f));
+  f->module = module;
+  if (m == NULL || m->base == NULL)
+    return;
+  snprintf(name, sizeof(name), "%s+0x%" PRIxPTR, m->base, addr - m->bias);
+  f->name = intern(name);
+  f->start = addr;
+  f->nameless = f->name != NULL;
 }
 
 /* Symbolizes addr in mod into f[0..UV_PPROF__MAX_INLINE), innermost first,
  * and returns the count (>= 1). Deeper inlining keeps the outermost frames:
  * each frame's line is where it is in that frame, so the kept ones stay
- * right. An address no symbol and no DWARF names gives one frame with
- * name and file NULL. */
+ * right. An address no symbol and no DWARF names gives one nameless
+ * frame. */
 static size_t resolve(Dwfl_Module* mod, uintptr_t addr, uv_pprof__symbol_t* f) {
   module_t* m = module_of(mod);
   const sym_t* sym = m != NULL ? symtab_find(m, addr) : NULL;
@@ -818,8 +887,9 @@ static size_t resolve(Dwfl_Module* mod, uintptr_t addr, uv_pprof__symbol_t* f) {
     depth = inline_chain(&fn, addr - bias, chain, 0, UV_PPROF__MAX_INLINE);
   }
   if (name == NULL) {
-    memset(f, 0, sizeof(*f));
-    f->module = module;
+    void** userdata;
+    DW(dwfl_module_info)(mod, &userdata, NULL, NULL, NULL, NULL, NULL, NULL);
+    nameless_frame(*userdata, addr, module, f);
     return 1;
   }
   /* chain[0] is called from the function, chain[j + 1] from chain[j]; the
@@ -909,6 +979,41 @@ static void cache_put(uintptr_t addr, const uv_pprof__symbol_t* f, size_t n) {
 
 /* ---- entry points ------------------------------------------------------- */
 
+/* Dwfl_Callbacks.find_elf: the module's file as libdw finds it (or its
+ * image in memory for the vdso and deleted files), but a file whose build
+ * ID is not the one the loader mapped (replaced on disk, truncated) is not
+ * read at all: its symbols would name other code. */
+static int on_find_elf(Dwfl_Module* mod, void** userdata, const char* name,
+                       Dwarf_Addr base, char** file_name, Elf** elfp) {
+  const module_t* m = *userdata;
+  int fd =
+      DW(dwfl_linux_proc_find_elf)(mod, userdata, name, base, file_name, elfp);
+
+  if (fd < 0 || m == NULL || m->id_len == 0 ||
+      uv_pprof__elf_has_build_id(fd, m->id, m->id_len))
+    return fd;
+  close(fd);
+  free(*file_name);
+  *file_name = NULL;
+  return -1;
+}
+
+/* The frame of addr when no object holds it: JIT code, or nothing. */
+static size_t jit_frame(uintptr_t addr, uv_pprof__symbol_t* out) {
+  const char* name;
+  uintptr_t start;
+  int nameless;
+
+  if (!uv_pprof__jit_lookup(addr, state.ranges, state.nranges, &name, &start,
+                            &nameless))
+    return 0;
+  memset(out, 0, sizeof(*out));
+  out->name = intern(name);
+  out->start = start;
+  out->nameless = nameless;
+  return out->name != NULL;
+}
+
 /* Copies the outermost `max` of f[0..n) to out. */
 static size_t deliver(const uv_pprof__symbol_t* f, size_t n,
                       uv_pprof__symbol_t* out, size_t max) {
@@ -931,8 +1036,9 @@ size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out,
   if (state.dwfl == NULL) {
     if (uv_pprof__dw_load() != 0)
       return 0;
-    callbacks.find_elf = DW(dwfl_linux_proc_find_elf);
-    callbacks.find_debuginfo = DW(dwfl_standard_find_debuginfo);
+    callbacks.find_elf = on_find_elf;
+    callbacks.find_debuginfo = uv_pprof__find_debuginfo;
+    callbacks.debuginfo_path = uv_pprof__debuginfo_path();
     state.dwfl = DW(dwfl_begin)(&callbacks);
     if (state.dwfl == NULL)
       return 0;
@@ -951,7 +1057,7 @@ size_t uv_pprof__symbolize(uintptr_t addr, uv_pprof__symbol_t* out,
     mod = module_at(addr);
   }
   if (mod == NULL)
-    return 0;
+    return jit_frame(addr, out);
   n = resolve(mod, addr, f);
   cache_put(addr, f, n);
   return deliver(f, n, out, max);
@@ -978,5 +1084,7 @@ void uv_pprof__symbolizer_reset(void) {
   free(state.cache);
   free(state.frames);
   free(state.strings);
+  free(state.ranges);
   memset(&state, 0, sizeof(state));
+  uv_pprof__jit_reset();
 }

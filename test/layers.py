@@ -16,8 +16,9 @@ LAYERS = ["base.h", "proc.h", "pprof.h", "loop.h", "request.h", "profile.h",
           "router.h", "server.h", "uv_pprof.h"]
 FILES = {
     "base.h": ["buf.c"],
-    "proc.h": ["maps.c", "threads.c", "symbolize.c", "demangle.c",
-               "jemalloc.c", "memstat.c", "unwind.c", "sampler.c", "dw.c"],
+    "proc.h": ["maps.c", "threads.c", "symbolize.c", "debuginfo.c", "jit.c",
+               "demangle.c", "jemalloc.c", "memstat.c", "unwind.c",
+               "sampler.c", "dw.c"],
     "pprof.h": ["pprof/builder.c", "pprof/gzip.c", "pprof/text.c"],
     "loop.h": ["libuv_internals.c", "own.c", "handles.c", "worker.c",
                "loops.c", "wakeup.c"],

@@ -95,6 +95,21 @@
   TEST(symbol_post)                                                  \
   TEST(symbol_pprof_remote)                                          \
   TEST(symbol_served_protos)                                         \
+  /* test-debuginfo.c (unit, then integration) */                    \
+  TEST(debuginfo_debuglink)                                          \
+  TEST(debuginfo_build_id)                                           \
+  TEST(debuginfo_crc)                                                \
+  TEST(debuginfo_minidebuginfo)                                      \
+  TEST(debuginfo_module_replaced)                                    \
+  TEST(debuginfo_no_network)                                         \
+  TEST(debuginfo_stripped_host)                                      \
+  /* test-jit.c */                                                   \
+  TEST(jit_perf_map)                                                 \
+  TEST(jit_perf_map_appended)                                        \
+  TEST(jit_perf_map_garbage)                                         \
+  TEST(jit_perf_map_bounds)                                          \
+  TEST(jit_perf_map_model)                                           \
+  TEST(jit_profile)                                                  \
   /* test-heap.c (unit, then integration) */                         \
   TEST(heap_fixtures_parse)                                          \
   TEST(heap_fixture_strip)                                           \

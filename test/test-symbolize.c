@@ -197,33 +197,48 @@ static uintptr_t own_section(const char* name, size_t* size) {
 
 extern void _init(void);
 
+/* f is the nameless frame of `module` at ELF address `at`. */
+static void expect_nameless(const uv_pprof__symbol_t* f, const char* module,
+                            uintptr_t at) {
+  char want[256];
+
+  snprintf(want, sizeof(want), "%s+0x%" PRIxPTR, module, at);
+  ASSERT_STR_EQ(f->name, want);
+  ASSERT(f->nameless && f->file == NULL && f->line == 0);
+}
+
 /* Symbol sizes are respected: the padding after a function has no name,
  * and crti's sizeless _init ends with its section (.init) rather than
- * covering the PLT after it. */
+ * covering the PLT after it. What has no name is called by its place in
+ * the file. */
 TEST_IMPL(symbolize_sizes) {
   uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
   uintptr_t init = (uintptr_t)&_init;
   uintptr_t link_init;
   uintptr_t plt;
+  uintptr_t bias;
   size_t size = 0;
+  char exe[PATH_MAX];
 
+  read_exe(exe, sizeof(exe));
   ASSERT_EQ(lookup(init, f), 1);
   ASSERT_STR_EQ(f[0].name, "_init");
+  ASSERT(!f[0].nameless);
   link_init = own_section(".init", &size);
   ASSERT_NE(link_init, 0);
   plt = own_section(".plt", &size);
   ASSERT_NE(plt, 0);
   ASSERT_GT(size, 0);
   /* .init starts with _init: the same bias moves both sections. */
-  plt += init - link_init;
-  ASSERT_EQ(lookup(plt + size / 2, f), 1);
-  ASSERT(f[0].name == NULL);
+  bias = init - link_init;
+  ASSERT_EQ(lookup(plt + bias + size / 2, f), 1);
+  expect_nameless(&f[0], base_name(exe), plt + size / 2);
   /* sym_capture is a few bytes long, and what follows it up to sym_outer
    * (aligned to 64 bytes) is no function. */
   ASSERT_EQ(lookup((uintptr_t)&sym_capture, f), 1);
   ASSERT_STR_EQ(f[0].name, "sym_capture");
   ASSERT_EQ(lookup((uintptr_t)&sym_outer - 1, f), 1);
-  ASSERT(f[0].name == NULL);
+  expect_nameless(&f[0], base_name(exe), (uintptr_t)&sym_outer - 1 - bias);
   uv_pprof__symbolizer_reset();
   return 0;
 }
@@ -292,6 +307,7 @@ TEST_IMPL(symbolize_dlopen) {
   uintptr_t ps;
   uintptr_t pa;
   const char* old_name;
+  Dl_info info;
   void* h;
   void* hs;
   size_t n;
@@ -324,7 +340,8 @@ TEST_IMPL(symbolize_dlopen) {
   ASSERT_STR_EQ(f[0].name, "sym_plugin_alias");
 
   /* The stripped copy: exported functions from .dynsym, no file; nothing
-   * names the static one, yet the object that holds it is known. */
+   * names the static one, yet the object that holds it is known and names
+   * it by its place in the file. */
   hs = dlopen(SYM_PLUGIN_STRIPPED, RTLD_NOW | RTLD_LOCAL);
   ASSERT(hs != NULL && hs != h);
   pg = (uintptr_t)dlsym(hs, "sym_plugin_global");
@@ -341,7 +358,9 @@ TEST_IMPL(symbolize_dlopen) {
   ASSERT_EQ(lookup(pa + 1, f), 1);
   ASSERT_STR_EQ(f[0].name, "sym_plugin_alias");
   ASSERT_EQ(lookup(ps + 1, f), 1);
-  ASSERT(f[0].name == NULL && f[0].file == NULL);
+  ASSERT(dladdr((void*)ps, &info) != 0);
+  expect_nameless(&f[0], "libsym_plugin_stripped.so",
+                  ps + 1 - (uintptr_t)info.dli_fbase);
   ASSERT(same_file(f[0].module, SYM_PLUGIN_STRIPPED));
 
   /* dlclose: the next lookup re-scans and forgets both; strings handed out

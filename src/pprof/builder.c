@@ -658,7 +658,13 @@ static size_t memo_function(uv_pprof__builder_t* b, memo_t* memo,
 
 /* Symbolizes every address location into lines (innermost first), adds
  * their functions, and sets each mapping's has_* flags when true of all its
- * locations. Locations of an address nothing names keep only the address. */
+ * locations. An address nothing names gets its made-up name
+ * ("nvim+0x3cb60") as a line, but leaves its mapping's has_functions
+ * false: go tool pprof then still symbolizes that mapping itself when it
+ * has the binary (its local symbolization replaces every line it can
+ * resolve), while its remote symbolization, which only asks for locations
+ * without lines, has nothing to ask. Locations in no object and no JIT
+ * code keep only the address. */
 static int symbolize(uv_pprof__builder_t* b, encoding_t* e) {
   const uintptr_t* addrs = (const uintptr_t*)b->addrs.base;
   const size_t* loc_funcs = (const size_t*)b->loc_funcs.base;
@@ -679,6 +685,7 @@ static int symbolize(uv_pprof__builder_t* b, encoding_t* e) {
     uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
     uint64_t map;
     size_t nf;
+    int shown = 1;
     int named = 1;
     int files = 1;
     int lines = 1;
@@ -688,11 +695,13 @@ static int symbolize(uv_pprof__builder_t* b, encoding_t* e) {
     map = find_mapping(e, addrs[i]);
     nf = uv_pprof__symbolize(addrs[i], f, UV_PPROF__ARRAY_SIZE(f));
     for (j = 0; j < nf; j++) {
-      named &= f[j].name != NULL;
+      shown &= f[j].name != NULL;
+      named &= f[j].name != NULL && !f[j].nameless;
       files &= f[j].file != NULL;
       lines &= f[j].line > 0;
     }
-    named &= nf > 0;
+    shown &= nf > 0;
+    named &= shown;
     if (map != 0) {
       mapping_stats_t* st = &stats[map - 1];
       st->locations++;
@@ -701,7 +710,7 @@ static int symbolize(uv_pprof__builder_t* b, encoding_t* e) {
       st->lines += named && lines;
       st->inlined += named && nf > 1;
     }
-    if (!named)
+    if (!shown)
       continue;
     e->loc_lines[i].first = count_of(&e->sym_lines, sizeof(line_t));
     e->loc_lines[i].count = nf;

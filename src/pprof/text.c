@@ -302,8 +302,10 @@ int uv_pprof__text_frames(const uintptr_t* pcs, size_t npcs,
         continue;
       r->sym = f[j];
       r->sym.name = uv_pprof__symbol_readable(f[j].name);
-      snprintf(r->func_off, sizeof(r->func_off), "+0x%" PRIxPTR,
-               pc - f[j].start);
+      /* A made-up name already says where it is. */
+      if (!f[j].nameless)
+        snprintf(r->func_off, sizeof(r->func_off), "+0x%" PRIxPTR,
+                 pc - f[j].start);
       r->ncells = f[j].file != NULL ? 4 : 3;
     }
   }

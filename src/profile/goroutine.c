@@ -316,7 +316,7 @@ static void append_frame(uv_pprof__buf_t* out, uintptr_t pc, int leaf,
       snprintf(line, sizeof(line), "%s:%d", f->file, f->line);
     else
       snprintf(line, sizeof(line), "%s", f->module != NULL ? f->module : "?");
-    if (i + 1 == n)
+    if (i + 1 == n && !f->nameless)
       snprintf(line + strlen(line), sizeof(line) - strlen(line),
                " +0x%" PRIxPTR, pc - f->start);
     uv_pprof__buf_printf(out, "%s(...)\n\t%s\n", name, line);

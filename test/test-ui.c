@@ -85,6 +85,7 @@ TEST_IMPL(ui_routes) {
   ASSERT(strcmp(etag, etag_gz) != 0);
   gz_body = http_body(&gz, &gz_len);
   ASSERT(gz_len < len);
+  uv_pprof__buf_init(&raw);
   profile_gunzip(gz_body, gz_len, &raw);
   ASSERT_EQ(raw.len, len);
   ASSERT(memcmp(raw.base, body, len) == 0);

@@ -233,7 +233,8 @@
     } else {
       s.append('Total ' + type.type + ': ' + fmt(t.total));
     }
-    s.append(' in ' + m.n.toLocaleString('en-US') + ' sample' + (m.n === 1 ? '' : 's'));
+    /* the proto's samples: one per distinct stack and labels */
+    s.append(' in ' + m.n.toLocaleString('en-US') + ' stack' + (m.n === 1 ? '' : 's'));
     if (m.durationNanos > 0) s.append(', over ' + (m.durationNanos / 1e9).toFixed(1) + ' s');
     if (m.timeNanos > 0) s.append(', taken ' + new Date(m.timeNanos / 1e6).toLocaleString());
     const c = $('comments');

@@ -24,7 +24,8 @@ packages=(
   procps                            # ps, pgrep in the tests
   nodejs                            # the Node.js addon's tests (bindings/node)
   prometheus                        # /metrics scraped by a real Prometheus; promtool
-  chromium                          # headless screenshots: index, timeline, pprof web UI
+  chromium                          # headless screenshots: index, timeline, pprof web UI, our UI
+  firefox-esr                       # the built-in UI in a second browser (test/ui/)
   python3                           # the workflow tests (test/*.py)
   bsdextrautils                     # column, in docs/memory-profiling.md
   python3-uvloop                    # real libuv programs attached by uv-pprof
@@ -34,6 +35,9 @@ packages=(
 # Node's headers: Debian's nodejs has them in libnode-dev; a nodejs that
 # ships them itself (NodeSource's) conflicts with that package.
 [[ -f /usr/include/node/node_api.h ]] || packages+=(libnode-dev)
+# npm installs the UI tests' pinned browser driver (test/ui/package-lock.json):
+# Debian packages it apart from nodejs; a nodejs that ships it conflicts.
+command -v npm >/dev/null || packages+=(npm)
 
 # A package counts as present only when dpkg says "install ok installed".
 missing=()

@@ -1,12 +1,14 @@
 /* HTTP details that do not depend on a connection: status texts, the
  * response head in Go's header order, percent-decoding, Go's path cleaning,
- * query parameters as Go's handlers read them, and the loopback test. The
+ * query parameters as Go's handlers read them, the Accept-Encoding and
+ * If-None-Match values of cached files, and the loopback test. The
  * connection and llhttp glue is in server.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "request.h"
@@ -17,6 +19,8 @@ const char* uv_pprof__http_status_text(int status) {
       return "OK";
     case 301:
       return "Moved Permanently";
+    case 304:
+      return "Not Modified";
     case 400:
       return "Bad Request";
     case 401:
@@ -60,6 +64,7 @@ static void format_date(char out[64]) {
 int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
                         int keep_alive, uv_pprof__buf_t* out) {
   char date[64];
+  size_t i;
 
   format_date(date);
   /* net/http writes the handler's headers sorted by name, then Date and
@@ -76,13 +81,16 @@ int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
   uv_pprof__buf_printf(out, "Content-Type: %s\r\n", res->content_type);
   if (res->location != NULL)
     uv_pprof__buf_printf(out, "Location: %s\r\n", res->location);
-  if (res->extra_header != NULL)
-    uv_pprof__buf_printf(out, "%s\r\n", res->extra_header);
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(res->headers); i++)
+    if (res->headers[i] != NULL)
+      uv_pprof__buf_printf(out, "%s\r\n", res->headers[i]);
   uv_pprof__buf_printf(out, "X-Content-Type-Options: nosniff\r\n");
   if (res->go_error)
     uv_pprof__buf_printf(out, "X-Go-Pprof: 1\r\n");
-  uv_pprof__buf_printf(out, "Date: %s\r\nContent-Length: %zu\r\n", date,
-                       body_len);
+  uv_pprof__buf_printf(out, "Date: %s\r\n", date);
+  /* A 304 has no body; its Content-Length would be the 200's. */
+  if (res->status != 304)
+    uv_pprof__buf_printf(out, "Content-Length: %zu\r\n", body_len);
   if (!keep_alive)
     uv_pprof__buf_printf(out, "Connection: close\r\n");
   uv_pprof__buf_printf(out, "\r\n");
@@ -221,5 +229,79 @@ int uv_pprof__parse_int(const char* s, long long* out) {
   *out = strtoll(s, &end, 10);
   if (errno != 0 || *end != '\0' || end == s)
     return -1;
+  return 0;
+}
+
+static const char* skip_space(const char* p) {
+  while (*p == ' ' || *p == '\t')
+    p++;
+  return p;
+}
+
+/* The length of p's element up to the next ',' (or the end). */
+static size_t element(const char* p) {
+  const char* end = strchr(p, ',');
+
+  return end != NULL ? (size_t)(end - p) : strlen(p);
+}
+
+int uv_pprof__accepts_gzip(const char* value) {
+  const char* p = value;
+
+  while (*p != '\0') {
+    size_t len;
+    size_t name;
+    const char* q;
+
+    p = skip_space(p);
+    len = element(p);
+    for (name = 0; name < len && p[name] != ';' && p[name] != ' '; name++)
+      ;
+    if ((name == 4 && strncasecmp(p, "gzip", 4) == 0) ||
+        (name == 6 && strncasecmp(p, "x-gzip", 6) == 0) ||
+        (name == 1 && p[0] == '*')) {
+      /* q=0 (0.0, 0.000) refuses the coding */
+      q = memchr(p, ';', len);
+      if (q == NULL)
+        return 1;
+      q = skip_space(q + 1);
+      if (strncasecmp(q, "q=", 2) != 0)
+        return 1;
+      for (q += 2; *q == '0' || *q == '.'; q++)
+        ;
+      if (*q >= '1' && *q <= '9')
+        return 1;
+    }
+    p += len;
+    if (*p == ',')
+      p++;
+  }
+  return 0;
+}
+
+int uv_pprof__etag_matches(const char* value, const char* etag) {
+  const char* p = value;
+  size_t n = strlen(etag);
+
+  while (*p != '\0') {
+    size_t len;
+
+    p = skip_space(p);
+    len = element(p);
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+      len--;
+    if (len == 1 && p[0] == '*')
+      return 1;
+    /* If-None-Match compares weakly: W/"x" matches "x". */
+    if (len > 2 && p[0] == 'W' && p[1] == '/') {
+      p += 2;
+      len -= 2;
+    }
+    if (len == n && memcmp(p, etag, n) == 0)
+      return 1;
+    p += element(p);
+    if (*p == ',')
+      p++;
+  }
   return 0;
 }

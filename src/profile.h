@@ -83,9 +83,18 @@ long long uv_pprof__cpu_seconds(const char* query);
 
 #define UV_PPROF__ROUTE_SECONDS 2 /* ?seconds=N answers a delta */
 
+/* path is a prefix: the route serves every path under it (the UI's) */
+#define UV_PPROF__ROUTE_PREFIX 4
+
+/* answers a profile.proto of its own (a named profile's route needs no
+ * flag): /debug/pprof/ui/<name> can draw it */
+#define UV_PPROF__ROUTE_PROTO 8
+
 struct uv_pprof__route_s {
   const char* name; /* the index page's row, /metrics' endpoint label */
-  const char* path; /* served exactly (a path other than this: 404) */
+  /* served exactly (a path other than this: 404), or every path under it
+   * with UV_PPROF__ROUTE_PREFIX */
+  const char* path;
   /* Owns req from then on and finishes it exactly once (a named profile's
    * is uv_pprof__serve_profile). Loop thread. */
   void (*serve)(uv_pprof__request_t* req);
@@ -103,6 +112,24 @@ struct uv_pprof__route_s {
  * finishes it. (The index page's route is named.c's too: Go's table of the
  * routes with a description, named profiles with their counts.) */
 void uv_pprof__serve_profile(uv_pprof__request_t* req);
+
+/* ---- src/profile/ui.c: the built-in UI -------------------------------- */
+
+/* A file of the UI (src/ui/), embedded by cmake/ui_assets.cmake. */
+typedef struct uv_pprof__asset_s {
+  const char* name; /* "index.html", "ui.js", ... */
+  const char* content_type;
+  const unsigned char* data; /* as written */
+  size_t len;
+  const unsigned char* gz; /* gzipped */
+  size_t gz_len;
+  const char* etag;    /* "ETag: \"<sha-256 prefix>\"" header line */
+  const char* etag_gz; /* the same for the gzipped form */
+} uv_pprof__asset_t;
+
+/* Generated into <build>/ui/ui_assets.c. */
+extern const uv_pprof__asset_t uv_pprof__ui_assets[];
+extern const size_t uv_pprof__ui_nassets;
 
 /* ---- src/metrics.c: /metrics and the request accounting ---------------- */
 

@@ -26,6 +26,8 @@ void uv_pprof__request_free(uv_pprof__request_t* req) {
   free(req->path);
   free(req->query);
   uv_pprof__buf_free(&req->body);
+  uv_pprof__buf_free(&req->accept_encoding);
+  uv_pprof__buf_free(&req->if_none_match);
   uv_pprof__buf_free(&req->res.body);
   free(req);
 }

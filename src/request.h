@@ -26,8 +26,9 @@ typedef struct uv_pprof__response_s {
   const char* content_type; /* static string */
   char disposition[64];     /* attachment file name, or "" */
   const char* location;     /* Location header (redirects), static */
-  const char* extra_header; /* one extra "Name: value" line, static */
-  int go_error;             /* X-Go-Pprof: 1 */
+  /* extra "Name: value" lines, static strings, unused ones NULL */
+  const char* headers[6];
+  int go_error; /* X-Go-Pprof: 1 */
   uv_pprof__buf_t body;
 } uv_pprof__response_t;
 
@@ -43,6 +44,10 @@ struct uv_pprof__request_s {
   char* path;  /* percent-decoded */
   char* query; /* raw query string without '?', "" if none */
   uv_pprof__buf_t body;
+  /* Request headers a handler reads (up to 256 bytes each; empty if
+   * absent). */
+  uv_pprof__buf_t accept_encoding;
+  uv_pprof__buf_t if_none_match;
   uv_pprof__response_t res;
   int busy; /* a handler owns it (see uv_pprof__route) */
   /* Set by the router: the route matched (NULL: none), and the whole table,
@@ -105,6 +110,11 @@ int uv_pprof__is_loopback(const struct sockaddr* addr);
  * Returns 1 when present, 0 when absent. */
 int uv_pprof__query_get(const char* query, const char* key, char* buf,
                         size_t size);
+/* 1 when an Accept-Encoding value takes gzip (a q of 0 refuses it). */
+int uv_pprof__accepts_gzip(const char* value);
+/* 1 when an If-None-Match value names `etag` (quoted, as sent; W/ compares
+ * weakly) or is "*". */
+int uv_pprof__etag_matches(const char* value, const char* etag);
 /* strconv.ParseInt(s, 10, 64): an optional sign, decimal digits and
  * nothing else, no overflow. Returns 0 and *out, or -1. */
 int uv_pprof__parse_int(const char* s, long long* out);

@@ -26,7 +26,8 @@
   X(profile)      \
   X(symbol)       \
   X(threadcreate) \
-  X(timeline)
+  X(timeline)     \
+  X(ui)
 
 #define X(name) extern const uv_pprof__route_t uv_pprof__route_##name;
 ROUTES(X)
@@ -46,9 +47,13 @@ _Static_assert(NROUTES <= UV_PPROF__MAX_ROUTES,
 static size_t find(const char* path) {
   size_t i;
 
-  for (i = 0; i < NROUTES; i++)
-    if (strcmp(path, routes[i]->path) == 0)
+  for (i = 0; i < NROUTES; i++) {
+    const char* p = routes[i]->path;
+    if (routes[i]->flags & UV_PPROF__ROUTE_PREFIX
+            ? strncmp(path, p, strlen(p)) == 0
+            : strcmp(path, p) == 0)
       return i;
+  }
   return NROUTES;
 }
 

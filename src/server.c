@@ -75,6 +75,7 @@ struct uv_pprof__conn_s {
   size_t field_len;
   int field_is_auth;
   int field_is_expect;
+  uv_pprof__buf_t* field_kept; /* the request's copy of this header */
   int expect_continue;
   uv_pprof__buf_t auth;
   size_t header_bytes;
@@ -319,6 +320,7 @@ static int on_message_begin(llhttp_t* p) {
   c->field_len = 0;
   c->field_is_auth = 0;
   c->field_is_expect = 0;
+  c->field_kept = NULL;
   c->expect_continue = 0;
   c->header_bytes = 0;
   return 0;
@@ -357,6 +359,12 @@ static int on_header_field_complete(llhttp_t* p) {
       c->field_len == 13 && strncasecmp(c->field, "authorization", 13) == 0;
   c->field_is_expect =
       c->field_len == 6 && strncasecmp(c->field, "expect", 6) == 0;
+  c->field_kept = NULL;
+  if (c->field_len == 15 && strncasecmp(c->field, "accept-encoding", 15) == 0)
+    c->field_kept = &c->req->accept_encoding;
+  else if (c->field_len == 13 &&
+           strncasecmp(c->field, "if-none-match", 13) == 0)
+    c->field_kept = &c->req->if_none_match;
   c->field_len = 0;
   return 0;
 }
@@ -366,6 +374,8 @@ static int on_header_value(llhttp_t* p, const char* at, size_t len) {
 
   if (c->field_is_auth && c->auth.len + len <= 1024)
     uv_pprof__buf_append(&c->auth, at, len);
+  if (c->field_kept != NULL && c->field_kept->len + len <= 256)
+    uv_pprof__buf_append(c->field_kept, at, len);
   if (c->field_is_expect && len >= 12 &&
       strncasecmp(at, "100-continue", 12) == 0)
     c->expect_continue = 1;
@@ -478,7 +488,7 @@ static void dispatch(uv_pprof__conn_t* c) {
     uv_pprof__error(req, 401,
                     "Unauthorized: this server requires "
                     "\"Authorization: Bearer <token>\"");
-    req->res.extra_header = "Www-Authenticate: Bearer realm=\"uv_pprof\"";
+    req->res.headers[0] = "Www-Authenticate: Bearer realm=\"uv_pprof\"";
     uv_pprof__request_finish(req);
     return;
   }

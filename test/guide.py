@@ -321,6 +321,12 @@ def check_web_ui(ctx):
     pass  # all checked while it ran (during_web_ui)
 
 
+def check_ui(ctx):
+    out = ctx["stdout"].strip()
+    expect(out == "200 text/html; charset=utf-8",
+           f"the built-in UI's heap page: {out!r}")
+
+
 def during_node(ctx):
     banner(ctx, ctx["ports"][1])
     base = f"http://127.0.0.1:{ctx['ports'][1]}/debug/pprof"
@@ -365,6 +371,7 @@ CHECKS = {
     "metrics": ("run", check_metrics),
     "overnight-start": ("run", check_overnight_start),
     "overnight-end": ("run", check_overnight_end),
+    "ui": ("run", check_ui),
     "web-ui": ("bounded", check_web_ui, during_web_ui),
     "node-register": ("bounded", check_node, during_node),
     "token-start": ("server", check_token_start),

@@ -156,4 +156,8 @@
   /* test-unwind.c */                                                \
   TEST(unwind_rules_match_libdw)                                     \
   TEST(unwind_rules_after_reload)                                    \
+  /* test-ui.c (unit, then integration) */                           \
+  TEST(ui_accepts_gzip)                                              \
+  TEST(ui_etag_matches)                                              \
+  TEST(ui_routes)                                                    \
   /* end */

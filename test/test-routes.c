@@ -217,6 +217,13 @@ TEST_IMPL(routes_index) {
   static const char also[] =
       "<br>\n<p>\nAlso: <a href=\"/metrics\">/metrics</a> (Prometheus), the "
       "memory timeline: off (UV_PPROF_TIMELINE=&lt;seconds&gt;)\n</p>\n";
+  static const char ui[] =
+      "<br>\n<p>\nIn the browser (flame graph, top table; nothing to "
+      "install): <a href=\"ui/allocs\">allocs</a> <a "
+      "href=\"ui/block\">block</a> "
+      "<a href=\"ui/goroutine\">goroutine</a> <a href=\"ui/heap\">heap</a> <a "
+      "href=\"ui/mutex\">mutex</a> <a href=\"ui/profile?seconds=10\">profile "
+      "(CPU, 10 s)</a> <a href=\"ui/threadcreate\">threadcreate</a>\n</p>\n";
   static const char mid[] = "<br>\n<p>\nProfile Descriptions:\n<ul>\n";
   static const char tail[] = "</ul>\n</p>\n</body>\n</html>";
   test_host_t* h = host_start(NULL);
@@ -269,6 +276,8 @@ TEST_IMPL(routes_index) {
   }
   ASSERT_STARTS_WITH(p, also);
   p += strlen(also);
+  ASSERT_STARTS_WITH(p, ui);
+  p += strlen(ui);
   ASSERT_STARTS_WITH(p, mid);
   p += strlen(mid);
   for (i = 0; i < nrows; i++) {

@@ -386,5 +386,5 @@ const uv_pprof__route_t uv_pprof__route_profile = {
         "seconds GET parameter. After you get the profile file, "
         "use the go tool pprof command to investigate the "
         "profile.",
-    .flags = UV_PPROF__ROUTE_SECONDS,
+    .flags = UV_PPROF__ROUTE_SECONDS | UV_PPROF__ROUTE_PROTO,
 };

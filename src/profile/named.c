@@ -278,6 +278,7 @@ typedef struct {
   const char* name;
   const char* description;
   int64_t count;
+  int ui; /* a profile.proto: /debug/pprof/ui/<name> draws it */
 } row_t;
 
 static int row_cmp(const void* a, const void* b) {
@@ -302,6 +303,7 @@ static void work_index(uv_pprof__job_t* job) {
     rows[n].name = r->name;
     rows[n].description = r->description;
     rows[n].count = 0;
+    rows[n].ui = p != NULL || (r->flags & UV_PPROF__ROUTE_PROTO) != 0;
     if (p != NULL && p->loop_snapshot == NULL) {
       rows[n].count = p->count();
     } else if (p != NULL && job_snapshot(nj, i, &snap) == 0) {
@@ -345,6 +347,21 @@ static void work_index(uv_pprof__job_t* job) {
     uv_pprof__buf_printf(b,
                          ", the memory timeline: off "
                          "(UV_PPROF_TIMELINE=&lt;seconds&gt;)");
+  uv_pprof__buf_printf(b, "\n</p>\n");
+  /* The built-in UI (profile/ui.c): each profile drawn in the browser. */
+  uv_pprof__buf_printf(b,
+                       "<br>\n<p>\nIn the browser (flame graph, top table; "
+                       "nothing to install):");
+  for (i = 0; i < n; i++) {
+    int cpu = strcmp(rows[i].name, "profile") == 0;
+    if (!rows[i].ui)
+      continue;
+    uv_pprof__buf_printf(b, " <a href=\"ui/");
+    uv_pprof__buf_html(b, rows[i].name);
+    uv_pprof__buf_printf(b, "%s\">", cpu ? "?seconds=10" : "");
+    uv_pprof__buf_html(b, rows[i].name);
+    uv_pprof__buf_printf(b, "%s</a>", cpu ? " (CPU, 10 s)" : "");
+  }
   uv_pprof__buf_printf(b, "\n</p>\n");
   uv_pprof__buf_printf(b, "<br>\n<p>\nProfile Descriptions:\n<ul>\n");
   for (i = 0; i < n; i++) {

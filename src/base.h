@@ -48,6 +48,9 @@ void uv_pprof__buf_free(uv_pprof__buf_t* b);
 int uv_pprof__buf_append(uv_pprof__buf_t* b, const void* data, size_t len);
 int uv_pprof__buf_printf(uv_pprof__buf_t* b, const char* fmt, ...)
     UV_PPROF__PRINTF(2, 3);
+/* Room for `extra` more bytes after b->len (which is unchanged): where to
+ * write them before adding them to b->len. NULL once out of memory. */
+void* uv_pprof__buf_room(uv_pprof__buf_t* b, size_t extra);
 /* Appends s with &, <, >, ' and " escaped for HTML. */
 int uv_pprof__buf_html(uv_pprof__buf_t* b, const char* s);
 /* Moves src's contents into dst (dst's old contents are freed). */

@@ -138,6 +138,10 @@
   TEST(timeline_chromium)                                            \
   TEST(metrics_in_process)                                           \
   TEST(timeline_worker_exits)                                        \
+  /* test-stacks.c */                                                \
+  TEST(stacks_intern_keys)                                           \
+  TEST(stacks_collect_many)                                          \
+  TEST(builder_sample_new)                                           \
   /* test-unwind.c */                                                \
   TEST(unwind_rules_match_libdw)                                     \
   TEST(unwind_rules_after_reload)                                    \

@@ -20,7 +20,6 @@
 typedef struct {
   uv_pprof__je_state_t je;
   uv_pprof__je_dump_t dump; /* PROF_ON only */
-  uint64_t* locs; /* scratch for emit: one id per frame of the deepest stack */
   int have_stats;
   uv_pprof__je_stats_t stats;
   struct mallinfo2 mi; /* without jemalloc */
@@ -43,7 +42,6 @@ static void free_snapshot(void* p) {
   snap_t* snap = p;
 
   uv_pprof__je_dump_free(&snap->dump);
-  free(snap->locs);
   free(snap);
 }
 
@@ -51,8 +49,6 @@ int uv_pprof__heap_snapshot(const uv_pprof__je_state_t* st,
                             uv_pprof__je_dump_t* dump, void** out) {
   snap_t* snap = calloc(1, sizeof(*snap));
   struct rusage ru;
-  size_t deepest = 1;
-  size_t i;
 
   if (snap == NULL) {
     uv_pprof__je_dump_free(dump);
@@ -61,14 +57,6 @@ int uv_pprof__heap_snapshot(const uv_pprof__je_state_t* st,
   snap->je = *st;
   snap->dump = *dump;
   memset(dump, 0, sizeof(*dump));
-  for (i = 0; i < snap->dump.nstacks; i++)
-    if (snap->dump.stacks[i].n > deepest)
-      deepest = snap->dump.stacks[i].n;
-  snap->locs = malloc(deepest * sizeof(*snap->locs));
-  if (snap->locs == NULL) {
-    free_snapshot(snap);
-    return UV_ENOMEM;
-  }
   if (snap->je.mode == UV_PPROF__HEAP_NO_JEMALLOC)
     snap->mi = mallinfo2();
   else
@@ -159,10 +147,59 @@ void uv_pprof__heap_unbias(uint64_t objs, uint64_t bytes, uint64_t rate,
   *out_bytes = clamp((double)bytes * scale);
 }
 
+/* The location ids of stack `id` (leaf first) into locs; cache[number]
+ * keeps the location of each address met (0: not yet), so a frame that
+ * many stacks share is asked of the builder once. */
+static size_t stack_locations(uv_pprof__builder_t* b, uint32_t id,
+                              uint64_t* cache, uint64_t* locs) {
+  const uint32_t* numbers;
+  size_t n = uv_pprof__stacks_numbers(id, &numbers);
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    uint64_t* loc = &cache[numbers[i]];
+    /* Every address is a return address, the leaf's too (the call into
+     * jemalloc): the call site is one byte before it. */
+    if (*loc == 0)
+      *loc =
+          uv_pprof__builder_location(b, uv_pprof__stacks_addr(numbers[i]) - 1);
+    locs[i] = *loc;
+  }
+  return n;
+}
+
+/* Go's values of row c (unbiased pairs, alloc then in-use) and its label,
+ * the average block size, raw (Go takes the alloc pair; without
+ * prof_accum only the in-use pair is known). */
+static void row_values(const snap_t* snap, const uv_pprof__je_counts_t* c,
+                       int64_t* v, int64_t* label) {
+  uint64_t objs = snap->je.accum ? c->accum_objs : c->cur_objs;
+  uint64_t bytes = snap->je.accum ? c->accum_bytes : c->cur_bytes;
+
+  if (snap->je.accum)
+    uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, snap->dump.period,
+                          &v[0], &v[1]);
+  else
+    v[0] = v[1] = 0;
+  uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, snap->dump.period, &v[2],
+                        &v[3]);
+  *label = objs != 0 ? clamp((double)(bytes / objs)) : 0;
+}
+
+/* One sample per stack: rows that name the same stack (stacks that differ
+ * only in jemalloc's own frames) are summed into the first one's, with its
+ * label. Into an empty builder the samples go as new ones, skipping the
+ * merge lookup: they are distinct. */
 static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
   const snap_t* snap = p;
   const uv_pprof__je_dump_t* d = &snap->dump;
   const char* howto = uv_pprof__je_howto(snap->je.mode);
+  int fresh = uv_pprof__builder_sample_count(b) == 0;
+  uint64_t locs[UV_PPROF__STACK_MAX];
+  uint64_t* cache = NULL;
+  uint32_t* row_of = NULL; /* by stack id: its first row + 1 */
+  int64_t(*sums)[4] = NULL;
+  size_t nframes = 0;
   size_t i;
   size_t j;
 
@@ -178,35 +215,57 @@ static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
   }
   if (d->period != 0)
     uv_pprof__builder_period(b, "space", "bytes", clamp((double)d->period));
+  if (d->nstacks == 0)
+    return;
+  cache = calloc(uv_pprof__stacks_naddrs() + 1, sizeof(*cache));
+  row_of = calloc(uv_pprof__stacks_limit(), sizeof(*row_of));
+  sums = malloc(d->nstacks * sizeof(*sums));
+  if (cache == NULL || row_of == NULL || sums == NULL) {
+    uv_pprof__builder_fail(b, UV_ENOMEM);
+    goto out;
+  }
   for (i = 0; i < d->nstacks; i++) {
     const uv_pprof__je_stack_t* st = &d->stacks[i];
-    const uv_pprof__je_counts_t* c = &st->counts;
+    int64_t v[4];
+    int64_t label;
+    row_values(snap, &st->counts, v, &label);
+    if (row_of[st->id] == 0) {
+      const uint32_t* numbers;
+      row_of[st->id] = (uint32_t)i + 1;
+      memcpy(sums[i], v, sizeof(v));
+      nframes += uv_pprof__stacks_numbers(st->id, &numbers);
+    } else {
+      for (j = 0; j < 4; j++)
+        sums[row_of[st->id] - 1][j] += v[j];
+    }
+  }
+  uv_pprof__builder_expect(b, d->nstacks, nframes);
+  for (i = 0; i < d->nstacks; i++) {
+    const uv_pprof__je_stack_t* st = &d->stacks[i];
     uv_pprof__label_t label;
     int64_t v[4];
-    uint64_t objs = snap->je.accum ? c->accum_objs : c->cur_objs;
-    uint64_t bytes = snap->je.accum ? c->accum_bytes : c->cur_bytes;
+    int64_t num;
+    size_t n;
 
-    if (snap->je.accum)
-      uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, d->period, &v[0],
-                            &v[1]);
-    else
-      v[0] = v[1] = 0;
-    uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, d->period, &v[2], &v[3]);
+    if (row_of[st->id] != i + 1)
+      continue; /* summed into its stack's first row */
+    row_values(snap, &st->counts, v, &num);
     for (j = 0; j < 4; j++)
-      v[j] *= sign;
-    /* Every address is a return address, the leaf's too (the call into
-     * jemalloc): the call site is one byte before it. */
-    for (j = 0; j < st->n; j++)
-      snap->locs[j] =
-          uv_pprof__builder_location(b, d->frames[st->first + j] - 1);
-    /* Go's label: the average block size, raw (Go takes the alloc pair;
-     * without prof_accum only the in-use pair is known). */
+      v[j] = sums[i][j] * sign;
+    n = stack_locations(b, st->id, cache, locs);
     memset(&label, 0, sizeof(label));
     label.key = "bytes";
-    label.num = objs != 0 ? clamp((double)(bytes / objs)) : 0;
-    uv_pprof__builder_sample(b, snap->locs, st->n, v, &label,
-                             label.num != 0 ? 1 : 0);
+    label.num = num;
+    if (fresh)
+      uv_pprof__builder_sample_new(b, locs, n, v, &label, num != 0 ? 1 : 0);
+    else
+      uv_pprof__builder_sample(b, locs, n, v, &label, num != 0 ? 1 : 0);
   }
+
+out:
+  free(cache);
+  free(row_of);
+  free(sums);
 }
 
 /* ---- ?debug=1 ------------------------------------------------------------ */
@@ -266,15 +325,16 @@ static int append_records(uv_pprof__buf_t* out, const snap_t* snap) {
   qsort(order, d->nstacks, sizeof(*order), compare_inuse);
   for (i = 0; i < d->nstacks; i++) {
     const uv_pprof__je_stack_t* st = order[i];
-    const uintptr_t* pcs = d->frames + st->first;
+    uintptr_t pcs[UV_PPROF__STACK_MAX];
+    size_t n = uv_pprof__stacks_frames(st->id, pcs, UV_PPROF__STACK_MAX);
     uv_pprof__buf_printf(
         out, "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @",
         st->counts.cur_objs, st->counts.cur_bytes, st->counts.accum_objs,
         st->counts.accum_bytes);
-    for (j = 0; j < st->n; j++)
+    for (j = 0; j < n; j++)
       uv_pprof__buf_printf(out, " 0x%" PRIxPTR, pcs[j]);
     uv_pprof__buf_append(out, "\n", 1);
-    rc = uv_pprof__text_frames(pcs, st->n, out);
+    rc = uv_pprof__text_frames(pcs, n, out);
     if (rc != 0)
       break;
     uv_pprof__buf_append(out, "\n", 1);

@@ -1,10 +1,13 @@
 /* bench_heap: GET /debug/pprof/heap against jemalloc's prof.dump alone at
  * 1k, 10k and 50k live stacks; the host loop's 1 ms timer lateness and busy
  * time meanwhile (paced, back to back) against a quiet phase, with and
- * without prof_accum; the cost of jemalloc's profiling settings on a
- * malloc-heavy loop. Children of its own run with the MALLOC_CONF needed.
- * Usage: bench_heap [runs, default 7]. */
+ * without prof_accum; a history snapshot (what each timeline sample keeps)
+ * against prof.dump alone, and its size; the cost of jemalloc's profiling
+ * settings on a malloc-heavy loop. Children of its own run with the
+ * MALLOC_CONF needed. It calls the history's snapshot directly, so it links
+ * uv_pprof's objects. Usage: bench_heap [runs, default 7]. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 
 #include <uv.h>
 
+#include "profile.h"
 #include "probe.h"
 #include "uv_pprof.h"
 
@@ -31,17 +35,29 @@ static int runs = 7;
 
 /* ---- live stacks -------------------------------------------------------- */
 
+static void** first_slot; /* slot i holds path i's block */
+
+static unsigned path_of(void** slot) {
+  return (unsigned)(slot - first_slot);
+}
+
+static size_t block_size(unsigned path) {
+  return 32768 + (size_t)(path * 2654435761u % 65536);
+}
+
 __attribute__((noinline)) void bench_branch_a(int depth, unsigned path,
                                               void** slot);
 __attribute__((noinline)) void bench_branch_b(int depth, unsigned path,
                                               void** slot);
 
 /* Two functions calling each other by the bits of `path`: one distinct
- * stack per path. A 64 KiB block is sampled at 4 KiB with probability
- * 1 - exp(-16): every path is a live stack in the dump. */
+ * stack per path. A block of 32 to 96 KiB (by path, so that the stacks'
+ * counts differ as a real program's do) is sampled at 4 KiB with
+ * probability at least 1 - exp(-8): every path is a live stack in the
+ * dump. */
 void bench_branch_a(int depth, unsigned path, void** slot) {
   if (depth == 0) {
-    *slot = malloc(65536);
+    *slot = malloc(block_size(path_of(slot)));
     return;
   }
   if (path & 1)
@@ -53,7 +69,7 @@ void bench_branch_a(int depth, unsigned path, void** slot) {
 
 void bench_branch_b(int depth, unsigned path, void** slot) {
   if (depth == 0) {
-    *slot = malloc(65536);
+    *slot = malloc(block_size(path_of(slot)));
     return;
   }
   if (path & 1)
@@ -113,6 +129,7 @@ static int run_stacks(void) {
   slots = calloc(counts[2], sizeof(*slots));
   if (slots == NULL)
     exit(1);
+  first_slot = slots;
   for (c = 0; c < 3; c++) {
     unsigned n = counts[c];
     double t[MAX_RUNS];
@@ -197,6 +214,87 @@ static int run_stacks(void) {
            (l->busy_ms - quiet.busy_ms / quiet.ms * l->ms) * 1000 / nreq);
   }
   probe_stop(&h);
+  return 0;
+}
+
+/* ---- history snapshots --------------------------------------------------- */
+
+static void set_sampling(int on) {
+  bool v = on != 0;
+
+  if (mallctl("thread.prof.active", NULL, NULL, &v, sizeof(v)) != 0)
+    exit(1);
+}
+
+/* No server here: this thread is the only user of the stack table, as the
+ * worker is in a host. Snapshots alternate with prof.dump alone, so that a
+ * noisy moment hits both; this thread's own allocations are not sampled
+ * while it measures, as the worker's are not. */
+static int run_history(void) {
+  static const unsigned counts[] = {1000, 10000, 50000};
+  uv_pprof__history_stats_t st;
+  double dump_ms[3];
+  double snap_ms[3];
+  double cold_ms[3];
+  size_t kept[3];
+  size_t raw[3];
+  size_t table[3];
+  void** slots = calloc(counts[2], sizeof(*slots));
+  int64_t when = uv_pprof__now_ns();
+  unsigned made = 0;
+  size_t c;
+
+  if (slots == NULL || uv_pprof__history_configure((size_t)256 << 20) != 0)
+    exit(1);
+  first_slot = slots;
+  for (c = 0; c < 3; c++) {
+    double td[MAX_RUNS];
+    double ts[MAX_RUNS];
+    uint64_t t0;
+    int i;
+
+    set_sampling(1);
+    for (; made < counts[c]; made++)
+      bench_branch_a(DEPTH, made, &slots[made]);
+    set_sampling(0);
+    t0 = uv_hrtime();
+    if (uv_pprof__history_take(when += 1000000000, NULL) != 0)
+      exit(1);
+    cold_ms[c] = ms_since(t0);
+    for (i = 0; i < runs; i++) {
+      t0 = uv_hrtime();
+      dump_alone();
+      td[i] = ms_since(t0);
+      t0 = uv_hrtime();
+      if (uv_pprof__history_take(when += 1000000000, NULL) != 0)
+        exit(1);
+      ts[i] = ms_since(t0);
+    }
+    dump_ms[c] = probe_median(td, runs);
+    snap_ms[c] = probe_median(ts, runs);
+    uv_pprof__history_stats(&st);
+    kept[c] = st.largest;
+    raw[c] = st.largest_raw;
+    table[c] = st.stack_bytes;
+  }
+  for (c = 0; c < made; c++)
+    free(slots[c]);
+  free(slots);
+  uv_pprof__history_reset();
+  printf(
+      "a history snapshot (prof.dump, parse, encode, keep) against "
+      "prof.dump alone\n(ms, median of %d interleaved; first = the first "
+      "at that size, every stack new)\n\n",
+      runs);
+  printf("%11s %10s %10s %7s %10s %10s %10s %12s\n", "live stacks", "prof.dump",
+         "snapshot", "ratio", "first", "kept KiB", "raw KiB", "stacks KiB");
+  for (c = 0; c < 3; c++)
+    printf("%11u %10.1f %10.1f %6.2fx %10.1f %10.1f %10.1f %12zu\n", counts[c],
+           dump_ms[c], snap_ms[c], snap_ms[c] / dump_ms[c], cold_ms[c],
+           kept[c] / 1024.0, raw[c] / 1024.0, table[c] >> 10);
+  printf(
+      "\nkept: the largest snapshot kept (deflated records); raw: before "
+      "deflate; stacks: the\nstack table the snapshots share\n");
   return 0;
 }
 
@@ -359,6 +457,10 @@ int main(int argc, char** argv) {
     runs = atoi(getenv("BENCH_HEAP_RUNS"));
     return run_stacks();
   }
+  if (argc > 1 && strcmp(argv[1], "--history") == 0) {
+    runs = atoi(getenv("BENCH_HEAP_RUNS"));
+    return run_history();
+  }
   if (argc > 1)
     runs = atoi(argv[1]);
   if (runs < 1 || runs > MAX_RUNS) {
@@ -380,6 +482,11 @@ int main(int argc, char** argv) {
     printf("\n");
     fflush(stdout);
   }
+  printf("=== MALLOC_CONF=%s\n\n", stacks_conf[0]);
+  fflush(stdout);
+  run_child(self, "--history", stacks_conf[0], out, sizeof(out));
+  fputs(out, stdout);
+  fflush(stdout);
   compare_settings(self);
   print_load("at the end");
   return 0;

@@ -69,6 +69,14 @@ typedef struct uv_pprof_options_s {
    * 0. uv_pprof_start() sets it from UV_PPROF_TIMELINE=<seconds>.
    * Default 0. */
   unsigned int timeline_seconds;
+  /* With the timeline on: the memory budget, in KiB, of its history — a
+   * compact heap and handle snapshot taken with each timeline sample,
+   * thinned as it ages (every sample of the last hour, then one an hour,
+   * then one a day), for ?base=<age> diffs and /debug/pprof/leaks. 0: no
+   * history. Below 256 KiB it cannot hold a snapshot: a line on stderr
+   * says so and history is off. uv_pprof_start() sets it from
+   * UV_PPROF_HISTORY_MB=<MiB> (decimals allowed). Default 8192 (8 MiB). */
+  unsigned int history_kb;
 } uv_pprof_options_t;
 
 /* Fills *options with the defaults listed above. */
@@ -86,6 +94,8 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *   UV_PPROF_TIMELINE  seconds between the samples of the memory timeline
  *                   (see timeline_seconds below); unset or 0: none.
  *   UV_PPROF_QUIET  non-empty and not "0": no banner (see quiet above).
+ *   UV_PPROF_HISTORY_MB  the timeline's history budget in MiB (see
+ *                   history_kb below); default 8, 0: none.
  *
  * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
  * stderr and returns 0. On failure prints one line to stderr, leaves nothing

@@ -36,10 +36,12 @@ static inline uint64_t uv_pprof__hash_bytes(const char* s, size_t len) {
   return h;
 }
 
-/* A hash of s[0..len), eight bytes at a time. */
-static inline uint64_t uv_pprof__hash_mem(const void* s, size_t len) {
+/* A hash of s[0..len), eight bytes at a time; different seeds give
+ * independent hashes. */
+static inline uint64_t uv_pprof__hash_mem(const void* s, size_t len,
+                                          uint64_t seed) {
   const unsigned char* p = (const unsigned char*)s;
-  uint64_t h = len * 0x9e3779b97f4a7c15ull;
+  uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ull);
   size_t i;
 
   for (i = 0; i + 8 <= len; i += 8) {

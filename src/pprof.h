@@ -74,6 +74,11 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out);
 /* gzip (deflate level 1, like Go's gzip.BestSpeed) of data into out.
  * Returns 0 or UV_ENOMEM / UV_EIO. */
 int uv_pprof__gzip(const void* data, size_t len, uv_pprof__buf_t* out);
+/* Raw deflate (level 1, no wrapper) of data into out, and its inverse into
+ * exactly `size` bytes: the history's snapshots (below 1 GiB). Return 0 or
+ * UV_ENOMEM / UV_EIO; inflate UV_EINVAL when the data is not that. */
+int uv_pprof__deflate(const void* data, size_t len, uv_pprof__buf_t* out);
+int uv_pprof__inflate(const void* data, size_t len, void* out, size_t size);
 
 /* ---- src/pprof/text.c: Go's debug=1 text -------------------------------- */
 

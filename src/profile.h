@@ -59,6 +59,56 @@ extern const uv_pprof__profile_t uv_pprof__profile_mutex;
 extern const uv_pprof__profile_t uv_pprof__profile_threadcreate;
 extern const uv_pprof__profile_t uv_pprof__profile_goroutine;
 
+/* ---- src/groups.c: handles grouped as the goroutine profile shows them -- */
+
+/* What one sample of the goroutine profile shows: alike handles (same
+ * type, state, loop, age bucket, callback, creation stack) and how many. */
+typedef struct uv_pprof__hgroup_s {
+  uintptr_t cb; /* 0: none */
+  uintptr_t loop;
+  const uintptr_t* stack; /* creation stack, return addresses; NULL: none */
+  size_t nstack;
+  int type;  /* uv_handle_type */
+  int state; /* UV_PPROF__HANDLE_CLOSING, else ACTIVE | REF bits */
+  int age;   /* bucket: <1m, 1-10m, 10-60m, 1-24h, >24h */
+  int64_t count;
+} uv_pprof__hgroup_t;
+
+/* The groups of a completed handle snapshot, in order of first appearance,
+ * into a malloc'd array (their stacks point into s), and with gid (may be
+ * NULL) a malloc'd array of each handle's group. Returns 0 or UV_ENOMEM.
+ * Worker thread. */
+int uv_pprof__hgroups_make(const uv_pprof__handles_snap_t* s,
+                           uv_pprof__hgroup_t** groups, size_t* n,
+                           size_t** gid);
+
+/* A group's labels as the goroutine profile writes them (type, state, loop,
+ * age), with the storage of their strings. */
+typedef struct uv_pprof__hgroup_labels_s {
+  char type[24];
+  char loop[24];
+  uv_pprof__label_t labels[4];
+} uv_pprof__hgroup_labels_t;
+
+void uv_pprof__hgroup_labels(const uv_pprof__hgroup_t* g,
+                             uv_pprof__hgroup_labels_t* l);
+/* "uv_timer_t" for UV_TIMER, into buf. */
+void uv_pprof__handle_type_name(int type, char* buf, size_t size);
+/* "active, ref", "closing", ...: a state's text. */
+const char* uv_pprof__handle_state_text(int state);
+
+/* ---- src/profile/goroutine.c: the goroutine profile's groups ------------ */
+
+/* One sample per group, its count times `sign`, as the goroutine profile
+ * writes them: samples with the same key merge in the builder. */
+void uv_pprof__goroutine_emit_groups(uv_pprof__builder_t* b,
+                                     const uv_pprof__hgroup_t* groups, size_t n,
+                                     int sign);
+/* Go's ?debug=1 text of these groups. Returns 0 or UV_ENOMEM. Worker
+ * thread. */
+int uv_pprof__goroutine_text_groups(const uv_pprof__hgroup_t* groups, size_t n,
+                                    uv_pprof__buf_t* out);
+
 /* cmdline.c: argv joined by NUL, no trailing byte. Loop thread (reads a
  * few bytes of /proc/self/cmdline). */
 int uv_pprof__cmdline(uv_pprof__buf_t* out);
@@ -130,5 +180,82 @@ int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
 void uv_pprof__timeline_stop(uv_pprof__timeline_t* t);
 /* The sampling interval in seconds, 0 when no timeline runs. Any thread. */
 unsigned uv_pprof__timeline_interval(void);
+
+/* ---- src/history.c: the kept snapshots --------------------------------- */
+
+#define UV_PPROF__HISTORY_DEFAULT_MB 8
+/* Below this a budget cannot hold the stack table's first mappings and a
+ * snapshot: refused at start. */
+#define UV_PPROF__HISTORY_MIN (256 * 1024)
+
+/* A kept snapshot, decoded. */
+typedef struct uv_pprof__hsnap_s {
+  int64_t time_ns; /* wall clock of the timeline sample it was taken with */
+  uv_pprof__je_state_t je;
+  int have_heap;            /* heap profiling was on: heap holds its rows */
+  uv_pprof__je_dump_t heap; /* rows (their stacks held by this), period */
+  int have_handles;         /* the handle walk completed */
+  size_t nmissing;          /* loops that did not answer that walk */
+  uv_pprof__hgroup_t* groups;
+  size_t ngroups;
+  uint32_t* stack_ids; /* private: the groups' creation stacks, held */
+  uintptr_t* frames;   /* private: their frames */
+} uv_pprof__hsnap_t;
+
+typedef struct uv_pprof__history_stats_s {
+  size_t budget; /* bytes; 0: history off */
+  int on;        /* 0 also when a snapshot did not fit the budget */
+  size_t kept;
+  size_t taken;       /* since start */
+  size_t blob_bytes;  /* of the kept snapshots */
+  size_t stack_bytes; /* the stack table's mappings */
+  size_t used;        /* all that counts against the budget */
+  size_t largest;     /* bytes of the largest kept snapshot */
+  size_t largest_raw; /* ... of the largest before deflate */
+} uv_pprof__history_stats_t;
+
+/* Sets the budget in bytes (0: off), dropping anything kept. Returns 0, or
+ * UV_EINVAL below UV_PPROF__HISTORY_MIN. Before any snapshot is taken (at
+ * start), or with no worker running (at stop). */
+int uv_pprof__history_configure(size_t budget);
+/* Whether snapshots are kept. Worker thread, or before the worker runs. */
+int uv_pprof__history_on(void);
+/* Takes a snapshot of the heap (a dump, when jemalloc profiles) and of the
+ * handle groups of `handles` (completed; NULL when the walk failed), taken
+ * with the timeline sample of time_ns, keeps it, then thins the history
+ * and fits the budget. A snapshot that cannot fit even alone turns history
+ * off with one line on stderr (UV_ENOSPC). Returns 0 or a negative code.
+ * Worker thread. */
+int uv_pprof__history_take(int64_t time_ns,
+                           const uv_pprof__handles_snap_t* handles);
+/* What take does once it has them: keeps a snapshot of a heap dump (NULL:
+ * heap profiling off) and handle groups (NULL: the walk failed), their
+ * stacks then held by it. Tests give it fixtures. Worker thread. */
+int uv_pprof__history_keep(int64_t time_ns, const uv_pprof__je_state_t* je,
+                           const uv_pprof__je_dump_t* heap,
+                           const uv_pprof__hgroup_t* groups, size_t ngroups,
+                           size_t nmissing);
+/* The kept snapshots, oldest first: how many, the time of the i-th, the
+ * i-th decoded (free it with uv_pprof__hsnap_free; 0 or a negative code),
+ * and the index of the one nearest to `when` (count must be > 0). Worker
+ * thread. */
+size_t uv_pprof__history_count(void);
+int64_t uv_pprof__history_time(size_t i);
+int uv_pprof__history_get(size_t i, uv_pprof__hsnap_t* out);
+size_t uv_pprof__history_nearest(int64_t when);
+void uv_pprof__hsnap_free(uv_pprof__hsnap_t* s);
+void uv_pprof__history_stats(uv_pprof__history_stats_t* st);
+/* Drops everything kept (the budget stays). Worker thread, or none. */
+void uv_pprof__history_reset(void);
+
+/* The policy, on times[0..n) ascending (ns), at `now`. thin: marks in
+ * drop[] every snapshot that is not the first kept one of its hour (once
+ * older than an hour) or of its day (once older than a day), never the
+ * first nor the last; returns how many. cheapest: the snapshot whose loss
+ * leaves the smallest gap between its neighbours for its age, never the
+ * first nor the last (n >= 3). */
+size_t uv_pprof__history_thin(const int64_t* times, size_t n, int64_t now,
+                              uint8_t* drop);
+size_t uv_pprof__history_cheapest(const int64_t* times, size_t n, int64_t now);
 
 #endif /* UV_PPROF_PROFILE_H */

@@ -62,6 +62,7 @@ static void work_sample(uv_pprof__job_t* job) {
     r->goroutines = t->snap->count;
     r->have_goroutines = 1;
   }
+  uv_pprof__history_take(t->tick_ns, r->have_goroutines ? t->snap : NULL);
   uv_pprof__memstat_read(&m);
   r->have_heap = m.kind != UV_PPROF__ALLOC_OTHER;
   r->heap_alloc = m.heap_alloc;
@@ -147,7 +148,8 @@ void uv_pprof__timeline_stop(uv_pprof__timeline_t* t) {
     __atomic_store_n(&current_seconds, 0, __ATOMIC_RELAXED);
   }
   /* The server has closed its worker: a sample in flight was handed back
-   * (on_sample_done) before this. */
+   * (on_sample_done) before this, and no job can read the history. */
+  uv_pprof__history_reset();
   uv_close((uv_handle_t*)&t->timer, on_timer_close);
 }
 

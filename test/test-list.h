@@ -142,6 +142,12 @@
   TEST(stacks_intern_keys)                                           \
   TEST(stacks_collect_many)                                          \
   TEST(builder_sample_new)                                           \
+  /* test-history.c */                                               \
+  TEST(history_thin_policy)                                          \
+  TEST(history_cheapest)                                             \
+  TEST(history_roundtrip)                                            \
+  TEST(history_budget)                                               \
+  TEST(history_too_small)                                            \
   /* test-unwind.c */                                                \
   TEST(unwind_rules_match_libdw)                                     \
   TEST(unwind_rules_after_reload)                                    \

@@ -438,7 +438,7 @@ static int index_new_samples(uv_pprof__builder_t* b) {
     slot_t* slot;
     key.bytes = (const uint8_t*)b->keys.base + s->key;
     key.len = s->nkey;
-    hash = uv_pprof__hash_mem(key.bytes, key.len);
+    hash = uv_pprof__hash_mem(key.bytes, key.len, 0);
     slot = probe(&b->sample_index, hash, match_sample, b, &key);
     if (slot->id == 0)
       claim(&b->sample_index, slot, hash, b->indexed);
@@ -516,7 +516,7 @@ static void add_sample(uv_pprof__builder_t* b, const uint64_t* locs,
       fail(b, UV_ENOMEM);
       return;
     }
-    hash = uv_pprof__hash_mem(key.bytes, key.len);
+    hash = uv_pprof__hash_mem(key.bytes, key.len, 0);
     slot = probe(&b->sample_index, hash, match_sample, b, &key);
     if (slot->id != 0) {
       const sample_t* old = (const sample_t*)b->samples.base + (slot->id - 1);

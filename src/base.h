@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <uv.h>
@@ -31,6 +32,21 @@ static inline int64_t uv_pprof__now_ns(void) {
 
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A wall-clock time (ns since the epoch) as ISO 8601 local time with its
+ * UTC offset, as mem-monitor.sh writes it (date +%Y-%m-%dT%H:%M:%S%:z):
+ * "2026-11-26T03:55:55+00:00". Any thread. */
+static inline void uv_pprof__format_time(int64_t ns, char* buf, size_t size) {
+  time_t sec = (time_t)(ns / 1000000000);
+  struct tm tm;
+  char zone[8];
+  size_t n;
+
+  localtime_r(&sec, &tm);
+  n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (strftime(zone, sizeof(zone), "%z", &tm) == 5)
+    snprintf(buf + n, size - n, "%.3s:%.2s", zone, zone + 3);
 }
 
 /* ---- buf.c: growable byte buffer with a sticky out-of-memory flag ------- */

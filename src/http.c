@@ -76,7 +76,7 @@ int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
   uv_pprof__buf_printf(out, "Content-Type: %s\r\n", res->content_type);
   if (res->location != NULL)
     uv_pprof__buf_printf(out, "Location: %s\r\n", res->location);
-  if (res->extra_header != NULL)
+  if (res->extra_header[0] != '\0')
     uv_pprof__buf_printf(out, "%s\r\n", res->extra_header);
   uv_pprof__buf_printf(out, "X-Content-Type-Options: nosniff\r\n");
   if (res->go_error)

@@ -15,6 +15,8 @@
 
 /* ---- src/profile/: one descriptor per named profile -------------------- */
 
+typedef struct uv_pprof__hsnap_s uv_pprof__hsnap_t; /* src/history.c */
+
 typedef struct uv_pprof__profile_s {
   const char* name; /* its file name in Content-Disposition */
   /* All of these run on the worker thread, except loop_snapshot. */
@@ -39,6 +41,16 @@ typedef struct uv_pprof__profile_s {
   int (*loop_snapshot)(uv_loop_t* loop, void** snap);
   int (*complete)(void* snap);
   int64_t (*snapshot_count)(const void* snap);
+  /* Optional, for a profile the history keeps (heap, allocs, goroutine):
+   * the difference between a later moment — the live snapshot `snap`
+   * (complete), or when that is NULL the kept snapshot `at` — and the kept
+   * snapshot `base` (struct uv_pprof__hsnap_s, below): its samples (types
+   * already set; comments and period included) and its ?debug=1 text.
+   * Worker thread. */
+  void (*base_emit)(const void* snap, const uv_pprof__hsnap_t* at,
+                    const uv_pprof__hsnap_t* base, uv_pprof__builder_t* b);
+  int (*base_text)(const void* snap, const uv_pprof__hsnap_t* at,
+                   const uv_pprof__hsnap_t* base, uv_pprof__buf_t* out);
 } uv_pprof__profile_t;
 
 /* profile/heap.c: a heap snapshot from a jemalloc state and a parsed dump,
@@ -133,6 +145,8 @@ long long uv_pprof__cpu_seconds(const char* query);
 
 #define UV_PPROF__ROUTE_SECONDS 2 /* ?seconds=N answers a delta */
 
+#define UV_PPROF__ROUTE_BASE 4 /* ?base=<age> diffs against the history */
+
 struct uv_pprof__route_s {
   const char* name; /* the index page's row, /metrics' endpoint label */
   const char* path; /* served exactly (a path other than this: 404) */
@@ -189,7 +203,7 @@ unsigned uv_pprof__timeline_interval(void);
 #define UV_PPROF__HISTORY_MIN (256 * 1024)
 
 /* A kept snapshot, decoded. */
-typedef struct uv_pprof__hsnap_s {
+struct uv_pprof__hsnap_s {
   int64_t time_ns; /* wall clock of the timeline sample it was taken with */
   uv_pprof__je_state_t je;
   int have_heap;            /* heap profiling was on: heap holds its rows */
@@ -200,7 +214,7 @@ typedef struct uv_pprof__hsnap_s {
   size_t ngroups;
   uint32_t* stack_ids; /* private: the groups' creation stacks, held */
   uintptr_t* frames;   /* private: their frames */
-} uv_pprof__hsnap_t;
+};
 
 typedef struct uv_pprof__history_stats_s {
   size_t budget; /* bytes; 0: history off */
@@ -257,5 +271,44 @@ void uv_pprof__history_reset(void);
 size_t uv_pprof__history_thin(const int64_t* times, size_t n, int64_t now,
                               uint8_t* drop);
 size_t uv_pprof__history_cheapest(const int64_t* times, size_t n, int64_t now);
+
+/* ---- src/when.c: moments of the history, as requests name them --------- */
+
+typedef struct uv_pprof__when_s {
+  int start;       /* "start": the oldest kept snapshot */
+  int64_t time_ns; /* the moment, wall clock */
+  int64_t age_ns;  /* how long before the request */
+  char text[64];   /* the value as given (for messages) */
+} uv_pprof__when_t;
+
+typedef struct uv_pprof__placed_s {
+  size_t index; /* of the kept snapshot nearest to the moment */
+  int64_t time_ns;
+  int64_t age_ns;     /* its age when placed */
+  int before_history; /* the moment is older than the history */
+} uv_pprof__placed_t;
+
+/* Parses parameter `name`'s value s ("start" but for window, a positive
+ * duration back from `now`, an RFC 3339 time). Returns 0, or -1 with Go's
+ * style of 400 text in why ("invalid value for \"base\" - ..."): garbage,
+ * negative, zero or future. Any thread. */
+int uv_pprof__when_parse(const char* name, const char* s, int64_t now,
+                         uv_pprof__when_t* out, char* why, size_t size);
+/* 0 when the history holds a snapshot; else UV_ENOENT and in why, the
+ * reason and how to turn it on. Worker thread. */
+int uv_pprof__history_off_reason(char* why, size_t size);
+/* The kept snapshot for w: the nearest, or the oldest for a moment older
+ * than the history (before_history set). Returns 0, UV_ENOENT when nothing
+ * is kept, UV_EINVAL (reason in why) for a moment older than the process.
+ * Worker thread. */
+int uv_pprof__when_place(const char* name, const uv_pprof__when_t* w,
+                         int64_t now, uv_pprof__placed_t* out, char* why,
+                         size_t size);
+/* The sentence saying which snapshot `name`=w got ("base=30s: the snapshot
+ * of 2026-...(31s ago)", or that it was older than the history). */
+void uv_pprof__when_note(const char* name, const uv_pprof__when_t* w,
+                         const uv_pprof__placed_t* p, char* note, size_t size);
+/* "45s", "3m12s", "2h5m", "1d3h". */
+void uv_pprof__format_age(int64_t ns, char* buf, size_t size);
 
 #endif /* UV_PPROF_PROFILE_H */

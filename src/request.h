@@ -26,7 +26,7 @@ typedef struct uv_pprof__response_s {
   const char* content_type; /* static string */
   char disposition[64];     /* attachment file name, or "" */
   const char* location;     /* Location header (redirects), static */
-  const char* extra_header; /* one extra "Name: value" line, static */
+  char extra_header[192];   /* one extra "Name: value" line, or "" */
   int go_error;             /* X-Go-Pprof: 1 */
   uv_pprof__buf_t body;
 } uv_pprof__response_t;

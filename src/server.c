@@ -478,7 +478,8 @@ static void dispatch(uv_pprof__conn_t* c) {
     uv_pprof__error(req, 401,
                     "Unauthorized: this server requires "
                     "\"Authorization: Bearer <token>\"");
-    req->res.extra_header = "Www-Authenticate: Bearer realm=\"uv_pprof\"";
+    snprintf(req->res.extra_header, sizeof(req->res.extra_header),
+             "Www-Authenticate: Bearer realm=\"uv_pprof\"");
     uv_pprof__request_finish(req);
     return;
   }

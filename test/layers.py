@@ -24,7 +24,7 @@ FILES = {
                "loops.c", "wakeup.c"],
     "request.h": ["request.c", "http.c"],
     "profile.h": ["profile/*", "metrics.c", "timeline.c", "history.c",
-                  "groups.c"],
+                  "groups.c", "when.c"],
     "router.h": ["router.c"],
     "server.h": ["server.c"],
     "uv_pprof.h": ["uv_pprof.c"],

@@ -179,6 +179,93 @@ static int write_grouped(const gsnap_t* g, uv_pprof__buf_t* out) {
   return rc != 0 ? rc : out->oom ? UV_ENOMEM : 0;
 }
 
+/* ---- ?base= ------------------------------------------------------------- */
+
+static const uv_pprof__hgroup_t* later_groups(const void* snap,
+                                              const uv_pprof__hsnap_t* at,
+                                              size_t* n) {
+  const gsnap_t* g = snap;
+
+  *n = g != NULL ? g->ngroups : at->ngroups;
+  return g != NULL ? g->groups : at->groups;
+}
+
+static int missing_loops(const void* snap, const uv_pprof__hsnap_t* at) {
+  const gsnap_t* g = snap;
+
+  return g != NULL ? g->s->nmissing != 0 : at->nmissing != 0;
+}
+
+/* The base's groups with -1, then the later ones with +1: the builder
+ * merges a group present in both into its difference. */
+static void emit_base(const void* snap, const uv_pprof__hsnap_t* at,
+                      const uv_pprof__hsnap_t* base, uv_pprof__builder_t* b) {
+  const uv_pprof__hgroup_t* groups;
+  size_t n;
+
+  if (snap != NULL)
+    add_missing_comments(((const gsnap_t*)snap)->s, b);
+  if ((at != NULL && !at->have_handles) || !base->have_handles ||
+      base->nmissing != 0 || (at != NULL && at->nmissing != 0))
+    uv_pprof__builder_comment(b,
+                              "a loop did not answer the walk of one of the "
+                              "two snapshots: its handles count as gone or "
+                              "new");
+  uv_pprof__goroutine_emit_groups(b, base->groups, base->ngroups, -1);
+  groups = later_groups(snap, at, &n);
+  uv_pprof__goroutine_emit_groups(b, groups, n, 1);
+}
+
+static int same_group(const uv_pprof__hgroup_t* a,
+                      const uv_pprof__hgroup_t* b) {
+  return a->cb == b->cb && a->loop == b->loop && a->type == b->type &&
+         a->state == b->state && a->age == b->age && a->nstack == b->nstack &&
+         (a->nstack == 0 ||
+          memcmp(a->stack, b->stack, a->nstack * sizeof(*a->stack)) == 0);
+}
+
+/* Go's ?debug=1 layout for the groups whose count changed, with the
+ * change as the count (negative for handles that went away). */
+static int text_base(const void* snap, const uv_pprof__hsnap_t* at,
+                     const uv_pprof__hsnap_t* base, uv_pprof__buf_t* out) {
+  const uv_pprof__hgroup_t* later;
+  uv_pprof__hgroup_t* diff;
+  size_t nlater;
+  size_t n = 0;
+  size_t i;
+  size_t j;
+  int rc;
+
+  later = later_groups(snap, at, &nlater);
+  diff = malloc((nlater + base->ngroups + 1) * sizeof(*diff));
+  if (diff == NULL)
+    return UV_ENOMEM;
+  /* Few groups (alike handles share one): pairs are compared directly. */
+  for (i = 0; i < nlater; i++)
+    diff[n++] = later[i];
+  for (i = 0; i < base->ngroups; i++) {
+    for (j = 0; j < nlater; j++)
+      if (same_group(&diff[j], &base->groups[i]))
+        break;
+    if (j < nlater) {
+      diff[j].count -= base->groups[i].count;
+    } else {
+      diff[n] = base->groups[i];
+      diff[n++].count = -base->groups[i].count;
+    }
+  }
+  for (i = 0, j = 0; i < n; i++)
+    if (diff[i].count != 0)
+      diff[j++] = diff[i];
+  rc = uv_pprof__goroutine_text_groups(diff, j, out);
+  free(diff);
+  if (rc == 0 && missing_loops(snap, at))
+    uv_pprof__buf_printf(out,
+                         "# a loop did not answer the later walk: its "
+                         "handles count as gone\n");
+  return rc != 0 ? rc : out->oom ? UV_ENOMEM : 0;
+}
+
 /* ---- ?debug=2 ----------------------------------------------------------- */
 
 /* Go's frame: "func(...)" then "\tfile:line +0xoff"; the offset is from the
@@ -366,6 +453,8 @@ const uv_pprof__profile_t uv_pprof__profile_goroutine = {
     .loop_snapshot = take,
     .complete = complete,
     .snapshot_count = count_handles,
+    .base_emit = emit_base,
+    .base_text = text_base,
 };
 
 const uv_pprof__route_t uv_pprof__route_goroutine = {
@@ -377,5 +466,6 @@ const uv_pprof__route_t uv_pprof__route_goroutine = {
         "Live libuv handles of every registered loop, as Go "
         "shows goroutines: grouped by callback, type and "
         "creation stack",
-    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
+    .flags =
+        UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS | UV_PPROF__ROUTE_BASE,
 };

@@ -184,11 +184,29 @@ void uv_pprof__metrics_observe(const uv_pprof__request_t* req);
 
 typedef struct uv_pprof__timeline_s uv_pprof__timeline_t;
 
+/* What a timeline sample saw, for whoever watches the samples (the flight
+ * recorder). */
+typedef struct uv_pprof__timeline_sample_s {
+  int64_t time_ns;                         /* wall clock of the tick */
+  uint64_t rss;                            /* bytes */
+  const uv_pprof__handles_snap_t* handles; /* completed; NULL: no walk */
+  const uv_pprof__timeline_t* timeline;
+} uv_pprof__timeline_sample_t;
+
+/* Called on the worker after each sample (given through a pointer: the
+ * recorder builds profiles, which the timeline must not call). */
+typedef void (*uv_pprof__sample_cb)(const uv_pprof__timeline_sample_t* s);
+
 /* Starts sampling every `seconds` on the serving loop (one unref'd timer;
- * the first sample is taken at once), each sample a light job on `worker`.
- * Serving loop's thread. Returns 0 and *out, or UV_ENOMEM. */
+ * the first sample is taken at once), each sample a light job on `worker`,
+ * then after_sample (may be NULL). Serving loop's thread. Returns 0 and
+ * *out, or UV_ENOMEM. */
 int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
-                             unsigned seconds, uv_pprof__timeline_t** out);
+                             unsigned seconds, uv_pprof__sample_cb after_sample,
+                             uv_pprof__timeline_t** out);
+/* The rows as mem-monitor.sh's CSV into out. Returns 0 or UV_ENOMEM.
+ * Worker thread. */
+int uv_pprof__timeline_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* out);
 /* Stops it; after the server has closed (no job of it is left on the
  * worker). The memory is freed once the timer has closed. */
 void uv_pprof__timeline_stop(uv_pprof__timeline_t* t);
@@ -271,6 +289,24 @@ void uv_pprof__history_reset(void);
 size_t uv_pprof__history_thin(const int64_t* times, size_t n, int64_t now,
                               uint8_t* drop);
 size_t uv_pprof__history_cheapest(const int64_t* times, size_t n, int64_t now);
+
+/* ---- src/recorder.c: the flight recorder -------------------------------- */
+
+/* Sets it up from the options (before the timeline starts; loop thread):
+ * off without a directory; the line at rss_mb MiB, or at percent % of the
+ * cgroup's memory.max. Problems get one line on stderr each: no line or
+ * both (UV_EINVAL, off), a percentage without memory.max (UV_ENOENT, off),
+ * a directory not writable now (0: it is tried again at each crossing).
+ * Returns 0 when on or off as asked. */
+int uv_pprof__recorder_configure(const char* dir, unsigned rss_mb,
+                                 unsigned percent);
+int uv_pprof__recorder_on(void);
+/* After each timeline sample, on the worker: writes the heap and goroutine
+ * profiles and the timeline when s->rss crossed the line, then raises it. */
+void uv_pprof__recorder_check(const uv_pprof__timeline_sample_t* s);
+/* Test hook: when set, the directory whose memory.max is read instead of
+ * the process's cgroup's. */
+extern const char* uv_pprof__recorder_cgroup_dir;
 
 /* ---- src/when.c: moments of the history, as requests name them --------- */
 

@@ -30,6 +30,7 @@ struct uv_pprof__timeline_s {
   uv_pprof__worker_t* worker;
   uv_timer_t timer;
   unsigned seconds;
+  uv_pprof__sample_cb after_sample;
   row_t* rows;  /* the ring: UV_PPROF__TIMELINE_ROWS */
   size_t next;  /* where the next row goes */
   size_t count; /* rows in the ring */
@@ -71,6 +72,14 @@ static void work_sample(uv_pprof__job_t* job) {
   t->next = (t->next + 1) % UV_PPROF__TIMELINE_ROWS;
   if (t->count < UV_PPROF__TIMELINE_ROWS)
     t->count++;
+  if (t->after_sample != NULL) {
+    uv_pprof__timeline_sample_t s;
+    s.time_ns = t->tick_ns;
+    s.rss = m.rss;
+    s.handles = r->have_goroutines ? t->snap : NULL;
+    s.timeline = t;
+    t->after_sample(&s);
+  }
 }
 
 static void on_sample_done(uv_pprof__job_t* job, int cancelled) {
@@ -105,7 +114,8 @@ static void on_tick(uv_timer_t* timer) {
 }
 
 int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
-                             unsigned seconds, uv_pprof__timeline_t** out) {
+                             unsigned seconds, uv_pprof__sample_cb after_sample,
+                             uv_pprof__timeline_t** out) {
   uv_pprof__timeline_t* t = calloc(1, sizeof(*t));
   void* rows = MAP_FAILED;
 
@@ -123,6 +133,7 @@ int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
   t->loop = loop;
   t->worker = worker;
   t->seconds = seconds;
+  t->after_sample = after_sample;
   uv_timer_init(loop, &t->timer);
   uv_pprof__handle_own(&t->timer);
   uv_unref((uv_handle_t*)&t->timer);
@@ -161,7 +172,7 @@ static const row_t* row_at(const uv_pprof__timeline_t* t, size_t i) {
   return &t->rows[(first + i) % UV_PPROF__TIMELINE_ROWS];
 }
 
-static void write_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
+int uv_pprof__timeline_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
   size_t i;
   char when[40];
 
@@ -180,6 +191,7 @@ static void write_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
       uv_pprof__buf_printf(b, "%" PRIu64, r->goroutines);
     uv_pprof__buf_printf(b, ",%.2f\n", (double)r->rss / 1048576.0);
   }
+  return b->oom ? UV_ENOMEM : 0;
 }
 
 /* ---- SVG ----------------------------------------------------------------- */
@@ -434,7 +446,7 @@ static void work_render(uv_pprof__job_t* job) {
     write_svg(rj->t, &res->body);
   } else {
     res->content_type = "text/plain; charset=utf-8";
-    write_csv(rj->t, &res->body);
+    uv_pprof__timeline_csv(rj->t, &res->body);
   }
   if (res->body.oom)
     uv_pprof__error(rj->req, 500, "out of memory");

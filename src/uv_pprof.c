@@ -155,6 +155,28 @@ static int parse_mib(const char* s, unsigned* kib) {
   return 0;
 }
 
+/* UV_PPROF_DUMP_RSS: "<MiB>" (1 to 2^20) or "<percent>%" (1 to 100). */
+static int parse_line(const char* s, unsigned* mib, unsigned* percent) {
+  unsigned long v = 0;
+  size_t i;
+
+  for (i = 0; isdigit((unsigned char)s[i]); i++) {
+    v = v * 10 + (unsigned long)(s[i] - '0');
+    if (v > (1ul << 20))
+      return -1;
+  }
+  if (i == 0 || v == 0)
+    return -1;
+  if (s[i] == '%' && s[i + 1] == '\0' && v <= 100) {
+    *percent = (unsigned)v;
+    return 0;
+  }
+  if (s[i] != '\0')
+    return -1;
+  *mib = (unsigned)v;
+  return 0;
+}
+
 /* UV_PPROF: "1", "PORT", "HOST:PORT", "[V6]:PORT" or ":PORT". */
 static int parse_env(const char* v, char* host, size_t host_size, int* port) {
   const char* colon;
@@ -336,9 +358,19 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     serving = loop;
     if (options->timeline_seconds > 0)
       start_history(options->history_kb);
+    if (options->dump_dir != NULL && options->timeline_seconds == 0)
+      fprintf(stderr,
+              "uv_pprof: the flight recorder checks RSS at each timeline "
+              "sample: set UV_PPROF_TIMELINE too (or options.timeline_seconds)"
+              "; it is off\n");
+    else
+      uv_pprof__recorder_configure(options->dump_dir, options->dump_rss_mb,
+                                   options->dump_rss_percent);
     if (options->timeline_seconds > 0 &&
-        uv_pprof__timeline_start(loop, uv_pprof__server_worker(started),
-                                 options->timeline_seconds, &timeline) != 0)
+        uv_pprof__timeline_start(
+            loop, uv_pprof__server_worker(started), options->timeline_seconds,
+            uv_pprof__recorder_on() ? uv_pprof__recorder_check : NULL,
+            &timeline) != 0)
       fprintf(stderr, "uv_pprof: cannot start the timeline: out of memory\n");
   }
   uv_mutex_unlock(&mu);
@@ -367,6 +399,8 @@ int uv_pprof_start(uv_loop_t* loop) {
   const char* seconds;
   const char* quiet;
   const char* history;
+  const char* dump_dir;
+  const char* dump_rss;
   char host[64];
 
   if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
@@ -394,6 +428,20 @@ int uv_pprof_start(uv_loop_t* loop) {
             "uv_pprof: UV_PPROF_TIMELINE=\"%s\" is not valid: expected whole "
             "seconds from 1 to %u (unset or 0: no timeline)\n",
             seconds, UV_PPROF__TIMELINE_MAX_SECONDS);
+    return UV_EINVAL;
+  }
+  dump_dir = getenv("UV_PPROF_DUMP_DIR");
+  dump_rss = getenv("UV_PPROF_DUMP_RSS");
+  if (dump_dir != NULL && dump_dir[0] != '\0')
+    options.dump_dir = dump_dir;
+  if (dump_rss != NULL && dump_rss[0] != '\0' &&
+      parse_line(dump_rss, &options.dump_rss_mb, &options.dump_rss_percent) !=
+          0) {
+    fprintf(stderr,
+            "uv_pprof: UV_PPROF_DUMP_RSS=\"%s\" is not valid: expected MiB "
+            "(such as 512) or a percentage of the cgroup's memory.max (such "
+            "as 80%%)\n",
+            dump_rss);
     return UV_EINVAL;
   }
   history = getenv("UV_PPROF_HISTORY_MB");
@@ -435,6 +483,8 @@ int uv_pprof_stop(uv_loop_t* loop) {
     uv_pprof__server_close(s);
   if (t != NULL)
     uv_pprof__timeline_stop(t);
+  if (s != NULL) /* the worker is joined: the recorder is idle */
+    uv_pprof__recorder_configure(NULL, 0, 0);
   return 0;
 }
 

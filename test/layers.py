@@ -24,7 +24,7 @@ FILES = {
                "loops.c", "wakeup.c"],
     "request.h": ["request.c", "http.c"],
     "profile.h": ["profile/*", "metrics.c", "timeline.c", "history.c",
-                  "groups.c", "when.c"],
+                  "groups.c", "when.c", "recorder.c"],
     "router.h": ["router.c"],
     "server.h": ["server.c"],
     "uv_pprof.h": ["uv_pprof.c"],

@@ -148,6 +148,11 @@
   TEST(history_roundtrip)                                            \
   TEST(history_budget)                                               \
   TEST(history_too_small)                                            \
+  /* test-recorder.c */                                              \
+  TEST(recorder_writes)                                              \
+  TEST(recorder_unwritable)                                          \
+  TEST(recorder_full)                                                \
+  TEST(recorder_percent)                                             \
   /* test-unwind.c */                                                \
   TEST(unwind_rules_match_libdw)                                     \
   TEST(unwind_rules_after_reload)                                    \

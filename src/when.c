@@ -92,8 +92,12 @@ static int parse_rfc3339(const char* s, int64_t* ns) {
     return -1;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
-  t = timegm(&tm);
-  *ns = ((int64_t)t - (hh * 3600 + mm * 60)) * SECOND_NS;
+  t = timegm(&tm) - (hh * 3600 + mm * 60);
+  /* Past 2262 (or before 1678) nanoseconds overflow: far enough. */
+  if ((int64_t)t > INT64_MAX / SECOND_NS || (int64_t)t < INT64_MIN / SECOND_NS)
+    *ns = t > 0 ? INT64_MAX : INT64_MIN;
+  else
+    *ns = (int64_t)t * SECOND_NS;
   return 0;
 }
 
@@ -127,7 +131,8 @@ int uv_pprof__when_parse(const char* name, const char* s, int64_t now,
                name, s);
       return -1;
     }
-    out->age_ns = now - out->time_ns;
+    out->age_ns =
+        out->time_ns > INT64_MIN + now ? now - out->time_ns : INT64_MAX;
     return 0;
   }
   snprintf(why, size,

@@ -333,3 +333,174 @@ TEST_IMPL(history_too_small) {
   ASSERT_EQ(uv_pprof__stacks_bytes(), 0);
   return 0;
 }
+
+/* ---- integration: the endpoints in this process ----------------------------
+ */
+
+static test_host_t* start_history(unsigned history_kb) {
+  uv_pprof_options_t o;
+
+  uv_pprof_options_init(&o);
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.quiet = 1;
+  o.timeline_seconds = 1;
+  o.history_kb = history_kb;
+  return host_start(&o);
+}
+
+/* GETs path and asserts its status and, for an error, Go's error form and
+ * the text it must contain. */
+static void expect_answer(test_host_t* h, const char* path, int status,
+                          const char* text) {
+  run_result_t r;
+  size_t len;
+
+  curl_get(h, path, NULL, &r);
+  if (http_status(&r) != status) {
+    fprintf(stderr, "%s: %d, expected %d:\n%s\n", path, http_status(&r), status,
+            r.out);
+    ASSERT(0);
+  }
+  if (status >= 400)
+    ASSERT_STR_EQ(http_header(&r, "X-Go-Pprof"), "1");
+  if (text != NULL && strstr(http_body(&r, &len), text) == NULL) {
+    fprintf(stderr, "%s: \"%s\" not in:\n%s\n", path, text, r.out);
+    ASSERT(0);
+  }
+  run_free(&r);
+}
+
+/* Values of base=, at= and window= that cannot be answered: 400 with the
+ * reason; history off: 404 saying how to turn it on. */
+TEST_IMPL(history_bad_input) {
+  static const struct {
+    const char* path;
+    const char* text;
+  } bad[] = {
+      {"/debug/pprof/goroutine?base=", "must be a duration back from now"},
+      {"/debug/pprof/goroutine?base=abc", "must be a duration back from now"},
+      {"/debug/pprof/goroutine?base=30", "must be a duration back from now"},
+      {"/debug/pprof/goroutine?base=5x", "must be a duration back from now"},
+      {"/debug/pprof/heap?base=-30s", "-30s is in the future"},
+      {"/debug/pprof/heap?base=0s", "must be a positive duration"},
+      {"/debug/pprof/heap?base=2999-01-01T00:00:00Z", "is in the future"},
+      {"/debug/pprof/heap?base=2026-13-01T00:00:00Z", "an RFC 3339 time"},
+      {"/debug/pprof/goroutine?base=3650d", "is older than the process"},
+      {"/debug/pprof/goroutine?base=1999-01-01T00:00:00%2B00:00",
+       "is older than the process"},
+      {"/debug/pprof/threadcreate?base=5s",
+       "\"base\" parameter is not supported for this profile type"},
+      {"/debug/pprof/goroutine?base=5s&seconds=2",
+       "base and seconds params are incompatible"},
+      {"/debug/pprof/goroutine?at=5s", "\"at\" needs \"base\""},
+      {"/debug/pprof/goroutine?base=1s&at=start",
+       "its snapshot must be later than base's"},
+      {"/debug/pprof/goroutine?base=start&at=-1s", "is in the future"},
+      {"/debug/pprof/leaks?window=start", "invalid value for \"window\""},
+      {"/debug/pprof/leaks?window=-1h", "is in the future"},
+      {"/debug/pprof/leaks?window=zzz", "invalid value for \"window\""},
+      {"/debug/pprof/leaks?format=pdf", "must be text or html"},
+  };
+  test_host_t* h;
+  run_result_t r;
+  char path[128];
+  char note[64];
+  uint64_t began = uv_hrtime();
+  size_t len;
+  size_t i;
+  int tries;
+
+  /* The history starts 3 s after the process: a moment in between is
+   * older than the history, not than the process. */
+  sleep(3);
+  h = start_history(8192);
+  for (tries = 0; tries < 100; tries++) {
+    curl_get(h, "/debug/pprof/goroutine?base=1s&debug=1", NULL, &r);
+    if (http_status(&r) == 200)
+      break;
+    run_free(&r);
+    usleep(100000);
+  }
+  ASSERT(tries < 100);
+  run_free(&r);
+  sleep(2);
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(bad); i++)
+    expect_answer(h, bad[i].path, 400, bad[i].text);
+
+  /* Older than the history (1.5 s after this test began): the oldest,
+   * and it says so. */
+  snprintf(note, sizeof(note), "%.1fs",
+           (double)(uv_hrtime() - began) / 1e9 - 1.5);
+  snprintf(path, sizeof(path), "/debug/pprof/goroutine?base=%s&debug=1", note);
+  curl_get(h, path, NULL, &r);
+  ASSERT_EQ(http_status(&r), 200);
+  ASSERT_CONTAINS(http_header(&r, "X-Uv-Pprof-Base"),
+                  "; older than asked: the history starts here");
+  ASSERT_CONTAINS(http_body(&r, &len), "\n# base=");
+  ASSERT_CONTAINS(http_body(&r, &len),
+                  " is older than the history, which starts at ");
+  ASSERT(strncmp(http_body(&r, &len), "goroutine profile: total ", 25) == 0);
+  run_free(&r);
+  expect_answer(h, "/debug/pprof/goroutine?base=start", 200, NULL);
+  /* Too few snapshots for a trend: said, not guessed. */
+  expect_answer(h, "/debug/pprof/leaks?window=2s", 200,
+                "the trend test needs at least 8");
+  expect_answer(h, "/debug/pprof/leaks?window=1h", 200,
+                "window=1h is longer than the history: all of it was used");
+  host_stop(h);
+
+  /* History off: 404 and how to turn it on. */
+  h = start_history(0);
+  expect_answer(h, "/debug/pprof/heap?base=5s", 404,
+                "the history is off: UV_PPROF_HISTORY_MB is 0");
+  expect_answer(h, "/debug/pprof/leaks", 404, "UV_PPROF_HISTORY_MB is 0");
+  host_stop(h);
+  h = host_start(NULL);
+  expect_answer(h, "/debug/pprof/goroutine?base=5s", 404,
+                "start the process with UV_PPROF_TIMELINE=<seconds>");
+  host_stop(h);
+  return 0;
+}
+
+/* UV_PPROF_HISTORY_MB: garbage refuses to start, with one line; a budget
+ * below one snapshot's minimum starts without history, saying so. */
+TEST_IMPL(history_env) {
+  static const char* const bad[] = {"x", "-1", "1.2345", "4097", "8MB", "."};
+  const char* argv[] = {UV_PPROF_ENVHOST, NULL};
+  run_result_t r;
+  size_t i;
+
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(bad); i++) {
+    char var[64];
+    const char* env[] = {"UV_PPROF=127.0.0.1:0", "UV_PPROF_TIMELINE=1", var,
+                         NULL};
+    snprintf(var, sizeof(var), "UV_PPROF_HISTORY_MB=%s", bad[i]);
+    run_cmd(argv, env, 30000, &r);
+    ASSERT_EQ(r.status, 0);
+    ASSERT_CONTAINS(r.out, "rc=-22\n");
+    ASSERT_CONTAINS(r.err, "is not valid: expected MiB from 0 to 4096");
+    run_free(&r);
+  }
+  {
+    const char* env[] = {"UV_PPROF=127.0.0.1:0", "UV_PPROF_TIMELINE=1",
+                         "UV_PPROF_HISTORY_MB=0.1", NULL};
+    run_cmd(argv, env, 30000, &r);
+    ASSERT_EQ(r.status, 0);
+    ASSERT_CONTAINS(r.out, "rc=0\n");
+    ASSERT_CONTAINS(r.err,
+                    "uv_pprof: a history budget of 0.100 MiB cannot hold one "
+                    "snapshot (at least 0.25 MiB): history is off.");
+    run_free(&r);
+  }
+  {
+    const char* env[] = {"UV_PPROF=127.0.0.1:0", "UV_PPROF_TIMELINE=1",
+                         "UV_PPROF_DUMP_DIR=/tmp", "UV_PPROF_DUMP_RSS=lots",
+                         NULL};
+    run_cmd(argv, env, 30000, &r);
+    ASSERT_CONTAINS(r.out, "rc=-22\n");
+    ASSERT_CONTAINS(r.err, "UV_PPROF_DUMP_RSS=\"lots\" is not valid");
+    run_free(&r);
+  }
+  return 0;
+}

@@ -148,6 +148,8 @@
   TEST(history_roundtrip)                                            \
   TEST(history_budget)                                               \
   TEST(history_too_small)                                            \
+  TEST(history_bad_input)                                            \
+  TEST(history_env)                                                  \
   /* test-recorder.c */                                              \
   TEST(recorder_writes)                                              \
   TEST(recorder_unwritable)                                          \

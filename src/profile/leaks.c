@@ -555,6 +555,13 @@ static void work_leaks(uv_pprof__job_t* job) {
     uv_pprof__buf_printf(&res->body,
                          "<html>\n<head>\n<title>/debug/pprof/leaks</title>\n"
                          "</head>\n<body>\n<h1>What grew steadily</h1>\n<p>");
+  if (lj->with_window && uv_pprof__history_time(0) > since) {
+    snprintf(why, sizeof(why),
+             "window=%s is longer than the history: all of it was used",
+             lj->window.text);
+    put_text(&w, why);
+    uv_pprof__buf_printf(&res->body, "\n");
+  }
   if (r.in_window < MIN_SNAPSHOTS) {
     snprintf(why, sizeof(why),
              "leaks: the window holds %zu snapshot%s of the history; the "
@@ -574,13 +581,6 @@ static void work_leaks(uv_pprof__job_t* job) {
              r.npoints < r.in_window ? ", sampled evenly" : "");
     put_text(&w, why);
     uv_pprof__buf_printf(&res->body, "\n");
-    if (lj->with_window && uv_pprof__history_time(0) > since) {
-      snprintf(why, sizeof(why),
-               "window=%s is longer than the history: all of it was used",
-               lj->window.text);
-      put_text(&w, why);
-      uv_pprof__buf_printf(&res->body, "\n");
-    }
     if (lj->html)
       uv_pprof__buf_printf(&res->body, "</p>\n");
     else

@@ -421,6 +421,10 @@ static int fit_budget(int64_t now) {
   int64_t* times = NULL;
   int rc = 0;
 
+  /* Stacks only a served profile used first: they cost a parse, not a
+   * moment of the past. */
+  if (used_bytes() > h.budget)
+    uv_pprof__stacks_collect();
   while (used_bytes() > h.budget) {
     size_t i;
     if (h.nmetas < 3) {

@@ -504,3 +504,71 @@ TEST_IMPL(history_env) {
   }
   return 0;
 }
+
+/* The timeline's chart in headless Chromium: samples I and J picked (the
+ * "#pick=I,J" fragment does what two clicks do, without opening the page)
+ * show the links to their differences, and those links answer. */
+TEST_IMPL(history_chart_picks) {
+  char url[256];
+  char profile[300];
+  const char* argv[] = {"chromium",
+                        "--headless",
+                        "--no-sandbox",
+                        "--disable-gpu",
+                        profile,
+                        "--dump-dom",
+                        url,
+                        NULL};
+  test_host_t* h = start_history(8192);
+  run_result_t r;
+  const char* href;
+  char link[512];
+  size_t n;
+  int tries;
+
+  /* Four samples. */
+  for (tries = 0; tries < 100; tries++) {
+    const char* p;
+    size_t len;
+    int lines = 0;
+    curl_get(h, "/debug/pprof/timeline", NULL, &r);
+    for (p = http_body(&r, &len); (p = strchr(p, '\n')) != NULL; p++)
+      lines++;
+    run_free(&r);
+    if (lines >= 5)
+      break;
+    usleep(200000);
+  }
+  ASSERT(tries < 100);
+  snprintf(url, sizeof(url), "%s/debug/pprof/timeline?format=svg#pick=1,3",
+           host_base(h));
+  snprintf(profile, sizeof(profile), "--user-data-dir=%s/chromium",
+           test_tmpdir());
+  run_cmd(argv, NULL, 120000, &r);
+  if (r.status != 0)
+    fprintf(stderr, "chromium (%d): %s\n", r.status, r.err);
+  ASSERT_EQ(r.status, 0);
+  ASSERT_CONTAINS(r.out, "<g id=\"links\"><a href=\"heap?base=");
+  ASSERT_CONTAINS(r.out, ">heap difference</text></a>");
+  /* The handles' link, as Chromium built it: base and at of samples 1
+   * and 3 (3 is not the last sample: an at). */
+  href = strstr(r.out, "<a href=\"goroutine?base=");
+  ASSERT(href != NULL);
+  href += strlen("<a href=\"");
+  n = strcspn(href, "\"");
+  ASSERT(n < 300);
+  snprintf(link, sizeof(link), "/debug/pprof/%.*s", (int)n, href);
+  run_free(&r);
+  /* The DOM writes & as &amp;. */
+  {
+    char* amp;
+    while ((amp = strstr(link, "&amp;")) != NULL)
+      memmove(amp + 1, amp + 5, strlen(amp + 5) + 1);
+  }
+  ASSERT_CONTAINS(link, "&at=");
+  ASSERT_CONTAINS(link, "&debug=1");
+  expect_answer(h, link, 200, "\n# at=");
+  expect_answer(h, link, 200, "goroutine profile: total ");
+  host_stop(h);
+  return 0;
+}

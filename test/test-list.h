@@ -150,6 +150,7 @@
   TEST(history_too_small)                                            \
   TEST(history_bad_input)                                            \
   TEST(history_env)                                                  \
+  TEST(history_chart_picks)                                          \
   /* test-recorder.c */                                              \
   TEST(recorder_writes)                                              \
   TEST(recorder_unwritable)                                          \

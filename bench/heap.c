@@ -1,10 +1,13 @@
 /* bench_heap: GET /debug/pprof/heap against jemalloc's prof.dump alone at
  * 1k, 10k and 50k live stacks; the host loop's 1 ms timer lateness and busy
  * time meanwhile (paced, back to back) against a quiet phase, with and
- * without prof_accum; the cost of jemalloc's profiling settings on a
- * malloc-heavy loop. Children of its own run with the MALLOC_CONF needed.
- * Usage: bench_heap [runs, default 7]. */
+ * without prof_accum; a history snapshot (what each timeline sample keeps)
+ * against prof.dump alone, and its size; the cost of jemalloc's profiling
+ * settings on a malloc-heavy loop. Children of its own run with the
+ * MALLOC_CONF needed. It calls the history's snapshot directly, so it links
+ * uv_pprof's objects. Usage: bench_heap [runs, default 7]. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 
 #include <uv.h>
 
+#include "profile.h"
 #include "probe.h"
 #include "uv_pprof.h"
 
@@ -31,17 +35,29 @@ static int runs = 7;
 
 /* ---- live stacks -------------------------------------------------------- */
 
+static void** first_slot; /* slot i holds path i's block */
+
+static unsigned path_of(void** slot) {
+  return (unsigned)(slot - first_slot);
+}
+
+static size_t block_size(unsigned path) {
+  return 32768 + (size_t)(path * 2654435761u % 65536);
+}
+
 __attribute__((noinline)) void bench_branch_a(int depth, unsigned path,
                                               void** slot);
 __attribute__((noinline)) void bench_branch_b(int depth, unsigned path,
                                               void** slot);
 
 /* Two functions calling each other by the bits of `path`: one distinct
- * stack per path. A 64 KiB block is sampled at 4 KiB with probability
- * 1 - exp(-16): every path is a live stack in the dump. */
+ * stack per path. A block of 32 to 96 KiB (by path, so that the stacks'
+ * counts differ as a real program's do) is sampled at 4 KiB with
+ * probability at least 1 - exp(-8): every path is a live stack in the
+ * dump. */
 void bench_branch_a(int depth, unsigned path, void** slot) {
   if (depth == 0) {
-    *slot = malloc(65536);
+    *slot = malloc(block_size(path_of(slot)));
     return;
   }
   if (path & 1)
@@ -53,7 +69,7 @@ void bench_branch_a(int depth, unsigned path, void** slot) {
 
 void bench_branch_b(int depth, unsigned path, void** slot) {
   if (depth == 0) {
-    *slot = malloc(65536);
+    *slot = malloc(block_size(path_of(slot)));
     return;
   }
   if (path & 1)
@@ -82,6 +98,14 @@ static double ms_since(uint64_t t0) {
   return (double)(uv_hrtime() - t0) / 1e6;
 }
 
+/* CPU time of the calling thread, ns. */
+static int64_t thread_cpu_ns(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The child run with lg_prof_sample:12: sampling on throughout, at one
  * sample per 4 KiB (128 times jemalloc's default rate), which makes
  * uv_pprof's own allocations and the host's per-tick one sampled far more
@@ -96,6 +120,10 @@ static int run_stacks(void) {
   int npaced[3];
   double dump_ms[3];
   double heap_ms[3];
+  double dump_cpu[3][MAX_RUNS];
+  double heap_cpu[3][MAX_RUNS];
+  double dump_cpu_ms[3];
+  double heap_cpu_ms[3];
   double text_ms[3];
   double cold_ms[3];
   size_t dump_size[3];
@@ -113,9 +141,11 @@ static int run_stacks(void) {
   slots = calloc(counts[2], sizeof(*slots));
   if (slots == NULL)
     exit(1);
+  first_slot = slots;
   for (c = 0; c < 3; c++) {
     unsigned n = counts[c];
     double t[MAX_RUNS];
+    double th[MAX_RUNS];
     uint64_t t0;
     int i;
 
@@ -126,18 +156,25 @@ static int run_stacks(void) {
     t0 = uv_hrtime();
     proto_size[c] = probe_get(fd, "/debug/pprof/heap", 200);
     cold_ms[c] = ms_since(t0);
+    /* Alternated, so that a busy moment of a shared machine hits both;
+     * CPU time too (this thread's for the dump, the worker's for /heap,
+     * whose dump runs there): it does not count the waits for a CPU. */
     for (i = 0; i < runs; i++) {
+      int64_t c0 = thread_cpu_ns();
       t0 = uv_hrtime();
       dump_size[c] = dump_alone();
       t[i] = ms_since(t0);
-    }
-    dump_ms[c] = probe_median(t, runs);
-    for (i = 0; i < runs; i++) {
+      dump_cpu[c][i] = (double)(thread_cpu_ns() - c0) / 1e6;
+      c0 = probe_thread_cpu_ns("uv_pprof");
       t0 = uv_hrtime();
       probe_get(fd, "/debug/pprof/heap", 200);
-      t[i] = ms_since(t0);
+      th[i] = ms_since(t0);
+      heap_cpu[c][i] = (double)(probe_thread_cpu_ns("uv_pprof") - c0) / 1e6;
     }
-    heap_ms[c] = probe_median(t, runs);
+    dump_ms[c] = probe_median(t, runs);
+    heap_ms[c] = probe_median(th, runs);
+    dump_cpu_ms[c] = probe_median(dump_cpu[c], runs);
+    heap_cpu_ms[c] = probe_median(heap_cpu[c], runs);
     /* Long enough for a p99 of the 1 ms timer to mean something: back to
      * back, then paced as bench_lateness paces (10 ms between requests). */
     probe_phase_begin(&h);
@@ -166,14 +203,18 @@ static int run_stacks(void) {
 
   printf(
       "heap endpoint against jemalloc's prof.dump alone (ms, median of "
-      "%d; first = the first /heap at that size)\n\n",
+      "%d alternated runs; wall\nclock end to end, and CPU time: the "
+      "worker's for /heap; first = the first /heap at\nthat size)\n\n",
       runs);
-  printf("%11s %10s %10s %10s %7s %10s %10s %10s\n", "live stacks", "dump KiB",
-         "prof.dump", "/heap", "ratio", "first", "?debug=1", "proto KiB");
+  printf("%11s %9s %9s %9s %6s %9s %9s %6s %9s %9s %9s\n", "live stacks",
+         "dump KiB", "prof.dump", "/heap", "ratio", "dump CPU", "/heap CPU",
+         "ratio", "first", "?debug=1", "proto KiB");
   for (c = 0; c < 3; c++)
-    printf("%11u %10zu %10.1f %10.1f %6.2fx %10.1f %10.1f %10zu\n", counts[c],
-           dump_size[c] >> 10, dump_ms[c], heap_ms[c], heap_ms[c] / dump_ms[c],
-           cold_ms[c], text_ms[c], proto_size[c] >> 10);
+    printf("%11u %9zu %9.1f %9.1f %5.2fx %9.1f %9.1f %5.2fx %9.1f %9.1f %9zu\n",
+           counts[c], dump_size[c] >> 10, dump_ms[c], heap_ms[c],
+           heap_ms[c] / dump_ms[c], dump_cpu_ms[c], heap_cpu_ms[c],
+           heap_cpu_ms[c] / dump_cpu_ms[c], cold_ms[c], text_ms[c],
+           proto_size[c] >> 10);
   printf(
       "\nthe host loop: its 1 ms timer's lateness (us), and its busy time "
       "(outside epoll_wait)\nper request over the quiet phase's; quiet, "
@@ -197,6 +238,102 @@ static int run_stacks(void) {
            (l->busy_ms - quiet.busy_ms / quiet.ms * l->ms) * 1000 / nreq);
   }
   probe_stop(&h);
+  return 0;
+}
+
+/* ---- history snapshots --------------------------------------------------- */
+
+static void set_sampling(int on) {
+  bool v = on != 0;
+
+  if (mallctl("thread.prof.active", NULL, NULL, &v, sizeof(v)) != 0)
+    exit(1);
+}
+
+/* No server here: this thread is the only user of the stack table, as the
+ * worker is in a host. Snapshots alternate with prof.dump alone, so that a
+ * noisy moment hits both; this thread's own allocations are not sampled
+ * while it measures, as the worker's are not. */
+static int run_history(void) {
+  static const unsigned counts[] = {1000, 10000, 50000};
+  uv_pprof__history_stats_t st;
+  double dump_ms[3];
+  double snap_ms[3];
+  double dump_cpu_ms[3];
+  double snap_cpu_ms[3];
+  double cold_ms[3];
+  size_t kept[3];
+  size_t raw[3];
+  size_t table[3];
+  void** slots = calloc(counts[2], sizeof(*slots));
+  int64_t when = uv_pprof__now_ns();
+  unsigned made = 0;
+  size_t c;
+
+  if (slots == NULL || uv_pprof__history_configure((size_t)256 << 20) != 0)
+    exit(1);
+  first_slot = slots;
+  for (c = 0; c < 3; c++) {
+    double td[MAX_RUNS];
+    double ts[MAX_RUNS];
+    double cd[MAX_RUNS];
+    double cs[MAX_RUNS];
+    uint64_t t0;
+    int i;
+
+    set_sampling(1);
+    for (; made < counts[c]; made++)
+      bench_branch_a(DEPTH, made, &slots[made]);
+    set_sampling(0);
+    t0 = uv_hrtime();
+    if (uv_pprof__history_take(when += 1000000000, NULL) != 0)
+      exit(1);
+    cold_ms[c] = ms_since(t0);
+    for (i = 0; i < runs; i++) {
+      int64_t c0 = thread_cpu_ns();
+      t0 = uv_hrtime();
+      dump_alone();
+      td[i] = ms_since(t0);
+      cd[i] = (double)(thread_cpu_ns() - c0) / 1e6;
+      c0 = thread_cpu_ns();
+      t0 = uv_hrtime();
+      if (uv_pprof__history_take(when += 1000000000, NULL) != 0)
+        exit(1);
+      ts[i] = ms_since(t0);
+      cs[i] = (double)(thread_cpu_ns() - c0) / 1e6;
+    }
+    dump_ms[c] = probe_median(td, runs);
+    snap_ms[c] = probe_median(ts, runs);
+    dump_cpu_ms[c] = probe_median(cd, runs);
+    snap_cpu_ms[c] = probe_median(cs, runs);
+    uv_pprof__history_stats(&st);
+    kept[c] = st.largest;
+    raw[c] = st.largest_raw;
+    table[c] = st.stack_bytes;
+  }
+  for (c = 0; c < made; c++)
+    free(slots[c]);
+  free(slots);
+  uv_pprof__history_reset();
+  printf(
+      "a history snapshot (prof.dump, parse, encode, keep) against "
+      "prof.dump alone\n(ms, median of %d alternated runs, wall clock and "
+      "this thread's CPU time; first = the\nfirst at that size, every "
+      "stack new)\n\n",
+      runs);
+  printf("%11s %9s %9s %6s %9s %9s %6s %9s %9s %9s %11s\n", "live stacks",
+         "prof.dump", "snapshot", "ratio", "dump CPU", "snap CPU", "ratio",
+         "first", "kept KiB", "raw KiB", "stacks KiB");
+  for (c = 0; c < 3; c++)
+    printf(
+        "%11u %9.1f %9.1f %5.2fx %9.1f %9.1f %5.2fx %9.1f %9.1f %9.1f "
+        "%11zu\n",
+        counts[c], dump_ms[c], snap_ms[c], snap_ms[c] / dump_ms[c],
+        dump_cpu_ms[c], snap_cpu_ms[c], snap_cpu_ms[c] / dump_cpu_ms[c],
+        cold_ms[c], kept[c] / 1024.0, raw[c] / 1024.0, table[c] >> 10);
+  printf(
+      "\nkept: the largest snapshot kept (deflated records); raw: before "
+      "deflate; stacks: the\nstack table the snapshots share\n");
   return 0;
 }
 
@@ -359,6 +496,10 @@ int main(int argc, char** argv) {
     runs = atoi(getenv("BENCH_HEAP_RUNS"));
     return run_stacks();
   }
+  if (argc > 1 && strcmp(argv[1], "--history") == 0) {
+    runs = atoi(getenv("BENCH_HEAP_RUNS"));
+    return run_history();
+  }
   if (argc > 1)
     runs = atoi(argv[1]);
   if (runs < 1 || runs > MAX_RUNS) {
@@ -380,6 +521,11 @@ int main(int argc, char** argv) {
     printf("\n");
     fflush(stdout);
   }
+  printf("=== MALLOC_CONF=%s\n\n", stacks_conf[0]);
+  fflush(stdout);
+  run_child(self, "--history", stacks_conf[0], out, sizeof(out));
+  fputs(out, stdout);
+  fflush(stdout);
   compare_settings(self);
   print_load("at the end");
   return 0;

@@ -1,5 +1,6 @@
 /* The benchmarks' measuring host, HTTP client and median (see probe.h). */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,4 +177,37 @@ static int cmp_double(const void* a, const void* b) {
 double probe_median(double* v, int n) {
   qsort(v, (size_t)n, sizeof(*v), cmp_double);
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int64_t probe_thread_cpu_ns(const char* name) {
+  DIR* d = opendir("/proc/self/task");
+  struct dirent* e;
+  int64_t total = 0;
+
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    char path[300];
+    char comm[32] = "";
+    long long ns = 0;
+    FILE* f;
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fgets(comm, sizeof(comm), f) == NULL)
+        comm[0] = '\0';
+      fclose(f);
+    }
+    comm[strcspn(comm, "\n")] = '\0';
+    if (strcmp(comm, name) != 0)
+      continue;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+    if ((f = fopen(path, "r")) != NULL) {
+      if (fscanf(f, "%lld", &ns) == 1)
+        total += ns;
+      fclose(f);
+    }
+  }
+  if (d != NULL)
+    closedir(d);
+  return total;
 }

@@ -46,6 +46,10 @@ int probe_connect(int port);
  * unless the answer has that status and a Content-Length. */
 size_t probe_get(int fd, const char* path, int status);
 
+/* CPU time so far (schedstat, ns) of this process's threads named `name`
+ * ("uv_pprof": its worker). */
+int64_t probe_thread_cpu_ns(const char* name);
+
 /* The median of v[0..n), n >= 1; sorts v. */
 double probe_median(double* v, int n);
 

@@ -3,12 +3,16 @@
  * A TCP echo server and a few repeating timers doing light work, plus one
  * call, uv_pprof_start(loop), so that UV_PPROF turns the pprof endpoints on.
  * Flags make it leak heap memory, timers or connections at a steady rate from
- * named functions, which the heap and goroutine profiles then point at. It
- * uses only uv_pprof's public API, as any host would.
+ * named functions, which the heap and goroutine profiles then point at, and
+ * add the harmless kinds of memory and handles a real server has beside its
+ * leaks: a big block held from the start, a buffer that swells and drains,
+ * timers that come and go. It uses only uv_pprof's public API, as any host
+ * would.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +31,9 @@
 #define CHURN_TICK_MS 50
 #define REPORT_TICK_MS 10000 /* one status line this often */
 #define MAX_RATE 1000000     /* timers or connections per second */
+#define LIFE_TICK_MS 100 /* the harmless memory and timers move this often */
+#define BLOCK (1u << 20) /* of --hold and --swing */
+#define SWING_PERIOD_MS 10000
 #define MAX_HEAP_RATE (UINT64_C(1) << 40)
 
 /* The leaking functions are global and never inlined, so that heap and
@@ -35,12 +42,19 @@ __attribute__((noinline)) int leak_heap_bytes(size_t size);
 __attribute__((noinline)) int leak_timer_start(void);
 __attribute__((noinline)) int leak_connection_open(void);
 __attribute__((noinline)) void leaked_timer_cb(uv_timer_t* timer);
+__attribute__((noinline)) int hold_cache_fill(uint64_t bytes);
+__attribute__((noinline)) int swing_grow(void);
+__attribute__((noinline)) int churn_timer_start(uint64_t due_ms);
+__attribute__((noinline)) void churned_timer_cb(uv_timer_t* timer);
 
 typedef struct {
   int echo_port;        /* 0: any free port */
   uint64_t leak_heap;   /* bytes per second */
-  uint64_t leak_timers; /* per second */
-  uint64_t leak_conns;  /* per second */
+  uint64_t leak_timers; /* per 1000 seconds (the flag takes decimals) */
+  uint64_t leak_conns;  /* per 1000 seconds */
+  uint64_t hold;        /* bytes held from the start */
+  uint64_t swing;       /* bytes at the top of the swing */
+  uint64_t timer_churn; /* short-lived timers per second */
   uint64_t duration_s;  /* 0: until SIGINT or SIGTERM */
 } demo_options_t;
 
@@ -69,6 +83,14 @@ typedef struct leaked_timer_s {
   struct leaked_timer_s* next;
 } leaked_timer_t;
 
+/* A timer that comes and goes: started with a short timeout, closed by its
+ * own callback. On a list so that shutdown can close those still due. */
+typedef struct churned_timer_s {
+  uv_timer_t timer;
+  struct churned_timer_s* prev;
+  struct churned_timer_s* next;
+} churned_timer_t;
+
 typedef struct leaked_conn_s {
   uv_tcp_t tcp;
   uv_connect_t connect;
@@ -76,7 +98,7 @@ typedef struct leaked_conn_s {
   struct leaked_conn_s* next;
 } leaked_conn_t;
 
-static demo_options_t opts = {DEFAULT_ECHO_PORT, 0, 0, 0, 0};
+static demo_options_t opts = {DEFAULT_ECHO_PORT, 0, 0, 0, 0, 0, 0, 0};
 static uv_loop_t loop_storage;
 static uv_loop_t* loop = &loop_storage;
 static struct sockaddr_in echo_addr;
@@ -86,6 +108,7 @@ static uv_timer_t work_timer;
 static uv_timer_t churn_timer;
 static uv_timer_t report_timer;
 static uv_timer_t leak_timer;
+static uv_timer_t life_timer;
 static uv_timer_t duration_timer;
 static uv_signal_t sigint_handle;
 static uv_signal_t sigterm_handle;
@@ -104,6 +127,11 @@ static uint64_t timers_leaked;
 static uint64_t leaked_timer_fires;
 static leaked_conn_t* leaked_conns;
 static uint64_t conns_leaked;
+static leak_block_t* held_blocks;  /* --hold */
+static leak_block_t* swing_blocks; /* --swing, newest first */
+static uint64_t swing_count;
+static churned_timer_t* churned_timers;
+static uint64_t timers_churned;
 static int heap_leak_failed;
 static int timer_leak_failed;
 static int conn_leak_failed;
@@ -131,9 +159,20 @@ static void usage(FILE* out, const char* argv0) {
       "  --leak-timers N_PER_SEC    start timers that are never stopped, from\n"
       "                             leak_timer_start(), callback "
       "leaked_timer_cb\n"
+      "                             (decimals allowed: 0.5 is one every 2 s)\n"
       "  --leak-conns N_PER_SEC     open connections to the echo server that\n"
       "                             are never closed, from "
       "leak_connection_open()\n"
+      "  --hold BYTES               keep that much heap from the start, from\n"
+      "                             hold_cache_fill() (not a leak: it stays "
+      "flat)\n"
+      "  --swing BYTES              grow a buffer to that size and back to 0\n"
+      "                             every 10 s, from swing_grow() (not a "
+      "leak)\n"
+      "  --timer-churn N_PER_SEC    start timers that run once after 1-2 s "
+      "and\n"
+      "                             close, from churn_timer_start() (not a "
+      "leak)\n"
       "  --duration SECONDS         exit cleanly after this long (default: "
       "run\n"
       "                             until SIGINT or SIGTERM)\n"
@@ -181,6 +220,37 @@ static int parse_u64(const char* s, int suffixes, uint64_t max, uint64_t* out) {
   return 0;
 }
 
+/* A decimal rate with up to three decimals ("0.5"), in thousandths.
+ * Returns 0, or -1 when s is not such a number or exceeds max (per
+ * second). */
+static int parse_milli(const char* s, uint64_t max, uint64_t* out) {
+  uint64_t whole;
+  uint64_t frac = 0;
+  int digits = 0;
+  const char* dot = s != NULL ? strchr(s, '.') : NULL;
+  char buf[32];
+
+  if (s == NULL || dot == NULL)
+    return parse_u64(s, 0, max, &whole) == 0 ? (*out = whole * 1000, 0) : -1;
+  if ((size_t)(dot - s) >= sizeof(buf))
+    return -1;
+  memcpy(buf, s, (size_t)(dot - s));
+  buf[dot - s] = '\0';
+  if (parse_u64(buf, 0, max, &whole) != 0)
+    return -1;
+  for (s = dot + 1; *s != '\0'; s++, digits++) {
+    if (*s < '0' || *s > '9' || digits == 3)
+      return -1;
+    frac = frac * 10 + (uint64_t)(*s - '0');
+  }
+  if (digits == 0)
+    return -1;
+  for (; digits < 3; digits++)
+    frac *= 10;
+  *out = whole * 1000 + frac;
+  return 0;
+}
+
 /* Fills opts from argv. Returns 0 to run, 1 after --help, 2 on bad usage
  * (with a message on stderr). */
 static int parse_args(int argc, char** argv) {
@@ -191,8 +261,11 @@ static int parse_args(int argc, char** argv) {
     uint64_t max;
   } flags[] = {
       {"--leak-heap", &opts.leak_heap, 1, MAX_HEAP_RATE},
-      {"--leak-timers", &opts.leak_timers, 0, MAX_RATE},
-      {"--leak-conns", &opts.leak_conns, 0, MAX_RATE},
+      {"--leak-timers", &opts.leak_timers, 2, MAX_RATE},
+      {"--leak-conns", &opts.leak_conns, 2, MAX_RATE},
+      {"--hold", &opts.hold, 1, MAX_HEAP_RATE},
+      {"--swing", &opts.swing, 1, MAX_HEAP_RATE},
+      {"--timer-churn", &opts.timer_churn, 0, MAX_RATE},
       {"--duration", &opts.duration_s, 0, UINT64_C(1) << 32},
   };
   uint64_t port;
@@ -226,8 +299,11 @@ static int parse_args(int argc, char** argv) {
       if (name_len != strlen(flags[i].name) ||
           strncmp(arg, flags[i].name, name_len) != 0)
         continue;
-      if (parse_u64(value, flags[i].suffixes, flags[i].max, flags[i].value) !=
-          0)
+      /* suffixes: 1 for k/m/g, 2 for a decimal rate (in thousandths) */
+      if (flags[i].suffixes == 2
+              ? parse_milli(value, flags[i].max, flags[i].value) != 0
+              : parse_u64(value, flags[i].suffixes, flags[i].max,
+                          flags[i].value) != 0)
         goto bad_value;
       found = 1;
     }
@@ -240,11 +316,14 @@ static int parse_args(int argc, char** argv) {
     continue;
 
   bad_value:
-    fprintf(
-        stderr, "%s: %.*s needs a number%s, got %s\n", argv[0], (int)name_len,
-        arg,
-        strncmp(arg, "--leak-heap", name_len) == 0 ? " (k, m, g allowed)" : "",
-        value ? value : "nothing");
+    fprintf(stderr, "%s: %.*s needs a number%s, got %s\n", argv[0],
+            (int)name_len, arg,
+            strncmp(arg, "--leak-heap", name_len) == 0 ||
+                    strncmp(arg, "--hold", name_len) == 0 ||
+                    strncmp(arg, "--swing", name_len) == 0
+                ? " (k, m, g allowed)"
+                : "",
+            value ? value : "nothing");
     return 2;
   }
   return 0;
@@ -398,7 +477,11 @@ static void on_close_free(uv_handle_t* handle) {
 }
 
 /* Allocates `size` bytes (at least a pointer's worth), writes to every byte so
- * that the memory counts in RSS, and never frees it. Returns 0 or UV_ENOMEM. */
+ * that the memory counts in RSS, and never frees it. What counts as leaked
+ * is the block's usable size, the bytes the allocator gave (jemalloc rounds
+ * ~100 KiB up to 112 KiB, and its profiles count those): --leak-heap is the
+ * rate at which the program's memory grows, as a profile shows it. Returns 0
+ * or UV_ENOMEM. */
 int leak_heap_bytes(size_t size) {
   leak_block_t* b;
 
@@ -407,6 +490,7 @@ int leak_heap_bytes(size_t size) {
   b = malloc(size);
   if (b == NULL)
     return UV_ENOMEM;
+  size = malloc_usable_size(b);
   memset(b, 0xA5, size);
   b->next = leak_blocks;
   leak_blocks = b;
@@ -497,6 +581,14 @@ static uint64_t due(uint64_t rate, uint64_t done) {
   return target > done ? target - done : 0;
 }
 
+/* The same for a rate in thousandths per second. */
+static uint64_t due_milli(uint64_t milli, uint64_t done) {
+  uint64_t elapsed = uv_now(loop) - leak_start_ms;
+  uint64_t target =
+      milli / 1000 * elapsed / 1000 + milli % 1000 * elapsed / 1000000;
+  return target > done ? target - done : 0;
+}
+
 /* Every LEAK_TICK_MS: catch each leak up with its rate. A failure stops that
  * leak (with one line on stdout); the others go on. */
 static void on_leak_tick(uv_timer_t* timer) {
@@ -513,7 +605,7 @@ static void on_leak_tick(uv_timer_t* timer) {
     }
   }
   if (opts.leak_timers && !timer_leak_failed) {
-    for (n = due(opts.leak_timers, timers_leaked); n > 0; n--) {
+    for (n = due_milli(opts.leak_timers, timers_leaked); n > 0; n--) {
       rc = leak_timer_start();
       if (rc != 0 && !timer_leak_failed++) {
         printf("leak-timers: %s; no more timer leaks\n", uv_strerror(rc));
@@ -522,7 +614,7 @@ static void on_leak_tick(uv_timer_t* timer) {
     }
   }
   if (opts.leak_conns && !conn_leak_failed) {
-    for (n = due(opts.leak_conns, conns_leaked); n > 0; n--) {
+    for (n = due_milli(opts.leak_conns, conns_leaked); n > 0; n--) {
       rc = leak_connection_open();
       if (rc != 0 && !conn_leak_failed++) {
         printf("leak-conns: %s after %" PRIu64
@@ -533,6 +625,97 @@ static void on_leak_tick(uv_timer_t* timer) {
       }
     }
   }
+}
+
+/* ---- memory and timers that are not leaks ---------------------------------
+ */
+
+/* Keeps `bytes` of heap in 1 MiB blocks, every byte written (resident), as
+ * a cache filled at start and never grown would. Returns 0 or UV_ENOMEM. */
+int hold_cache_fill(uint64_t bytes) {
+  for (; bytes > 0; bytes -= bytes < BLOCK ? bytes : BLOCK) {
+    leak_block_t* b = malloc(BLOCK);
+    if (b == NULL)
+      return UV_ENOMEM;
+    memset(b, 0x5A, BLOCK);
+    b->next = held_blocks;
+    held_blocks = b;
+  }
+  return 0;
+}
+
+/* One more 1 MiB block of the swinging buffer. Returns 0 or UV_ENOMEM. */
+int swing_grow(void) {
+  leak_block_t* b = malloc(BLOCK);
+
+  if (b == NULL)
+    return UV_ENOMEM;
+  memset(b, 0x3C, BLOCK);
+  b->next = swing_blocks;
+  swing_blocks = b;
+  swing_count++;
+  return 0;
+}
+
+static void swing_shrink(void) {
+  leak_block_t* b = swing_blocks;
+
+  swing_blocks = b->next;
+  swing_count--;
+  free(b);
+}
+
+static void on_churned_close(uv_handle_t* handle) {
+  churned_timer_t* t = (churned_timer_t*)handle;
+
+  if (t->prev != NULL)
+    t->prev->next = t->next;
+  else
+    churned_timers = t->next;
+  if (t->next != NULL)
+    t->next->prev = t->prev;
+  free(t);
+}
+
+/* Runs once, then closes its timer: a timer that comes and goes. */
+void churned_timer_cb(uv_timer_t* timer) {
+  uv_close((uv_handle_t*)timer, on_churned_close);
+}
+
+/* Starts a timer that runs once after due_ms and closes itself. Returns 0
+ * or a negative libuv code. */
+int churn_timer_start(uint64_t due_ms) {
+  churned_timer_t* t = calloc(1, sizeof(*t));
+
+  if (t == NULL)
+    return UV_ENOMEM;
+  uv_timer_init(loop, &t->timer);
+  uv_timer_start(&t->timer, churned_timer_cb, due_ms, 0);
+  t->next = churned_timers;
+  if (churned_timers != NULL)
+    churned_timers->prev = t;
+  churned_timers = t;
+  timers_churned++;
+  return 0;
+}
+
+/* Every LIFE_TICK_MS: the swinging buffer follows a triangle between 0 and
+ * --swing over SWING_PERIOD_MS; --timer-churn timers are started to their
+ * rate, each due after 1 to 2 s. */
+static void on_life_tick(uv_timer_t* timer) {
+  uint64_t phase = (uv_now(loop) - leak_start_ms) % SWING_PERIOD_MS;
+  uint64_t half = SWING_PERIOD_MS / 2;
+  uint64_t level = phase < half ? phase : SWING_PERIOD_MS - phase;
+  uint64_t target = opts.swing / BLOCK * level / half;
+  uint64_t n;
+
+  while (swing_count < target && swing_grow() == 0)
+    ;
+  while (swing_count > target)
+    swing_shrink();
+  for (n = due(opts.timer_churn, timers_churned); n > 0; n--)
+    if (churn_timer_start(1000 + timers_churned * 397 % 1000) != 0)
+      break;
 }
 
 /* ---- start and shutdown ---------------------------------------------------
@@ -549,6 +732,7 @@ static void demo_shutdown(const char* why) {
   echo_conn_t* c;
   leaked_timer_t* t;
   leaked_conn_t* lc;
+  churned_timer_t* ct;
   int rc;
 
   if (shutting_down)
@@ -565,6 +749,10 @@ static void demo_shutdown(const char* why) {
   close_if_open((uv_handle_t*)&churn_timer, NULL);
   close_if_open((uv_handle_t*)&report_timer, NULL);
   close_if_open((uv_handle_t*)&leak_timer, NULL);
+  close_if_open((uv_handle_t*)&life_timer, NULL);
+  /* Unlinked by their close callbacks, later: the list stays walkable. */
+  for (ct = churned_timers; ct != NULL; ct = ct->next)
+    close_if_open((uv_handle_t*)&ct->timer, on_churned_close);
   close_if_open((uv_handle_t*)&duration_timer, NULL);
   close_if_open((uv_handle_t*)&sigint_handle, NULL);
   close_if_open((uv_handle_t*)&sigterm_handle, NULL);
@@ -607,6 +795,13 @@ static void free_leftovers(void) {
     leak_blocks = b->next;
     free(b);
   }
+  while (held_blocks != NULL) {
+    leak_block_t* b = held_blocks;
+    held_blocks = b->next;
+    free(b);
+  }
+  while (swing_blocks != NULL)
+    swing_shrink();
 }
 
 typedef int (*mallctl_fn)(const char*, void*, size_t*, void*, size_t);
@@ -640,15 +835,26 @@ static void print_banner(const char* argv0, int pprof_rc) {
     printf("  leak heap     %" PRIu64 " bytes/s from leak_heap_bytes()\n",
            opts.leak_heap);
   if (opts.leak_timers)
-    printf("  leak timers   %" PRIu64
-           "/s from leak_timer_start(), callback "
-           "leaked_timer_cb\n",
-           opts.leak_timers);
+    printf(
+        "  leak timers   %g/s from leak_timer_start(), callback "
+        "leaked_timer_cb\n",
+        (double)opts.leak_timers / 1000);
   if (opts.leak_conns)
-    printf("  leak conns    %" PRIu64
-           "/s to the echo server from "
-           "leak_connection_open()\n",
-           opts.leak_conns);
+    printf(
+        "  leak conns    %g/s to the echo server from "
+        "leak_connection_open()\n",
+        (double)opts.leak_conns / 1000);
+  if (opts.hold)
+    printf("  hold          %" PRIu64 " bytes from hold_cache_fill()\n",
+           opts.hold);
+  if (opts.swing)
+    printf("  swing         0 to %" PRIu64
+           " bytes and back every 10 s, from swing_grow()\n",
+           opts.swing);
+  if (opts.timer_churn)
+    printf("  timer churn   %" PRIu64
+           "/s from churn_timer_start(), each closed after 1-2 s\n",
+           opts.timer_churn);
   if (opts.duration_s)
     printf("  duration      %" PRIu64 " s, then a clean exit\n",
            opts.duration_s);
@@ -719,6 +925,12 @@ int main(int argc, char** argv) {
   if (opts.leak_heap || opts.leak_timers || opts.leak_conns) {
     uv_timer_init(loop, &leak_timer);
     uv_timer_start(&leak_timer, on_leak_tick, LEAK_TICK_MS, LEAK_TICK_MS);
+  }
+  if (opts.hold && hold_cache_fill(opts.hold) != 0)
+    printf("hold: out of memory; holding less\n");
+  if (opts.swing || opts.timer_churn) {
+    uv_timer_init(loop, &life_timer);
+    uv_timer_start(&life_timer, on_life_tick, LIFE_TICK_MS, LIFE_TICK_MS);
   }
   if (opts.duration_s) {
     uv_timer_init(loop, &duration_timer);

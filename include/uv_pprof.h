@@ -69,6 +69,28 @@ typedef struct uv_pprof_options_s {
    * 0. uv_pprof_start() sets it from UV_PPROF_TIMELINE=<seconds>.
    * Default 0. */
   unsigned int timeline_seconds;
+  /* With the timeline on: the memory budget, in KiB, of its history — a
+   * compact heap and handle snapshot taken with each timeline sample,
+   * thinned as it ages (every sample of the last hour, then one an hour,
+   * then one a day), for ?base=<age> diffs and /debug/pprof/leaks. 0: no
+   * history. Below 256 KiB it cannot hold a snapshot: a line on stderr
+   * says so and history is off. uv_pprof_start() sets it from
+   * UV_PPROF_HISTORY_MB=<MiB> (decimals allowed). Default 8192 (8 MiB). */
+  unsigned int history_kb;
+  /* The flight recorder, with the timeline on: when the process's RSS
+   * crosses dump_rss_mb MiB — or dump_rss_percent % of its cgroup's
+   * memory.max — at a timeline sample, the heap profile, the goroutine
+   * profile and the timeline CSV are written into dump_dir as
+   * uv-pprof-<UTC time>-<pid>-{heap.pb.gz,goroutine.pb.gz,timeline.csv},
+   * from uv_pprof's own thread, each complete or not at all. The line then
+   * moves up (twice as high; for a percentage, halfway to the limit), so
+   * each crossing writes once. A directory that cannot be written costs one
+   * line on stderr per crossing, never the process. NULL: off. Set one of
+   * the two lines. uv_pprof_start() sets them from UV_PPROF_DUMP_DIR and
+   * UV_PPROF_DUMP_RSS=<MiB> or <percent>%. Default NULL, 0, 0. */
+  const char* dump_dir;
+  unsigned int dump_rss_mb;
+  unsigned int dump_rss_percent;
 } uv_pprof_options_t;
 
 /* Fills *options with the defaults listed above. */
@@ -86,6 +108,10 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *   UV_PPROF_TIMELINE  seconds between the samples of the memory timeline
  *                   (see timeline_seconds below); unset or 0: none.
  *   UV_PPROF_QUIET  non-empty and not "0": no banner (see quiet above).
+ *   UV_PPROF_HISTORY_MB  the timeline's history budget in MiB (see
+ *                   history_kb below); default 8, 0: none.
+ *   UV_PPROF_DUMP_DIR, UV_PPROF_DUMP_RSS  the flight recorder (see dump_dir
+ *                   below).
  *
  * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
  * stderr and returns 0. On failure prints one line to stderr, leaves nothing

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <uv.h>
@@ -33,6 +34,21 @@ static inline int64_t uv_pprof__now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* A wall-clock time (ns since the epoch) as ISO 8601 local time with its
+ * UTC offset, as mem-monitor.sh writes it (date +%Y-%m-%dT%H:%M:%S%:z):
+ * "2026-11-26T03:55:55+00:00". Any thread. */
+static inline void uv_pprof__format_time(int64_t ns, char* buf, size_t size) {
+  time_t sec = (time_t)(ns / 1000000000);
+  struct tm tm;
+  char zone[8];
+  size_t n;
+
+  localtime_r(&sec, &tm);
+  n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+  if (strftime(zone, sizeof(zone), "%z", &tm) == 5)
+    snprintf(buf + n, size - n, "%.3s:%.2s", zone, zone + 3);
+}
+
 /* ---- buf.c: growable byte buffer with a sticky out-of-memory flag ------- */
 
 typedef struct uv_pprof__buf_s {
@@ -48,6 +64,9 @@ void uv_pprof__buf_free(uv_pprof__buf_t* b);
 int uv_pprof__buf_append(uv_pprof__buf_t* b, const void* data, size_t len);
 int uv_pprof__buf_printf(uv_pprof__buf_t* b, const char* fmt, ...)
     UV_PPROF__PRINTF(2, 3);
+/* Room for `extra` more bytes after b->len (which is unchanged): where to
+ * write them before adding them to b->len. NULL once out of memory. */
+void* uv_pprof__buf_room(uv_pprof__buf_t* b, size_t extra);
 /* Appends s with &, <, >, ' and " escaped for HTML. */
 int uv_pprof__buf_html(uv_pprof__buf_t* b, const char* s);
 /* Moves src's contents into dst (dst's old contents are freed). */

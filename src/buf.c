@@ -48,6 +48,10 @@ int uv_pprof__buf_append(uv_pprof__buf_t* b, const void* data, size_t len) {
   return 0;
 }
 
+void* uv_pprof__buf_room(uv_pprof__buf_t* b, size_t extra) {
+  return reserve(b, extra) == 0 ? b->base + b->len : NULL;
+}
+
 int uv_pprof__buf_printf(uv_pprof__buf_t* b, const char* fmt, ...) {
   va_list ap;
   int n;

@@ -36,4 +36,26 @@ static inline uint64_t uv_pprof__hash_bytes(const char* s, size_t len) {
   return h;
 }
 
+/* A hash of s[0..len), eight bytes at a time; different seeds give
+ * independent hashes. */
+static inline uint64_t uv_pprof__hash_mem(const void* s, size_t len,
+                                          uint64_t seed) {
+  const unsigned char* p = (const unsigned char*)s;
+  uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ull);
+  size_t i;
+
+  for (i = 0; i + 8 <= len; i += 8) {
+    uint64_t w;
+    __builtin_memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+  }
+  if (i < len) {
+    uint64_t w = 0;
+    __builtin_memcpy(&w, p + i, len - i);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+  }
+  return uv_pprof__hash64(h);
+}
+
 #endif /* UV_PPROF_HASH_H */

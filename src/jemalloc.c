@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "proc.h"
 
 #define ARENAS_ALL 4096 /* MALLCTL_ARENAS_ALL: the merged arena stats */
@@ -215,24 +215,6 @@ const char* uv_pprof__je_howto(uv_pprof__heap_mode_t mode) {
 
 /* ---- the heap_v2 parser -------------------------------------------------- */
 
-typedef struct {
-  const char* p;
-  const char* end;
-} cursor_t;
-
-/* The next line, without its '\n'; 0 at the end of the text. */
-static int next_line(cursor_t* c, const char** line, size_t* len) {
-  const char* nl;
-
-  if (c->p >= c->end)
-    return 0;
-  nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
-  *line = c->p;
-  *len = nl != NULL ? (size_t)(nl - c->p) : (size_t)(c->end - c->p);
-  c->p = nl != NULL ? nl + 1 : c->end;
-  return 1;
-}
-
 static int has_prefix(const char* s, size_t len, const char* prefix) {
   size_t n = strlen(prefix);
 
@@ -319,29 +301,12 @@ static const unsigned char hex_value[256] =
 #undef H16
 };
 
-typedef struct {
-  uintptr_t* v;
-  size_t n;
-  size_t cap;
-} frames_t;
-
-/* "@ 0x.. 0x.." appended to f. A line of n bytes holds at most n / 4 + 1
- * addresses ("0x1 "), so room is made once per line. Returns 0, -1 when
- * malformed, UV_ENOMEM. */
-static int parse_stack(const char* s, size_t len, frames_t* f) {
+/* "@ 0x.. 0x.." into frames[0..UV_PPROF__STACK_MAX); returns how many, or
+ * -1 when malformed. */
+static int parse_stack(const char* s, size_t len, uintptr_t* frames) {
   size_t i = 1;
+  int n = 0;
 
-  if (f->cap - f->n < len / 4 + 1) {
-    size_t cap = f->cap != 0 ? f->cap : 1024;
-    uintptr_t* v;
-    while (cap - f->n < len / 4 + 1)
-      cap *= 2;
-    v = realloc(f->v, cap * sizeof(*v));
-    if (v == NULL)
-      return UV_ENOMEM;
-    f->v = v;
-    f->cap = cap;
-  }
   for (;;) {
     uintptr_t addr = 0;
     size_t start;
@@ -349,8 +314,9 @@ static int parse_stack(const char* s, size_t len, frames_t* f) {
 
     i = skip_spaces(s, len, i);
     if (i == len)
-      return 0;
-    if (len - i < 3 || s[i] != '0' || (s[i + 1] != 'x' && s[i + 1] != 'X'))
+      return n;
+    if (len - i < 3 || s[i] != '0' || (s[i + 1] != 'x' && s[i + 1] != 'X') ||
+        n == UV_PPROF__STACK_MAX)
       return -1;
     start = i += 2;
     for (; i < len && (h = hex_value[(unsigned char)s[i]]) < 16; i++)
@@ -358,90 +324,57 @@ static int parse_stack(const char* s, size_t len, frames_t* f) {
     if (i == start || i - start > sizeof(uintptr_t) * 2 ||
         (i < len && s[i] != ' '))
       return -1;
-    f->v[f->n++] = addr;
+    frames[n++] = addr;
   }
 }
 
-void uv_pprof__je_dump_free(uv_pprof__je_dump_t* d) {
-  free(d->stacks);
-  free(d->frames);
-  memset(d, 0, sizeof(*d));
-}
+/* A 128-bit hash of a line: the key under which the stack table remembers
+ * a stack line it has seen (2^-96 odds, as kept, that two different lines
+ * share one). Four lanes of 8 bytes run side by side, so that a line of 20
+ * addresses costs a few dozen cycles; their shifts differ so that the
+ * compiler keeps them scalar (64-bit multiplies emulated in SSE2 were
+ * slower). `salt` tells strip settings apart. */
+static void hash_line(const char* s, size_t len, uint64_t salt, uint64_t* h1,
+                      uint64_t* h2) {
+  uint64_t a = salt ^ len;
+  uint64_t b = salt + 0x9e3779b97f4a7c15ull;
+  uint64_t c = ~salt;
+  uint64_t d = len * 0x94d049bb133111ebull;
+  uint64_t w[4];
+  size_t i;
 
-int uv_pprof__je_parse(const char* text, size_t len, uv_pprof__je_dump_t* out) {
-  uv_pprof__buf_t stacks;
-  frames_t frames = {NULL, 0, 0};
-  cursor_t c = {text, text + len};
-  const char* line;
-  size_t n;
-  size_t i = 8;
-  uint64_t period;
-  int all;
-  int rc = UV_EINVAL;
-
-  memset(out, 0, sizeof(*out));
-  uv_pprof__buf_init(&stacks);
-  if (!next_line(&c, &line, &n) || !has_prefix(line, n, "heap_v2/") ||
-      parse_u64(line, n, &i, &period) != 0 || i != n || period == 0)
-    return UV_EINVAL;
-  out->period = period;
-  /* The summary: "t*" then one line per thread. */
-  if (!next_line(&c, &line, &n) ||
-      parse_counts(line, n, &all, &out->total) != 0 || !all)
-    return UV_EINVAL;
-  while (next_line(&c, &line, &n)) {
-    uv_pprof__je_stack_t st;
-    uv_pprof__je_counts_t thread;
-
-    if (n == 0 || has_prefix(line, n, "MAPPED_LIBRARIES:")) {
-      rc = 0; /* the process's maps follow; we read our own */
+  for (i = 0;; i += sizeof(w)) {
+    if (len - i >= sizeof(w)) {
+      memcpy(w, s + i, sizeof(w));
+    } else {
+      memset(w, 0, sizeof(w));
+      memcpy(w, s + i, len - i);
+    }
+    a = (a ^ w[0]) * 0xbf58476d1ce4e5b9ull;
+    b = (b ^ w[1]) * 0x94d049bb133111ebull;
+    c = (c ^ w[2]) * 0xd6e8feb86659fd93ull;
+    d = (d ^ w[3]) * 0xff51afd7ed558ccdull;
+    a ^= a >> 29;
+    b ^= b >> 31;
+    c ^= c >> 27;
+    d ^= d >> 33;
+    if (len - i < sizeof(w))
       break;
-    }
-    if (line[0] == ' ') {
-      /* Per-thread lines, of the summary or of the last stack. */
-      if (parse_counts(line, n, &all, &thread) != 0 || all)
-        goto done;
-      continue;
-    }
-    if (line[0] != '@')
-      goto done;
-    memset(&st, 0, sizeof(st));
-    st.first = frames.n;
-    rc = parse_stack(line, n, &frames);
-    if (rc != 0) {
-      rc = rc == UV_ENOMEM ? rc : UV_EINVAL;
-      goto done;
-    }
-    rc = UV_EINVAL;
-    st.n = frames.n - st.first;
-    if (!next_line(&c, &line, &n) ||
-        parse_counts(line, n, &all, &st.counts) != 0 || !all)
-      goto done;
-    if (uv_pprof__buf_append(&stacks, &st, sizeof(st)) != 0) {
-      rc = UV_ENOMEM;
-      goto done;
-    }
-    out->nstacks++;
   }
-  if (c.p >= c.end)
-    rc = 0; /* a dump may end right after its last stack */
-
-done:
-  if (rc == 0 && stacks.oom)
-    rc = UV_ENOMEM;
-  if (rc != 0) {
-    uv_pprof__buf_free(&stacks);
-    free(frames.v);
-    memset(out, 0, sizeof(*out));
-    return rc;
-  }
-  out->stacks = (uv_pprof__je_stack_t*)stacks.base;
-  out->frames = frames.v;
-  out->nframes = frames.n;
-  return 0;
+  *h1 = uv_pprof__hash_combine(uv_pprof__hash64(a), b);
+  *h2 = uv_pprof__hash_combine(uv_pprof__hash64(c), d);
 }
 
-/* ---- jemalloc's own frames ---------------------------------------------- */
+static uint64_t strip_salt(const uv_pprof__je_strip_t* strip) {
+  uint64_t h = strip != NULL && strip->by_name ? 1 : 0;
+  size_t i;
+
+  for (i = 0; strip != NULL && i < strip->nranges; i++)
+    h = uv_pprof__hash_combine(
+        uv_pprof__hash_combine(h, strip->ranges[i].start),
+        strip->ranges[i].end);
+  return h;
+}
 
 static int in_ranges(uintptr_t addr, const uv_pprof__range_t* r, size_t n) {
   size_t i;
@@ -450,24 +383,6 @@ static int in_ranges(uintptr_t addr, const uv_pprof__range_t* r, size_t n) {
     if (addr >= r[i].start && addr < r[i].end)
       return 1;
   return 0;
-}
-
-void uv_pprof__je_strip_ranges(uv_pprof__je_dump_t* d,
-                               const uv_pprof__range_t* ranges, size_t n) {
-  size_t i;
-
-  for (i = 0; i < d->nstacks; i++) {
-    uv_pprof__je_stack_t* st = &d->stacks[i];
-    size_t k = 0;
-    while (k < st->n && in_ranges(d->frames[st->first + k], ranges, n))
-      k++;
-    /* Like Go hiding runtime frames: a stack that is all allocator keeps
-     * its frames rather than becoming empty. */
-    if (k < st->n) {
-      st->first += k;
-      st->n -= k;
-    }
-  }
 }
 
 /* jeprof's skip list (bin/jeprof.in), with the internal names of a static
@@ -510,35 +425,213 @@ static int is_allocator_frame(uintptr_t return_addr) {
   return 0;
 }
 
-/* jemalloc linked into a bigger object (statically, usually): its frames
- * cannot be told by address, so by name, as jeprof does: everything up to
- * the last allocator frame among the first STRIP_SCAN goes. */
-static void strip_names(uv_pprof__je_dump_t* d) {
-  size_t i;
+/* How many leading frames are jemalloc's own (a stack made only of those
+ * keeps them all, as Go keeps a stack of runtime frames only). By name
+ * (jemalloc linked into a bigger object, statically usually): everything
+ * up to the last allocator frame among the first STRIP_SCAN, as jeprof
+ * does. */
+static size_t strip_count(const uv_pprof__je_strip_t* strip,
+                          const uintptr_t* frames, size_t n) {
+  size_t cut = 0;
   size_t k;
 
-  for (i = 0; i < d->nstacks; i++) {
-    uv_pprof__je_stack_t* st = &d->stacks[i];
-    size_t cut = 0;
-    for (k = 0; k < st->n && k < STRIP_SCAN; k++)
-      if (is_allocator_frame(d->frames[st->first + k]))
+  if (strip == NULL)
+    return 0;
+  if (strip->by_name) {
+    for (k = 0; k < n && k < STRIP_SCAN; k++)
+      if (is_allocator_frame(frames[k]))
         cut = k + 1;
-    if (cut < st->n) {
-      st->first += cut;
-      st->n -= cut;
-    }
+  } else {
+    while (cut < n && in_ranges(frames[cut], strip->ranges, strip->nranges))
+      cut++;
   }
+  return cut < n ? cut : 0;
+}
+
+/* The id of the stack of line "@ ...", held: from its key when the table
+ * knows the line, else parsed, stripped and interned. */
+static int stack_of(const char* line, size_t len,
+                    const uv_pprof__je_strip_t* strip, uint64_t salt,
+                    uint32_t* id) {
+  uintptr_t frames[UV_PPROF__STACK_MAX];
+  uint64_t h1;
+  uint64_t h2;
+  size_t cut;
+  int n;
+  int rc;
+
+  hash_line(line, len, salt, &h1, &h2);
+  if (uv_pprof__stacks_find_key(h1, h2, id))
+    return 0;
+  n = parse_stack(line, len, frames);
+  if (n < 0)
+    return UV_EINVAL;
+  cut = strip_count(strip, frames, (size_t)n);
+  rc = uv_pprof__stacks_intern(frames + cut, (size_t)n - cut, id);
+  if (rc == 0)
+    uv_pprof__stacks_add_key(h1, h2, *id);
+  return rc;
+}
+
+void uv_pprof__je_dump_free(uv_pprof__je_dump_t* d) {
+  size_t i;
+
+  for (i = 0; i < d->nstacks; i++)
+    uv_pprof__stacks_release(d->stacks[i].id);
+  free(d->stacks);
+  memset(d, 0, sizeof(*d));
+}
+
+/* The parser takes a dump line by line, so that a dump can be read in
+ * chunks. */
+enum { AT_HEADER, AT_SUMMARY, AT_BODY, AT_END };
+
+typedef struct {
+  int stage;
+  int counts_due; /* the last line was a stack: its "t*" line is next */
+  uv_pprof__je_stack_t pending;
+  const uv_pprof__je_strip_t* strip;
+  uint64_t salt;
+  uv_pprof__buf_t stacks;
+  uv_pprof__je_dump_t* out;
+} parser_t;
+
+/* How many stacks the last dump had: the next one is sized for as many
+ * and a quarter more, so that its rows are not copied again and again as
+ * they grow (at 50k stacks that was most of a parse). */
+static size_t last_nstacks;
+
+static void parser_init(parser_t* ps, const uv_pprof__je_strip_t* strip,
+                        uv_pprof__je_dump_t* out) {
+  memset(ps, 0, sizeof(*ps));
+  memset(out, 0, sizeof(*out));
+  ps->strip = strip;
+  ps->salt = strip_salt(strip);
+  ps->out = out;
+  uv_pprof__buf_init(&ps->stacks);
+  uv_pprof__buf_room(&ps->stacks, (last_nstacks + last_nstacks / 4) *
+                                      sizeof(uv_pprof__je_stack_t));
+}
+
+/* One line, without its '\n'. Returns 0 or a negative code. */
+static int parse_line(parser_t* ps, const char* line, size_t n) {
+  uv_pprof__je_dump_t* out = ps->out;
+  uv_pprof__je_counts_t thread;
+  size_t i = 8;
+  int all;
+  int rc;
+
+  switch (ps->stage) {
+    case AT_HEADER:
+      if (!has_prefix(line, n, "heap_v2/") ||
+          parse_u64(line, n, &i, &out->period) != 0 || i != n ||
+          out->period == 0)
+        return UV_EINVAL;
+      ps->stage = AT_SUMMARY;
+      return 0;
+    case AT_SUMMARY:
+      /* "t*", then one line per thread. */
+      if (parse_counts(line, n, &all, &out->total) != 0 || !all)
+        return UV_EINVAL;
+      ps->stage = AT_BODY;
+      return 0;
+    case AT_END:
+      return 0; /* the process's maps; we read our own */
+    default:
+      break;
+  }
+  if (ps->counts_due) {
+    ps->counts_due = 0;
+    if (parse_counts(line, n, &all, &ps->pending.counts) != 0 || !all) {
+      uv_pprof__stacks_release(ps->pending.id);
+      return UV_EINVAL;
+    }
+    if (uv_pprof__buf_append(&ps->stacks, &ps->pending, sizeof(ps->pending))) {
+      uv_pprof__stacks_release(ps->pending.id);
+      return UV_ENOMEM;
+    }
+    out->nstacks++;
+    return 0;
+  }
+  if (n == 0 || has_prefix(line, n, "MAPPED_LIBRARIES:")) {
+    ps->stage = AT_END;
+    return 0;
+  }
+  if (line[0] == ' ') {
+    /* Per-thread lines, of the summary or of the last stack: nothing of
+     * them is used, so past the summary only their start is checked. */
+    if (out->nstacks == 0)
+      return parse_counts(line, n, &all, &thread) != 0 || all ? UV_EINVAL : 0;
+    return n >= 4 && line[1] == ' ' && line[2] == 't' && line[3] >= '0' &&
+                   line[3] <= '9'
+               ? 0
+               : UV_EINVAL;
+  }
+  if (line[0] != '@')
+    return UV_EINVAL;
+  memset(&ps->pending, 0, sizeof(ps->pending));
+  rc = stack_of(line, n, ps->strip, ps->salt, &ps->pending.id);
+  if (rc == 0)
+    ps->counts_due = 1;
+  return rc;
+}
+
+/* The lines of text[0..len): all when `last`, else up to the last '\n'.
+ * Returns the bytes consumed, or a negative code. */
+static ssize_t parse_lines(parser_t* ps, const char* text, size_t len,
+                           int last) {
+  const char* p = text;
+  const char* end = text + len;
+
+  while (p < end && ps->stage != AT_END) {
+    const char* nl = memchr(p, '\n', (size_t)(end - p));
+    const char* eol = nl != NULL ? nl : end;
+    int rc;
+    if (nl == NULL && !last)
+      break;
+    rc = parse_line(ps, p, (size_t)(eol - p));
+    if (rc != 0)
+      return rc;
+    p = nl != NULL ? nl + 1 : end;
+  }
+  return ps->stage == AT_END ? (ssize_t)len : p - text;
+}
+
+static int parser_finish(parser_t* ps, int rc) {
+  uv_pprof__je_dump_t* out = ps->out;
+
+  if (rc == 0 && (ps->stage < AT_BODY || ps->counts_due))
+    rc = UV_EINVAL; /* no summary, or a stack without its counts */
+  if (rc != 0 && ps->counts_due)
+    uv_pprof__stacks_release(ps->pending.id);
+  out->stacks = (uv_pprof__je_stack_t*)ps->stacks.base;
+  if (rc != 0)
+    uv_pprof__je_dump_free(out);
+  else
+    last_nstacks = out->nstacks;
+  return rc;
+}
+
+int uv_pprof__je_parse(const char* text, size_t len,
+                       const uv_pprof__je_strip_t* strip,
+                       uv_pprof__je_dump_t* out) {
+  parser_t ps;
+  ssize_t n;
+
+  parser_init(&ps, strip, out);
+  n = parse_lines(&ps, text, len, 1);
+  return parser_finish(&ps, n < 0 ? (int)n : 0);
 }
 
 /* ---- prof.dump ---------------------------------------------------------- */
 
+#define CHUNK 262144 /* of the dump read at a time; a line is ~2.5 KiB */
+
 /* prof.dump writes to a path; /proc/self/fd/N of a memfd is one that leaves
- * nothing on disk. The text is mapped, parsed and unmapped. */
-static int dump_and_parse(mallctl_fn ctl, uv_pprof__je_dump_t* out) {
+ * nothing on disk. Returns the memfd, or a negative code. */
+static int dump_fd(mallctl_fn ctl) {
   char path[64];
   const char* p = path;
-  struct stat sb;
-  void* text;
   int fd;
   int rc;
 
@@ -551,53 +644,115 @@ static int dump_and_parse(mallctl_fn ctl, uv_pprof__je_dump_t* out) {
     close(fd);
     return rc == ENOENT ? UV_ENOENT : UV_EIO;
   }
-  if (fstat(fd, &sb) != 0) {
-    rc = uv_translate_sys_error(errno);
-    close(fd);
-    return rc;
+  return fd;
+}
+
+/* Takes the complete lines of text[0..len) (all of it when `last`) and
+ * says in *used how many bytes it took. Returns 0 to go on, 1 to stop
+ * (the rest is not needed), or a negative code. */
+typedef int (*chunk_cb)(void* arg, const char* text, size_t len, int last,
+                        size_t* used);
+
+/* Reads the dump in fd in chunks into `each`. Reading beats mapping:
+ * populating the page tables for a 4 MiB dump cost 2.7 ms, reading it
+ * through one 256 KiB buffer 0.6 ms. Returns 0 or a negative code. */
+static int read_dump(int fd, chunk_cb each, void* arg) {
+  char* buf = malloc(CHUNK);
+  size_t have = 0;
+  off_t off = 0;
+  int rc = 0;
+
+  if (buf == NULL)
+    return UV_ENOMEM;
+  for (;;) {
+    ssize_t r = pread(fd, buf + have, CHUNK - have, off);
+    size_t used = 0;
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      rc = uv_translate_sys_error(errno);
+      break;
+    }
+    off += r;
+    have += (size_t)r;
+    rc = each(arg, buf, have, r == 0, &used);
+    if (rc != 0 || r == 0)
+      break;
+    if (used == 0 && have == CHUNK) {
+      rc = UV_EINVAL; /* a line longer than the buffer */
+      break;
+    }
+    memmove(buf, buf + used, have - used);
+    have -= used;
   }
-  if (sb.st_size == 0) {
-    close(fd);
-    return UV_EINVAL;
-  }
-  text = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (text == MAP_FAILED)
-    return uv_translate_sys_error(errno);
-  rc = uv_pprof__je_parse(text, (size_t)sb.st_size, out);
-  munmap(text, (size_t)sb.st_size);
-  return rc;
+  free(buf);
+  return rc < 0 ? rc : 0;
+}
+
+static int parse_chunk(void* arg, const char* text, size_t len, int last,
+                       size_t* used) {
+  parser_t* ps = arg;
+  ssize_t n = parse_lines(ps, text, len, last);
+
+  if (n < 0)
+    return (int)n;
+  *used = (size_t)n;
+  return ps->stage == AT_END; /* past the stacks: the rest is not read */
 }
 
 int uv_pprof__je_dump(uv_pprof__je_dump_t* out) {
   mallctl_fn ctl = get_mallctl();
+  uv_pprof__je_strip_t strip;
+  parser_t ps;
+  int fd;
   int rc;
 
   memset(out, 0, sizeof(*out));
   if (ctl == NULL)
     return UV_ENOENT;
-  rc = dump_and_parse(ctl, out);
-  if (rc != 0)
-    return rc;
-  if (je.nranges != 0)
-    uv_pprof__je_strip_ranges(out, je.ranges, je.nranges);
-  else
-    strip_names(out);
+  fd = dump_fd(ctl);
+  if (fd < 0)
+    return fd;
+  strip.ranges = je.ranges;
+  strip.nranges = je.nranges;
+  strip.by_name = je.nranges == 0;
+  parser_init(&ps, &strip, out);
+  rc = read_dump(fd, parse_chunk, &ps);
+  close(fd);
+  rc = parser_finish(&ps, rc);
+  uv_pprof__stacks_maybe_collect();
+  return rc;
+}
+
+static int count_chunk(void* arg, const char* text, size_t len, int last,
+                       size_t* used) {
+  int64_t* n = arg;
+  const char* p = text;
+  const char* end = text + len;
+
+  while (p < end) {
+    const char* nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL && !last)
+      break;
+    if (*p == '\n' || *p == 'M')
+      return 1; /* the maps that follow the stacks */
+    *n += *p == '@';
+    p = nl != NULL ? nl + 1 : end;
+  }
+  *used = (size_t)(p - text);
   return 0;
 }
 
 int64_t uv_pprof__je_count(void) {
   uv_pprof__je_state_t st;
-  uv_pprof__je_dump_t d;
-  int64_t n;
+  int64_t n = 0;
+  int fd;
 
   uv_pprof__je_state(&st);
-  if (st.mode != UV_PPROF__HEAP_PROF_ON)
+  if (st.mode != UV_PPROF__HEAP_PROF_ON || (fd = dump_fd(je.mallctl)) < 0)
     return 0;
-  if (dump_and_parse(je.mallctl, &d) != 0)
-    return 0;
-  n = (int64_t)d.nstacks;
-  uv_pprof__je_dump_free(&d);
+  read_dump(fd, count_chunk, &n);
+  close(fd);
   return n;
 }
 

@@ -45,6 +45,23 @@ uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
 void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
                               size_t nlocs, const int64_t* values,
                               const uv_pprof__label_t* labels, size_t nlabels);
+/* Makes room for `samples` more samples of `locations` location ids in
+ * all, so that adding them grows nothing: an emitter that knows (the heap
+ * profile's, with 50k stacks) saves the copies and page faults of growing
+ * its pools step by step. */
+void uv_pprof__builder_expect(uv_pprof__builder_t* b, size_t samples,
+                              size_t locations);
+/* Makes encode fail with err (a negative libuv code): an emitter's own
+ * allocation failed. */
+void uv_pprof__builder_fail(uv_pprof__builder_t* b, int err);
+/* Adds a sample that the caller knows no sample added so far equals in
+ * locations and labels (a profile's first emission into an empty builder,
+ * of distinct stacks): it skips the merge lookup, the cost of which at 50k
+ * samples was a cache miss each. Later samples still merge with it. */
+void uv_pprof__builder_sample_new(uv_pprof__builder_t* b, const uint64_t* locs,
+                                  size_t nlocs, const int64_t* values,
+                                  const uv_pprof__label_t* labels,
+                                  size_t nlabels);
 /* Number of samples added so far (after merging). */
 size_t uv_pprof__builder_sample_count(const uv_pprof__builder_t* b);
 /* Reads the mappings, encodes the profile and gzips it into out. Samples whose
@@ -57,6 +74,11 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out);
 /* gzip (deflate level 1, like Go's gzip.BestSpeed) of data into out.
  * Returns 0 or UV_ENOMEM / UV_EIO. */
 int uv_pprof__gzip(const void* data, size_t len, uv_pprof__buf_t* out);
+/* Raw deflate (level 1, no wrapper) of data into out, and its inverse into
+ * exactly `size` bytes: the history's snapshots (below 1 GiB). Return 0 or
+ * UV_ENOMEM / UV_EIO; inflate UV_EINVAL when the data is not that. */
+int uv_pprof__deflate(const void* data, size_t len, uv_pprof__buf_t* out);
+int uv_pprof__inflate(const void* data, size_t len, void* out, size_t size);
 
 /* ---- src/pprof/text.c: Go's debug=1 text -------------------------------- */
 

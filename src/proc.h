@@ -98,6 +98,55 @@ const char* uv_pprof__symbol_readable(const char* name);
  * no C++ runtime. Any thread. */
 char* uv_pprof__demangle(const char* name);
 
+/* ---- src/stacks.c: the heap's stack table ------------------------------ */
+
+/* Every stack of jemalloc's heap profile, interned once and named by a
+ * small id, for the live heap profiles and the history of snapshots alike.
+ * Worker thread only. */
+
+/* The most frames a stack keeps (jemalloc records at most 128). */
+#define UV_PPROF__STACK_MAX 256
+
+/* Id 0 is the empty stack. Every other id names one stack until the table
+ * frees it, which happens only to stacks nobody holds, in
+ * uv_pprof__stacks_collect(). */
+
+/* Interns frames[0..n) (return addresses, leaf first) and holds the id once
+ * (release it with uv_pprof__stacks_release). Returns 0 or UV_ENOMEM. */
+int uv_pprof__stacks_intern(const uintptr_t* frames, size_t n, uint32_t* id);
+/* A stack found by the 128-bit key a caller gave it with add_key (the hash
+ * of its text, say): 1 and the id, held once, or 0 when unknown. */
+int uv_pprof__stacks_find_key(uint64_t h1, uint64_t h2, uint32_t* id);
+/* Remembers a key for id (which must be held). Returns 0 or UV_ENOMEM (the
+ * table then merely forgets more). */
+int uv_pprof__stacks_add_key(uint64_t h1, uint64_t h2, uint32_t id);
+void uv_pprof__stacks_hold(uint32_t id);
+void uv_pprof__stacks_release(uint32_t id);
+
+/* The frames of id into out[0..max), leaf first; returns how many. */
+size_t uv_pprof__stacks_frames(uint32_t id, uintptr_t* out, size_t max);
+/* The frames of id as numbers of the address table, leaf first: *numbers
+ * points into the table (valid until the next intern or collection);
+ * returns how many. A caller that derives something from each address (a
+ * profile's location) caches it by number: stacks share most frames. */
+size_t uv_pprof__stacks_numbers(uint32_t id, const uint32_t** numbers);
+uintptr_t uv_pprof__stacks_addr(uint32_t number);
+/* How many addresses are numbered: the size of an array indexed by
+ * number. */
+size_t uv_pprof__stacks_naddrs(void);
+/* One more than the largest id in use: the size of an array indexed by
+ * id. */
+size_t uv_pprof__stacks_limit(void);
+/* Bytes mapped by the table. */
+size_t uv_pprof__stacks_bytes(void);
+/* Frees every stack nobody holds (and its keys); when nothing is held any
+ * more, unmaps everything. */
+void uv_pprof__stacks_collect(void);
+/* Called after a dump held its stacks: collects once the table has grown
+ * by half since the last collection, so that stacks a busy process drops
+ * do not pile up while the worker never idles. */
+void uv_pprof__stacks_maybe_collect(void);
+
 /* ---- src/jemalloc.c: mallctl, prof.dump, heap_v2, allocator stats ------ */
 
 /* What the process's allocator offers for heap profiling. */
@@ -139,29 +188,37 @@ typedef struct uv_pprof__je_counts_s {
 
 typedef struct uv_pprof__je_stack_s {
   uv_pprof__je_counts_t counts; /* as printed: sampled, not unbiased */
-  size_t first; /* its return addresses: frames[first .. first + n) */
-  size_t n;     /* leaf first */
+  uint32_t id; /* in the stack table (stacks.c), held by the dump */
 } uv_pprof__je_stack_t;
 
-/* A parsed heap_v2 dump (jemalloc's prof.dump format). */
+/* A parsed heap_v2 dump (jemalloc's prof.dump format). Two rows may name
+ * one stack: stacks that differ only in jemalloc's own frames. */
 typedef struct uv_pprof__je_dump_s {
   uint64_t period;             /* R of "heap_v2/R": 2^lg_prof_sample bytes */
   uv_pprof__je_counts_t total; /* the "t*:" summary line */
   uv_pprof__je_stack_t* stacks;
   size_t nstacks;
-  uintptr_t* frames;
-  size_t nframes;
 } uv_pprof__je_dump_t;
 
-/* Parses text[0..len) (need not be NUL-terminated; never read beyond).
- * Anything but jemalloc's layout gives UV_EINVAL; out of memory UV_ENOMEM;
- * *out is then empty. Free with uv_pprof__je_dump_free(). */
-int uv_pprof__je_parse(const char* text, size_t len, uv_pprof__je_dump_t* out);
+/* Which leading frames of a stack are jemalloc's own, to be dropped (a
+ * stack made only of such frames is kept whole): those in `ranges` (its
+ * image's code), or with by_name those whose symbol is an allocator's
+ * (a static jemalloc: jeprof's rule). Neither: none. */
+typedef struct uv_pprof__je_strip_s {
+  const uv_pprof__range_t* ranges;
+  size_t nranges;
+  int by_name;
+} uv_pprof__je_strip_t;
+
+/* Parses text[0..len) (need not be NUL-terminated; never read beyond),
+ * interning each stack, stripped, in the stack table (a stack seen before
+ * costs a hash of its line, not a parse). Anything but jemalloc's layout
+ * gives UV_EINVAL; out of memory UV_ENOMEM; *out is then empty. Free with
+ * uv_pprof__je_dump_free(), which releases the stacks. Worker thread. */
+int uv_pprof__je_parse(const char* text, size_t len,
+                       const uv_pprof__je_strip_t* strip,
+                       uv_pprof__je_dump_t* out);
 void uv_pprof__je_dump_free(uv_pprof__je_dump_t* d);
-/* Drops from every stack its leading frames that lie in `ranges` (a stack
- * made only of such frames is kept whole). */
-void uv_pprof__je_strip_ranges(uv_pprof__je_dump_t* d,
-                               const uv_pprof__range_t* ranges, size_t n);
 /* prof.dump into a memfd, parsed, jemalloc's own leading frames dropped.
  * Returns 0, UV_ENOENT when profiling is off (or no jemalloc), UV_EIO when
  * jemalloc failed to dump, or the parser's codes. Worker thread. */

@@ -26,9 +26,11 @@ typedef struct uv_pprof__response_s {
   const char* content_type; /* static string */
   char disposition[64];     /* attachment file name, or "" */
   const char* location;     /* Location header (redirects), static */
-  /* extra "Name: value" lines, static strings, unused ones NULL */
+  /* extra "Name: value" lines, unused ones NULL: static strings, or
+   * header_text */
   const char* headers[6];
-  int go_error; /* X-Go-Pprof: 1 */
+  char header_text[192]; /* one formatted line headers[] may point to */
+  int go_error;          /* X-Go-Pprof: 1 */
   uv_pprof__buf_t body;
 } uv_pprof__response_t;
 

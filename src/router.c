@@ -21,6 +21,7 @@
   X(cmdline)      \
   X(goroutine)    \
   X(heap)         \
+  X(leaks)        \
   X(metrics)      \
   X(mutex)        \
   X(profile)      \

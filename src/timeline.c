@@ -30,6 +30,7 @@ struct uv_pprof__timeline_s {
   uv_pprof__worker_t* worker;
   uv_timer_t timer;
   unsigned seconds;
+  uv_pprof__sample_cb after_sample;
   row_t* rows;  /* the ring: UV_PPROF__TIMELINE_ROWS */
   size_t next;  /* where the next row goes */
   size_t count; /* rows in the ring */
@@ -62,6 +63,7 @@ static void work_sample(uv_pprof__job_t* job) {
     r->goroutines = t->snap->count;
     r->have_goroutines = 1;
   }
+  uv_pprof__history_take(t->tick_ns, r->have_goroutines ? t->snap : NULL);
   uv_pprof__memstat_read(&m);
   r->have_heap = m.kind != UV_PPROF__ALLOC_OTHER;
   r->heap_alloc = m.heap_alloc;
@@ -70,6 +72,14 @@ static void work_sample(uv_pprof__job_t* job) {
   t->next = (t->next + 1) % UV_PPROF__TIMELINE_ROWS;
   if (t->count < UV_PPROF__TIMELINE_ROWS)
     t->count++;
+  if (t->after_sample != NULL) {
+    uv_pprof__timeline_sample_t s;
+    s.time_ns = t->tick_ns;
+    s.rss = m.rss;
+    s.handles = r->have_goroutines ? t->snap : NULL;
+    s.timeline = t;
+    t->after_sample(&s);
+  }
 }
 
 static void on_sample_done(uv_pprof__job_t* job, int cancelled) {
@@ -104,7 +114,8 @@ static void on_tick(uv_timer_t* timer) {
 }
 
 int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
-                             unsigned seconds, uv_pprof__timeline_t** out) {
+                             unsigned seconds, uv_pprof__sample_cb after_sample,
+                             uv_pprof__timeline_t** out) {
   uv_pprof__timeline_t* t = calloc(1, sizeof(*t));
   void* rows = MAP_FAILED;
 
@@ -122,6 +133,7 @@ int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
   t->loop = loop;
   t->worker = worker;
   t->seconds = seconds;
+  t->after_sample = after_sample;
   uv_timer_init(loop, &t->timer);
   uv_pprof__handle_own(&t->timer);
   uv_unref((uv_handle_t*)&t->timer);
@@ -147,7 +159,8 @@ void uv_pprof__timeline_stop(uv_pprof__timeline_t* t) {
     __atomic_store_n(&current_seconds, 0, __ATOMIC_RELAXED);
   }
   /* The server has closed its worker: a sample in flight was handed back
-   * (on_sample_done) before this. */
+   * (on_sample_done) before this, and no job can read the history. */
+  uv_pprof__history_reset();
   uv_close((uv_handle_t*)&t->timer, on_timer_close);
 }
 
@@ -159,21 +172,7 @@ static const row_t* row_at(const uv_pprof__timeline_t* t, size_t i) {
   return &t->rows[(first + i) % UV_PPROF__TIMELINE_ROWS];
 }
 
-/* ISO 8601 local time with its UTC offset, as mem-monitor.sh writes it
- * (date +%Y-%m-%dT%H:%M:%S%:z). */
-static void format_time(int64_t ns, char* buf, size_t size) {
-  time_t sec = (time_t)(ns / 1000000000);
-  struct tm tm;
-  char zone[8];
-  size_t n;
-
-  localtime_r(&sec, &tm);
-  n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (strftime(zone, sizeof(zone), "%z", &tm) == 5)
-    snprintf(buf + n, size - n, "%.3s:%.2s", zone, zone + 3);
-}
-
-static void write_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
+int uv_pprof__timeline_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
   size_t i;
   char when[40];
 
@@ -181,7 +180,7 @@ static void write_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
       b, "time,heap_alloc_bytes,heap_inuse_bytes,goroutines,rss_mb\n");
   for (i = 0; i < t->count; i++) {
     const row_t* r = row_at(t, i);
-    format_time(r->time_ns, when, sizeof(when));
+    uv_pprof__format_time(r->time_ns, when, sizeof(when));
     uv_pprof__buf_printf(b, "%s,", when);
     if (r->have_heap)
       uv_pprof__buf_printf(b, "%" PRIu64 ",%" PRIu64 ",", r->heap_alloc,
@@ -192,6 +191,7 @@ static void write_csv(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
       uv_pprof__buf_printf(b, "%" PRIu64, r->goroutines);
     uv_pprof__buf_printf(b, ",%.2f\n", (double)r->rss / 1048576.0);
   }
+  return b->oom ? UV_ENOMEM : 0;
 }
 
 /* ---- SVG ----------------------------------------------------------------- */
@@ -312,15 +312,91 @@ static void panel(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b, int y0,
   }
 }
 
+/* With the history on, the chart picks moments: a click marks the sample
+ * under it, a second click opens the difference between the two — the heap
+ * profile's from the memory panel, the goroutine profile's from the
+ * handles panel — as ?base=<the earlier>&at=<the later>&debug=1 (no at
+ * when the later is the last sample: the difference with now). The kept
+ * snapshot nearest each moment is used (the answer says which). A
+ * "#pick=I,J" fragment shows the links of samples I and J without opening
+ * one. */
+static const char pick_script[] =
+    "<script><![CDATA[\n"
+    "(function(){\n"
+    "var svg=document.documentElement,NS='http://www.w3.org/2000/svg';\n"
+    "var first=null,line=null,links=document.getElementById('links');\n"
+    "function iso(ms){return new Date(ms).toISOString();}\n"
+    "function nearest(x){if(T.length<2)return 0;\n"
+    " var t=T[0]+(x-L)/PW*(T[T.length-1]-T[0]),lo=0,hi=T.length-1;\n"
+    " while(lo<hi){var m=(lo+hi)>>1;if(T[m]<t)lo=m+1;else hi=m;}\n"
+    " if(lo>0&&t-T[lo-1]<T[lo]-t)lo--;return lo;}\n"
+    "function xof(i){return T.length>1?L+(T[i]-T[0])/(T[T.length-1]-T[0])"
+    "*PW:L+PW/2;}\n"
+    "function url(p,a,b,d){var u=p+'?base='+encodeURIComponent(iso(T[a]));\n"
+    " if(b<T.length-1)u+='&at='+encodeURIComponent(iso(T[b]));\n"
+    " return u+(d?'&debug=1':'');}\n"
+    "function link(x,text,href){var a=document.createElementNS(NS,'a');\n"
+    " a.setAttribute('href',href);var t=document.createElementNS(NS,'text');"
+    "\n t.setAttribute('x',x);t.setAttribute('y',Y);t.setAttribute('fill',"
+    "'#06c');\n t.textContent=text;a.appendChild(t);links.appendChild(a);}\n"
+    "function show(a,b){while(links.firstChild)links.removeChild("
+    "links.firstChild);\n"
+    " link(L,'heap difference',url('heap',a,b,1));\n"
+    " link(L+150,'allocs',url('allocs',a,b,1));\n"
+    " link(L+220,'handles',url('goroutine',a,b,1));\n"
+    " link(L+300,'heap proto',url('heap',a,b,0));\n"
+    " link(L+400,'goroutine proto',url('goroutine',a,b,0));}\n"
+    "function mark(i){line=document.createElementNS(NS,'line');\n"
+    " line.setAttribute('x1',xof(i));line.setAttribute('x2',xof(i));\n"
+    " line.setAttribute('y1',TOP);line.setAttribute('y2',TOP+2*PH+30);\n"
+    " line.setAttribute('stroke','#000');svg.appendChild(line);}\n"
+    "document.getElementById('pick').addEventListener('click',function(e){\n"
+    " var p=svg.createSVGPoint();p.x=e.clientX;p.y=e.clientY;\n"
+    " p=p.matrixTransform(svg.getScreenCTM().inverse());var i=nearest(p.x);"
+    "\n"
+    " if(first===null){first=i;mark(i);return;}\n"
+    " var a=Math.min(first,i),b=Math.max(first,i);first=null;\n"
+    " if(line)svg.removeChild(line);line=null;if(a==b)return;show(a,b);\n"
+    " window.location=url(p.y<TOP+PH?'heap':'goroutine',a,b,1);});\n"
+    "var m=/pick=(\\d+),(\\d+)/.exec(location.hash);\n"
+    "if(m&&+m[1]<T.length&&+m[2]<T.length&&m[1]!=m[2])"
+    "show(Math.min(+m[1],+m[2]),Math.max(+m[1],+m[2]));\n"
+    "})();\n"
+    "]]></script>\n";
+
+/* The samples' times (ms since the epoch) and the chart's geometry for
+ * pick_script, the area that takes the clicks, and the line of links. */
+static void write_pick(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b,
+                       int y) {
+  size_t i;
+
+  uv_pprof__buf_printf(b,
+                       "<text x=\"%d\" y=\"%d\">Click two moments: the "
+                       "difference between them opens (heap from the "
+                       "memory panel, handles from the other).</text>\n"
+                       "<g id=\"links\"></g>\n"
+                       "<rect id=\"pick\" x=\"%d\" y=\"%d\" width=\"%d\" "
+                       "height=\"%d\" fill=\"#fff\" fill-opacity=\"0\" "
+                       "cursor=\"crosshair\"/>\n<script><![CDATA[\nvar "
+                       "L=%d,PW=%d,TOP=%d,PH=%d,Y=%d,T=[",
+                       LEFT, y, LEFT, TOP, W - LEFT - RIGHT, 2 * PANEL_H + 30,
+                       LEFT, W - LEFT - RIGHT, TOP, PANEL_H, y + 20);
+  for (i = 0; i < t->count; i++)
+    uv_pprof__buf_printf(b, "%s%" PRId64, i != 0 ? "," : "",
+                         row_at(t, i)->time_ns / 1000000);
+  uv_pprof__buf_printf(b, "];\n]]></script>\n");
+  uv_pprof__buf_append(b, pick_script, sizeof(pick_script) - 1);
+}
+
 static void write_svg(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
-  const int h = TOP + 2 * PANEL_H + 120;
+  const int h = TOP + 2 * PANEL_H + 160;
   char from[40] = "";
   char to[40] = "";
   size_t s;
 
   if (t->count > 0) {
-    format_time(row_at(t, 0)->time_ns, from, sizeof(from));
-    format_time(row_at(t, t->count - 1)->time_ns, to, sizeof(to));
+    uv_pprof__format_time(row_at(t, 0)->time_ns, from, sizeof(from));
+    uv_pprof__format_time(row_at(t, t->count - 1)->time_ns, to, sizeof(to));
   }
   uv_pprof__buf_printf(
       b,
@@ -346,6 +422,8 @@ static void write_svg(const uv_pprof__timeline_t* t, uv_pprof__buf_t* b) {
                          "fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
                          x, y, series[s].color, x + 20, y + 12, series[s].name);
   }
+  if (uv_pprof__history_on() && t->count > 1)
+    write_pick(t, b, TOP + 2 * PANEL_H + 100);
   uv_pprof__buf_printf(b, "</svg>\n");
 }
 
@@ -368,7 +446,7 @@ static void work_render(uv_pprof__job_t* job) {
     write_svg(rj->t, &res->body);
   } else {
     res->content_type = "text/plain; charset=utf-8";
-    write_csv(rj->t, &res->body);
+    uv_pprof__timeline_csv(rj->t, &res->body);
   }
   if (res->body.oom)
     uv_pprof__error(rj->req, 500, "out of memory");

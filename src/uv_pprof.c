@@ -75,6 +75,7 @@ void uv_pprof_options_init(uv_pprof_options_t* options) {
   options->idle_timeout_ms = 30000;
   options->request_timeout_ms = 10000;
   options->write_timeout_ms = 60000;
+  options->history_kb = UV_PPROF__HISTORY_DEFAULT_MB * 1024;
 }
 
 /* ---- parsing ----------------------------------------------------------- */
@@ -123,6 +124,56 @@ static int parse_seconds(const char* s, unsigned* out) {
   if (v > UV_PPROF__TIMELINE_MAX_SECONDS)
     return -1;
   *out = (unsigned)v;
+  return 0;
+}
+
+/* UV_PPROF_HISTORY_MB: MiB, with up to three decimals, into KiB (at most
+ * 4 GiB). */
+static int parse_mib(const char* s, unsigned* kib) {
+  uint64_t milli = 0;
+  int decimals = -1;
+  size_t i;
+
+  for (i = 0; s[i] != '\0'; i++) {
+    if (s[i] == '.' && decimals < 0 && i > 0) {
+      decimals = 0;
+      continue;
+    }
+    if (!isdigit((unsigned char)s[i]) || decimals == 3 || i >= 12)
+      return -1;
+    milli = milli * 10 + (uint64_t)(s[i] - '0');
+    if (decimals >= 0)
+      decimals++;
+  }
+  if (i == 0 || decimals == 0)
+    return -1;
+  for (; decimals < 3; decimals++)
+    milli *= 10;
+  if (milli > (uint64_t)4096 * 1000)
+    return -1;
+  *kib = (unsigned)(milli * 1024 / 1000);
+  return 0;
+}
+
+/* UV_PPROF_DUMP_RSS: "<MiB>" (1 to 2^20) or "<percent>%" (1 to 100). */
+static int parse_line(const char* s, unsigned* mib, unsigned* percent) {
+  unsigned long v = 0;
+  size_t i;
+
+  for (i = 0; isdigit((unsigned char)s[i]); i++) {
+    v = v * 10 + (unsigned long)(s[i] - '0');
+    if (v > (1ul << 20))
+      return -1;
+  }
+  if (i == 0 || v == 0)
+    return -1;
+  if (s[i] == '%' && s[i + 1] == '\0' && v <= 100) {
+    *percent = (unsigned)v;
+    return 0;
+  }
+  if (s[i] != '\0')
+    return -1;
+  *mib = (unsigned)v;
   return 0;
 }
 
@@ -204,6 +255,18 @@ static void start_heap_profiling(int quiet) {
   howto = uv_pprof__je_howto(st.mode);
   if (howto != NULL && !quiet)
     fprintf(stderr, "uv_pprof: %s\n", howto);
+}
+
+/* The timeline's history, when its budget can hold a snapshot; otherwise
+ * one line says why there is none. */
+static void start_history(unsigned kib) {
+  if (uv_pprof__history_configure((size_t)kib * 1024) != 0)
+    fprintf(stderr,
+            "uv_pprof: a history budget of %.3f MiB cannot hold one "
+            "snapshot (at least %.2f MiB): history is off. Set "
+            "UV_PPROF_HISTORY_MB (default %d) or options.history_kb\n",
+            kib / 1024.0, UV_PPROF__HISTORY_MIN / 1048576.0,
+            UV_PPROF__HISTORY_DEFAULT_MB);
 }
 
 int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
@@ -293,9 +356,21 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   if (started != NULL) {
     server = started;
     serving = loop;
+    if (options->timeline_seconds > 0)
+      start_history(options->history_kb);
+    if (options->dump_dir != NULL && options->timeline_seconds == 0)
+      fprintf(stderr,
+              "uv_pprof: the flight recorder checks RSS at each timeline "
+              "sample: set UV_PPROF_TIMELINE too (or options.timeline_seconds)"
+              "; it is off\n");
+    else
+      uv_pprof__recorder_configure(options->dump_dir, options->dump_rss_mb,
+                                   options->dump_rss_percent);
     if (options->timeline_seconds > 0 &&
-        uv_pprof__timeline_start(loop, uv_pprof__server_worker(started),
-                                 options->timeline_seconds, &timeline) != 0)
+        uv_pprof__timeline_start(
+            loop, uv_pprof__server_worker(started), options->timeline_seconds,
+            uv_pprof__recorder_on() ? uv_pprof__recorder_check : NULL,
+            &timeline) != 0)
       fprintf(stderr, "uv_pprof: cannot start the timeline: out of memory\n");
   }
   uv_mutex_unlock(&mu);
@@ -323,6 +398,9 @@ int uv_pprof_start(uv_loop_t* loop) {
   const char* track;
   const char* seconds;
   const char* quiet;
+  const char* history;
+  const char* dump_dir;
+  const char* dump_rss;
   char host[64];
 
   if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
@@ -350,6 +428,29 @@ int uv_pprof_start(uv_loop_t* loop) {
             "uv_pprof: UV_PPROF_TIMELINE=\"%s\" is not valid: expected whole "
             "seconds from 1 to %u (unset or 0: no timeline)\n",
             seconds, UV_PPROF__TIMELINE_MAX_SECONDS);
+    return UV_EINVAL;
+  }
+  dump_dir = getenv("UV_PPROF_DUMP_DIR");
+  dump_rss = getenv("UV_PPROF_DUMP_RSS");
+  if (dump_dir != NULL && dump_dir[0] != '\0')
+    options.dump_dir = dump_dir;
+  if (dump_rss != NULL && dump_rss[0] != '\0' &&
+      parse_line(dump_rss, &options.dump_rss_mb, &options.dump_rss_percent) !=
+          0) {
+    fprintf(stderr,
+            "uv_pprof: UV_PPROF_DUMP_RSS=\"%s\" is not valid: expected MiB "
+            "(such as 512) or a percentage of the cgroup's memory.max (such "
+            "as 80%%)\n",
+            dump_rss);
+    return UV_EINVAL;
+  }
+  history = getenv("UV_PPROF_HISTORY_MB");
+  if (history != NULL && history[0] != '\0' &&
+      parse_mib(history, &options.history_kb) != 0) {
+    fprintf(stderr,
+            "uv_pprof: UV_PPROF_HISTORY_MB=\"%s\" is not valid: expected "
+            "MiB from 0 to 4096, such as 8 or 0.5 (0: no history)\n",
+            history);
     return UV_EINVAL;
   }
   return uv_pprof_start_ex(loop, &options);
@@ -382,6 +483,8 @@ int uv_pprof_stop(uv_loop_t* loop) {
     uv_pprof__server_close(s);
   if (t != NULL)
     uv_pprof__timeline_stop(t);
+  if (s != NULL) /* the worker is joined: the recorder is idle */
+    uv_pprof__recorder_configure(NULL, 0, 0);
   return 0;
 }
 

@@ -107,10 +107,12 @@ static void run(void* arg) {
 out:
   w->running = 0;
   uv_mutex_unlock(&w->mu);
-  /* Back to the idle footprint: the symbol tables and the CPU unwinder's
-   * state (rebuilt by the next profile; this thread is their only user),
-   * then what glibc's per-thread malloc arena still holds. */
+  /* Back to the idle footprint: the symbol tables, the heap stacks nobody
+   * holds and the CPU unwinder's state (rebuilt by the next profile; this
+   * thread is their only user), then what glibc's per-thread malloc arena
+   * still holds. */
   uv_pprof__symbolizer_reset();
+  uv_pprof__stacks_collect();
   uv_pprof__sampler_trim();
   malloc_trim(0);
 }

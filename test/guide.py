@@ -8,8 +8,10 @@ language and an id: ```sh heap. Every `sh` block runs, in bash with -e and
 pipefail, in one scratch directory laid out like the source tree
 (build/uv-pprof-demo is DEMO with --echo-port 0, so that the demo's echo
 server takes a free port; scripts/ is the tree's), with the guide's ports
-replaced by free ones (6060, 6061, 8080; UV_PPROF=1 becomes the first). Its
-result is then checked by the function CHECKS maps its id to. `console`
+replaced by free ones (6060, 6061, 8080; UV_PPROF=1 becomes the first) and
+its one-minute timeline by a one-second one (UV_PPROF_TIMELINE=60 becomes 1:
+the history of section 8 then fills in seconds, not hours). Its result is
+then checked by the function CHECKS maps its id to. `console`
 blocks are commands this test cannot run (the Node addon is not in this
 tree): each must be listed in NOT_RUN with the reason, and the summary names
 them. Any other block must be a language that holds no commands (c, text).
@@ -301,6 +303,72 @@ def check_overnight_end(ctx):
     expect("mem-monitor.sh:" in err, "monitor.err is empty")
 
 
+def leak_entries(report, section):
+    """The function each entry of a /leaks text section names first."""
+    m = re.search(section + r".*?:\n(.*?)\n\n", report, re.S)
+    expect(m, f"no {section} section in:\n{report}")
+    names = []
+    for block in re.split(r"\n(?=\s+\d+\. )", m.group(1)):
+        lines = [l.strip() for l in block.splitlines()]
+        if lines and re.match(r"\d+\. ", lines[0]) and len(lines) > 1:
+            names.append(lines[1].split()[0])
+    return names
+
+
+def check_morning_leaks(ctx):
+    out = ctx["stdout"]
+    expect(out.startswith("leaks: what grew steadily over "),
+           f"not the leaks report:\n{out}")
+    expect(leak_entries(out, "heap")[:1] == ["leak_heap_bytes"],
+           f"leak_heap_bytes is not the first heap entry:\n{out}")
+    expect(leak_entries(out, "handles")[:1] == ["leaked_timer_cb"],
+           f"leaked_timer_cb is not the first handle entry:\n{out}")
+
+
+def check_morning_base(ctx):
+    out = ctx["stdout"]
+    expect(out.count("base=start: the snapshot of ") == 2,
+           f"the comments do not say which snapshot:\n{out}")
+    rows = top_rows(out)
+    expect(rows.get("leak_heap_bytes", 0) >= 10 << 20,
+           f"heap?base=start: leak_heap_bytes did not grow:\n{out}")
+    expect(rows.get("leaked_timer_cb", 0) >= 50,
+           f"goroutine?base=start: leaked_timer_cb did not grow:\n{out}")
+
+
+def check_morning_text(ctx):
+    lines = ctx["stdout"].splitlines()
+    m = re.fullmatch(r"goroutine profile: total (-?\d+)", lines[0])
+    # 5 leaked timers a second over 30 s.
+    expect(m and int(m.group(1)) >= 75, f"first line: {lines[:1]}")
+    expect(lines[1].startswith("# base=30s: the snapshot of "),
+           f"second line: {lines[1:2]}")
+
+
+def during_recorder(ctx):
+    dumps = os.path.join(ctx["work"], "dumps")
+
+    def written():
+        names = os.listdir(dumps) if os.path.isdir(dumps) else []
+        return [n for n in names if n.endswith("-timeline.csv")]
+    wait_for(written, "the flight recorder's files", 90)
+
+
+def check_recorder(ctx):
+    pass  # checked while it ran (during_recorder) and by recorder-files
+
+
+def check_recorder_files(ctx):
+    out = ctx["stdout"]
+    names = [l for l in out.splitlines()
+             if re.fullmatch(r"uv-pprof-\d{8}T\d{6}Z-\d+-(heap\.pb\.gz|"
+                             r"goroutine\.pb\.gz|timeline\.csv)", l)]
+    expect(len(names) >= 3 and len(names) % 3 == 0,
+           f"not complete sets of dumps:\n{out}")
+    expect(top_flat(out, "leak_heap_bytes", "the recorded heap") > 0,
+           "the recorded heap profile does not name the leak")
+
+
 def during_web_ui(ctx):
     base = f"http://127.0.0.1:{ctx['ports'][2]}"
 
@@ -372,6 +440,11 @@ CHECKS = {
     "overnight-start": ("run", check_overnight_start),
     "overnight-end": ("run", check_overnight_end),
     "ui": ("run", check_ui),
+    "morning-leaks": ("run", check_morning_leaks),
+    "morning-base": ("run", check_morning_base),
+    "morning-text": ("run", check_morning_text),
+    "recorder": ("bounded", check_recorder, during_recorder),
+    "recorder-files": ("run", check_recorder_files),
     "web-ui": ("bounded", check_web_ui, during_web_ui),
     "node-register": ("bounded", check_node, during_node),
     "token-start": ("server", check_token_start),
@@ -439,6 +512,7 @@ def plan(text):
 
 def substitute(body, ports):
     body = body.replace("UV_PPROF=1 ", f"UV_PPROF={ports[0]} ")
+    body = body.replace("UV_PPROF_TIMELINE=60", "UV_PPROF_TIMELINE=1")
     for old, new in zip(("6060", "6061", "8080"), ports):
         body = body.replace(old, str(new))
     return body

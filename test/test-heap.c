@@ -93,24 +93,23 @@ static int parse_guarded(const char* text, size_t len, uv_pprof__je_dump_t* d) {
   ASSERT(region != MAP_FAILED);
   ASSERT_EQ(mprotect(region + span - page, page, PROT_NONE), 0);
   memcpy(region + span - page - len, text, len);
-  rc = uv_pprof__je_parse(region + span - page - len, len, d);
+  rc = uv_pprof__je_parse(region + span - page - len, len, NULL, d);
   munmap(region, span);
   return rc;
 }
 
 /* The invariants every successful parse keeps. */
 static void check_dump(const uv_pprof__je_dump_t* d) {
-  size_t total = 0;
   size_t i;
 
   ASSERT_GT(d->period, 0);
-  for (i = 0; i < d->nstacks; i++) {
-    ASSERT_LE(d->stacks[i].first, d->nframes);
-    ASSERT_LE(d->stacks[i].n, d->nframes - d->stacks[i].first);
-    ASSERT_EQ(d->stacks[i].first, total);
-    total += d->stacks[i].n;
-  }
-  ASSERT_EQ(total, d->nframes);
+  for (i = 0; i < d->nstacks; i++)
+    ASSERT_LT(d->stacks[i].id, uv_pprof__stacks_limit());
+}
+
+/* The frames of row i of a dump, into f (UV_PPROF__STACK_MAX); how many. */
+static size_t row_frames(const uv_pprof__je_dump_t* d, size_t i, uintptr_t* f) {
+  return uv_pprof__stacks_frames(d->stacks[i].id, f, UV_PPROF__STACK_MAX);
 }
 
 /* The executable ranges of libjemalloc in a dump's MAPPED_LIBRARIES. */
@@ -376,6 +375,7 @@ TEST_IMPL(heap_fixtures_parse) {
   while ((e = readdir(dir)) != NULL) {
     char path[512];
     uv_pprof__je_dump_t d;
+    uintptr_t f[UV_PPROF__STACK_MAX];
     unsigned long long period;
     size_t len;
     size_t i;
@@ -406,13 +406,13 @@ TEST_IMPL(heap_fixtures_parse) {
     ASSERT_EQ(d.total.accum_objs, t.accum_objs);
     ASSERT_EQ(d.total.accum_bytes, t.accum_bytes);
     for (i = 0; i < d.nstacks; i++)
-      ASSERT_GE(d.stacks[i].n, 5); /* 4 jemalloc frames + the caller */
+      ASSERT_GE(row_frames(&d, i, f), 5); /* 4 jemalloc frames + the caller */
     if (strcmp(e->d_name, "dynamic_prof_accum_lg17.heap") == 0) {
       ASSERT_EQ(d.period, 131072);
       ASSERT_EQ(d.nstacks, 3);
-      ASSERT_EQ(d.stacks[0].n, 10);
-      ASSERT_EQ(d.frames[0], 0x7f0cff6a2630);
-      ASSERT_EQ(d.frames[9], 0x55ef4d4250b1);
+      ASSERT_EQ(row_frames(&d, 0, f), 10);
+      ASSERT_EQ(f[0], 0x7f0cff6a2630);
+      ASSERT_EQ(f[9], 0x55ef4d4250b1);
       ASSERT_EQ(d.stacks[0].counts.cur_objs, 64);
       ASSERT_EQ(d.stacks[0].counts.cur_bytes, 65537);
       ASSERT_EQ(d.stacks[0].counts.accum_objs, 129);
@@ -439,32 +439,40 @@ TEST_IMPL(heap_fixture_strip) {
       "heap_v2/2\n  t*: 1: 8 [0: 0]\n"
       "@ 0x7f0cff6a2630 0x7f0cff6a2d21\n  t*: 1: 8 [0: 0]\n";
   uv_pprof__range_t ranges[4];
+  uv_pprof__je_strip_t strip;
   uv_pprof__je_dump_t d;
+  uintptr_t f[UV_PPROF__STACK_MAX];
   size_t len;
-  size_t n;
   char* text = read_whole(FIXTURES "/dynamic_prof_accum_lg17.heap", &len);
 
-  n = jemalloc_ranges(text, ranges, 4);
-  ASSERT_EQ(n, 1);
+  memset(&strip, 0, sizeof(strip));
+  strip.ranges = ranges;
+  strip.nranges = jemalloc_ranges(text, ranges, 4);
+  ASSERT_EQ(strip.nranges, 1);
   ASSERT_EQ(ranges[0].start, 0x7f0cff609000);
   ASSERT_EQ(ranges[0].end, 0x7f0cff6af000);
-  ASSERT_EQ(uv_pprof__je_parse(text, len, &d), 0);
-  uv_pprof__je_strip_ranges(&d, ranges, n);
-  ASSERT_EQ(d.stacks[0].n, 6);
-  ASSERT_EQ(d.frames[d.stacks[0].first], 0x55ef4d425182); /* after malloc */
-  ASSERT_EQ(d.stacks[1].n, 4);
-  ASSERT_EQ(d.frames[d.stacks[1].first], 0x7f0cff2a57ba); /* libstdc++ */
-  ASSERT_EQ(d.stacks[2].n, 6);
-  ASSERT_EQ(d.frames[d.stacks[2].first], 0x55ef4d425198); /* after calloc */
+  ASSERT_EQ(uv_pprof__je_parse(text, len, &strip, &d), 0);
+  ASSERT_EQ(row_frames(&d, 0, f), 6);
+  ASSERT_EQ(f[0], 0x55ef4d425182); /* after malloc */
+  ASSERT_EQ(row_frames(&d, 1, f), 4);
+  ASSERT_EQ(f[0], 0x7f0cff2a57ba); /* libstdc++ */
+  ASSERT_EQ(row_frames(&d, 2, f), 6);
+  ASSERT_EQ(f[0], 0x55ef4d425198); /* after calloc */
+  uv_pprof__je_dump_free(&d);
+
+  /* The same text parsed without stripping is other stacks: the stack
+   * table's memory of a line depends on the strip settings. */
+  ASSERT_EQ(uv_pprof__je_parse(text, len, NULL, &d), 0);
+  ASSERT_EQ(row_frames(&d, 0, f), 10);
   uv_pprof__je_dump_free(&d);
   free(text);
 
   /* A stack of allocator frames only is kept whole, as Go keeps one made
    * of runtime frames only. */
-  ASSERT_EQ(uv_pprof__je_parse(all_jemalloc, strlen(all_jemalloc), &d), 0);
-  uv_pprof__je_strip_ranges(&d, ranges, n);
-  ASSERT_EQ(d.stacks[0].n, 2);
-  ASSERT_EQ(d.stacks[0].first, 0);
+  ASSERT_EQ(uv_pprof__je_parse(all_jemalloc, strlen(all_jemalloc), &strip, &d),
+            0);
+  ASSERT_EQ(row_frames(&d, 0, f), 2);
+  ASSERT_EQ(f[0], 0x7f0cff6a2630);
   uv_pprof__je_dump_free(&d);
   return 0;
 }
@@ -489,7 +497,6 @@ static void expect_refused(const char* text, size_t len) {
     ASSERT(0);
   }
   ASSERT(d.stacks == NULL);
-  ASSERT(d.frames == NULL);
   ASSERT_EQ(d.nstacks, 0);
 }
 
@@ -649,15 +656,15 @@ static void fixture_snapshot(int accum, int active, fixture_snap_t* fs) {
   uv_pprof__je_state_t st;
   uv_pprof__je_dump_t d;
   uv_pprof__range_t ranges[4];
+  uv_pprof__je_strip_t strip;
   size_t len;
-  size_t n;
   char* text = read_whole(FIXTURES "/dynamic_prof_accum_lg17.heap", &len);
 
-  n = jemalloc_ranges(text, ranges, 4);
-  ASSERT_EQ(uv_pprof__je_parse(text, len, &d), 0);
-  uv_pprof__je_strip_ranges(&d, ranges, n);
-  ASSERT_EQ(uv_pprof__je_parse(text, len, &fs->dump), 0);
-  uv_pprof__je_strip_ranges(&fs->dump, ranges, n);
+  memset(&strip, 0, sizeof(strip));
+  strip.ranges = ranges;
+  strip.nranges = jemalloc_ranges(text, ranges, 4);
+  ASSERT_EQ(uv_pprof__je_parse(text, len, &strip, &d), 0);
+  ASSERT_EQ(uv_pprof__je_parse(text, len, &strip, &fs->dump), 0);
   free(text);
   memset(&st, 0, sizeof(st));
   st.mode = UV_PPROF__HEAP_PROF_ON;
@@ -702,17 +709,18 @@ static void expect_rows(const profile_t* p, const uv_pprof__je_dump_t* d,
     int64_t v[4] = {0, 0, 0, 0};
     uint64_t objs = accum ? c->accum_objs : c->cur_objs;
     uint64_t bytes = accum ? c->accum_bytes : c->cur_bytes;
+    uintptr_t f[UV_PPROF__STACK_MAX];
+    size_t n = row_frames(d, i, f);
 
     for (j = 0; j < p->n_sample && s == NULL; j++)
       if (p->sample[j]->n_location_id > 0 &&
           profile_location(p, p->sample[j]->location_id[0])->address ==
-              d->frames[st->first] - 1)
+              f[0] - 1)
         s = p->sample[j];
     ASSERT(s != NULL);
-    ASSERT_EQ(s->n_location_id, st->n);
-    for (j = 0; j < st->n; j++)
-      ASSERT_EQ(profile_location(p, s->location_id[j])->address,
-                d->frames[st->first + j] - 1);
+    ASSERT_EQ(s->n_location_id, n);
+    for (j = 0; j < n; j++)
+      ASSERT_EQ(profile_location(p, s->location_id[j])->address, f[j] - 1);
     if (accum)
       uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, d->period, &v[0],
                             &v[1]);

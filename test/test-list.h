@@ -153,6 +153,24 @@
   TEST(timeline_chromium)                                            \
   TEST(metrics_in_process)                                           \
   TEST(timeline_worker_exits)                                        \
+  /* test-stacks.c */                                                \
+  TEST(stacks_intern_keys)                                           \
+  TEST(stacks_collect_many)                                          \
+  TEST(builder_sample_new)                                           \
+  /* test-history.c */                                               \
+  TEST(history_thin_policy)                                          \
+  TEST(history_cheapest)                                             \
+  TEST(history_roundtrip)                                            \
+  TEST(history_budget)                                               \
+  TEST(history_too_small)                                            \
+  TEST(history_bad_input)                                            \
+  TEST(history_env)                                                  \
+  TEST(history_chart_picks)                                          \
+  /* test-recorder.c */                                              \
+  TEST(recorder_writes)                                              \
+  TEST(recorder_unwritable)                                          \
+  TEST(recorder_full)                                                \
+  TEST(recorder_percent)                                             \
   /* test-unwind.c */                                                \
   TEST(unwind_rules_match_libdw)                                     \
   TEST(unwind_rules_after_reload)                                    \

@@ -12,19 +12,16 @@
 #include "pprof.h"
 #include "profile.pb-c.h"
 
+/* A sample keeps its key — location ids and labels — already in
+ * profile.proto's wire form, which is both what merging compares and what
+ * encode writes: a profile of 50k stacks of 20 frames kept them as 8-byte
+ * ids and spent more time growing and faulting in those pools than
+ * encoding them. */
 typedef struct {
-  int64_t key;
-  int64_t str;
-  int64_t num;
-  int64_t unit;
-} label_t;
-
-typedef struct {
-  size_t loc; /* first of its location ids in b->locids */
-  size_t nlocs;
-  size_t value; /* first of its values in b->values */
-  size_t label; /* first of its labels in b->labels */
-  size_t nlabels;
+  size_t key;     /* its key in b->keys: location_id field, label fields */
+  uint32_t nlocs; /* bytes of the location_id field */
+  uint32_t nkey;  /* bytes of the whole key */
+  size_t value;   /* first of its values in b->values */
 } sample_t;
 
 /* A function: name == system_name (the linker name), file or "". */
@@ -69,17 +66,15 @@ struct uv_pprof__builder_s {
   uv_pprof__buf_t funcs;     /* func_t; function id = index + 1 */
   table_t func_index;
   uv_pprof__buf_t samples; /* sample_t */
-  uv_pprof__buf_t locids;  /* uint64_t */
+  uv_pprof__buf_t keys;    /* the samples' keys, wire form */
   uv_pprof__buf_t values;  /* int64_t, one per sample type per sample */
-  uv_pprof__buf_t labels;  /* label_t */
   table_t sample_index;
+  size_t indexed; /* samples in sample_index: the others came new */
 };
 
 typedef struct {
-  const uint64_t* locs;
-  size_t nlocs;
-  const label_t* labels;
-  size_t nlabels;
+  const uint8_t* bytes;
+  size_t len;
 } sample_key_t;
 
 typedef int (*match_cb)(const uv_pprof__builder_t* b, size_t index,
@@ -90,21 +85,27 @@ static void fail(uv_pprof__builder_t* b, int err) {
     b->err = err;
 }
 
+void uv_pprof__builder_fail(uv_pprof__builder_t* b, int err) {
+  fail(b, err);
+}
+
 static size_t count_of(const uv_pprof__buf_t* pool, size_t size) {
   return pool->len / size;
 }
 
-/* Makes sure one more entry fits. Returns 0 or UV_ENOMEM. */
-static int reserve_slot(table_t* t) {
+/* Makes sure `more` more entries fit. Returns 0 or UV_ENOMEM. */
+static int reserve_slots(table_t* t, size_t more) {
   size_t cap = t->slots != NULL ? t->mask + 1 : 0;
   size_t ncap;
   size_t i;
   size_t j;
   slot_t* slots;
 
-  if (t->used + 1 <= cap / 4 * 3)
+  if (t->used + more <= cap / 4 * 3)
     return 0;
   ncap = cap != 0 ? cap * 2 : 64;
+  while (t->used + more > ncap / 4 * 3)
+    ncap *= 2;
   slots = calloc(ncap, sizeof(*slots));
   if (slots == NULL)
     return UV_ENOMEM;
@@ -120,6 +121,10 @@ static int reserve_slot(table_t* t) {
   t->slots = slots;
   t->mask = ncap - 1;
   return 0;
+}
+
+static int reserve_slot(table_t* t) {
+  return reserve_slots(t, 1);
 }
 
 /* The slot of the entry equal to key, or the empty slot where it belongs.
@@ -168,15 +173,10 @@ static int match_sample(const uv_pprof__builder_t* b, size_t index,
   const sample_t* s = (const sample_t*)b->samples.base + index;
   const sample_key_t* k = key;
 
-  /* Empty pools have NULL bases: no pointer is formed for a length 0. */
-  if (s->nlocs != k->nlocs || s->nlabels != k->nlabels)
-    return 0;
-  if (k->nlocs != 0 && memcmp((const uint64_t*)b->locids.base + s->loc, k->locs,
-                              k->nlocs * sizeof(*k->locs)) != 0)
-    return 0;
-  return k->nlabels == 0 ||
-         memcmp((const label_t*)b->labels.base + s->label, k->labels,
-                k->nlabels * sizeof(*k->labels)) == 0;
+  /* An empty key has no bytes (and keys.base may be NULL): no pointer is
+   * formed for a length 0. */
+  return s->nkey == k->len &&
+         (k->len == 0 || memcmp(b->keys.base + s->key, k->bytes, k->len) == 0);
 }
 
 uv_pprof__builder_t* uv_pprof__builder_new(void) {
@@ -193,9 +193,8 @@ uv_pprof__builder_t* uv_pprof__builder_new(void) {
   uv_pprof__buf_init(&b->loc_funcs);
   uv_pprof__buf_init(&b->funcs);
   uv_pprof__buf_init(&b->samples);
-  uv_pprof__buf_init(&b->locids);
+  uv_pprof__buf_init(&b->keys);
   uv_pprof__buf_init(&b->values);
-  uv_pprof__buf_init(&b->labels);
   b->time_nanos = uv_pprof__now_ns();
   uv_pprof__builder_string(b, "");
   if (b->err != 0) {
@@ -219,9 +218,8 @@ void uv_pprof__builder_free(uv_pprof__builder_t* b) {
   uv_pprof__buf_free(&b->funcs);
   free(b->func_index.slots);
   uv_pprof__buf_free(&b->samples);
-  uv_pprof__buf_free(&b->locids);
+  uv_pprof__buf_free(&b->keys);
   uv_pprof__buf_free(&b->values);
-  uv_pprof__buf_free(&b->labels);
   free(b->sample_index.slots);
   free(b);
 }
@@ -385,19 +383,85 @@ uint64_t uv_pprof__builder_frame(uv_pprof__builder_t* b, const char* name,
   return loc + 1;
 }
 
+/* ---- profile.proto's wire form ------------------------------------------ */
+
+#define VARINT_MAX 10
+#define FIELD_BYTES(field) ((field) << 3 | 2) /* length-delimited */
+#define FIELD_VARINT(field) ((field) << 3)
+
+static size_t varint_size(uint64_t v) {
+  size_t n = 1;
+
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static uint8_t* put_varint(uint8_t* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  return p;
+}
+
+/* Appends field `field` of packed varints v[0..n) (none when n is 0). */
+static uint8_t* put_packed(uint8_t* p, int field, const uint64_t* v, size_t n) {
+  size_t len = 0;
+  size_t i;
+
+  if (n == 0)
+    return p;
+  for (i = 0; i < n; i++)
+    len += varint_size(v[i]);
+  *p++ = FIELD_BYTES(field);
+  p = put_varint(p, len);
+  for (i = 0; i < n; i++)
+    p = put_varint(p, v[i]);
+  return p;
+}
+
+/* Puts the samples added new since the last merge into the index. */
+static int index_new_samples(uv_pprof__builder_t* b) {
+  const sample_t* samples = (const sample_t*)b->samples.base;
+  size_t n = count_of(&b->samples, sizeof(sample_t));
+
+  if (reserve_slots(&b->sample_index, n - b->indexed) != 0)
+    return UV_ENOMEM;
+  for (; b->indexed < n; b->indexed++) {
+    const sample_t* s = &samples[b->indexed];
+    sample_key_t key;
+    uint64_t hash;
+    slot_t* slot;
+    key.bytes = (const uint8_t*)b->keys.base + s->key;
+    key.len = s->nkey;
+    hash = uv_pprof__hash_mem(key.bytes, key.len, 0);
+    slot = probe(&b->sample_index, hash, match_sample, b, &key);
+    if (slot->id == 0)
+      claim(&b->sample_index, slot, hash, b->indexed);
+  }
+  return 0;
+}
+
 /* Labels are compared in the order given: emitters write them in a fixed
  * order, which keeps merging a plain memcmp. A location id that the builder
  * did not hand out makes encode fail with UV_EINVAL. */
-void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
-                              size_t nlocs, const int64_t* values,
-                              const uv_pprof__label_t* labels, size_t nlabels) {
+static void add_sample(uv_pprof__builder_t* b, const uint64_t* locs,
+                       size_t nlocs, const int64_t* values,
+                       const uv_pprof__label_t* labels, size_t nlabels,
+                       int merge) {
   size_t nvalues = count_of(&b->types, 2 * sizeof(int64_t));
   size_t nlocations = count_of(&b->addrs, sizeof(uintptr_t));
-  size_t first_label = count_of(&b->labels, sizeof(label_t));
-  uint64_t hash = uv_pprof__hash_combine(nlocs, nlabels);
+  size_t first = b->keys.len;
   sample_key_t key;
   sample_t s;
-  slot_t* slot;
+  slot_t* slot = NULL;
+  uint8_t* start;
+  uint8_t* p;
+  uint64_t hash = 0;
   size_t i;
 
   if (b->err != 0)
@@ -407,62 +471,102 @@ void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
       fail(b, UV_EINVAL);
       return;
     }
-    hash = uv_pprof__hash_combine(hash, locs[i]);
   }
-  /* The labels go to the pool at once (interned); a merged sample takes
-   * them back out below. */
-  for (i = 0; i < nlabels; i++) {
-    label_t l;
-    memset(&l, 0, sizeof(l));
-    l.key = uv_pprof__builder_string(b, labels[i].key);
-    if (labels[i].str != NULL)
-      l.str = uv_pprof__builder_string(b, labels[i].str);
-    else
-      l.num = labels[i].num;
-    if (labels[i].str == NULL && labels[i].num_unit != NULL)
-      l.unit = uv_pprof__builder_string(b, labels[i].num_unit);
-    hash = uv_pprof__hash_combine(
-        uv_pprof__hash_combine(
-            uv_pprof__hash_combine(
-                uv_pprof__hash_combine(hash, (uint64_t)l.key), (uint64_t)l.str),
-            (uint64_t)l.num),
-        (uint64_t)l.unit);
-    uv_pprof__buf_append(&b->labels, &l, sizeof(l));
-  }
-  if (b->err != 0 || b->labels.oom || reserve_slot(&b->sample_index) != 0) {
+  /* The key goes to the pool at once (its strings interned); a merged
+   * sample takes it back out below. */
+  start =
+      uv_pprof__buf_room(&b->keys, 2 + VARINT_MAX * (nlocs + 1) +
+                                       nlabels * (2 + 4 * (1 + VARINT_MAX)));
+  if (start == NULL) {
     fail(b, UV_ENOMEM);
     return;
   }
-
-  key.locs = locs;
-  key.nlocs = nlocs;
-  key.labels =
-      nlabels != 0 ? (const label_t*)b->labels.base + first_label : NULL;
-  key.nlabels = nlabels;
-  slot = probe(&b->sample_index, hash, match_sample, b, &key);
-  if (slot->id != 0) {
-    const sample_t* old = (const sample_t*)b->samples.base + (slot->id - 1);
-    int64_t* sums = (int64_t*)b->values.base;
-    for (i = 0; i < nvalues; i++)
-      sums[old->value + i] =
-          (int64_t)((uint64_t)sums[old->value + i] + (uint64_t)values[i]);
-    b->labels.len = first_label * sizeof(label_t);
-    return;
+  p = put_packed(start, 1, locs, nlocs);
+  s.nlocs = (uint32_t)(p - start);
+  for (i = 0; i < nlabels; i++) {
+    int64_t f[4] = {0, 0, 0, 0};
+    uint8_t msg[4 * (1 + VARINT_MAX)];
+    uint8_t* m = msg;
+    int k;
+    f[0] = uv_pprof__builder_string(b, labels[i].key);
+    if (labels[i].str != NULL)
+      f[1] = uv_pprof__builder_string(b, labels[i].str);
+    else
+      f[2] = labels[i].num;
+    if (labels[i].str == NULL && labels[i].num_unit != NULL)
+      f[3] = uv_pprof__builder_string(b, labels[i].num_unit);
+    /* Interning may have moved nothing of ours: keys is its own pool. */
+    for (k = 0; k < 4; k++) {
+      if (f[k] == 0)
+        continue;
+      *m++ = FIELD_VARINT(k + 1);
+      m = put_varint(m, (uint64_t)f[k]);
+    }
+    *p++ = FIELD_BYTES(3);
+    p = put_varint(p, (uint64_t)(m - msg));
+    memcpy(p, msg, (size_t)(m - msg));
+    p += m - msg;
   }
-
-  s.loc = count_of(&b->locids, sizeof(uint64_t));
-  s.nlocs = nlocs;
+  if (b->err != 0) /* a string could not be interned */
+    return;
+  key.bytes = start;
+  key.len = (size_t)(p - start);
+  if (merge) {
+    if (index_new_samples(b) != 0 || reserve_slot(&b->sample_index) != 0) {
+      fail(b, UV_ENOMEM);
+      return;
+    }
+    hash = uv_pprof__hash_mem(key.bytes, key.len, 0);
+    slot = probe(&b->sample_index, hash, match_sample, b, &key);
+    if (slot->id != 0) {
+      const sample_t* old = (const sample_t*)b->samples.base + (slot->id - 1);
+      int64_t* sums = (int64_t*)b->values.base;
+      for (i = 0; i < nvalues; i++)
+        sums[old->value + i] =
+            (int64_t)((uint64_t)sums[old->value + i] + (uint64_t)values[i]);
+      return;
+    }
+  }
+  b->keys.len = first + key.len;
+  s.key = first;
+  s.nkey = (uint32_t)key.len;
   s.value = count_of(&b->values, sizeof(int64_t));
-  s.label = first_label;
-  s.nlabels = nlabels;
-  uv_pprof__buf_append(&b->locids, locs, nlocs * sizeof(*locs));
   uv_pprof__buf_append(&b->values, values, nvalues * sizeof(*values));
   uv_pprof__buf_append(&b->samples, &s, sizeof(s));
-  if (b->locids.oom || b->values.oom || b->samples.oom) {
+  if (b->values.oom || b->samples.oom) {
     fail(b, UV_ENOMEM);
     return;
   }
-  claim(&b->sample_index, slot, hash, count_of(&b->samples, sizeof(s)) - 1);
+  if (merge) {
+    claim(&b->sample_index, slot, hash, b->indexed);
+    b->indexed++;
+  }
+}
+
+void uv_pprof__builder_sample(uv_pprof__builder_t* b, const uint64_t* locs,
+                              size_t nlocs, const int64_t* values,
+                              const uv_pprof__label_t* labels, size_t nlabels) {
+  add_sample(b, locs, nlocs, values, labels, nlabels, 1);
+}
+
+void uv_pprof__builder_sample_new(uv_pprof__builder_t* b, const uint64_t* locs,
+                                  size_t nlocs, const int64_t* values,
+                                  const uv_pprof__label_t* labels,
+                                  size_t nlabels) {
+  add_sample(b, locs, nlocs, values, labels, nlabels, 0);
+}
+
+void uv_pprof__builder_expect(uv_pprof__builder_t* b, size_t samples,
+                              size_t locations) {
+  size_t nvalues = count_of(&b->types, 2 * sizeof(int64_t));
+
+  /* Each location id takes a byte or two; labels and lengths a few more.
+   * The merge index is only made when a merge needs it. */
+  if (uv_pprof__buf_room(&b->samples, samples * sizeof(sample_t)) == NULL ||
+      uv_pprof__buf_room(&b->values, samples * nvalues * sizeof(int64_t)) ==
+          NULL ||
+      uv_pprof__buf_room(&b->keys, samples * 16 + locations * 2) == NULL)
+    fail(b, UV_ENOMEM);
 }
 
 size_t uv_pprof__builder_sample_count(const uv_pprof__builder_t* b) {
@@ -518,12 +622,8 @@ typedef struct {
   Perftools__Profiles__Line** line_ptrs;
   Perftools__Profiles__Function* funcs;
   Perftools__Profiles__Function** func_ptrs;
-  Perftools__Profiles__Sample* samples;
-  Perftools__Profiles__Sample** sample_ptrs;
-  Perftools__Profiles__Label* labels;
-  Perftools__Profiles__Label** label_ptrs;
   char** strings;
-  uint8_t* packed;
+  uv_pprof__buf_t packed;
 } encoding_t;
 
 /* calloc that never answers NULL for a zero count. */
@@ -822,53 +922,45 @@ static int all_zero(const int64_t* values, size_t n) {
   return 1;
 }
 
-static int fill_samples(uv_pprof__builder_t* b, encoding_t* e) {
+/* Appends Profile.sample (field 2) for every sample with a value that is
+ * not 0, from the wire-form keys: location_id, value, then label, the
+ * order protobuf-c and Go write them in. */
+static int write_samples(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   const sample_t* samples = (const sample_t*)b->samples.base;
-  const label_t* labels = (const label_t*)b->labels.base;
-  uint64_t* locids = (uint64_t*)b->locids.base;
-  int64_t* values = (int64_t*)b->values.base;
+  const int64_t* values = (const int64_t*)b->values.base;
   size_t nsamples = count_of(&b->samples, sizeof(sample_t));
   size_t nvalues = count_of(&b->types, 2 * sizeof(int64_t));
-  size_t nlabels = count_of(&b->labels, sizeof(label_t));
-  size_t ns = 0;
-  size_t nl = 0;
   size_t i;
   size_t j;
 
-  e->samples = alloc_array(nsamples, sizeof(*e->samples));
-  e->sample_ptrs = alloc_array(nsamples, sizeof(*e->sample_ptrs));
-  e->labels = alloc_array(nlabels, sizeof(*e->labels));
-  e->label_ptrs = alloc_array(nlabels, sizeof(*e->label_ptrs));
-  if (e->samples == NULL || e->sample_ptrs == NULL || e->labels == NULL ||
-      e->label_ptrs == NULL)
-    return UV_ENOMEM;
   for (i = 0; i < nsamples; i++) {
     const sample_t* s = &samples[i];
-    Perftools__Profiles__Sample init = PERFTOOLS__PROFILES__SAMPLE__INIT;
-    Perftools__Profiles__Sample* out = &e->samples[ns];
-    if (nvalues == 0 || all_zero(values + s->value, nvalues))
+    const uint8_t* key = (const uint8_t*)b->keys.base + s->key;
+    const int64_t* v = values + s->value;
+    size_t vlen = 0;
+    size_t len;
+    uint8_t* p;
+
+    if (nvalues == 0 || all_zero(v, nvalues))
       continue;
-    *out = init;
-    out->n_location_id = s->nlocs;
-    out->location_id = s->nlocs != 0 ? locids + s->loc : NULL;
-    out->n_value = nvalues;
-    out->value = values + s->value;
-    out->n_label = s->nlabels;
-    out->label = e->label_ptrs + nl;
-    for (j = 0; j < s->nlabels; j++, nl++) {
-      const label_t* l = &labels[s->label + j];
-      Perftools__Profiles__Label linit = PERFTOOLS__PROFILES__LABEL__INIT;
-      e->labels[nl] = linit;
-      e->labels[nl].key = l->key;
-      e->labels[nl].str = l->str;
-      e->labels[nl].num = l->num;
-      e->labels[nl].num_unit = l->unit;
-      e->label_ptrs[nl] = &e->labels[nl];
-    }
-    e->sample_ptrs[ns++] = out;
+    for (j = 0; j < nvalues; j++)
+      vlen += varint_size((uint64_t)v[j]);
+    len = s->nkey + 1 + varint_size(vlen) + vlen;
+    p = uv_pprof__buf_room(out, 1 + VARINT_MAX + len);
+    if (p == NULL)
+      return UV_ENOMEM;
+    *p++ = FIELD_BYTES(2);
+    p = put_varint(p, len);
+    memcpy(p, key, s->nlocs);
+    p += s->nlocs;
+    *p++ = FIELD_BYTES(2);
+    p = put_varint(p, vlen);
+    for (j = 0; j < nvalues; j++)
+      p = put_varint(p, (uint64_t)v[j]);
+    memcpy(p, key + s->nlocs, s->nkey - s->nlocs);
+    p += s->nkey - s->nlocs;
+    out->len = (size_t)((char*)p - out->base);
   }
-  e->profile.n_sample = ns;
-  e->profile.sample = e->sample_ptrs;
   return 0;
 }
 
@@ -890,6 +982,7 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   Perftools__Profiles__Profile init = PERFTOOLS__PROFILES__PROFILE__INIT;
   encoding_t e;
   size_t size = 0;
+  uint8_t* p = NULL;
   int rc;
 
   if (b->err != 0)
@@ -904,6 +997,7 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   /* Mappings and symbols first: they add strings, and the string table view
    * below must only be taken once no string can be added any more. */
   uv_pprof__buf_init(&e.sym_lines);
+  uv_pprof__buf_init(&e.packed);
   rc = fill_mappings(b, &e);
   if (rc == 0)
     rc = symbolize(b, &e);
@@ -914,19 +1008,21 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   if (rc == 0)
     rc = fill_locations(b, &e);
   if (rc == 0)
-    rc = fill_samples(b, &e);
-  if (rc == 0)
     rc = fill_strings(b, &e);
+  /* protobuf-c packs everything but the samples, which are already in
+   * wire form: the fields of a message may come in any order. */
   if (rc == 0) {
     size = perftools__profiles__profile__get_packed_size(&e.profile);
-    e.packed = malloc(size != 0 ? size : 1);
-    if (e.packed == NULL)
+    p = uv_pprof__buf_room(&e.packed, size);
+    if (p == NULL)
       rc = UV_ENOMEM;
   }
   if (rc == 0) {
-    perftools__profiles__profile__pack(&e.profile, e.packed);
-    rc = uv_pprof__gzip(e.packed, size, out);
+    e.packed.len = perftools__profiles__profile__pack(&e.profile, p);
+    rc = write_samples(b, &e.packed);
   }
+  if (rc == 0)
+    rc = uv_pprof__gzip(e.packed.base, e.packed.len, out);
   free(e.types);
   free(e.type_ptrs);
   free(e.maps);
@@ -940,12 +1036,8 @@ int uv_pprof__builder_encode(uv_pprof__builder_t* b, uv_pprof__buf_t* out) {
   free(e.line_ptrs);
   free(e.funcs);
   free(e.func_ptrs);
-  free(e.samples);
-  free(e.sample_ptrs);
-  free(e.labels);
-  free(e.label_ptrs);
   free(e.strings);
-  free(e.packed);
+  uv_pprof__buf_free(&e.packed);
   if (rc != 0)
     fail(b, rc);
   return rc;

@@ -18,133 +18,13 @@
 typedef uv_pprof__handles_snap_t snap_t;
 typedef uv_pprof__handle_t handle_t;
 
-typedef struct {
-  size_t first; /* a handle of the group, for its key */
-  int64_t count;
-} group_t;
-
-/* The handles and, once complete, their groups. */
+/* The handles and, once complete, their groups (src/groups.c). */
 typedef struct {
   snap_t* s;
-  group_t* groups; /* in order of first appearance */
+  uv_pprof__hgroup_t* groups; /* in order of first appearance */
   size_t ngroups;
   size_t* gid; /* per handle: its group */
 } gsnap_t;
-
-/* ---- labels ------------------------------------------------------------- */
-
-static void type_name(int type, char* buf, size_t size) {
-  snprintf(buf, size, "uv_%s_t", uv_handle_type_name((uv_handle_type)type));
-}
-
-static const char* state_text(int state) {
-  static const char* const texts[] = {"inactive, unref", "active, unref",
-                                      "inactive, ref", "active, ref"};
-
-  if (state & UV_PPROF__HANDLE_CLOSING)
-    return "closing";
-  return texts[state & (UV_PPROF__HANDLE_ACTIVE | UV_PPROF__HANDLE_REF)];
-}
-
-/* Coarse, so that alike handles share a sample and a snapshot a minute
- * later groups them the same way. */
-static int age_bucket(int64_t ns) {
-  int64_t minutes = ns / MINUTE_NS;
-
-  if (minutes < 1)
-    return 0;
-  if (minutes < 10)
-    return 1;
-  if (minutes < 60)
-    return 2;
-  if (minutes < 24 * 60)
-    return 3;
-  return 4;
-}
-
-static const char* const age_texts[] = {"<1m", "1-10m", "10-60m", "1-24h",
-                                        ">24h"};
-
-typedef struct {
-  char type[24];
-  char loop[24];
-  uv_pprof__label_t labels[4];
-} labels_t;
-
-static void set_labels(const handle_t* h, labels_t* l) {
-  type_name(h->type, l->type, sizeof(l->type));
-  snprintf(l->loop, sizeof(l->loop), "0x%" PRIxPTR, h->loop);
-  memset(l->labels, 0, sizeof(l->labels));
-  l->labels[0].key = "type";
-  l->labels[0].str = l->type;
-  l->labels[1].key = "state";
-  l->labels[1].str = state_text(h->state);
-  l->labels[2].key = "loop";
-  l->labels[2].str = l->loop;
-  l->labels[3].key = "age";
-  l->labels[3].str = age_texts[age_bucket(h->age_ns)];
-}
-
-/* ---- grouping ----------------------------------------------------------- */
-
-static int alike(const handle_t* a, const handle_t* b) {
-  return a->type == b->type && state_text(a->state) == state_text(b->state) &&
-         a->loop == b->loop && age_bucket(a->age_ns) == age_bucket(b->age_ns) &&
-         a->cb == b->cb && a->stack == b->stack && a->nstack == b->nstack;
-}
-
-static uint64_t group_hash(const handle_t* h) {
-  uint64_t x = h->cb ^ ((uint64_t)h->loop << 7) ^ (uintptr_t)h->stack;
-
-  x ^= ((uint64_t)h->type << 56) ^ ((uint64_t)(h->state & 7) << 48) ^
-       ((uint64_t)age_bucket(h->age_ns) << 40);
-  x ^= x >> 31;
-  x *= 0x9e3779b97f4a7c15ull;
-  return x ^ (x >> 29);
-}
-
-/* Groups alike handles in order of first appearance. Returns 0 or
- * UV_ENOMEM. */
-static int group(gsnap_t* g) {
-  const snap_t* s = g->s;
-  size_t mask = 63;
-  size_t* slots; /* group index + 1; 0: empty */
-  group_t* groups;
-  size_t* gid;
-  size_t n = 0;
-  size_t i;
-
-  while (mask + 1 < s->count * 2)
-    mask = mask * 2 + 1;
-  slots = calloc(mask + 1, sizeof(*slots));
-  groups = malloc((s->count != 0 ? s->count : 1) * sizeof(*groups));
-  gid = malloc((s->count != 0 ? s->count : 1) * sizeof(*gid));
-  if (slots == NULL || groups == NULL || gid == NULL) {
-    free(slots);
-    free(groups);
-    free(gid);
-    return UV_ENOMEM;
-  }
-  for (i = 0; i < s->count; i++) {
-    const handle_t* h = &s->handles[i];
-    size_t j;
-    for (j = (size_t)group_hash(h) & mask; slots[j] != 0; j = (j + 1) & mask)
-      if (alike(&s->handles[groups[slots[j] - 1].first], h))
-        break;
-    if (slots[j] == 0) {
-      groups[n].first = i;
-      groups[n].count = 0;
-      slots[j] = ++n;
-    }
-    groups[slots[j] - 1].count++;
-    gid[i] = slots[j] - 1;
-  }
-  free(slots);
-  g->groups = groups;
-  g->ngroups = n;
-  g->gid = gid;
-  return 0;
-}
 
 /* ---- the descriptor's hooks --------------------------------------------- */
 
@@ -167,7 +47,9 @@ static int complete(void* snap) {
   gsnap_t* g = snap;
   int rc = uv_pprof__handles_complete(g->s);
 
-  return rc != 0 ? rc : group(g);
+  return rc != 0
+             ? rc
+             : uv_pprof__hgroups_make(g->s, &g->groups, &g->ngroups, &g->gid);
 }
 
 static void free_snapshot(void* snap) {
@@ -204,28 +86,34 @@ static void add_missing_comments(const snap_t* s, uv_pprof__builder_t* b) {
 
 /* Leaf first: the callback (its entry address: it is about to be called,
  * not returned to), the type, then the creation stack's call sites. */
-static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
-  const gsnap_t* g = p;
-  const snap_t* s = g->s;
+void uv_pprof__goroutine_emit_groups(uv_pprof__builder_t* b,
+                                     const uv_pprof__hgroup_t* groups, size_t n,
+                                     int sign) {
   size_t i;
 
-  if (sign > 0)
-    add_missing_comments(s, b);
-  for (i = 0; i < g->ngroups; i++) {
-    const handle_t* h = &s->handles[g->groups[i].first];
+  for (i = 0; i < n; i++) {
+    const uv_pprof__hgroup_t* g = &groups[i];
     uint64_t locs[2 + 64];
-    size_t n = 0;
+    size_t nlocs = 0;
     size_t k;
-    int64_t value = g->groups[i].count * sign;
-    labels_t l;
-    set_labels(h, &l);
-    if (h->cb != 0)
-      locs[n++] = uv_pprof__builder_location(b, h->cb);
-    locs[n++] = uv_pprof__builder_frame(b, l.type, NULL);
-    for (k = 0; k < h->nstack && n < UV_PPROF__ARRAY_SIZE(locs); k++)
-      locs[n++] = uv_pprof__builder_location(b, h->stack[k] - 1);
-    uv_pprof__builder_sample(b, locs, n, &value, l.labels, 4);
+    int64_t value = g->count * sign;
+    uv_pprof__hgroup_labels_t l;
+    uv_pprof__hgroup_labels(g, &l);
+    if (g->cb != 0)
+      locs[nlocs++] = uv_pprof__builder_location(b, g->cb);
+    locs[nlocs++] = uv_pprof__builder_frame(b, l.type, NULL);
+    for (k = 0; k < g->nstack && nlocs < UV_PPROF__ARRAY_SIZE(locs); k++)
+      locs[nlocs++] = uv_pprof__builder_location(b, g->stack[k] - 1);
+    uv_pprof__builder_sample(b, locs, nlocs, &value, l.labels, 4);
   }
+}
+
+static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
+  const gsnap_t* g = p;
+
+  if (sign > 0)
+    add_missing_comments(g->s, b);
+  uv_pprof__goroutine_emit_groups(b, g->groups, g->ngroups, sign);
 }
 
 /* ---- ?debug=1 ----------------------------------------------------------- */
@@ -241,19 +129,17 @@ static void append_missing(const snap_t* s, uv_pprof__buf_t* out) {
                          s->missing[i]);
 }
 
-static int write_grouped(const gsnap_t* g, uv_pprof__buf_t* out) {
-  const snap_t* s = g->s;
-  const group_t* groups = g->groups;
-  size_t ngroups = g->ngroups;
+int uv_pprof__goroutine_text_groups(const uv_pprof__hgroup_t* groups,
+                                    size_t ngroups, uv_pprof__buf_t* out) {
   uv_pprof__count_record_t* records = NULL;
-  labels_t* labels = NULL;
+  uv_pprof__hgroup_labels_t* labels = NULL;
   uintptr_t* pcs = NULL;
   size_t npcs = 0;
   size_t i;
   int rc;
 
   for (i = 0; i < ngroups; i++)
-    npcs += 1 + s->handles[groups[i].first].nstack;
+    npcs += 1 + groups[i].nstack;
   records = calloc(ngroups != 0 ? ngroups : 1, sizeof(*records));
   labels = calloc(ngroups != 0 ? ngroups : 1, sizeof(*labels));
   pcs = calloc(npcs != 0 ? npcs : 1, sizeof(*pcs));
@@ -262,27 +148,121 @@ static int write_grouped(const gsnap_t* g, uv_pprof__buf_t* out) {
   } else {
     uintptr_t* p = pcs;
     for (i = 0; i < ngroups; i++) {
-      const handle_t* h = &s->handles[groups[i].first];
+      const uv_pprof__hgroup_t* g = &groups[i];
       /* As return addresses, the form of Go's "@" list: the callback's
        * entry + 1, so that its frame line (pc - 1) is the entry. */
       records[i].pcs = p;
-      if (h->cb != 0)
-        *p++ = h->cb + 1;
-      if (h->nstack != 0)
-        memcpy(p, h->stack, h->nstack * sizeof(*p));
-      p += h->nstack;
+      if (g->cb != 0)
+        *p++ = g->cb + 1;
+      if (g->nstack != 0)
+        memcpy(p, g->stack, g->nstack * sizeof(*p));
+      p += g->nstack;
       records[i].npcs = (size_t)(p - records[i].pcs);
-      records[i].count = groups[i].count;
-      set_labels(h, &labels[i]);
+      records[i].count = g->count;
+      uv_pprof__hgroup_labels(g, &labels[i]);
       records[i].labels = labels[i].labels;
       records[i].nlabels = 4;
     }
     rc = uv_pprof__text_count_profile("goroutine", records, ngroups, out);
-    append_missing(s, out);
   }
   free(records);
   free(labels);
   free(pcs);
+  return rc != 0 ? rc : out->oom ? UV_ENOMEM : 0;
+}
+
+static int write_grouped(const gsnap_t* g, uv_pprof__buf_t* out) {
+  int rc = uv_pprof__goroutine_text_groups(g->groups, g->ngroups, out);
+
+  if (rc == 0)
+    append_missing(g->s, out);
+  return rc != 0 ? rc : out->oom ? UV_ENOMEM : 0;
+}
+
+/* ---- ?base= ------------------------------------------------------------- */
+
+static const uv_pprof__hgroup_t* later_groups(const void* snap,
+                                              const uv_pprof__hsnap_t* at,
+                                              size_t* n) {
+  const gsnap_t* g = snap;
+
+  *n = g != NULL ? g->ngroups : at->ngroups;
+  return g != NULL ? g->groups : at->groups;
+}
+
+static int missing_loops(const void* snap, const uv_pprof__hsnap_t* at) {
+  const gsnap_t* g = snap;
+
+  return g != NULL ? g->s->nmissing != 0 : at->nmissing != 0;
+}
+
+/* The base's groups with -1, then the later ones with +1: the builder
+ * merges a group present in both into its difference. */
+static void emit_base(const void* snap, const uv_pprof__hsnap_t* at,
+                      const uv_pprof__hsnap_t* base, uv_pprof__builder_t* b) {
+  const uv_pprof__hgroup_t* groups;
+  size_t n;
+
+  if (snap != NULL)
+    add_missing_comments(((const gsnap_t*)snap)->s, b);
+  if ((at != NULL && !at->have_handles) || !base->have_handles ||
+      base->nmissing != 0 || (at != NULL && at->nmissing != 0))
+    uv_pprof__builder_comment(b,
+                              "a loop did not answer the walk of one of the "
+                              "two snapshots: its handles count as gone or "
+                              "new");
+  uv_pprof__goroutine_emit_groups(b, base->groups, base->ngroups, -1);
+  groups = later_groups(snap, at, &n);
+  uv_pprof__goroutine_emit_groups(b, groups, n, 1);
+}
+
+static int same_group(const uv_pprof__hgroup_t* a,
+                      const uv_pprof__hgroup_t* b) {
+  return a->cb == b->cb && a->loop == b->loop && a->type == b->type &&
+         a->state == b->state && a->age == b->age && a->nstack == b->nstack &&
+         (a->nstack == 0 ||
+          memcmp(a->stack, b->stack, a->nstack * sizeof(*a->stack)) == 0);
+}
+
+/* Go's ?debug=1 layout for the groups whose count changed, with the
+ * change as the count (negative for handles that went away). */
+static int text_base(const void* snap, const uv_pprof__hsnap_t* at,
+                     const uv_pprof__hsnap_t* base, uv_pprof__buf_t* out) {
+  const uv_pprof__hgroup_t* later;
+  uv_pprof__hgroup_t* diff;
+  size_t nlater;
+  size_t n = 0;
+  size_t i;
+  size_t j;
+  int rc;
+
+  later = later_groups(snap, at, &nlater);
+  diff = malloc((nlater + base->ngroups + 1) * sizeof(*diff));
+  if (diff == NULL)
+    return UV_ENOMEM;
+  /* Few groups (alike handles share one): pairs are compared directly. */
+  for (i = 0; i < nlater; i++)
+    diff[n++] = later[i];
+  for (i = 0; i < base->ngroups; i++) {
+    for (j = 0; j < nlater; j++)
+      if (same_group(&diff[j], &base->groups[i]))
+        break;
+    if (j < nlater) {
+      diff[j].count -= base->groups[i].count;
+    } else {
+      diff[n] = base->groups[i];
+      diff[n++].count = -base->groups[i].count;
+    }
+  }
+  for (i = 0, j = 0; i < n; i++)
+    if (diff[i].count != 0)
+      diff[j++] = diff[i];
+  rc = uv_pprof__goroutine_text_groups(diff, j, out);
+  free(diff);
+  if (rc == 0 && missing_loops(snap, at))
+    uv_pprof__buf_printf(out,
+                         "# a loop did not answer the later walk: its "
+                         "handles count as gone\n");
   return rc != 0 ? rc : out->oom ? UV_ENOMEM : 0;
 }
 
@@ -336,7 +316,8 @@ typedef struct {
   size_t stack_len;
 } rendered_t;
 
-static void render_group(const handle_t* h, uv_pprof__buf_t* b, rendered_t* r) {
+static void render_group(const uv_pprof__hgroup_t* h, uv_pprof__buf_t* b,
+                         rendered_t* r) {
   char func[256];
   char where[4096 + 32];
   char created[256] = "";
@@ -427,7 +408,7 @@ static int write_dump(const gsnap_t* g, uv_pprof__buf_t* out) {
   if (rendered == NULL)
     rc = UV_ENOMEM;
   for (i = 0; rc == 0 && i < g->ngroups; i++)
-    render_group(&s->handles[g->groups[i].first], &frames, &rendered[i]);
+    render_group(&g->groups[i], &frames, &rendered[i]);
   if (rc == 0 && frames.oom)
     rc = UV_ENOMEM;
   for (i = 0; rc == 0 && i < s->count; i++) {
@@ -435,11 +416,11 @@ static int write_dump(const gsnap_t* g, uv_pprof__buf_t* out) {
     const rendered_t* r = &rendered[g->gid[i]];
     char type[24];
     int64_t minutes = h->age_ns / MINUTE_NS;
-    type_name(h->type, type, sizeof(type));
+    uv_pprof__handle_type_name(h->type, type, sizeof(type));
     if (i > 0)
       uv_pprof__buf_append(out, "\n", 1);
     uv_pprof__buf_printf(out, "goroutine %" PRIu64 " [%s, %s", h->id, type,
-                         state_text(h->state));
+                         uv_pprof__handle_state_text(h->state));
     if (minutes >= 1)
       uv_pprof__buf_printf(out, ", %" PRId64 " minutes", minutes);
     uv_pprof__buf_append(out, "]:\n", 3);
@@ -472,6 +453,8 @@ const uv_pprof__profile_t uv_pprof__profile_goroutine = {
     .loop_snapshot = take,
     .complete = complete,
     .snapshot_count = count_handles,
+    .base_emit = emit_base,
+    .base_text = text_base,
 };
 
 const uv_pprof__route_t uv_pprof__route_goroutine = {
@@ -483,5 +466,6 @@ const uv_pprof__route_t uv_pprof__route_goroutine = {
         "Live libuv handles of every registered loop, as Go "
         "shows goroutines: grouped by callback, type and "
         "creation stack",
-    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
+    .flags =
+        UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS | UV_PPROF__ROUTE_BASE,
 };

@@ -20,7 +20,6 @@
 typedef struct {
   uv_pprof__je_state_t je;
   uv_pprof__je_dump_t dump; /* PROF_ON only */
-  uint64_t* locs; /* scratch for emit: one id per frame of the deepest stack */
   int have_stats;
   uv_pprof__je_stats_t stats;
   struct mallinfo2 mi; /* without jemalloc */
@@ -43,7 +42,6 @@ static void free_snapshot(void* p) {
   snap_t* snap = p;
 
   uv_pprof__je_dump_free(&snap->dump);
-  free(snap->locs);
   free(snap);
 }
 
@@ -51,8 +49,6 @@ int uv_pprof__heap_snapshot(const uv_pprof__je_state_t* st,
                             uv_pprof__je_dump_t* dump, void** out) {
   snap_t* snap = calloc(1, sizeof(*snap));
   struct rusage ru;
-  size_t deepest = 1;
-  size_t i;
 
   if (snap == NULL) {
     uv_pprof__je_dump_free(dump);
@@ -61,14 +57,6 @@ int uv_pprof__heap_snapshot(const uv_pprof__je_state_t* st,
   snap->je = *st;
   snap->dump = *dump;
   memset(dump, 0, sizeof(*dump));
-  for (i = 0; i < snap->dump.nstacks; i++)
-    if (snap->dump.stacks[i].n > deepest)
-      deepest = snap->dump.stacks[i].n;
-  snap->locs = malloc(deepest * sizeof(*snap->locs));
-  if (snap->locs == NULL) {
-    free_snapshot(snap);
-    return UV_ENOMEM;
-  }
   if (snap->je.mode == UV_PPROF__HEAP_NO_JEMALLOC)
     snap->mi = mallinfo2();
   else
@@ -159,54 +147,293 @@ void uv_pprof__heap_unbias(uint64_t objs, uint64_t bytes, uint64_t rate,
   *out_bytes = clamp((double)bytes * scale);
 }
 
-static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
-  const snap_t* snap = p;
-  const uv_pprof__je_dump_t* d = &snap->dump;
-  const char* howto = uv_pprof__je_howto(snap->je.mode);
+/* The location ids of stack `id` (leaf first) into locs; cache[number]
+ * keeps the location of each address met (0: not yet), so a frame that
+ * many stacks share is asked of the builder once. */
+static size_t stack_locations(uv_pprof__builder_t* b, uint32_t id,
+                              uint64_t* cache, uint64_t* locs) {
+  const uint32_t* numbers;
+  size_t n = uv_pprof__stacks_numbers(id, &numbers);
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    uint64_t* loc = &cache[numbers[i]];
+    /* Every address is a return address, the leaf's too (the call into
+     * jemalloc): the call site is one byte before it. */
+    if (*loc == 0)
+      *loc =
+          uv_pprof__builder_location(b, uv_pprof__stacks_addr(numbers[i]) - 1);
+    locs[i] = *loc;
+  }
+  return n;
+}
+
+/* One side of a difference: heap rows and the jemalloc state they were
+ * taken with. */
+typedef struct {
+  const uv_pprof__je_state_t* je;
+  const uv_pprof__je_dump_t* dump;
+} rows_t;
+
+/* Go's values of row c (unbiased pairs, alloc then in-use) and its label,
+ * the average block size, raw (Go takes the alloc pair; without
+ * prof_accum only the in-use pair is known). */
+static void row_values(const rows_t* r, const uv_pprof__je_counts_t* c,
+                       int64_t* v, int64_t* label) {
+  uint64_t objs = r->je->accum ? c->accum_objs : c->cur_objs;
+  uint64_t bytes = r->je->accum ? c->accum_bytes : c->cur_bytes;
+
+  if (r->je->accum)
+    uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, r->dump->period, &v[0],
+                          &v[1]);
+  else
+    v[0] = v[1] = 0;
+  uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, r->dump->period, &v[2],
+                        &v[3]);
+  *label = objs != 0 ? clamp((double)(bytes / objs)) : 0;
+}
+
+/* A stack's values summed over the rows that name it (stacks that differ
+ * only in jemalloc's own frames make two rows), now's minus base's. */
+typedef struct {
+  uint32_t id;
+  int64_t v[4];
+  int64_t label; /* its first row's, now's rather than base's */
+} net_t;
+
+/* The stacks of now (and, given, base), each once, in the order met,
+ * into *out (malloc'd; *n of them). Returns 0 or UV_ENOMEM. */
+static int net_rows(const rows_t* now, const rows_t* base, net_t** out,
+                    size_t* n) {
+  uint32_t* slot_of = calloc(uv_pprof__stacks_limit(), sizeof(*slot_of));
+  size_t max = now->dump->nstacks + (base != NULL ? base->dump->nstacks : 0);
+  net_t* nets = malloc((max != 0 ? max : 1) * sizeof(*nets));
+  const rows_t* sides[2];
+  size_t k = 0;
+  size_t s;
   size_t i;
   size_t j;
 
-  /* A delta emits p0 (sign -1) then p1 (+1): the comments describe the
-   * newest snapshot and are written once. */
-  if (sign > 0) {
-    if (howto != NULL)
-      uv_pprof__builder_comment(b, howto);
-    if (snap->je.mode == UV_PPROF__HEAP_PROF_ON && !snap->je.accum)
-      uv_pprof__builder_comment(b, no_accum);
-    if (snap->je.mode == UV_PPROF__HEAP_PROF_ON && !snap->je.active)
-      uv_pprof__builder_comment(b, inactive);
+  if (slot_of == NULL || nets == NULL) {
+    free(slot_of);
+    free(nets);
+    return UV_ENOMEM;
   }
-  if (d->period != 0)
-    uv_pprof__builder_period(b, "space", "bytes", clamp((double)d->period));
-  for (i = 0; i < d->nstacks; i++) {
-    const uv_pprof__je_stack_t* st = &d->stacks[i];
-    const uv_pprof__je_counts_t* c = &st->counts;
+  sides[0] = now;
+  sides[1] = base;
+  for (s = 0; s < 2 && sides[s] != NULL; s++) {
+    const uv_pprof__je_dump_t* d = sides[s]->dump;
+    for (i = 0; i < d->nstacks; i++) {
+      const uv_pprof__je_stack_t* st = &d->stacks[i];
+      int64_t v[4];
+      int64_t label;
+      net_t* e;
+      row_values(sides[s], &st->counts, v, &label);
+      if (slot_of[st->id] == 0) {
+        e = &nets[k];
+        memset(e, 0, sizeof(*e));
+        e->id = st->id;
+        e->label = label;
+        slot_of[st->id] = (uint32_t)++k;
+      }
+      e = &nets[slot_of[st->id] - 1];
+      for (j = 0; j < 4; j++)
+        e->v[j] += s == 0 ? v[j] : -v[j];
+    }
+  }
+  free(slot_of);
+  *out = nets;
+  *n = k;
+  return 0;
+}
+
+/* One sample per stack of now, its values times `sign`, minus base's when
+ * given. Into an empty builder the samples go as new ones, skipping the
+ * merge lookup: they are distinct. */
+static void emit_rows(uv_pprof__builder_t* b, const rows_t* now,
+                      const rows_t* base, int sign) {
+  int fresh = uv_pprof__builder_sample_count(b) == 0;
+  uint64_t locs[UV_PPROF__STACK_MAX];
+  uint64_t* cache;
+  net_t* nets = NULL;
+  size_t nframes = 0;
+  size_t n = 0;
+  size_t i;
+  size_t j;
+
+  cache = calloc(uv_pprof__stacks_naddrs() + 1, sizeof(*cache));
+  if (cache == NULL || net_rows(now, base, &nets, &n) != 0) {
+    free(cache);
+    uv_pprof__builder_fail(b, UV_ENOMEM);
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    const uint32_t* numbers;
+    nframes += uv_pprof__stacks_numbers(nets[i].id, &numbers);
+  }
+  uv_pprof__builder_expect(b, n, nframes);
+  for (i = 0; i < n; i++) {
     uv_pprof__label_t label;
     int64_t v[4];
-    uint64_t objs = snap->je.accum ? c->accum_objs : c->cur_objs;
-    uint64_t bytes = snap->je.accum ? c->accum_bytes : c->cur_bytes;
+    size_t nlocs;
 
-    if (snap->je.accum)
-      uv_pprof__heap_unbias(c->accum_objs, c->accum_bytes, d->period, &v[0],
-                            &v[1]);
-    else
-      v[0] = v[1] = 0;
-    uv_pprof__heap_unbias(c->cur_objs, c->cur_bytes, d->period, &v[2], &v[3]);
     for (j = 0; j < 4; j++)
-      v[j] *= sign;
-    /* Every address is a return address, the leaf's too (the call into
-     * jemalloc): the call site is one byte before it. */
-    for (j = 0; j < st->n; j++)
-      snap->locs[j] =
-          uv_pprof__builder_location(b, d->frames[st->first + j] - 1);
-    /* Go's label: the average block size, raw (Go takes the alloc pair;
-     * without prof_accum only the in-use pair is known). */
+      v[j] = nets[i].v[j] * sign;
+    nlocs = stack_locations(b, nets[i].id, cache, locs);
     memset(&label, 0, sizeof(label));
     label.key = "bytes";
-    label.num = objs != 0 ? clamp((double)(bytes / objs)) : 0;
-    uv_pprof__builder_sample(b, snap->locs, st->n, v, &label,
-                             label.num != 0 ? 1 : 0);
+    label.num = nets[i].label;
+    if (fresh)
+      uv_pprof__builder_sample_new(b, locs, nlocs, v, &label,
+                                   label.num != 0 ? 1 : 0);
+    else
+      uv_pprof__builder_sample(b, locs, nlocs, v, &label,
+                               label.num != 0 ? 1 : 0);
   }
+  free(cache);
+  free(nets);
+}
+
+/* The comments that describe a snapshot taken with `je`. */
+static void add_comments(uv_pprof__builder_t* b,
+                         const uv_pprof__je_state_t* je) {
+  const char* howto = uv_pprof__je_howto(je->mode);
+
+  if (howto != NULL)
+    uv_pprof__builder_comment(b, howto);
+  if (je->mode == UV_PPROF__HEAP_PROF_ON && !je->accum)
+    uv_pprof__builder_comment(b, no_accum);
+  if (je->mode == UV_PPROF__HEAP_PROF_ON && !je->active)
+    uv_pprof__builder_comment(b, inactive);
+}
+
+static void emit_samples(const void* p, uv_pprof__builder_t* b, int sign) {
+  const snap_t* snap = p;
+  rows_t now;
+
+  /* A delta emits p0 (sign -1) then p1 (+1): the comments describe the
+   * newest snapshot and are written once. */
+  if (sign > 0)
+    add_comments(b, &snap->je);
+  if (snap->dump.period != 0)
+    uv_pprof__builder_period(b, "space", "bytes",
+                             clamp((double)snap->dump.period));
+  now.je = &snap->je;
+  now.dump = &snap->dump;
+  if (snap->dump.nstacks != 0)
+    emit_rows(b, &now, NULL, sign);
+}
+
+/* ---- ?base= -------------------------------------------------------------- */
+
+static void base_rows(const void* snap, const uv_pprof__hsnap_t* at,
+                      const uv_pprof__hsnap_t* base, rows_t* now,
+                      rows_t* then) {
+  const snap_t* live = snap;
+
+  now->je = live != NULL ? &live->je : &at->je;
+  now->dump = live != NULL ? &live->dump : &at->heap;
+  then->je = &base->je;
+  then->dump = &base->heap;
+}
+
+static void emit_base(const void* snap, const uv_pprof__hsnap_t* at,
+                      const uv_pprof__hsnap_t* base, uv_pprof__builder_t* b) {
+  rows_t now;
+  rows_t then;
+
+  base_rows(snap, at, base, &now, &then);
+  add_comments(b, now.je);
+  if (now.je->mode == UV_PPROF__HEAP_PROF_ON && !base->have_heap)
+    uv_pprof__builder_comment(
+        b,
+        "heap profiling was off when the base snapshot was taken: "
+        "everything counts as new");
+  if (now.dump->period != 0 && then.dump->period != 0 &&
+      now.dump->period != then.dump->period)
+    uv_pprof__builder_comment(
+        b,
+        "jemalloc's sampling rate changed between the two snapshots: the "
+        "difference mixes two estimates");
+  if (now.dump->period != 0)
+    uv_pprof__builder_period(b, "space", "bytes",
+                             clamp((double)now.dump->period));
+  emit_rows(b, &now, &then, 1);
+}
+
+static int compare_growth(const void* a, const void* b) {
+  const net_t* x = a;
+  const net_t* y = b;
+
+  if (x->v[3] != y->v[3])
+    return x->v[3] > y->v[3] ? -1 : 1;
+  if (x->v[1] != y->v[1])
+    return x->v[1] > y->v[1] ? -1 : 1;
+  return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Go's heap text layout for the difference, with estimated (unbiased)
+ * numbers, signed: a reader's view, which pprof does not parse. Records
+ * by in-use bytes gained, most first; stacks that did not change are left
+ * out. */
+static int text_base(const void* snap, const uv_pprof__hsnap_t* at,
+                     const uv_pprof__hsnap_t* base, uv_pprof__buf_t* out) {
+  rows_t now;
+  rows_t then;
+  net_t* nets = NULL;
+  int64_t t[4] = {0, 0, 0, 0};
+  size_t n = 0;
+  size_t i;
+  size_t j;
+  int rc = 0;
+
+  base_rows(snap, at, base, &now, &then);
+  if (now.je->mode != UV_PPROF__HEAP_PROF_ON) {
+    uv_pprof__buf_printf(out, "heap profile: 0: 0 [0: 0] @ heap/%" PRId64 "\n",
+                         2 * period_of(now.je));
+    uv_pprof__buf_printf(out, "# %s\n", uv_pprof__je_howto(now.je->mode));
+    return out->oom ? UV_ENOMEM : 0;
+  }
+  if (net_rows(&now, &then, &nets, &n) != 0)
+    return UV_ENOMEM;
+  for (i = 0; i < n; i++)
+    for (j = 0; j < 4; j++)
+      t[j] += nets[i].v[j];
+  qsort(nets, n, sizeof(*nets), compare_growth);
+  uv_pprof__buf_printf(
+      out,
+      "heap profile: %+" PRId64 ": %+" PRId64 " [%+" PRId64 ": %+" PRId64
+      "] @ heap/%" PRIu64 "\n",
+      t[2], t[3], t[0], t[1],
+      2 * (now.dump->period != 0 ? now.dump->period
+                                 : (uint64_t)period_of(now.je)));
+  uv_pprof__buf_printf(out,
+                       "# the difference, in estimated objects and bytes (in "
+                       "use [allocated]), between the two moments below\n");
+  if (!now.je->accum)
+    uv_pprof__buf_printf(out, "# %s\n", no_accum);
+  if (!base->have_heap)
+    uv_pprof__buf_printf(out,
+                         "# heap profiling was off when the base snapshot was "
+                         "taken: everything counts as new\n");
+  for (i = 0; i < n && rc == 0; i++) {
+    uintptr_t pcs[UV_PPROF__STACK_MAX];
+    size_t np;
+    if (nets[i].v[0] == 0 && nets[i].v[1] == 0 && nets[i].v[2] == 0 &&
+        nets[i].v[3] == 0)
+      continue;
+    np = uv_pprof__stacks_frames(nets[i].id, pcs, UV_PPROF__STACK_MAX);
+    uv_pprof__buf_printf(
+        out, "%+" PRId64 ": %+" PRId64 " [%+" PRId64 ": %+" PRId64 "] @",
+        nets[i].v[2], nets[i].v[3], nets[i].v[0], nets[i].v[1]);
+    for (j = 0; j < np; j++)
+      uv_pprof__buf_printf(out, " 0x%" PRIxPTR, pcs[j]);
+    uv_pprof__buf_append(out, "\n", 1);
+    rc = uv_pprof__text_frames(pcs, np, out);
+    uv_pprof__buf_append(out, "\n", 1);
+  }
+  free(nets);
+  return rc != 0 ? rc : out->oom ? UV_ENOMEM : 0;
 }
 
 /* ---- ?debug=1 ------------------------------------------------------------ */
@@ -266,15 +493,16 @@ static int append_records(uv_pprof__buf_t* out, const snap_t* snap) {
   qsort(order, d->nstacks, sizeof(*order), compare_inuse);
   for (i = 0; i < d->nstacks; i++) {
     const uv_pprof__je_stack_t* st = order[i];
-    const uintptr_t* pcs = d->frames + st->first;
+    uintptr_t pcs[UV_PPROF__STACK_MAX];
+    size_t n = uv_pprof__stacks_frames(st->id, pcs, UV_PPROF__STACK_MAX);
     uv_pprof__buf_printf(
         out, "%" PRIu64 ": %" PRIu64 " [%" PRIu64 ": %" PRIu64 "] @",
         st->counts.cur_objs, st->counts.cur_bytes, st->counts.accum_objs,
         st->counts.accum_bytes);
-    for (j = 0; j < st->n; j++)
+    for (j = 0; j < n; j++)
       uv_pprof__buf_printf(out, " 0x%" PRIxPTR, pcs[j]);
     uv_pprof__buf_append(out, "\n", 1);
-    rc = uv_pprof__text_frames(pcs, st->n, out);
+    rc = uv_pprof__text_frames(pcs, n, out);
     if (rc != 0)
       break;
     uv_pprof__buf_append(out, "\n", 1);
@@ -378,6 +606,8 @@ const uv_pprof__profile_t uv_pprof__profile_heap = {
     .types = set_types,
     .emit = emit_samples,
     .text = write_text,
+    .base_emit = emit_base,
+    .base_text = text_base,
 };
 
 const uv_pprof__profile_t uv_pprof__profile_allocs = {
@@ -388,6 +618,8 @@ const uv_pprof__profile_t uv_pprof__profile_allocs = {
     .types = set_alloc_types,
     .emit = emit_samples,
     .text = write_text,
+    .base_emit = emit_base,
+    .base_text = text_base,
 };
 
 const uv_pprof__route_t uv_pprof__route_allocs = {
@@ -399,7 +631,8 @@ const uv_pprof__route_t uv_pprof__route_allocs = {
         "A sampling of all past memory allocations, from "
         "jemalloc's heap profile (cumulative counts need "
         "MALLOC_CONF prof_accum:true)",
-    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
+    .flags =
+        UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS | UV_PPROF__ROUTE_BASE,
 };
 
 const uv_pprof__route_t uv_pprof__route_heap = {
@@ -412,5 +645,6 @@ const uv_pprof__route_t uv_pprof__route_heap = {
         "jemalloc's heap profile. The gc GET parameter is "
         "accepted and has no effect: jemalloc frees memory at "
         "free(), so the sample is always current.",
-    .flags = UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS,
+    .flags =
+        UV_PPROF__ROUTE_DEBUG | UV_PPROF__ROUTE_SECONDS | UV_PPROF__ROUTE_BASE,
 };

@@ -1,10 +1,12 @@
 /* Named profiles (heap, goroutine, threadcreate, ...) served generically
  * from their descriptors, as Go's net/http/pprof serves runtime/pprof's: the
  * gzipped proto, the ?debug=N text, and the ?seconds=N delta (snapshot p0,
- * wait on an unref'd uv timer, snapshot p1, encode p1 - p0). Also the index
- * page, which counts them. Snapshots, text and encoding run on the worker;
- * a profile whose data only its loop's thread may read (the goroutine
- * profile) is snapshotted there right before each job. */
+ * wait on an unref'd uv timer, snapshot p1, encode p1 - p0); and for the
+ * profiles the history keeps, ?base=<age> (now - the kept snapshot of that
+ * age, or with ?at=<age> between two kept snapshots), in Go's delta form.
+ * Also the index page, which counts them. Snapshots, text and encoding run
+ * on the worker; a profile whose data only its loop's thread may read (the
+ * goroutine profile) is snapshotted there right before each job. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,11 @@ typedef struct named_job_s {
   size_t index;                       /* the profile's route */
   int debug;
   long long seconds; /* > 0: delta */
-  void* snap0;       /* delta: the first snapshot */
+  int with_base;     /* ?base= */
+  int with_at;       /* ?at= */
+  uv_pprof__when_t base;
+  uv_pprof__when_t at;
+  void* snap0; /* delta: the first snapshot */
   int64_t time0;
   int waiting; /* delta: between the snapshots, on `timer` */
   uv_timer_t timer;
@@ -75,7 +81,7 @@ static int take_loop_snapshots(named_job_t* nj) {
   for (i = 0; i < nj->nroutes; i++) {
     const uv_pprof__profile_t* p = nj->routes[i]->profile;
     if (p == NULL || p->loop_snapshot == NULL ||
-        (nj->profile != NULL && nj->profile != p))
+        (nj->profile != NULL && (nj->profile != p || nj->with_at)))
       continue;
     err = p->loop_snapshot(nj->req->loop, &nj->loop_snaps[i]);
     if (err != 0)
@@ -129,6 +135,119 @@ static int encode(named_job_t* nj, void* snap, uv_pprof__buf_t* out) {
   return err;
 }
 
+/* The kept snapshot for w, decoded into *out; on failure the answer says
+ * why (404: no history; 400: a moment older than the process). */
+static int get_kept(named_job_t* nj, const char* name,
+                    const uv_pprof__when_t* w, int64_t now,
+                    uv_pprof__placed_t* placed, uv_pprof__hsnap_t* out) {
+  char why[320];
+  int err;
+
+  err = uv_pprof__history_off_reason(why, sizeof(why));
+  if (err == 0)
+    err = uv_pprof__when_place(name, w, now, placed, why, sizeof(why));
+  if (err == 0) {
+    err = uv_pprof__history_get(placed->index, out);
+    if (err != 0)
+      fail_collect(nj->req, nj->profile->name, err);
+  } else {
+    uv_pprof__error(nj->req, err == UV_ENOENT ? 404 : 400, why);
+  }
+  return err;
+}
+
+/* Puts the text in `extra` right after the first line of out (Go's
+ * header, which `head -1` shows). */
+static void insert_after_header(uv_pprof__buf_t* out, const char* extra) {
+  char* nl = out->base != NULL ? memchr(out->base, '\n', out->len) : NULL;
+  size_t at = nl != NULL ? (size_t)(nl - out->base) + 1 : out->len;
+  size_t n = strlen(extra);
+
+  if (uv_pprof__buf_room(out, n) == NULL)
+    return;
+  memmove(out->base + at + n, out->base + at, out->len - at);
+  memcpy(out->base + at, extra, n);
+  out->len += n;
+  out->base[out->len] = '\0';
+}
+
+/* ?base=: the difference between now (or ?at=) and a kept snapshot. */
+static void work_base(named_job_t* nj, void* snap) {
+  uv_pprof__request_t* req = nj->req;
+  uv_pprof__response_t* res = &req->res;
+  const uv_pprof__profile_t* p = nj->profile;
+  uv_pprof__hsnap_t base;
+  uv_pprof__hsnap_t at;
+  uv_pprof__placed_t pb;
+  uv_pprof__placed_t pa;
+  char note_base[320];
+  char note_at[320] = "";
+  char when[40];
+  char age[32];
+  int64_t now = uv_pprof__now_ns();
+  int64_t later = now;
+  int err;
+
+  memset(&base, 0, sizeof(base));
+  memset(&at, 0, sizeof(at));
+  if (get_kept(nj, "base", &nj->base, now, &pb, &base) != 0)
+    goto out;
+  if (nj->with_at) {
+    if (get_kept(nj, "at", &nj->at, now, &pa, &at) != 0)
+      goto out;
+    if (pa.time_ns <= pb.time_ns) {
+      uv_pprof__error(req, 400,
+                      "invalid value for \"at\" - its snapshot must be "
+                      "later than base's");
+      goto out;
+    }
+    later = pa.time_ns;
+    uv_pprof__when_note("at", &nj->at, &pa, note_at, sizeof(note_at));
+  }
+  uv_pprof__when_note("base", &nj->base, &pb, note_base, sizeof(note_base));
+  uv_pprof__format_time(pb.time_ns, when, sizeof(when));
+  uv_pprof__format_age(pb.age_ns, age, sizeof(age));
+  snprintf(
+      res->header_text, sizeof(res->header_text),
+      "X-Uv-Pprof-Base: %s (%s ago)%s", when, age,
+      pb.before_history ? "; older than asked: the history starts here" : "");
+  res->headers[0] = res->header_text;
+  res->status = 200;
+  if (nj->debug != 0) {
+    uv_pprof__buf_t notes;
+    res->content_type = "text/plain; charset=utf-8";
+    err = p->base_text(snap, nj->with_at ? &at : NULL, &base, &res->body);
+    uv_pprof__buf_init(&notes);
+    uv_pprof__buf_printf(&notes, "# %s\n", note_base);
+    if (nj->with_at)
+      uv_pprof__buf_printf(&notes, "# %s\n", note_at);
+    if (err == 0 && !notes.oom)
+      insert_after_header(&res->body, notes.base);
+    uv_pprof__buf_free(&notes);
+  } else {
+    uv_pprof__builder_t* b = uv_pprof__builder_new();
+    err = UV_ENOMEM;
+    if (b != NULL) {
+      res->content_type = "application/octet-stream";
+      snprintf(res->disposition, sizeof(res->disposition), "%s-delta", p->name);
+      p->types(b);
+      uv_pprof__builder_time(b, later);
+      uv_pprof__builder_duration(b, later - pb.time_ns);
+      uv_pprof__builder_comment(b, note_base);
+      if (nj->with_at)
+        uv_pprof__builder_comment(b, note_at);
+      p->base_emit(snap, nj->with_at ? &at : NULL, &base, b);
+      err = uv_pprof__builder_encode(b, &res->body);
+      uv_pprof__builder_free(b);
+    }
+  }
+  if (err != 0)
+    fail_collect(req, p->name, err);
+out:
+  uv_pprof__hsnap_free(&base);
+  uv_pprof__hsnap_free(&at);
+}
+
 static void work_profile(uv_pprof__job_t* job) {
   named_job_t* nj = job->data;
   uv_pprof__request_t* req = nj->req;
@@ -137,9 +256,17 @@ static void work_profile(uv_pprof__job_t* job) {
   void* snap = NULL;
   int err;
 
-  err = job_snapshot(nj, nj->index, &snap);
-  if (err != 0) {
-    fail_collect(req, p->name, err);
+  if (!nj->with_at) {
+    err = job_snapshot(nj, nj->index, &snap);
+    if (err != 0) {
+      fail_collect(req, p->name, err);
+      return;
+    }
+  }
+  if (nj->with_base) {
+    work_base(nj, snap);
+    if (snap != NULL)
+      p->snapshot_free(snap);
     return;
   }
   if (nj->seconds > 0 && nj->snap0 == NULL) {
@@ -231,6 +358,43 @@ static void abandon_job(uv_pprof__request_t* req) {
     uv_close((uv_handle_t*)&nj->timer, on_timer_close);
 }
 
+/* ?base= and ?at=: parsed here, placed among the kept snapshots on the
+ * worker. Returns 0, or -1 with the 400 answer set. */
+static int parse_base(uv_pprof__request_t* req, named_job_t* nj) {
+  const uv_pprof__route_t* route = req->route;
+  int64_t now = uv_pprof__now_ns();
+  char why[320];
+  char v[128];
+
+  if (uv_pprof__query_get(req->query, "base", v, sizeof(v))) {
+    if (!(route->flags & UV_PPROF__ROUTE_BASE)) {
+      uv_pprof__error(req, 400,
+                      "\"base\" parameter is not supported for this "
+                      "profile type");
+      return -1;
+    }
+    if (uv_pprof__when_parse("base", v, now, &nj->base, why, sizeof(why))) {
+      uv_pprof__error(req, 400, why);
+      return -1;
+    }
+    nj->with_base = 1;
+  }
+  if (uv_pprof__query_get(req->query, "at", v, sizeof(v))) {
+    if (!nj->with_base) {
+      uv_pprof__error(req, 400,
+                      "\"at\" needs \"base\": the difference between the "
+                      "snapshots of base and at");
+      return -1;
+    }
+    if (uv_pprof__when_parse("at", v, now, &nj->at, why, sizeof(why))) {
+      uv_pprof__error(req, 400, why);
+      return -1;
+    }
+    nj->with_at = 1;
+  }
+  return 0;
+}
+
 void uv_pprof__serve_profile(uv_pprof__request_t* req) {
   const uv_pprof__route_t* route = req->route;
   named_job_t* nj;
@@ -262,6 +426,17 @@ void uv_pprof__serve_profile(uv_pprof__request_t* req) {
   nj = job_new(req);
   if (nj == NULL)
     return;
+  if (parse_base(req, nj) != 0) {
+    job_free(nj);
+    uv_pprof__request_finish(req);
+    return;
+  }
+  if (nj->with_base && seconds > 0) {
+    job_free(nj);
+    uv_pprof__request_fail(req, 400,
+                           "base and seconds params are incompatible");
+    return;
+  }
   nj->profile = route->profile;
   nj->index = req->route_index;
   nj->debug = debug;
@@ -341,7 +516,9 @@ static void work_index(uv_pprof__job_t* job) {
     uv_pprof__buf_printf(b,
                          ", the memory timeline (every %u s): <a "
                          "href=\"timeline\">CSV</a>, <a "
-                         "href=\"timeline?format=svg\">chart</a>",
+                         "href=\"timeline?format=svg\">chart</a>; what "
+                         "grew steadily: <a href=\"leaks?format=html\">"
+                         "leaks</a>",
                          uv_pprof__timeline_interval());
   else
     uv_pprof__buf_printf(b,

@@ -138,6 +138,8 @@
   TEST(timeline_chromium)                                            \
   TEST(metrics_in_process)                                           \
   TEST(timeline_worker_exits)                                        \
+  /* test-notes.c */                                                 \
+  TEST(maps_note_bounds)                                             \
   /* test-unwind.c */                                                \
   TEST(unwind_rules_match_libdw)                                     \
   TEST(unwind_rules_after_reload)                                    \

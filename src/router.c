@@ -52,6 +52,11 @@ static size_t find(const char* path) {
   return NROUTES;
 }
 
+const uv_pprof__route_t* const* uv_pprof__route_table(size_t* count) {
+  *count = NROUTES;
+  return routes;
+}
+
 const uv_pprof__route_t* uv_pprof__route_find(const char* path) {
   size_t i = find(path);
 

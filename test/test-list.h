@@ -138,6 +138,9 @@
   TEST(timeline_chromium)                                            \
   TEST(metrics_in_process)                                           \
   TEST(timeline_worker_exits)                                        \
+  /* test-sweep.c (integration) */                                   \
+  TEST(sweep_every_endpoint)                                         \
+  TEST(sweep_block_mutex_delta)                                      \
   /* test-notes.c */                                                 \
   TEST(maps_note_bounds)                                             \
   /* test-unwind.c */                                                \

@@ -23,7 +23,10 @@ typedef struct named_job_s {
   size_t index;                       /* the profile's route */
   int debug;
   long long seconds; /* > 0: delta */
-  void* snap0;       /* delta: the first snapshot */
+  /* The first snapshot of a delta. A profile with nothing to capture
+   * (block, mutex) has NULL for a snapshot: taken0 says it was taken. */
+  void* snap0;
+  int taken0;
   int64_t time0;
   int waiting; /* delta: between the snapshots, on `timer` */
   uv_timer_t timer;
@@ -117,7 +120,7 @@ static int encode(named_job_t* nj, void* snap, uv_pprof__buf_t* out) {
   if (b == NULL)
     return UV_ENOMEM;
   p->types(b);
-  if (nj->snap0 != NULL) {
+  if (nj->taken0) {
     int64_t now = uv_pprof__now_ns();
     p->emit(nj->snap0, b, -1);
     uv_pprof__builder_time(b, now);
@@ -142,8 +145,9 @@ static void work_profile(uv_pprof__job_t* job) {
     fail_collect(req, p->name, err);
     return;
   }
-  if (nj->seconds > 0 && nj->snap0 == NULL) {
+  if (nj->seconds > 0 && !nj->taken0) {
     nj->snap0 = snap; /* first half of a delta */
+    nj->taken0 = 1;
     nj->time0 = uv_pprof__now_ns();
     return;
   }

@@ -29,6 +29,7 @@ typedef struct named_job_s {
   int taken0;
   int64_t time0;
   int waiting; /* delta: between the snapshots, on `timer` */
+  int hurried; /* the client sends no more: the window ends at once */
   uv_timer_t timer;
   /* Taken on the loop thread just before the job (loop_snapshot), by route:
    * the job's own profile's, or every such profile's for the index page. */
@@ -211,6 +212,10 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
 
   if (!cancelled && req->conn != NULL && nj->seconds > 0 &&
       req->res.status == 0) {
+    if (nj->hurried) {
+      submit(nj); /* p1 at once */
+      return;
+    }
     /* p0 is taken; wait for the window on the loop, never blocking it */
     nj->waiting = 1;
     nj->timer.data = nj;
@@ -231,6 +236,16 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
 static void abandon_job(uv_pprof__request_t* req) {
   named_job_t* nj = req->route_data;
 
+  if (nj->waiting && !uv_is_closing((uv_handle_t*)&nj->timer))
+    uv_close((uv_handle_t*)&nj->timer, on_timer_close);
+}
+
+/* The client sends no more: a delta's window ends now (p1 is taken when
+ * p0 is, or at once), as Go's ends with the request's context. */
+static void hurry_job(uv_pprof__request_t* req) {
+  named_job_t* nj = req->route_data;
+
+  nj->hurried = 1;
   if (nj->waiting && !uv_is_closing((uv_handle_t*)&nj->timer))
     uv_close((uv_handle_t*)&nj->timer, on_timer_close);
 }
@@ -273,6 +288,7 @@ void uv_pprof__serve_profile(uv_pprof__request_t* req) {
   nj->job.work = work_profile;
   req->route_data = nj;
   req->abandon = abandon_job;
+  req->hurry = hurry_job;
   submit(nj);
 }
 

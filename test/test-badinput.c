@@ -425,7 +425,7 @@ TEST_IMPL(badinput_connection_storm) {
     close(fds[i]);
   }
   for (i = STORM - 64; i < STORM; i++)
-    ASSERT(!peer_closed(fds[i])); /* holding the slots */
+    ASSERT(!peer_closed(fds[i]));  /* holding the slots */
   ASSERT_GT(host_ticks(h), ticks); /* the host's own timer kept running */
 
   /* All slots taken by idle connections: curl takes the oldest's. */

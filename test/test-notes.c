@@ -18,7 +18,7 @@ static char* read_all(const char* path, size_t* len) {
   char* data;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(fstat(fd, &st), 0);
   data = malloc((size_t)st.st_size);
   ASSERT(data != NULL);
@@ -31,9 +31,10 @@ static char* read_all(const char* path, size_t* len) {
 static Elf64_Phdr* phdrs(char* elf, size_t len, size_t* n) {
   Elf64_Ehdr* eh = (Elf64_Ehdr*)elf;
 
-  ASSERT(len >= sizeof(*eh) && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0);
+  ASSERT_GE(len, sizeof(*eh));
+  ASSERT_EQ(memcmp(eh->e_ident, ELFMAG, SELFMAG), 0);
   ASSERT_EQ(eh->e_ident[EI_CLASS], ELFCLASS64);
-  ASSERT(eh->e_phoff + (size_t)eh->e_phnum * sizeof(Elf64_Phdr) <= len);
+  ASSERT_LE(eh->e_phoff + (size_t)eh->e_phnum * sizeof(Elf64_Phdr), len);
   *n = eh->e_phnum;
   return (Elf64_Phdr*)(elf + eh->e_phoff);
 }
@@ -52,7 +53,7 @@ static void file_build_id(char* elf, size_t len, char* out) {
 
     if (ph[i].p_type != PT_NOTE)
       continue;
-    ASSERT(ph[i].p_offset + sizeof(nh) <= len);
+    ASSERT_LE(ph[i].p_offset + sizeof(nh), len);
     memcpy(&nh, elf + ph[i].p_offset, sizeof(nh));
     if (nh.n_type != NT_GNU_BUILD_ID)
       continue;
@@ -61,7 +62,7 @@ static void file_build_id(char* elf, size_t len, char* out) {
     for (j = 0; j < nh.n_descsz; j++)
       sprintf(out + 2 * j, "%02x", desc[j]);
   }
-  ASSERT(out[0] != '\0');
+  ASSERT_NE(out[0], '\0');
 }
 
 /* The note a GiB beyond the object. */
@@ -98,7 +99,7 @@ static void falsify(const char* src, const char* dst,
     if (ph[i].p_type == PT_NOTE && edit != NULL)
       edit(&ph[i], last_load);
   fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, elf, len), (ssize_t)len);
   close(fd);
   free(elf);

@@ -11,13 +11,10 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,7 +44,7 @@ static void raise_fd_limit(int need) {
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
   rl.rlim_cur = rl.rlim_max;
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
-  ASSERT(rl.rlim_cur >= (rlim_t)need);
+  ASSERT_GE(rl.rlim_cur, (rlim_t)need);
 }
 
 static test_host_t* start_host(const char* token) {
@@ -92,7 +89,7 @@ static const char* raw_header(const char* answer, const char* name) {
       while (*p == ' ')
         p++;
       len = (size_t)(eol - p);
-      ASSERT(len < sizeof(value));
+      ASSERT_LT(len, sizeof(value));
       memcpy(value, p, len);
       value[len] = '\0';
       return value;
@@ -409,11 +406,8 @@ TEST_IMPL(server_token_before_body) {
              "Expect: 100-continue\r\nContent-Length: 4194304\r\n\r\n",
              auths[i]);
     out = exchange(host_port(h), req, &len);
-    if (strncmp(out, "HTTP/1.1 401 Unauthorized\r\n", 27) != 0) {
-      fprintf(stderr, "answered:\n%s\n", out);
-      ASSERT(0);
-    }
-    ASSERT(strstr(out, "100 Continue") == NULL);
+    ASSERT_STARTS_WITH(out, "HTTP/1.1 401 Unauthorized\r\n");
+    ASSERT_NOT_CONTAINS(out, "100 Continue");
     ASSERT_STR_EQ(raw_header(out, "Www-Authenticate"),
                   "Bearer realm=\"uv_pprof\"");
     ASSERT_STR_EQ(raw_header(out, "X-Go-Pprof"), "1");
@@ -458,14 +452,14 @@ static void read_refusals(const int* fds, int n, uint64_t* at) {
   int left = n;
   int i;
 
-  ASSERT(n <= 64);
+  ASSERT_LE(n, 64);
   for (i = 0; i < n; i++) {
     p[i].fd = fds[i];
     p[i].events = POLLIN;
     at[i] = 0;
   }
   while (left > 0) {
-    ASSERT(poll(p, (nfds_t)n, 20000) > 0);
+    ASSERT_GT(poll(p, (nfds_t)n, 20000), 0);
     for (i = 0; i < n; i++) {
       char* out;
       if (p[i].fd < 0 || p[i].revents == 0)
@@ -524,7 +518,7 @@ TEST_IMPL(server_token_pace) {
     struct pollfd p = {.fd = fds[i], .events = POLLIN};
     waiting += poll(&p, 1, 0) == 0;
   }
-  ASSERT(waiting > 0);
+  ASSERT_GT(waiting, 0);
   read_refusals(fds, QUEUED, at);
   for (i = 0; i < QUEUED; i++)
     close(fds[i]);
@@ -624,7 +618,7 @@ TEST_IMPL(server_idle_eviction) {
   ASSERT_EQ(r.status, 0);
   ASSERT_EQ(http_status(&r), 200);
   run_free(&r);
-  ASSERT(host_ticks(h) > ticks); /* the host's own timer kept running */
+  ASSERT_GT(host_ticks(h), ticks); /* the host's own timer kept running */
 
   /* curl's connection took the slot of the oldest of the last 64. */
   for (i = 0; i < KEPT - 63; i++) {
@@ -652,7 +646,7 @@ TEST_IMPL(server_idle_eviction) {
 
 /* The demo in a process of its own, whose descriptors are counted. */
 typedef struct {
-  pid_t pid;
+  child_t child;
   int port;
   char fd_dir[64];
   atomic_int stop;
@@ -685,69 +679,18 @@ static void* sample_fds(void* arg) {
 }
 
 static void demo_start(demo_t* d) {
-  const char* argv[] = {UV_PPROF_DEMO, "--echo-port", "0",
-                        "--duration",  "200",         NULL};
-  posix_spawn_file_actions_t fa;
-  char** envp;
-  char line[4096];
-  size_t len = 0;
-  size_t n = 0;
-  int pipefd[2];
-  int i;
+  static const char* const argv[] = {UV_PPROF_DEMO, "--echo-port", "0", NULL};
+  static const char* const env[] = {"UV_PPROF*", "UV_PPROF=127.0.0.1:0", NULL};
+  static const char url[] = "pprof: http://localhost:";
+  char line[512];
 
-  while (environ[n] != NULL)
-    n++;
-  envp = calloc(n + 2, sizeof(*envp));
-  ASSERT(envp != NULL);
-  for (i = 0, n = 0; environ[i] != NULL; i++)
-    if (strncmp(environ[i], "UV_PPROF", 8) != 0)
-      envp[n++] = environ[i];
-  envp[n++] = "UV_PPROF=127.0.0.1:0";
-  ASSERT_EQ(pipe2(pipefd, O_CLOEXEC), 0);
-  ASSERT_EQ(posix_spawn_file_actions_init(&fa), 0);
-  ASSERT_EQ(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0),
-            0);
-  ASSERT_EQ(posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0),
-            0);
-  ASSERT_EQ(posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2), 0);
-  ASSERT_EQ(posix_spawn(&d->pid, argv[0], &fa, NULL, (char* const*)argv, envp),
-            0);
-  posix_spawn_file_actions_destroy(&fa);
-  free(envp);
-  close(pipefd[1]);
-  /* The banner: "pprof enabled on http://localhost:PORT/debug/pprof/". */
-  for (;;) {
-    struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
-    const char* at;
-    ssize_t got;
-    ASSERT(poll(&p, 1, 20000) == 1);
-    got = read(pipefd[0], line + len, sizeof(line) - 1 - len);
-    ASSERT(got > 0);
-    len += (size_t)got;
-    line[len] = '\0';
-    at = strstr(line, "http://localhost:");
-    if (at != NULL && strstr(at, "/debug/pprof/") != NULL) {
-      d->port = atoi(at + strlen("http://localhost:"));
-      break;
-    }
-  }
-  close(pipefd[0]); /* the demo's later lines go nowhere */
-  ASSERT(d->port > 0);
-  snprintf(d->fd_dir, sizeof(d->fd_dir), "/proc/%d/fd", (int)d->pid);
-}
-
-static void demo_stop(demo_t* d) {
-  int status;
-  int i;
-
-  kill(d->pid, SIGTERM);
-  for (i = 0; i < 10000; i++) {
-    if (waitpid(d->pid, &status, WNOHANG) == d->pid)
-      return;
-    sleep_ms(1);
-  }
-  kill(d->pid, SIGKILL);
-  ASSERT_EQ(waitpid(d->pid, &status, 0), d->pid);
+  child_start(&d->child, "demo", argv, env);
+  do
+    child_line(&d->child, line, sizeof(line), 20000);
+  while (strncmp(line, url, strlen(url)) != 0);
+  d->port = atoi(line + strlen(url));
+  ASSERT_GT(d->port, 0);
+  snprintf(d->fd_dir, sizeof(d->fd_dir), "/proc/%d/fd", (int)d->child.pid);
 }
 
 static int get_status(int port, const char* path) {
@@ -824,7 +767,7 @@ TEST_IMPL(server_connection_flood) {
     if (rejected)
       break;
   }
-  ASSERT(probes < 100);
+  ASSERT_LT(probes, 100);
   n += BUSY;
   for (i = 0; i < FLOOD2; i++)
     fds[n++] = tcp_connect(d.port);
@@ -834,7 +777,7 @@ TEST_IMPL(server_connection_flood) {
   ASSERT_EQ(pthread_join(d.sampler, NULL), 0);
   fprintf(stderr, "host descriptors: %d at rest, at most %d in the flood\n",
           base, atomic_load(&d.max_fds));
-  ASSERT(atomic_load(&d.max_fds) - base <= 200);
+  ASSERT_LE(atomic_load(&d.max_fds) - base, 200);
 
   for (i = 0; i < n; i++)
     close(fds[i]);
@@ -843,9 +786,9 @@ TEST_IMPL(server_connection_flood) {
     sleep_ms(10);
   if (count_fds(&d) > base)
     fprintf(stderr, "host descriptors: %d, %d at rest\n", count_fds(&d), base);
-  ASSERT(count_fds(&d) <= base);
+  ASSERT_LE(count_fds(&d), base);
   ASSERT_EQ(get_status(d.port, "/debug/pprof/cmdline"), 200);
-  demo_stop(&d);
+  child_stop(&d.child);
   return 0;
 }
 
@@ -875,7 +818,7 @@ static void expect_window_cut(const run_result_t* r, const char* file,
   ASSERT_STR_EQ(http_header(r, "Content-Disposition"), disposition);
   body = http_body(r, &len);
   p = profile_decode(body, len);
-  ASSERT(p->duration_nanos < window_ns); /* ended by the half-close */
+  ASSERT_LT(p->duration_nanos, window_ns); /* ended by the half-close */
   perftools__profiles__profile__free_unpacked(p, NULL);
 }
 
@@ -890,7 +833,7 @@ TEST_IMPL(server_half_close) {
   size_t len;
   int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
 
-  ASSERT(fd >= 0);
+  ASSERT_GE(fd, 0);
   cmdline_len = (size_t)read(fd, cmdline, sizeof(cmdline));
   close(fd);
   ASSERT(cmdline_len > 1 && cmdline_len < sizeof(cmdline));
@@ -906,7 +849,7 @@ TEST_IMPL(server_half_close) {
                 "Host: localhost\\r\\n\\r\\n",
                 &r);
   ASSERT_EQ(http_status(&r), 200);
-  ASSERT(strncmp(http_body(&r, &len), "threadcreate profile: total ", 28) == 0);
+  ASSERT_STARTS_WITH(http_body(&r, &len), "threadcreate profile: total ");
   run_free(&r);
 
   nc_half_close(h, "GET /debug/pprof/ HTTP/1.0\\r\\n\\r\\n", &r);
@@ -921,7 +864,7 @@ TEST_IMPL(server_half_close) {
                 "GET /debug/pprof/nosuch HTTP/1.1\\r\\nHost: localhost\\r\\n"
                 "\\r\\n",
                 &r);
-  ASSERT(strncmp(r.out, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  ASSERT_STARTS_WITH(r.out, "HTTP/1.1 200 OK\r\n");
   ASSERT(strstr(r.out, "threadcreate profile: total ") <
          strstr(r.out, "HTTP/1.1 404 Not Found\r\n"));
   ASSERT(strstr(r.out, "threadcreate profile: total ") != NULL);

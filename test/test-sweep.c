@@ -192,7 +192,7 @@ TEST_IMPL(sweep_every_endpoint) {
       fds[k].events = POLLIN;
       which[k++] = p;
     }
-    ASSERT(poll(fds, k, 1000) >= 0);
+    ASSERT_GE(poll(fds, k, 1000), 0);
     for (i = 0; i < k; i++) {
       probe_t* p = which[i];
       double over;

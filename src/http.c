@@ -177,7 +177,7 @@ static int keep_byte(unsigned char c, int query) {
   }
 }
 
-static int escape(uv_pprof__buf_t* out, const char* s, int query) {
+static void escape(uv_pprof__buf_t* out, const char* s, int query) {
   static const char hex[] = "0123456789ABCDEF";
 
   for (; *s != '\0'; s++) {
@@ -188,12 +188,12 @@ static int escape(uv_pprof__buf_t* out, const char* s, int query) {
     else
       uv_pprof__buf_append(out, e, 3);
   }
-  return out->oom ? UV_ENOMEM : 0;
 }
 
 int uv_pprof__http_location(const char* path, const char* query,
                             uv_pprof__buf_t* out) {
-  /* "//x" would name another host; "/\\x" cannot get here unescaped. */
+  /* "//x" names another host; a backslash, which browsers read as "/",
+   * goes out escaped. */
   if (path[0] != '/' || path[1] == '/')
     return UV_EINVAL;
   escape(out, path, 0);
@@ -286,7 +286,7 @@ static int local_name(const char* host, size_t len, int bracketed) {
 
 int uv_pprof__http_host_is_local(const char* host, size_t len) {
   const char* end;
-  const char* name = host;
+  const char* name;
   const char* rest; /* after the name: nothing, or ":port" */
   size_t name_len;
   int bracketed = 0;

@@ -105,43 +105,54 @@ static int raw_status(const char* answer) {
   return atoi(answer + 9);
 }
 
-/* Reads exactly one response (Content-Length framed) off a kept-alive
- * connection into a malloc'd string; NULL when the connection ended. */
-static char* read_response(int fd) {
-  size_t cap = 65536;
-  size_t len = 0;
-  char* buf = malloc(cap + 1);
+/* A kept-alive connection's input: what has arrived and is not yet read. */
+typedef struct {
+  int fd;
+  char* data;
+  size_t len;
+} stream_t;
 
-  ASSERT(buf != NULL);
+/* The next response (Content-Length framed) on s, as a malloc'd string;
+ * what follows it stays in s. NULL when the connection ended first. */
+static char* next_response(stream_t* s) {
   for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    const char* end;
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+    const char* end = s->data != NULL ? strstr(s->data, "\r\n\r\n") : NULL;
     ssize_t n;
 
-    buf[len] = '\0';
-    end = strstr(buf, "\r\n\r\n");
     if (end != NULL) {
-      const char* cl = raw_header(buf, "Content-Length");
-      size_t want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl, NULL, 10) : 0);
-      if (len >= want) {
-        ASSERT_EQ(len, want); /* nothing unasked for after it */
-        return buf;
+      const char* cl = raw_header(s->data, "Content-Length");
+      size_t want =
+          (size_t)(end + 4 - s->data) + (cl ? strtoul(cl, NULL, 10) : 0);
+      if (s->len >= want) {
+        char* out = strndup(s->data, want);
+        ASSERT(out != NULL);
+        memmove(s->data, s->data + want, s->len - want + 1);
+        s->len -= want;
+        return out;
       }
     }
     if (poll(&p, 1, 20000) != 1)
-      break;
-    if (len == cap) {
-      cap *= 2;
-      buf = realloc(buf, cap + 1);
-      ASSERT(buf != NULL);
-    }
-    n = recv(fd, buf + len, cap - len, 0);
+      return NULL;
+    s->data = realloc(s->data, s->len + 65536 + 1);
+    ASSERT(s->data != NULL);
+    n = recv(s->fd, s->data + s->len, 65536, 0);
     if (n <= 0)
-      break;
-    len += (size_t)n;
+      return NULL;
+    s->len += (size_t)n;
+    s->data[s->len] = '\0';
   }
-  free(buf);
-  return NULL;
+}
+
+/* The one response to the one request sent on fd: nothing unasked for
+ * follows it. */
+static char* read_response(int fd) {
+  stream_t s = {fd, NULL, 0};
+  char* out = next_response(&s);
+
+  ASSERT_EQ(s.len, 0);
+  free(s.data);
+  return out;
 }
 
 /* ---- 1. redirects: no header injection, no other origin ----------------- */
@@ -894,31 +905,33 @@ TEST_IMPL(server_upgrade_keepalive) {
       "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
       "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
   test_host_t* h = start_host(NULL);
-  int fd = tcp_connect(host_port(h));
+  stream_t s = {tcp_connect(host_port(h)), NULL, 0};
   char* out;
 
-  ASSERT_EQ(tcp_send(fd, upgrade, sizeof(upgrade) - 1), 0);
-  out = read_response(fd);
+  ASSERT_EQ(tcp_send(s.fd, upgrade, sizeof(upgrade) - 1), 0);
+  out = next_response(&s);
   ASSERT(out != NULL);
   ASSERT_EQ(raw_status(out), 200);
   free(out);
-  ASSERT_EQ(tcp_send(fd, REQ_CMDLINE, strlen(REQ_CMDLINE)), 0);
-  out = read_response(fd);
+  ASSERT_EQ(tcp_send(s.fd, REQ_CMDLINE, strlen(REQ_CMDLINE)), 0);
+  out = next_response(&s);
   ASSERT(out != NULL);
   ASSERT_EQ(raw_status(out), 200);
   free(out);
   /* Pipelined after an Upgrade request, in one write. */
-  ASSERT_EQ(tcp_send(fd, h2c, sizeof(h2c) - 1), 0);
-  ASSERT_EQ(tcp_send(fd, REQ_CMDLINE, strlen(REQ_CMDLINE)), 0);
-  out = read_response(fd);
+  ASSERT_EQ(tcp_send(s.fd, h2c, sizeof(h2c) - 1), 0);
+  ASSERT_EQ(tcp_send(s.fd, REQ_CMDLINE, strlen(REQ_CMDLINE)), 0);
+  out = next_response(&s);
   ASSERT(out != NULL);
   ASSERT_EQ(raw_status(out), 404);
   free(out);
-  out = read_response(fd);
+  out = next_response(&s);
   ASSERT(out != NULL);
   ASSERT_EQ(raw_status(out), 200);
   free(out);
-  close(fd);
+  ASSERT_EQ(s.len, 0);
+  close(s.fd);
+  free(s.data);
   host_stop(h);
   return 0;
 }

@@ -846,31 +846,17 @@ static int has_input(uv_pprof__conn_t* c) {
          recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
-static void on_connection(uv_stream_t* listener, int status) {
-  uv_pprof__server_t* s = listener->data;
-  uv_pprof__conn_t* c;
-  struct sockaddr_storage peer;
-  int len = sizeof(peer);
+/* A new connection of s, its handles initialized (not yet counted under
+ * the cap); NULL when out of memory. */
+static uv_pprof__conn_t* conn_new(uv_pprof__server_t* s) {
+  uv_pprof__conn_t* c = calloc(1, sizeof(*c));
 
-  /* In a fork's child the listener's descriptor is a readable eventfd:
-   * accept fails (ENOTSOCK) and the inherited server is stopped here, on
-   * the loop's thread; closing the listener ends libuv's accept loop. */
-  if (status < 0 && s->forked && !s->closing) {
-    s->config.on_forked(s->loop);
-    return;
-  }
-  if (status < 0 || s->closing)
-    return;
-  c = calloc(1, sizeof(*c));
-  if (c == NULL) {
-    drop_pending(s);
-    return;
-  }
+  if (c == NULL)
+    return NULL;
   c->server = s;
   if (uv_tcp_init(s->loop, &c->tcp) != 0) {
     free(c);
-    drop_pending(s);
-    return;
+    return NULL;
   }
   uv_timer_init(s->loop, &c->timer);
   uv_pprof__handle_own(&c->tcp);
@@ -886,13 +872,15 @@ static void on_connection(uv_stream_t* listener, int status) {
     s->conns->prev = c;
   s->conns = c;
   c->state = STATE_IDLE;
+  return c;
+}
 
-  if (uv_accept(listener, (uv_stream_t*)&c->tcp) != 0 ||
-      uv_tcp_getpeername(&c->tcp, (struct sockaddr*)&peer, &len) != 0 ||
-      (s->loopback && !uv_pprof__is_loopback((struct sockaddr*)&peer))) {
-    conn_close(c);
-    return;
-  }
+/* The connection's socket is open: it takes a slot under the cap (making
+ * room if it must) and reads, or gets a 503, or, past MAX_REJECTED, is
+ * closed at once. */
+static void conn_begin(uv_pprof__conn_t* c) {
+  uv_pprof__server_t* s = c->server;
+
   if (s->nconns >= s->config.max_connections)
     make_room(s);
   if (s->nconns >= s->config.max_connections) {
@@ -917,6 +905,35 @@ static void on_connection(uv_stream_t* listener, int status) {
   }
   if (read_start(c) != 0)
     conn_close(c);
+}
+
+static void on_connection(uv_stream_t* listener, int status) {
+  uv_pprof__server_t* s = listener->data;
+  uv_pprof__conn_t* c;
+  struct sockaddr_storage peer;
+  int len = sizeof(peer);
+
+  /* In a fork's child the listener's descriptor is a readable eventfd:
+   * accept fails (ENOTSOCK) and the inherited server is stopped here, on
+   * the loop's thread; closing the listener ends libuv's accept loop. */
+  if (status < 0 && s->forked && !s->closing) {
+    s->config.on_forked(s->loop);
+    return;
+  }
+  if (status < 0 || s->closing)
+    return;
+  c = conn_new(s);
+  if (c == NULL) {
+    drop_pending(s);
+    return;
+  }
+  if (uv_accept(listener, (uv_stream_t*)&c->tcp) != 0 ||
+      uv_tcp_getpeername(&c->tcp, (struct sockaddr*)&peer, &len) != 0 ||
+      (s->loopback && !uv_pprof__is_loopback((struct sockaddr*)&peer))) {
+    conn_close(c);
+    return;
+  }
+  conn_begin(c);
 }
 
 /* ---- server ------------------------------------------------------------ */

@@ -144,7 +144,7 @@ static void fetch_profile(int port, int seconds) {
   if (connect(fd, (struct sockaddr*)&sin, sizeof(sin)) != 0)
     exit(1);
   snprintf(req, sizeof(req),
-           "GET /debug/pprof/profile?seconds=%d HTTP/1.1\r\nHost: x\r\n"
+           "GET /debug/pprof/profile?seconds=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n"
            "Connection: close\r\n\r\n",
            seconds);
   if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))

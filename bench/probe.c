@@ -135,7 +135,8 @@ size_t probe_get(int fd, const char* path, int status) {
   long want = -1;
   size_t head = 0;
 
-  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+           path);
   if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
     exit(1);
   for (;;) {

@@ -33,17 +33,26 @@ extern "C" {
  * their defaults. Strings are copied; they need not outlive the call. */
 typedef struct uv_pprof_options_s {
   /* Listen address: an IPv4 or IPv6 literal, or "localhost".
-   * Default "127.0.0.1". A non-loopback address requires a token. */
+   * Default "127.0.0.1". A non-loopback address requires a token of at
+   * least 16 characters. On a loopback address without a token, only
+   * requests whose Host is localhost or a loopback address (any port) are
+   * answered (403 otherwise), so that no web page reaches the server
+   * through a DNS name rebound to 127.0.0.1. */
   const char* host;
   /* TCP port; 0 picks a free one (read it back with uv_pprof_address()).
    * Default 6060. */
   int port;
   /* When non-empty, every request must carry "Authorization: Bearer <token>"
-   * (401 otherwise). Default NULL. */
+   * (checked when its headers are complete; 401 otherwise, at most 10 such
+   * answers a second, the others wait their turn). Any Host is then
+   * answered. Default NULL. */
   const char* token;
   /* Non-zero: do not print the "pprof enabled on ..." banner. Default 0. */
   int quiet;
-  /* Simultaneous connections; more are answered 503 and closed. Default 64. */
+  /* Simultaneous connections. At the cap, the connection idle the longest
+   * is closed to make room (then one still sending its request); only when
+   * every one is busy with an answer is a new one answered 503 and closed.
+   * Default 64. */
   unsigned int max_connections;
   /* A keep-alive connection with no request for this long is closed.
    * Default 30000 ms. */
@@ -102,7 +111,8 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *                   at all (no allocation, socket, thread or signal handler).
  *                   "1": 127.0.0.1:6060. "PORT", "HOST:PORT", "[V6]:PORT",
  *                   ":PORT" (all interfaces).
- *   UV_PPROF_TOKEN  bearer token; required for a non-loopback address.
+ *   UV_PPROF_TOKEN  bearer token; required for a non-loopback address, and
+ *                   then at least 16 characters.
  *   UV_PPROF_TRACK  "handles": record handle creation stacks (see
  *                   track_handles below).
  *   UV_PPROF_TIMELINE  seconds between the samples of the memory timeline
@@ -115,7 +125,8 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *
  * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
  * stderr and returns 0. On failure prints one line to stderr, leaves nothing
- * behind and returns UV_EINVAL (bad value), UV_EADDRINUSE, UV_EACCES
+ * behind and returns UV_EINVAL (bad value, or a token shorter than 16
+ * characters for a non-loopback address), UV_EADDRINUSE, UV_EACCES
  * (non-loopback address without a token), UV_EBUSY (already serving on this
  * loop) or another negative libuv code.
  *

@@ -17,6 +17,7 @@ packages=(
   libgoogle-perftools-dev           # gperftools' profiler: bench_cpu's baseline
   golang-go                         # go tool pprof, the client we must satisfy
   curl                              # the other client
+  netcat-openbsd                    # nc -N: a client that half-closes
   graphviz                          # go tool pprof's graph view
   binutils                          # nm, objcopy (symbol checks, stripped copies)
   xz-utils                          # MiniDebugInfo made by the debug-file tests

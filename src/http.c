@@ -1,8 +1,10 @@
 /* HTTP details that do not depend on a connection: status texts, the
- * response head in Go's header order, percent-decoding, Go's path cleaning,
- * query parameters as Go's handlers read them, the Accept-Encoding and
- * If-None-Match values of cached files, and the loopback test. The
- * connection and llhttp glue is in server.c. */
+ * response head in Go's header order (no header value with a line break),
+ * percent-decoding and Go's escaping of a redirect's path, Go's path
+ * cleaning, query parameters as Go's handlers read them, the Accept-Encoding
+ * and If-None-Match values of cached files, the loopback test and the Host
+ * rule of a loopback server. The connection and llhttp glue is in
+ * server.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +27,8 @@ const char* uv_pprof__http_status_text(int status) {
       return "Bad Request";
     case 401:
       return "Unauthorized";
+    case 403:
+      return "Forbidden";
     case 404:
       return "Not Found";
     case 405:
@@ -61,11 +65,23 @@ static void format_date(char out[64]) {
            tm.tm_min, tm.tm_sec);
 }
 
+/* A header value ends at its line: a CR, LF or NUL inside one would let
+ * whoever chose it write headers of their own. */
+static int value_ok(const char* v) {
+  return v == NULL || strpbrk(v, "\r\n") == NULL;
+}
+
 int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
                         int keep_alive, uv_pprof__buf_t* out) {
   char date[64];
   size_t i;
 
+  if (!value_ok(res->content_type) || !value_ok(res->disposition) ||
+      !value_ok(res->location) || strchr(res->disposition, '"') != NULL)
+    return UV_EINVAL;
+  for (i = 0; i < UV_PPROF__ARRAY_SIZE(res->headers); i++)
+    if (!value_ok(res->headers[i]))
+      return UV_EINVAL;
   format_date(date);
   /* net/http writes the handler's headers sorted by name, then Date and
    * Content-Length. */
@@ -135,6 +151,68 @@ char* uv_pprof__http_unescape(const char* src, size_t len, int plus_is_space) {
   return out;
 }
 
+/* Go's url.shouldEscape: what a path (query: 0) or a query (1) keeps. */
+static int keep_byte(unsigned char c, int query) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+      (c >= '0' && c <= '9'))
+    return 1;
+  switch (c) {
+    case '-':
+    case '_':
+    case '.':
+    case '~':
+    case '$':
+    case '&':
+    case '+':
+    case ',':
+    case '/':
+    case ':':
+    case ';':
+    case '=':
+    case '@':
+      return 1;
+    case '?':
+    case '%': /* a query arrives escaped already */
+    case '!':
+    case '\'':
+    case '(':
+    case ')':
+    case '*':
+    case '[':
+    case ']':
+      return query;
+    default:
+      return 0;
+  }
+}
+
+static void escape(uv_pprof__buf_t* out, const char* s, int query) {
+  static const char hex[] = "0123456789ABCDEF";
+
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+    if (keep_byte(c, query))
+      uv_pprof__buf_append(out, s, 1);
+    else
+      uv_pprof__buf_append(out, e, 3);
+  }
+}
+
+int uv_pprof__http_location(const char* path, const char* query,
+                            uv_pprof__buf_t* out) {
+  /* "//x" names another host; a backslash, which browsers read as "/",
+   * goes out escaped. */
+  if (path[0] != '/' || path[1] == '/')
+    return UV_EINVAL;
+  escape(out, path, 0);
+  if (query[0] != '\0') {
+    uv_pprof__buf_append(out, "?", 1);
+    escape(out, query, 1);
+  }
+  return out->oom ? UV_ENOMEM : 0;
+}
+
 char* uv_pprof__http_clean_path(const char* path) {
   size_t len = strlen(path);
   char* out = malloc(len + 2);
@@ -187,6 +265,70 @@ int uv_pprof__is_loopback(const struct sockaddr* addr) {
            a->sin6_addr.s6_addr[12] == 127;
   }
   return 0;
+}
+
+/* "localhost" in any case, or an IPv4 or IPv6 (bracketed) loopback
+ * literal, written as a browser writes a URL's host: no trailing dot, no
+ * short forms, no zone. */
+static int local_name(const char* host, size_t len, int bracketed) {
+  char ip[64];
+  struct sockaddr_in a4;
+  struct sockaddr_in6 a6;
+
+  if (len == 0 || len >= sizeof(ip))
+    return 0;
+  memcpy(ip, host, len);
+  ip[len] = '\0';
+  if (bracketed) {
+    memset(&a6, 0, sizeof(a6));
+    a6.sin6_family = AF_INET6;
+    return inet_pton(AF_INET6, ip, &a6.sin6_addr) == 1 &&
+           uv_pprof__is_loopback((struct sockaddr*)&a6);
+  }
+  if (len == 9 && strncasecmp(ip, "localhost", 9) == 0)
+    return 1;
+  memset(&a4, 0, sizeof(a4));
+  a4.sin_family = AF_INET;
+  return inet_pton(AF_INET, ip, &a4.sin_addr) == 1 &&
+         uv_pprof__is_loopback((struct sockaddr*)&a4);
+}
+
+int uv_pprof__http_host_is_local(const char* host, size_t len) {
+  const char* end;
+  const char* name;
+  const char* rest; /* after the name: nothing, or ":port" */
+  size_t name_len;
+  int bracketed = 0;
+
+  while (len > 0 && (host[0] == ' ' || host[0] == '\t')) {
+    host++;
+    len--;
+  }
+  while (len > 0 && (host[len - 1] == ' ' || host[len - 1] == '\t'))
+    len--;
+  end = host + len;
+  name = host;
+  if (len > 0 && host[0] == '[') {
+    const char* close = memchr(host, ']', len);
+    if (close == NULL)
+      return 0;
+    bracketed = 1;
+    name = host + 1;
+    name_len = (size_t)(close - name);
+    rest = close + 1;
+  } else {
+    const char* colon = memchr(host, ':', len);
+    name_len = colon != NULL ? (size_t)(colon - host) : len;
+    rest = host + name_len;
+  }
+  if (rest < end) {
+    if (*rest != ':' || end - rest - 1 > 5)
+      return 0;
+    for (rest++; rest < end; rest++)
+      if (*rest < '0' || *rest > '9')
+        return 0;
+  }
+  return local_name(name, name_len, bracketed);
 }
 
 int uv_pprof__query_get(const char* query, const char* key, char* buf,

@@ -140,6 +140,27 @@ static void hex_encode(const unsigned char* id, size_t len, char* out) {
   out[2 * len] = '\0';
 }
 
+/* How many of the `size` bytes at `vaddr` of a loaded object may be read:
+ * those inside one of its readable PT_LOAD segments, which the loader has
+ * mapped. A PT_NOTE header is only the object's word, and a file can say
+ * anything (a note beyond the mapping would fault in the host). */
+static size_t mapped_bytes(const struct dl_phdr_info* info, ElfW(Addr) vaddr,
+                           size_t size) {
+  size_t i;
+
+  for (i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr)* ph = &info->dlpi_phdr[i];
+    size_t room;
+
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_R) || vaddr < ph->p_vaddr ||
+        vaddr - ph->p_vaddr >= ph->p_memsz)
+      continue;
+    room = ph->p_memsz - (vaddr - ph->p_vaddr);
+    return size < room ? size : room;
+  }
+  return 0;
+}
+
 size_t uv_pprof__loaded_build_id(const struct dl_phdr_info* info,
                                  unsigned char id[UV_PPROF__MAX_BUILD_ID]) {
   size_t i;
@@ -153,7 +174,7 @@ size_t uv_pprof__loaded_build_id(const struct dl_phdr_info* info,
     if (ph->p_type != PT_NOTE)
       continue;
     p = (const unsigned char*)(info->dlpi_addr + ph->p_vaddr);
-    left = ph->p_filesz;
+    left = mapped_bytes(info, ph->p_vaddr, ph->p_filesz);
     /* Notes are 4-aligned, except in segments aligned to 8 (gnu.property). */
     align = ph->p_align == 8 ? 8 : 4;
     while (left >= sizeof(ElfW(Nhdr))) {

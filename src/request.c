@@ -1,7 +1,7 @@
 /* A request's life once the server has parsed it: the one error helper,
  * completion through the server's req->finish (so that handlers never call
  * up into server.c), the one "submit to the worker or answer 500" path, and
- * abandonment when the client goes away. */
+ * abandonment when the client goes away (or hurrying when it half-closes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,4 +69,9 @@ int uv_pprof__request_submit(uv_pprof__request_t* req, uv_pprof__job_t* job) {
 void uv_pprof__request_abandon(uv_pprof__request_t* req) {
   if (req->abandon != NULL)
     req->abandon(req);
+}
+
+void uv_pprof__request_hurry(uv_pprof__request_t* req) {
+  if (req->hurry != NULL)
+    req->hurry(req);
 }

@@ -63,6 +63,11 @@ struct uv_pprof__request_s {
    * when the client goes away (see uv_pprof__request_abandon). */
   void* route_data;
   void (*abandon)(uv_pprof__request_t* req);
+  /* Optional, set by the same handler: the client will send nothing more
+   * (it half-closed, as `nc -N` does, or closed). A handler waiting for a
+   * window ends it now and answers with what it has, as Go's handlers do
+   * when the request's context ends; the others answer as usual. */
+  void (*hurry)(uv_pprof__request_t* req);
 };
 
 /* ---- src/request.c: a request's life ---------------------------------- */
@@ -92,22 +97,41 @@ int uv_pprof__request_submit(uv_pprof__request_t* req, uv_pprof__job_t* job);
  * owner's req->abandon, which cancels its timers; a job already on the
  * worker finishes on its own. Loop thread. */
 void uv_pprof__request_abandon(uv_pprof__request_t* req);
+/* The client of a busy request has half-closed: calls the owner's
+ * req->hurry, if any. The answer is still written. Loop thread. */
+void uv_pprof__request_hurry(uv_pprof__request_t* req);
 
 /* ---- src/http.c: HTTP without a connection ----------------------------- */
 
 /* Formats the status line and headers of res (with the body length
- * `body_len`) into out, Go's header order. */
+ * `body_len`) into out, Go's header order. Returns 0, UV_ENOMEM, or
+ * UV_EINVAL when a header value holds a line break (nothing is written
+ * then that could split a header). */
 int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
                         int keep_alive, uv_pprof__buf_t* out);
 const char* uv_pprof__http_status_text(int status);
 /* Percent-decodes src[0..len) into a new NUL-terminated string; '+' is kept
  * when !plus_is_space. Returns NULL on a bad escape or out of memory. */
 char* uv_pprof__http_unescape(const char* src, size_t len, int plus_is_space);
+/* The Location of a redirect to `path` (clean, absolute) with the raw
+ * `query` ("" for none), into out: the path escaped as Go's
+ * url.URL.String() escapes it (so "\\", CR and LF travel as %5C, %0D, %0A)
+ * and the query's bytes outside a URL's set escaped too. Always a path on
+ * the same origin: UV_EINVAL when path does not start with exactly one "/".
+ * Returns 0, UV_EINVAL or UV_ENOMEM. */
+int uv_pprof__http_location(const char* path, const char* query,
+                            uv_pprof__buf_t* out);
 /* Go's path.Clean of an absolute path, keeping a trailing slash as
  * net/http's ServeMux does. Returns a new string or NULL. */
 char* uv_pprof__http_clean_path(const char* path);
 /* 1 when addr is a loopback address (127/8, ::1, ::ffff:127/104). */
 int uv_pprof__is_loopback(const struct sockaddr* addr);
+/* 1 when a Host header's value (len bytes) names this machine's loopback:
+ * "localhost" (any case) or a loopback IPv4 or bracketed IPv6 literal, each
+ * with or without ":port". A loopback server without a token answers only
+ * those (DNS rebinding: a page's own name, rebound to 127.0.0.1, arrives
+ * as its Host). */
+int uv_pprof__http_host_is_local(const char* host, size_t len);
 /* First value of `key` in a raw query string, URL-decoded into buf.
  * Returns 1 when present, 0 when absent. */
 int uv_pprof__query_get(const char* query, const char* key, char* buf,

@@ -6,7 +6,6 @@
  * server takes the body limit from it. Adding an endpoint means adding its
  * file and its row. Paths that need cleaning are redirected as Go's
  * ServeMux does. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,33 +57,43 @@ static size_t find(const char* path) {
   return NROUTES;
 }
 
+const uv_pprof__route_t* const* uv_pprof__route_table(size_t* count) {
+  *count = NROUTES;
+  return routes;
+}
+
 const uv_pprof__route_t* uv_pprof__route_find(const char* path) {
   size_t i = find(path);
 
   return i < NROUTES ? routes[i] : NULL;
 }
 
-/* net/http's redirect: a short HTML body for GET and HEAD. */
+/* net/http's redirect: a short HTML body for GET and HEAD. The Location is
+ * built by http.c, escaped: the path came percent-decoded, and a CR, LF or
+ * backslash written back raw would add headers or leave the origin. */
 static void redirect(uv_pprof__request_t* req, const char* path) {
   uv_pprof__response_t* res = &req->res;
-  char* location;
-  size_t len = strlen(path) + strlen(req->query) + 2;
+  uv_pprof__buf_t location;
+  int err;
 
-  location = malloc(len);
-  if (location == NULL) {
-    uv_pprof__request_fail(req, 500, "out of memory");
+  uv_pprof__buf_init(&location);
+  err = uv_pprof__http_location(path, req->query, &location);
+  if (err != 0) {
+    uv_pprof__buf_free(&location);
+    uv_pprof__request_fail(
+        req, err == UV_ENOMEM ? 500 : 400,
+        err == UV_ENOMEM ? "out of memory" : "Bad Request: invalid path");
     return;
   }
-  snprintf(location, len, "%s%s%s", path, req->query[0] ? "?" : "", req->query);
   res->status = 301;
   res->content_type = "text/html; charset=utf-8";
   uv_pprof__buf_printf(&res->body, "<a href=\"");
-  uv_pprof__buf_html(&res->body, location);
+  uv_pprof__buf_html(&res->body, location.base);
   uv_pprof__buf_printf(&res->body, "\">Moved Permanently</a>.\n\n");
-  /* The head is formatted before the request is freed; keep the string
-   * alive in the body's buffer-owned copy. */
+  /* The head is formatted before the request is freed: the request keeps
+   * the string. */
   free(req->path);
-  req->path = location;
+  req->path = location.base;
   res->location = req->path;
   uv_pprof__request_finish(req);
 }

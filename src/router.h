@@ -9,6 +9,8 @@
 /* The route of a (percent-decoded) path, or NULL when none is served there
  * exactly. Any thread. */
 const uv_pprof__route_t* uv_pprof__route_find(const char* path);
+/* The route table, in its order (count rows). Any thread. */
+const uv_pprof__route_t* const* uv_pprof__route_table(size_t* count);
 /* Decides the response of a complete request. From this call on the route's
  * handler owns req and finishes it exactly once: at once (cmdline, errors,
  * redirects), or when its job or timer is done. Loop thread. */

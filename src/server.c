@@ -1,8 +1,11 @@
-/* The listener and its connections on the host's loop: accept (with the
- * connection cap and the loopback-peer rule), llhttp parsing with keep-alive
- * and pipelining, request limits, per-connection timeouts, the bearer token,
- * and writing responses. What a request gets is decided by router.c; the
- * answer comes back through req->finish. Every handle here is unref'd. */
+/* The listener and its connections on the host's loop: accept (the
+ * connection cap, making room by closing the connection idle the longest;
+ * the loopback-peer rule), llhttp parsing with keep-alive, pipelining and
+ * half-closed clients, request limits, admission when a request's headers
+ * are complete (the bearer token, its refusals paced; the Host rule of a
+ * loopback server), per-connection timeouts, and writing responses. What a
+ * request gets is decided by router.c; the answer comes back through
+ * req->finish. Every handle here is unref'd. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -25,17 +28,37 @@
 /* Bodies from this size on are freed on the worker: unmapping 18 MB took
  * the loop 1.5 ms. */
 #define FREE_ON_WORKER (1024 * 1024)
+/* Refused tokens are answered one per REFUSAL_INTERVAL_MS, server-wide, each
+ * on its connection's own timer, so guessing costs time and never blocks
+ * the loop. A refusal that would wait longer than REFUSAL_QUEUE intervals
+ * is closed unanswered, so nothing piles up. */
+#define REFUSAL_INTERVAL_MS 100
+#define REFUSAL_QUEUE 64
+/* Connections over the cap when none can be closed to make room: this many
+ * at most get a 503 (and linger for it); the others are closed at once, so
+ * a connection flood cannot pile up descriptors. */
+#define MAX_REJECTED 16
 
 enum conn_state {
-  STATE_IDLE,    /* keep-alive: waiting for a request's first byte */
-  STATE_READING, /* a request is arriving */
-  STATE_ROUTED,  /* the router owns the request */
-  STATE_WRITING, /* the response is being written */
-  STATE_LINGER,  /* write side shut; draining input before close */
+  STATE_IDLE,     /* keep-alive: waiting for a request's first byte */
+  STATE_READING,  /* a request is arriving */
+  STATE_REFUSING, /* a refused token: its 401 waits for its turn */
+  STATE_ROUTED,   /* the router owns the request */
+  STATE_WRITING,  /* the response is being written */
+  STATE_LINGER,   /* write side shut; draining input before close */
   STATE_CLOSING
 };
 
+/* Which count a connection takes: a slot under the cap, or a 503's. */
+enum conn_slot { SLOT_NONE, SLOT_ADMITTED, SLOT_REJECTED };
+
 typedef struct uv_pprof__conn_s uv_pprof__conn_t;
+
+/* Connections that may be closed to make room, oldest first. */
+typedef struct {
+  uv_pprof__conn_t* head;
+  uv_pprof__conn_t* tail;
+} queue_t;
 
 struct uv_pprof__server_s {
   uv_loop_t* loop;
@@ -44,7 +67,18 @@ struct uv_pprof__server_s {
   struct sockaddr_storage bound;
   uv_pprof__worker_t* worker;
   uv_pprof__conn_t* conns;
-  unsigned int nconns;
+  unsigned int nconns;    /* SLOT_ADMITTED, at most max_connections */
+  unsigned int nrejected; /* SLOT_REJECTED, at most MAX_REJECTED */
+  /* First to go at the cap: idle, lingering after their answer, or waiting
+   * for a refusal. Then: those whose request is still arriving. */
+  queue_t spare;
+  queue_t arriving;
+  uint64_t next_refusal; /* uv_now() of the next 401's turn */
+  /* Takes a pending connection when there is no memory for one (libuv
+   * watches the listener again only once a connection is accepted). */
+  uv_tcp_t sink;
+  int sink_busy;
+  int sink_waiting;
   unsigned int open_handles;
   int closing;
   char* read_buf;
@@ -62,12 +96,16 @@ struct uv_pprof__conn_s {
   uv_pprof__server_t* server;
   uv_pprof__conn_t* prev;
   uv_pprof__conn_t* next;
+  queue_t* queue; /* spare, arriving or NULL */
+  uv_pprof__conn_t* qprev;
+  uv_pprof__conn_t* qnext;
   llhttp_t parser;
   enum conn_state state;
+  enum conn_slot slot;
   int open_handles;
   int keep_alive;
-  int rejected; /* over the connection cap: answered 503 only */
   int reading;
+  int eof; /* the client sends no more */
   uv_pprof__request_t* req;
   /* parse state of the request being read */
   uv_pprof__buf_t url;
@@ -76,8 +114,13 @@ struct uv_pprof__conn_s {
   int field_is_auth;
   int field_is_expect;
   uv_pprof__buf_t* field_kept; /* the request's copy of this header */
+  int field_is_host;
   int expect_continue;
   uv_pprof__buf_t auth;
+  char host[256];
+  size_t host_len;
+  int host_long; /* longer than host[] */
+  int nhosts;
   size_t header_bytes;
   size_t body_limit;
   int error_status;
@@ -126,20 +169,65 @@ static void on_conn_handle_close(uv_handle_t* handle) {
   server_release(s);
 }
 
+static void queue_remove(uv_pprof__conn_t* c) {
+  queue_t* q = c->queue;
+
+  if (q == NULL)
+    return;
+  if (c->qprev != NULL)
+    c->qprev->qnext = c->qnext;
+  else
+    q->head = c->qnext;
+  if (c->qnext != NULL)
+    c->qnext->qprev = c->qprev;
+  else
+    q->tail = c->qprev;
+  c->queue = NULL;
+  c->qprev = c->qnext = NULL;
+}
+
+static void queue_append(queue_t* q, uv_pprof__conn_t* c) {
+  c->queue = q;
+  c->qprev = q->tail;
+  c->qnext = NULL;
+  if (q->tail != NULL)
+    q->tail->qnext = c;
+  else
+    q->head = c;
+  q->tail = c;
+}
+
+/* Moves c to `state`, and to the tail of the queue of the connections that
+ * may be closed to make room in that state, if any. */
+static void enter(uv_pprof__conn_t* c, enum conn_state state) {
+  uv_pprof__server_t* s = c->server;
+
+  queue_remove(c);
+  c->state = state;
+  if (c->slot != SLOT_ADMITTED)
+    return;
+  if (state == STATE_IDLE || state == STATE_LINGER || state == STATE_REFUSING)
+    queue_append(&s->spare, c);
+  else if (state == STATE_READING)
+    queue_append(&s->arriving, c);
+}
+
 static void conn_close(uv_pprof__conn_t* c) {
   uv_pprof__server_t* s = c->server;
 
   if (c->state == STATE_CLOSING)
     return;
-  c->state = STATE_CLOSING;
+  enter(c, STATE_CLOSING);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
     s->conns = c->next;
   if (c->next != NULL)
     c->next->prev = c->prev;
-  if (!c->rejected)
+  if (c->slot == SLOT_ADMITTED)
     s->nconns--;
+  else if (c->slot == SLOT_REJECTED)
+    s->nrejected--;
   if (c->req != NULL) {
     uv_pprof__request_t* req = c->req;
     c->req = NULL;
@@ -153,8 +241,15 @@ static void conn_close(uv_pprof__conn_t* c) {
   uv_close((uv_handle_t*)&c->timer, on_conn_handle_close);
 }
 
+static void send_refusal(uv_pprof__conn_t* c);
+
 static void on_timeout(uv_timer_t* timer) {
-  conn_close(timer->data);
+  uv_pprof__conn_t* c = timer->data;
+
+  if (c->state == STATE_REFUSING)
+    send_refusal(c); /* its turn */
+  else
+    conn_close(c);
 }
 
 static void arm(uv_pprof__conn_t* c, unsigned int ms) {
@@ -174,7 +269,7 @@ static void on_shutdown(uv_shutdown_t* req, int status) {
 }
 
 static void conn_linger(uv_pprof__conn_t* c) {
-  c->state = STATE_LINGER;
+  enter(c, STATE_LINGER);
   arm(c, LINGER_MS);
   if (!c->reading && read_start(c) != 0) {
     conn_close(c);
@@ -246,8 +341,10 @@ static void on_write(uv_write_t* wreq, int status) {
     conn_close(c);
     return;
   }
-  if (c->keep_alive)
+  if (c->keep_alive && !(c->eof && c->pending.len == 0))
     conn_next(c);
+  else if (c->eof)
+    conn_close(c); /* all its input is read: the close is a clean FIN */
   else
     conn_linger(c);
 }
@@ -257,15 +354,15 @@ static void conn_write(uv_pprof__conn_t* c, uv_pprof__response_t* res,
   uv_buf_t b[2];
 
   uv_pprof__buf_free(&c->head);
-  uv_pprof__http_head(res, res->body.len, c->keep_alive, &c->head);
-  uv_pprof__buf_move(&c->body, &res->body);
-  if (head_only)
-    uv_pprof__buf_free(&c->body);
-  if (c->head.oom) {
+  if (uv_pprof__http_head(res, res->body.len, c->keep_alive, &c->head) != 0) {
+    uv_pprof__buf_free(&res->body);
     conn_close(c);
     return;
   }
-  c->state = STATE_WRITING;
+  uv_pprof__buf_move(&c->body, &res->body);
+  if (head_only)
+    uv_pprof__buf_free(&c->body);
+  enter(c, STATE_WRITING);
   arm(c, c->server->config.write_timeout_ms);
   b[0] = uv_buf_init(c->head.base, (unsigned int)c->head.len);
   c->sent = 0;
@@ -273,17 +370,49 @@ static void conn_write(uv_pprof__conn_t* c, uv_pprof__response_t* res,
     conn_close(c);
 }
 
-/* An error found while parsing: answered in Go's plain-text style, then the
- * connection is closed (its input can no longer be trusted). */
+/* An error found while parsing, or a refusal: answered in Go's plain-text
+ * style, then the connection is closed (its input can no longer be trusted,
+ * or was not read). Refusals carry X-Go-Pprof, so that `go tool pprof`
+ * prints their reason. */
 static void conn_fail(uv_pprof__conn_t* c, int status, const char* msg) {
   uv_pprof__response_t res;
 
   memset(&res, 0, sizeof(res));
   res.status = status;
   res.content_type = "text/plain; charset=utf-8";
+  res.go_error = status == 401 || status == 403;
+  if (status == 401)
+    res.headers[0] = "Www-Authenticate: Bearer realm=\"uv_pprof\"";
   uv_pprof__buf_printf(&res.body, "%s\n", msg);
   c->keep_alive = 0;
   conn_write(c, &res, 0);
+}
+
+static void send_refusal(uv_pprof__conn_t* c) {
+  conn_fail(c, 401,
+            "Unauthorized: this server requires "
+            "\"Authorization: Bearer <token>\"");
+}
+
+/* A wrong or missing token: its 401 goes out at the next turn of the
+ * server-wide pace, waiting on the connection's timer (the connection reads
+ * nothing meanwhile, and is among the first closed to make room). */
+static void refuse(uv_pprof__conn_t* c) {
+  uv_pprof__server_t* s = c->server;
+  uint64_t now = uv_now(s->loop);
+  uint64_t turn = s->next_refusal > now ? s->next_refusal : now;
+
+  if (turn - now >= (uint64_t)REFUSAL_INTERVAL_MS * REFUSAL_QUEUE) {
+    conn_close(c);
+    return;
+  }
+  s->next_refusal = turn + REFUSAL_INTERVAL_MS;
+  if (turn == now) {
+    send_refusal(c);
+    return;
+  }
+  enter(c, STATE_REFUSING);
+  arm(c, (unsigned int)(turn - now));
 }
 
 /* req->finish: the handler is done with req. */
@@ -321,8 +450,12 @@ static int on_message_begin(llhttp_t* p) {
   c->field_is_auth = 0;
   c->field_is_expect = 0;
   c->field_kept = NULL;
+  c->field_is_host = 0;
   c->expect_continue = 0;
   c->header_bytes = 0;
+  c->host_len = 0;
+  c->host_long = 0;
+  c->nhosts = 0;
   return 0;
 }
 
@@ -365,6 +498,8 @@ static int on_header_field_complete(llhttp_t* p) {
   else if (c->field_len == 13 &&
            strncasecmp(c->field, "if-none-match", 13) == 0)
     c->field_kept = &c->req->if_none_match;
+  c->field_is_host = c->field_len == 4 && strncasecmp(c->field, "host", 4) == 0;
+  c->nhosts += c->field_is_host;
   c->field_len = 0;
   return 0;
 }
@@ -379,7 +514,45 @@ static int on_header_value(llhttp_t* p, const char* at, size_t len) {
   if (c->field_is_expect && len >= 12 &&
       strncasecmp(at, "100-continue", 12) == 0)
     c->expect_continue = 1;
+  if (c->field_is_host) {
+    if (c->host_len + len <= sizeof(c->host)) {
+      memcpy(c->host + c->host_len, at, len);
+      c->host_len += len;
+    } else {
+      c->host_long = 1;
+    }
+  }
   return count_header(c, len);
+}
+
+static int token_ok(const uv_pprof__server_t* s, const uv_pprof__buf_t* auth);
+
+/* Whether a request may be served at all, decided when its headers are
+ * complete: before its body is read or a 100-continue sent. Returns 0, or
+ * the status of its refusal (401: see refuse()) and *msg. */
+static int admit(uv_pprof__conn_t* c, const char** msg) {
+  const uv_pprof__server_t* s = c->server;
+
+  if (c->nhosts > 1) {
+    *msg = "Bad Request: more than one Host header";
+    return 400;
+  }
+  if (s->config.token_len > 0) {
+    *msg = "";
+    return token_ok(s, &c->auth) ? 0 : 401;
+  }
+  /* No request from a browser lacks a Host: none is no page's. */
+  if (s->loopback && c->nhosts == 1 &&
+      (c->host_long || !uv_pprof__http_host_is_local(c->host, c->host_len))) {
+    *msg =
+        "Forbidden: without a token this server answers only requests for "
+        "localhost or a loopback address (Host: localhost:PORT, "
+        "127.0.0.1:PORT or [::1]:PORT), so that no web page can read it "
+        "through a name rebound to 127.0.0.1; with UV_PPROF_TOKEN set, any "
+        "Host is answered";
+    return 403;
+  }
+  return 0;
 }
 
 static int on_headers_complete(llhttp_t* p) {
@@ -387,9 +560,18 @@ static int on_headers_complete(llhttp_t* p) {
   uv_pprof__request_t* req = c->req;
   const uv_pprof__route_t* route;
   const char* q;
+  const char* msg;
   size_t path_len;
+  int refusal;
 
   req->method = p->method;
+  refusal = admit(c, &msg);
+  if (refusal != 0)
+    return fail_cb(c, refusal, msg);
+  /* uv_pprof switches to no other protocol: an Upgrade request is answered
+   * as any other, and the connection goes on as HTTP/1.1 (llhttp would
+   * otherwise stop parsing after it). */
+  p->upgrade = 0;
   if (p->method != HTTP_GET && p->method != HTTP_HEAD && p->method != HTTP_POST)
     return fail_cb(c, 405, "Method Not Allowed");
   if (c->url.len == 0 || c->url.base[0] != '/')
@@ -482,16 +664,8 @@ static int token_ok(const uv_pprof__server_t* s, const uv_pprof__buf_t* auth) {
 static void dispatch(uv_pprof__conn_t* c) {
   uv_pprof__request_t* req = c->req;
 
-  c->state = STATE_ROUTED;
+  enter(c, STATE_ROUTED);
   uv_timer_stop(&c->timer);
-  if (!token_ok(c->server, &c->auth)) {
-    uv_pprof__error(req, 401,
-                    "Unauthorized: this server requires "
-                    "\"Authorization: Bearer <token>\"");
-    req->res.headers[0] = "Www-Authenticate: Bearer realm=\"uv_pprof\"";
-    uv_pprof__request_finish(req);
-    return;
-  }
   req->busy = 1;
   uv_pprof__route(req);
 }
@@ -505,7 +679,7 @@ static void parse(uv_pprof__conn_t* c, const char* data, size_t len) {
   if (len == 0)
     return;
   if (c->state == STATE_IDLE) {
-    c->state = STATE_READING;
+    enter(c, STATE_READING);
     arm(c, c->server->config.request_timeout_ms);
   }
   err = llhttp_execute(&c->parser, data, len);
@@ -525,7 +699,9 @@ static void parse(uv_pprof__conn_t* c, const char* data, size_t len) {
     uv_pprof__request_free(c->req);
     c->req = NULL;
   }
-  if (c->error_status != 0) {
+  if (c->error_status == 401) {
+    refuse(c);
+  } else if (c->error_status != 0) {
     conn_fail(c, c->error_status, c->error_msg);
   } else {
     char msg[256];
@@ -539,18 +715,40 @@ static void parse(uv_pprof__conn_t* c, const char* data, size_t len) {
 static void conn_next(uv_pprof__conn_t* c) {
   uv_pprof__buf_t more;
 
-  c->state = STATE_IDLE;
+  enter(c, STATE_IDLE);
   c->error_status = 0;
   arm(c, c->server->config.idle_timeout_ms);
   more = c->pending;
   uv_pprof__buf_init(&c->pending);
-  if (!c->reading && read_start(c) != 0) {
+  if (!c->reading && !c->eof && read_start(c) != 0) {
     uv_pprof__buf_free(&more);
     conn_close(c);
     return;
   }
   parse(c, more.base, more.len);
   uv_pprof__buf_free(&more);
+  if (!c->eof)
+    return;
+  /* The client sends no more: a request it sent is answered as soon as it
+   * can be; what is left can never become one. */
+  if (c->state == STATE_ROUTED)
+    uv_pprof__request_hurry(c->req);
+  else if (c->state == STATE_IDLE || c->state == STATE_READING)
+    conn_close(c);
+}
+
+/* EOF: the client sends no more. `nc -N` and some HTTP/1.0 clients
+ * half-close right after their request and then wait for the answer: a
+ * request being answered is answered (a handler waiting for a window ends
+ * it now, as Go's do when the client's side ends), then the connection
+ * closes. Anything else closes now. */
+static void peer_done(uv_pprof__conn_t* c) {
+  c->eof = 1;
+  c->reading = 0; /* libuv stopped reading at EOF */
+  if (c->state == STATE_ROUTED)
+    uv_pprof__request_hurry(c->req);
+  else if (c->state != STATE_WRITING)
+    conn_close(c);
 }
 
 static void on_alloc(uv_handle_t* handle, size_t size, uv_buf_t* buf) {
@@ -565,6 +763,10 @@ static void on_alloc(uv_handle_t* handle, size_t size, uv_buf_t* buf) {
 static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   uv_pprof__conn_t* c = stream->data;
 
+  if (nread == UV_EOF) {
+    peer_done(c);
+    return;
+  }
   if (nread < 0) {
     conn_close(c);
     return;
@@ -598,6 +800,123 @@ static void read_stop(uv_pprof__conn_t* c) {
 
 /* ---- accepting --------------------------------------------------------- */
 
+static void on_connection(uv_stream_t* listener, int status);
+
+static void on_sink_close(uv_handle_t* handle) {
+  uv_pprof__server_t* s = handle->data;
+
+  uv_pprof__handle_disown(handle);
+  s->sink_busy = 0;
+  if (s->sink_waiting && !s->closing) {
+    s->sink_waiting = 0;
+    on_connection((uv_stream_t*)&s->listener, 0); /* memory again? */
+  }
+  server_release(s);
+}
+
+/* No memory for the pending connection: it is accepted into the server's
+ * own handle and closed (or, while that handle closes, when it has). A
+ * listener whose connection is never accepted is never watched again. */
+static void drop_pending(uv_pprof__server_t* s) {
+  if (s->sink_busy) {
+    s->sink_waiting = 1;
+    return;
+  }
+  if (uv_tcp_init(s->loop, &s->sink) != 0)
+    return;
+  s->sink_busy = 1;
+  s->open_handles++;
+  s->sink.data = s;
+  uv_pprof__handle_own(&s->sink);
+  uv_unref((uv_handle_t*)&s->sink);
+  uv_accept((uv_stream_t*)&s->listener, (uv_stream_t*)&s->sink);
+  uv_close((uv_handle_t*)&s->sink, on_sink_close);
+}
+
+/* At the cap: closes the connection that has waited longest among those
+ * that lose no answer in progress (idle, lingering after their answer, or
+ * waiting for a refusal), else the one whose request began arriving first.
+ * So idle keep-alive connections, however many, never lock others out. */
+static void make_room(uv_pprof__server_t* s) {
+  uv_pprof__conn_t* c =
+      s->spare.head != NULL ? s->spare.head : s->arriving.head;
+
+  if (c != NULL)
+    conn_close(c);
+}
+
+/* 1 when the client has sent something already: its request is arriving,
+ * and the connection is not to be taken for an idle one before the loop
+ * has read it (its first read comes on a later iteration). */
+static int has_input(uv_pprof__conn_t* c) {
+  uv_os_fd_t fd;
+  char byte;
+
+  return uv_fileno((uv_handle_t*)&c->tcp, &fd) == 0 &&
+         recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* A new connection of s, its handles initialized (not yet counted under
+ * the cap); NULL when out of memory. */
+static uv_pprof__conn_t* conn_new(uv_pprof__server_t* s) {
+  uv_pprof__conn_t* c = calloc(1, sizeof(*c));
+
+  if (c == NULL)
+    return NULL;
+  c->server = s;
+  if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+    free(c);
+    return NULL;
+  }
+  uv_timer_init(s->loop, &c->timer);
+  uv_pprof__handle_own(&c->tcp);
+  uv_pprof__handle_own(&c->timer);
+  uv_unref((uv_handle_t*)&c->tcp);
+  uv_unref((uv_handle_t*)&c->timer);
+  c->tcp.data = c;
+  c->timer.data = c;
+  c->open_handles = 2;
+  s->open_handles++;
+  c->next = s->conns;
+  if (s->conns != NULL)
+    s->conns->prev = c;
+  s->conns = c;
+  c->state = STATE_IDLE;
+  return c;
+}
+
+/* The connection's socket is open: it takes a slot under the cap (making
+ * room if it must) and reads, or gets a 503, or, past MAX_REJECTED, is
+ * closed at once. */
+static void conn_begin(uv_pprof__conn_t* c) {
+  uv_pprof__server_t* s = c->server;
+
+  if (s->nconns >= s->config.max_connections)
+    make_room(s);
+  if (s->nconns >= s->config.max_connections) {
+    c->slot = SLOT_REJECTED;
+    if (s->nrejected++ >= MAX_REJECTED)
+      conn_close(c);
+    else
+      conn_fail(c, 503, "Service Unavailable: too many connections");
+    return;
+  }
+  c->slot = SLOT_ADMITTED;
+  s->nconns++;
+  uv_tcp_nodelay(&c->tcp, 1);
+  llhttp_init(&c->parser, HTTP_REQUEST, &settings);
+  c->parser.data = c;
+  if (has_input(c)) {
+    enter(c, STATE_READING);
+    arm(c, s->config.request_timeout_ms);
+  } else {
+    enter(c, STATE_IDLE);
+    arm(c, s->config.idle_timeout_ms);
+  }
+  if (read_start(c) != 0)
+    conn_close(c);
+}
+
 static void on_connection(uv_stream_t* listener, int status) {
   uv_pprof__server_t* s = listener->data;
   uv_pprof__conn_t* c;
@@ -613,48 +932,18 @@ static void on_connection(uv_stream_t* listener, int status) {
   }
   if (status < 0 || s->closing)
     return;
-  c = calloc(1, sizeof(*c));
-  if (c == NULL)
-    return;
-  c->server = s;
-  if (uv_tcp_init(s->loop, &c->tcp) != 0) {
-    free(c);
+  c = conn_new(s);
+  if (c == NULL) {
+    drop_pending(s);
     return;
   }
-  uv_timer_init(s->loop, &c->timer);
-  uv_pprof__handle_own(&c->tcp);
-  uv_pprof__handle_own(&c->timer);
-  uv_unref((uv_handle_t*)&c->tcp);
-  uv_unref((uv_handle_t*)&c->timer);
-  c->tcp.data = c;
-  c->timer.data = c;
-  c->open_handles = 2;
-  s->open_handles++;
-  c->next = s->conns;
-  if (s->conns != NULL)
-    s->conns->prev = c;
-  s->conns = c;
-  c->rejected = s->nconns >= s->config.max_connections;
-  if (!c->rejected)
-    s->nconns++;
-  c->state = STATE_IDLE;
-
   if (uv_accept(listener, (uv_stream_t*)&c->tcp) != 0 ||
       uv_tcp_getpeername(&c->tcp, (struct sockaddr*)&peer, &len) != 0 ||
       (s->loopback && !uv_pprof__is_loopback((struct sockaddr*)&peer))) {
     conn_close(c);
     return;
   }
-  uv_tcp_nodelay(&c->tcp, 1);
-  if (c->rejected) {
-    conn_fail(c, 503, "Service Unavailable: too many connections");
-    return;
-  }
-  llhttp_init(&c->parser, HTTP_REQUEST, &settings);
-  c->parser.data = c;
-  arm(c, s->config.idle_timeout_ms);
-  if (read_start(c) != 0)
-    conn_close(c);
+  conn_begin(c);
 }
 
 /* ---- server ------------------------------------------------------------ */

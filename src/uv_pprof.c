@@ -55,6 +55,11 @@ static void on_fork_child(void) {
   uv_mutex_init(&mu);
 }
 
+/* A token guarding a non-loopback address is this long at least: at the
+ * server's pace of 10 refusals a second, 16 random lowercase letters take
+ * some 10^14 years to guess. */
+#define MIN_PUBLIC_TOKEN 16
+
 static void init_once(void) {
   if (uv_mutex_init(&mu) != 0 ||
       pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child) != 0)
@@ -320,6 +325,14 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
             "a token: set UV_PPROF_TOKEN (or options.token)\n",
             options->host);
     return UV_EACCES;
+  }
+  if (!uv_pprof__is_loopback((struct sockaddr*)&cfg.addr) &&
+      cfg.token_len < MIN_PUBLIC_TOKEN) {
+    fprintf(stderr,
+            "uv_pprof: refusing to serve on non-loopback address %s with a "
+            "token of %zu characters: it must have at least %d\n",
+            options->host, cfg.token_len, MIN_PUBLIC_TOKEN);
+    return UV_EINVAL;
   }
   cfg.max_connections = options->max_connections;
   cfg.idle_timeout_ms = options->idle_timeout_ms;

@@ -246,6 +246,15 @@ int tcp_send(int fd, const void* data, size_t len);
 /* Reads until EOF or timeout_ms into a malloc'd NUL-terminated buffer. */
 char* tcp_read_all(int fd, int timeout_ms, size_t* len);
 
+/* ---- failalloc.c -------------------------------------------------------- */
+
+/* The calling thread's next calloc (through the test binary's
+ * -Wl,--wrap=calloc: uv_pprof's objects and the tests, not libuv) returns
+ * NULL with ENOMEM. */
+void failalloc_calloc_next(void);
+/* How many callocs have failed so far, every thread. */
+int failalloc_failures(void);
+
 /* ---- profiles ----------------------------------------------------------- */
 
 struct uv_pprof__buf_s;

@@ -156,7 +156,8 @@ static int raw_get(int port, const char* path) {
   int fd = tcp_connect(port);
 
   snprintf(req, sizeof(req),
-           "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+           "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+           path);
   ASSERT_EQ(tcp_send(fd, req, strlen(req)), 0);
   return fd;
 }

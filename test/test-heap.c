@@ -1154,10 +1154,10 @@ static char* read_answer(int fd, const char* disposition, size_t* len) {
 /* heap?seconds=N: what grew during the window, and only that. */
 TEST_IMPL(heap_jemalloc_delta) {
   static const char req[] =
-      "GET /debug/pprof/heap?seconds=3 HTTP/1.1\r\nHost: x\r\n"
+      "GET /debug/pprof/heap?seconds=3 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
       "Connection: close\r\n\r\n";
   static const char allocs_req[] =
-      "GET /debug/pprof/allocs?seconds=1 HTTP/1.1\r\nHost: x\r\n"
+      "GET /debug/pprof/allocs?seconds=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
       "Connection: close\r\n\r\n";
   heaphost_t h;
   char file[256];
@@ -1236,7 +1236,8 @@ TEST_IMPL(heap_jemalloc_ticks) {
   static const char* const env[] = {"MALLOC_CONF=prof:true,lg_prof_sample:0",
                                     NULL};
   static const char req[] =
-      "GET /debug/pprof/heap HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      "GET /debug/pprof/heap HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: "
+      "close\r\n\r\n";
   heaphost_t h;
   unsigned long long first = 0;
   unsigned long long last = 0;

@@ -171,6 +171,23 @@
   TEST(recorder_unwritable)                                          \
   TEST(recorder_full)                                                \
   TEST(recorder_percent)                                             \
+  /* test-server.c (integration) */                                  \
+  TEST(server_redirect_header_injection)                             \
+  TEST(server_redirect_same_origin)                                  \
+  TEST(server_host_rule)                                             \
+  TEST(server_token_before_body)                                     \
+  TEST(server_token_pace)                                            \
+  TEST(server_short_token)                                           \
+  TEST(server_idle_eviction)                                         \
+  TEST(server_connection_flood)                                      \
+  TEST(server_half_close)                                            \
+  TEST(server_upgrade_keepalive)                                     \
+  TEST(server_accept_enomem)                                         \
+  /* test-sweep.c (integration) */                                   \
+  TEST(sweep_every_endpoint)                                         \
+  TEST(sweep_block_mutex_delta)                                      \
+  /* test-notes.c */                                                 \
+  TEST(maps_note_bounds)                                             \
   /* test-unwind.c */                                                \
   TEST(unwind_rules_match_libdw)                                     \
   TEST(unwind_rules_after_reload)                                    \

@@ -5,7 +5,7 @@ export interface StartOptions {
   host?: string;
   /** TCP port, 0 picks a free one. Default 6060. */
   port?: number;
-  /** Every request must carry "Authorization: Bearer <token>". Required for a non-loopback host. */
+  /** Every request must carry "Authorization: Bearer <token>". Required for a non-loopback host, and then at least 16 characters (EINVAL otherwise). */
   token?: string;
   /** Do not print the "pprof enabled on ..." banner. Default false. */
   quiet?: boolean;

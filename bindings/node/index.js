@@ -52,7 +52,8 @@ function check(options) {
 // Starts serving on this thread's loop and returns the index URL
 // ("http://localhost:PORT/debug/pprof/"). Defaults: host 127.0.0.1, port
 // 6060 (0 picks a free one), no token. Throws with .code EADDRINUSE,
-// EACCES (non-loopback host without a token), EINVAL or EBUSY (already
+// EACCES (non-loopback host without a token), EINVAL (a bad value, or a
+// token under 16 characters for a non-loopback host) or EBUSY (already
 // started on this thread). In a worker thread while another thread serves,
 // it registers this thread's loop (its handles join the goroutine profile)
 // and returns null.

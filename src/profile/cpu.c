@@ -29,6 +29,7 @@ typedef struct window_s {
   int handles;   /* timers not closed yet */
   int closing;   /* the timers are being closed */
   int abandoned; /* atomic: the client has gone */
+  int hurried;   /* the client sends no more: the window ends at once */
   int opened;    /* the open job took a sampler reference */
   int closed;    /* the close job ran */
   /* The worker's, under `mu`; `end` is set by the loop (atomic). */
@@ -297,7 +298,7 @@ static void on_opened(uv_pprof__job_t* job, int cancelled) {
     return;
   }
   w->state = OPEN;
-  if (__atomic_load_n(&w->abandoned, __ATOMIC_RELAXED)) {
+  if (__atomic_load_n(&w->abandoned, __ATOMIC_RELAXED) || w->hurried) {
     close_window(w);
     return;
   }
@@ -322,6 +323,16 @@ static void abandon(uv_pprof__request_t* req) {
   if (w->state == OPEN)
     close_window(w);
   /* OPENING: on_opened closes it; CLOSING and CLOSED: it is closing. */
+}
+
+/* The client sends no more (it half-closed): as Go's handler when the
+ * request's context ends, the window ends now and its profile is sent. */
+static void hurry(uv_pprof__request_t* req) {
+  window_t* w = req->route_data;
+
+  w->hurried = 1;
+  if (w->state == OPEN)
+    close_window(w);
 }
 
 static void serve(uv_pprof__request_t* req) {
@@ -368,6 +379,7 @@ static void serve(uv_pprof__request_t* req) {
   init_timer(w, &w->tick);
   req->route_data = w;
   req->abandon = abandon;
+  req->hurry = hurry;
   if (submit(w, &w->job) != 0) {
     uv_pprof__error(req, 500,
                     "Could not enable CPU profiling: uv_pprof's "

@@ -29,9 +29,13 @@ typedef struct named_job_s {
   int with_at;       /* ?at= */
   uv_pprof__when_t base;
   uv_pprof__when_t at;
-  void* snap0; /* delta: the first snapshot */
+  /* The first snapshot of a delta. A profile with nothing to capture
+   * (block, mutex) has NULL for a snapshot: taken0 says it was taken. */
+  void* snap0;
+  int taken0;
   int64_t time0;
   int waiting; /* delta: between the snapshots, on `timer` */
+  int hurried; /* the client sends no more: the window ends at once */
   uv_timer_t timer;
   /* Taken on the loop thread just before the job (loop_snapshot), by route:
    * the job's own profile's, or every such profile's for the index page. */
@@ -123,7 +127,7 @@ static int encode(named_job_t* nj, void* snap, uv_pprof__buf_t* out) {
   if (b == NULL)
     return UV_ENOMEM;
   p->types(b);
-  if (nj->snap0 != NULL) {
+  if (nj->taken0) {
     int64_t now = uv_pprof__now_ns();
     p->emit(nj->snap0, b, -1);
     uv_pprof__builder_time(b, now);
@@ -269,8 +273,9 @@ static void work_profile(uv_pprof__job_t* job) {
       p->snapshot_free(snap);
     return;
   }
-  if (nj->seconds > 0 && nj->snap0 == NULL) {
+  if (nj->seconds > 0 && !nj->taken0) {
     nj->snap0 = snap; /* first half of a delta */
+    nj->taken0 = 1;
     nj->time0 = uv_pprof__now_ns();
     return;
   }
@@ -334,6 +339,10 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
 
   if (!cancelled && req->conn != NULL && nj->seconds > 0 &&
       req->res.status == 0) {
+    if (nj->hurried) {
+      submit(nj); /* p1 at once */
+      return;
+    }
     /* p0 is taken; wait for the window on the loop, never blocking it */
     nj->waiting = 1;
     nj->timer.data = nj;
@@ -354,6 +363,16 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
 static void abandon_job(uv_pprof__request_t* req) {
   named_job_t* nj = req->route_data;
 
+  if (nj->waiting && !uv_is_closing((uv_handle_t*)&nj->timer))
+    uv_close((uv_handle_t*)&nj->timer, on_timer_close);
+}
+
+/* The client sends no more: a delta's window ends now (p1 is taken when
+ * p0 is, or at once), as Go's ends with the request's context. */
+static void hurry_job(uv_pprof__request_t* req) {
+  named_job_t* nj = req->route_data;
+
+  nj->hurried = 1;
   if (nj->waiting && !uv_is_closing((uv_handle_t*)&nj->timer))
     uv_close((uv_handle_t*)&nj->timer, on_timer_close);
 }
@@ -444,6 +463,7 @@ void uv_pprof__serve_profile(uv_pprof__request_t* req) {
   nj->job.work = work_profile;
   req->route_data = nj;
   req->abandon = abandon_job;
+  req->hurry = hurry_job;
   submit(nj);
 }
 

@@ -30,6 +30,7 @@ async function main() {
   assert.throws(() => pprof.start({ prot: 1 }), /unknown option "prot"/);
   assert.throws(() => pprof.start({ host: 'not-an-address', port: 0 }), { code: 'EINVAL' });
   assert.throws(() => pprof.start({ host: '0.0.0.0', port: 0 }), { code: 'EACCES' });
+  assert.throws(() => pprof.start({ host: '0.0.0.0', port: 0, token: 'short' }), { code: 'EINVAL' });
   const busy = net.createServer();
   await new Promise((resolve) => busy.listen(0, '127.0.0.1', resolve));
   assert.throws(() => pprof.start({ port: busy.address().port, quiet: true }),

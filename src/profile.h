@@ -127,6 +127,9 @@ int uv_pprof__cmdline(uv_pprof__buf_t* out);
 
 /* symbol.c: the largest request body taken (413 beyond). */
 #define UV_PPROF__MAX_SYMBOL_BODY (4u << 20)
+/* /debug/pprof/symbol answers 413 to more addresses in one request: each
+ * costs the worker a lookup and the answer a line. */
+#define UV_PPROF__MAX_SYMBOL_ADDRS 65536
 
 /* cpu.c: /debug/pprof/profile?seconds=N. */
 #define UV_PPROF__CPU_DEFAULT_SECONDS 30

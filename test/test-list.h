@@ -195,4 +195,7 @@
   TEST(ui_accepts_gzip)                                              \
   TEST(ui_etag_matches)                                              \
   TEST(ui_routes)                                                    \
+  /* test-bounds.c (integration) */                                  \
+  TEST(symbol_addresses_cap)                                         \
+  TEST(symbol_cache_bounded)                                         \
   /* end */

@@ -49,15 +49,32 @@ static void append_symbol(uv_pprof__buf_t* out, uintptr_t addr) {
     uv_pprof__buf_printf(out, "0x%" PRIxPTR " %s\n", addr, f[n - 1].name);
 }
 
+/* The number of '+'-separated tokens in p[0..end). */
+static size_t count_tokens(const char* p, const char* end) {
+  size_t n = 1;
+
+  if (p == end)
+    return 0;
+  while ((p = memchr(p, '+', (size_t)(end - p))) != NULL) {
+    n++;
+    p++;
+  }
+  return n;
+}
+
 /* Go's handler: "num_symbols: 1" first, then the addresses of a POST body,
  * or else of the raw query string, split on '+'; unparsable or zero tokens
- * and addresses nothing names produce no line. */
+ * and addresses nothing names produce no line. More than
+ * UV_PPROF__MAX_SYMBOL_ADDRS tokens get 413. A stopping server is noticed
+ * every 1024 addresses (the answer is dropped then). */
 static void work_symbol(uv_pprof__job_t* job) {
   symbol_job_t* sj = job->data;
   uv_pprof__request_t* req = sj->req;
   uv_pprof__response_t* res = &req->res;
+  const uv_pprof__worker_t* w = req->worker;
   const char* p;
   const char* end;
+  size_t n = 0;
 
   if (req->method == HTTP_POST) {
     p = req->body.base != NULL ? req->body.base : "";
@@ -65,6 +82,14 @@ static void work_symbol(uv_pprof__job_t* job) {
   } else {
     p = req->query;
     end = p + strlen(p);
+  }
+  if (count_tokens(p, end) > UV_PPROF__MAX_SYMBOL_ADDRS) {
+    char msg[128];
+    snprintf(msg, sizeof(msg),
+             "Request Entity Too Large: at most %d addresses per request",
+             UV_PPROF__MAX_SYMBOL_ADDRS);
+    uv_pprof__error(req, 413, msg);
+    return;
   }
   res->status = 200;
   res->content_type = "text/plain; charset=utf-8";
@@ -76,6 +101,8 @@ static void work_symbol(uv_pprof__job_t* job) {
     if (addr != 0)
       append_symbol(&res->body, addr);
     p = plus != NULL ? plus + 1 : end;
+    if (++n % 1024 == 0 && uv_pprof__worker_cancelled(w))
+      return;
   }
   if (res->body.oom)
     uv_pprof__error(req, 500, "out of memory");

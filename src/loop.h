@@ -92,8 +92,11 @@ typedef struct uv_pprof__job_s uv_pprof__job_t;
 
 /* Runs on the worker thread. */
 typedef void (*uv_pprof__work_cb)(uv_pprof__job_t* job);
-/* Runs on the loop thread once work is done; `cancelled` when the worker is
- * being stopped (the job must then only free what it owns). */
+/* Runs on the loop thread once work is done. `cancelled` when the worker is
+ * being stopped: the job must then only free what it owns, and must not
+ * touch a loop or wait for anything, since a job whose work was running
+ * when the server stopped gets its done(job, 1) on the worker thread, after
+ * its work (uv_pprof_stop never waits for it). */
 typedef void (*uv_pprof__done_cb)(uv_pprof__job_t* job, int cancelled);
 
 struct uv_pprof__job_s {
@@ -113,13 +116,15 @@ uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop);
 /* Queues a job, starting the thread if needed. Loop thread only.
  * Returns 0 or a negative libuv code (the job is then not queued). */
 int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job);
-/* True once uv_pprof__worker_close() began: long jobs poll it and give up. */
-int uv_pprof__worker_cancelled(const uv_pprof__worker_t* w);
-/* Stops the thread (after its current job), calls done(job, 1) for every job
- * not yet delivered, closes the wake-up and frees w when it has closed. */
+/* True on a worker thread whose server has stopped: long jobs poll it and
+ * give up (their answer is dropped anyway). 0 on any other thread. */
+int uv_pprof__worker_stopping(void);
+/* Tells the thread to stop, calls done(job, 1) for every job not running
+ * (queued, or finished and not yet delivered) and closes the wake-up;
+ * never waits for the thread. A job that is running finishes on the
+ * thread, which calls its done(job, 1) there. w is freed once the wake-up
+ * has closed and the thread has exited. Loop thread. */
 void uv_pprof__worker_close(uv_pprof__worker_t* w);
-/* Number of threads the worker is running now (0 or 1). */
-int uv_pprof__worker_threads(const uv_pprof__worker_t* w);
 /* fork(): the prepare handler takes the worker's lock, the parent's gives
  * it back, the child's makes it anew and forgets the thread (not copied). */
 void uv_pprof__worker_fork_prepare(uv_pprof__worker_t* w);

@@ -29,6 +29,11 @@ typedef struct uv_pprof__mapping_s {
  * the main executable come first. Anonymous regions are skipped; [vdso] and
  * [vsyscall] are kept. Returns 0 or a negative libuv code. */
 int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count);
+/* The executable mappings of maps text[0..len) (need not be NUL-ended), in
+ * its order, without build ids. Lines that are not maps lines are skipped.
+ * Returns 0 or UV_ENOMEM. Free with uv_pprof__maps_free(). */
+int uv_pprof__maps_parse(const char* text, size_t len,
+                         uv_pprof__mapping_t** maps, size_t* count);
 void uv_pprof__maps_free(uv_pprof__mapping_t* maps, size_t count);
 /* The executable memory of /proc/self/maps that no file backs: anonymous
  * regions (named or not) and memfd mappings, where JIT compilers put their

@@ -130,6 +130,13 @@ int uv_pprof__cmdline(uv_pprof__buf_t* out);
 /* /debug/pprof/symbol answers 413 to more addresses in one request: each
  * costs the worker a lookup and the answer a line. */
 #define UV_PPROF__MAX_SYMBOL_ADDRS 65536
+/* The answer's body for the '+'-separated addresses of p[0..len): Go's
+ * "num_symbols: 1", then "0x<addr> <name>" for each token that parses as
+ * Go's ParseUint(s, 0, 64) and names a function; other tokens give no
+ * line. Returns 0, UV_E2BIG beyond UV_PPROF__MAX_SYMBOL_ADDRS tokens (out
+ * untouched), UV_ECANCELED when its server stops, or UV_ENOMEM. Worker
+ * thread (it symbolizes). */
+int uv_pprof__symbol_answer(const char* p, size_t len, uv_pprof__buf_t* out);
 
 /* cpu.c: /debug/pprof/profile?seconds=N. */
 #define UV_PPROF__CPU_DEFAULT_SECONDS 30

@@ -1,12 +1,13 @@
-/* uv_pprof's own worker thread: heavy work (jemalloc dumps, symbolization,
- * unwinding, profile encoding, gzip) runs here, never on the host's loop
- * thread nor in the host's libuv threadpool. The thread starts on the first job
- * and exits after UV_PPROF__WORKER_IDLE_MS without work (light jobs, the
- * periodic ones, do not count), so an idle server has none. Finished jobs go
- * back to the loop through a wake-up of its own (src/wakeup.c), never
- * uv_async_t: a job may finish after a host closed its loop without
- * uv_pprof_stop(). */
-#include <malloc.h>
+/* uv_pprof's own worker thread: heavy work (dumps, symbolization, encoding,
+ * gzip) runs here, never on the host's loop thread nor in the host's libuv
+ * threadpool. The thread starts on the first job and exits after
+ * UV_PPROF__WORKER_IDLE_MS without work (light jobs, the periodic ones, do
+ * not count), so an idle server has none. Finished jobs go back to the loop
+ * through a wake-up of its own (src/wakeup.c), never uv_async_t: a job may
+ * finish after a host closed its loop without uv_pprof_stop(). The loop
+ * thread never waits for the thread: it is detached, never joined, and a
+ * job still running when the server stops finishes on the thread, which
+ * then frees it (see uv_pprof__done_cb). */
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -19,24 +20,43 @@ struct uv_pprof__worker_s {
   uv_pprof__wakeup_t wakeup;
   uv_mutex_t mu;
   uv_cond_t cond;
-  uv_thread_t thread;
-  int running;  /* the thread is alive and takes jobs */
-  int joinable; /* a thread was started and not joined yet */
-  int cancelled;
+  int running;   /* a thread is alive: serving, or freeing its tables */
+  int cancelled; /* atomic: uv_pprof__worker_close() began */
+  int refs;      /* the loop's (until the wake-up has closed) + threads alive */
   uv_pprof__job_t* todo;
   uv_pprof__job_t** todo_tail;
   uv_pprof__job_t* done;
   uv_pprof__job_t** done_tail;
 };
 
+/* Every worker's work and idle teardown, whatever its server, runs under
+ * `exclusive`: the symbolizer's and the unwinder's tables are the process's,
+ * and a thread finishing a job of a stopped server may overlap the next
+ * server's thread. `nthreads` (under it) counts the worker threads alive,
+ * so that the last one to leave frees those tables. */
+static uv_once_t once = UV_ONCE_INIT;
+static uv_mutex_t exclusive;
+static int nthreads;
+/* The worker of the calling thread. A key, not _Thread_local: TLS in a
+ * shared object needs the loader's __tls_get_addr, and the Node addon may
+ * need nothing beyond glibc (bindings/node/test/symbols.sh). */
+static uv_key_t self;
+
+static void init_once(void) {
+  if (uv_mutex_init(&exclusive) != 0 || uv_key_create(&self) != 0)
+    abort();
+}
+
 static void on_done(uv_pprof__wakeup_t* wakeup);
 
 uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
   uv_pprof__worker_t* w = calloc(1, sizeof(*w));
 
+  uv_once(&once, init_once);
   if (w == NULL)
     return NULL;
   w->loop = loop;
+  w->refs = 1;
   w->todo_tail = &w->todo;
   w->done_tail = &w->done;
   if (uv_mutex_init(&w->mu) != 0) {
@@ -58,14 +78,71 @@ uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
   return w;
 }
 
+/* Drops one reference; the last one frees w. Any thread, without w->mu. */
+static void release(uv_pprof__worker_t* w) {
+  int last;
+
+  uv_mutex_lock(&w->mu);
+  last = --w->refs == 0;
+  uv_mutex_unlock(&w->mu);
+  if (!last)
+    return;
+  uv_cond_destroy(&w->cond);
+  uv_mutex_destroy(&w->mu);
+  free(w);
+}
+
+/* Runs jobs until none came for UV_PPROF__WORKER_IDLE_MS (light ones do
+ * not count) or the worker is cancelled. Called and returns with w->mu
+ * held; returns the job that was running when the worker was cancelled,
+ * if any: its loop may be gone. */
+static uv_pprof__job_t* serve(uv_pprof__worker_t* w) {
+  const uint64_t idle_ns = UV_PPROF__WORKER_IDLE_MS * (uint64_t)1000000;
+  uint64_t deadline = uv_hrtime() + idle_ns;
+  uv_pprof__job_t* job;
+
+  for (;;) {
+    while (w->todo == NULL && !w->cancelled) {
+      uint64_t now = uv_hrtime();
+      if (now >= deadline ||
+          (uv_cond_timedwait(&w->cond, &w->mu, deadline - now) ==
+               UV_ETIMEDOUT &&
+           w->todo == NULL))
+        return NULL;
+    }
+    if (w->cancelled)
+      return NULL;
+    job = w->todo;
+    w->todo = job->next;
+    if (w->todo == NULL)
+      w->todo_tail = &w->todo;
+    uv_mutex_unlock(&w->mu);
+
+    uv_mutex_lock(&exclusive);
+    job->work(job);
+    uv_mutex_unlock(&exclusive);
+    /* Light jobs do not push the deadline back: a periodic sample must not
+     * keep a heavy profile's symbol tables resident for ever. */
+    if (!job->light)
+      deadline = uv_hrtime() + idle_ns;
+
+    uv_mutex_lock(&w->mu);
+    if (w->cancelled)
+      return job;
+    job->next = NULL;
+    *w->done_tail = job;
+    w->done_tail = &job->next;
+    uv_pprof__wakeup_send(&w->wakeup);
+  }
+}
+
 static void run(void* arg) {
   uv_pprof__worker_t* w = arg;
-  uv_pprof__job_t* job;
-  const uint64_t idle_ns = UV_PPROF__WORKER_IDLE_MS * (uint64_t)1000000;
-  uint64_t deadline;
+  uv_pprof__job_t* orphan;
 
   struct sched_param batch = {0};
 
+  uv_key_set(&self, w);
   pthread_setname_np(pthread_self(), "uv_pprof");
   /* SCHED_BATCH: the worker's wake-ups never preempt the host's loop
    * thread (measured: a waking worker made a host's 1 ms timer 2.4 ms late
@@ -74,60 +151,55 @@ static void run(void* arg) {
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
   uv_pprof__je_thread_unsampled();
   uv_mutex_lock(&w->mu);
-  /* Light jobs do not push the deadline back: a periodic sample must not
-   * keep a heavy profile's symbol tables resident for ever. */
-  deadline = uv_hrtime() + idle_ns;
   for (;;) {
-    while (w->todo == NULL && !w->cancelled) {
-      uint64_t now = uv_hrtime();
-      if (now >= deadline ||
-          (uv_cond_timedwait(&w->cond, &w->mu, deadline - now) ==
-               UV_ETIMEDOUT &&
-           w->todo == NULL))
-        goto out;
-    }
-    if (w->cancelled)
-      break;
-    job = w->todo;
-    w->todo = job->next;
-    if (w->todo == NULL)
-      w->todo_tail = &w->todo;
+    uv_mutex_lock(&exclusive);
+    nthreads++;
+    uv_mutex_unlock(&exclusive);
+    orphan = serve(w);
     uv_mutex_unlock(&w->mu);
-
-    job->work(job);
-    if (!job->light)
-      deadline = uv_hrtime() + idle_ns;
-
+    if (orphan != NULL)
+      orphan->done(orphan, 1);
+    /* Back to the idle footprint when no other worker thread is left: the
+     * symbol tables, the heap stacks nobody holds and the CPU unwinder's
+     * state, rebuilt by the next profile. No malloc_trim(): it holds every glibc arena's lock in
+     * turn, the host's threads' too, for as long as it takes to walk them;
+     * the worker's own arena returns its top by itself once the tables
+     * are freed. */
+    uv_mutex_lock(&exclusive);
+    if (--nthreads == 0) {
+      uv_pprof__symbolizer_reset();
+      uv_pprof__stacks_collect();
+      uv_pprof__sampler_trim();
+    }
+    uv_mutex_unlock(&exclusive);
+    /* Jobs that came meanwhile are this thread's: the loop thread starts
+     * none while one is alive, so it never creates a thread while this one
+     * unmaps its tables (both need the process's memory map lock). */
     uv_mutex_lock(&w->mu);
-    job->next = NULL;
-    *w->done_tail = job;
-    w->done_tail = &job->next;
-    uv_pprof__wakeup_send(&w->wakeup);
+    if (w->cancelled || w->todo == NULL)
+      break;
   }
-out:
   w->running = 0;
   uv_mutex_unlock(&w->mu);
-  /* Back to the idle footprint: the symbol tables, the heap stacks nobody
-   * holds and the CPU unwinder's state (rebuilt by the next profile; this
-   * thread is their only user), then what glibc's per-thread malloc arena
-   * still holds. */
-  uv_pprof__symbolizer_reset();
-  uv_pprof__stacks_collect();
-  uv_pprof__sampler_trim();
-  malloc_trim(0);
+  uv_key_set(&self, NULL);
+  release(w);
 }
 
 /* The worker runs with every signal blocked, so a host's signal handlers
- * (and later our own sampler) never interrupt it. */
+ * (and later our own sampler) never interrupt it. It is detached: nothing
+ * ever waits for it. */
 static int spawn(uv_pprof__worker_t* w) {
+  uv_thread_t thread;
   sigset_t all;
   sigset_t old;
   int err;
 
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  err = uv_thread_create(&w->thread, run, w);
+  err = uv_thread_create(&thread, run, w);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (err == 0)
+    pthread_detach(thread);
   return err;
 }
 
@@ -139,19 +211,13 @@ int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job) {
     uv_mutex_unlock(&w->mu);
     return UV_ECANCELED;
   }
-  if (!w->running && w->joinable) {
-    /* The previous thread gave up for idleness; it is past its last use of
-     * the lock, so joining it is immediate. */
-    uv_mutex_unlock(&w->mu);
-    uv_thread_join(&w->thread);
-    uv_mutex_lock(&w->mu);
-    w->joinable = 0;
-  }
+  /* A thread that is freeing its tables after idling out is still
+   * running: it takes this job when done (see run). */
   if (!w->running) {
     err = spawn(w);
     if (err == 0) {
       w->running = 1;
-      w->joinable = 1;
+      w->refs++;
     }
   }
   if (err == 0) {
@@ -164,18 +230,12 @@ int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job) {
   return err;
 }
 
-int uv_pprof__worker_cancelled(const uv_pprof__worker_t* w) {
-  return __atomic_load_n(&w->cancelled, __ATOMIC_RELAXED);
-}
+int uv_pprof__worker_stopping(void) {
+  uv_pprof__worker_t* w;
 
-int uv_pprof__worker_threads(const uv_pprof__worker_t* w) {
-  uv_pprof__worker_t* mw = (uv_pprof__worker_t*)w;
-  int n;
-
-  uv_mutex_lock(&mw->mu);
-  n = mw->running;
-  uv_mutex_unlock(&mw->mu);
-  return n;
+  uv_once(&once, init_once);
+  w = uv_key_get(&self);
+  return w != NULL && __atomic_load_n(&w->cancelled, __ATOMIC_RELAXED);
 }
 
 static void deliver(uv_pprof__job_t* list, int cancelled) {
@@ -207,43 +267,39 @@ void uv_pprof__worker_fork_parent(uv_pprof__worker_t* w) {
 }
 
 void uv_pprof__worker_fork_child(uv_pprof__worker_t* w) {
-  /* The thread was not copied: nothing to join; a job it was running is
-   * lost (its request is abandoned when the inherited server stops). */
+  /* The thread was not copied: its reference goes; a job it was running
+   * is lost (its request is abandoned when the inherited server stops). */
+  if (w->running)
+    w->refs--;
   w->running = 0;
-  w->joinable = 0;
   /* Made anew: the condition still counts the parent's waiting thread
    * (uv_cond_destroy() would wait for it for ever), and the lock is owned
    * by the parent's thread id (libuv's error-checking mutexes refuse an
-   * unlock from the child's). */
+   * unlock from the child's). The same for the process-wide lock, which a
+   * parent's thread may have held, and its counts. */
   uv_cond_init(&w->cond);
   uv_mutex_init(&w->mu);
+  uv_mutex_init(&exclusive);
+  nthreads = 0;
 }
 
 static void on_close(uv_handle_t* handle) {
-  uv_pprof__worker_t* w = ((uv_pprof__wakeup_t*)handle->data)->data;
-
-  uv_cond_destroy(&w->cond);
-  uv_mutex_destroy(&w->mu);
-  free(w);
+  release(((uv_pprof__wakeup_t*)handle->data)->data);
 }
 
 void uv_pprof__worker_close(uv_pprof__worker_t* w) {
   uv_pprof__job_t* todo;
   uv_pprof__job_t* done;
-  int joinable;
 
   uv_mutex_lock(&w->mu);
   __atomic_store_n(&w->cancelled, 1, __ATOMIC_RELAXED);
   uv_cond_signal(&w->cond);
-  joinable = w->joinable;
-  w->joinable = 0;
-  uv_mutex_unlock(&w->mu);
-  if (joinable)
-    uv_thread_join(&w->thread);
-
   todo = w->todo;
   done = w->done;
   w->todo = w->done = NULL;
+  w->todo_tail = &w->todo;
+  w->done_tail = &w->done;
+  uv_mutex_unlock(&w->mu);
   deliver(done, 1);
   deliver(todo, 1);
   uv_pprof__wakeup_close(&w->wakeup, on_close);

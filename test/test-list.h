@@ -198,4 +198,8 @@
   /* test-bounds.c (integration) */                                  \
   TEST(symbol_addresses_cap)                                         \
   TEST(symbol_cache_bounded)                                         \
+  /* test-worker.c (unit, integration) */                            \
+  TEST(worker_close_never_waits)                                     \
+  TEST(worker_two_servers_take_turns)                                \
+  TEST(worker_stop_during_symbol)                                    \
   /* end */

@@ -1,0 +1,188 @@
+/* uv_pprof's worker never makes the loop thread wait for it: closing it
+ * while a job runs returns at once (the job finishes on the worker, which
+ * frees it there), a job sees the stop through uv_pprof__worker_stopping(),
+ * and a thread that idled out is never joined. The jobs here block on
+ * semaphores the test holds, so a wait would hang the test instead of
+ * passing. End to end: uv_pprof_stop while a long /debug/pprof/symbol runs. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "profile.h"
+#include "task.h"
+
+typedef struct {
+  uv_pprof__job_t job;
+  uv_sem_t started;
+  uv_sem_t release;
+  int saw_stopping; /* atomic */
+  int done_calls;   /* atomic */
+  int cancelled;
+  pid_t done_tid;
+  int light;
+} block_job_t;
+
+static void work_block(uv_pprof__job_t* job) {
+  block_job_t* b = job->data;
+
+  uv_sem_post(&b->started);
+  uv_sem_wait(&b->release);
+  __atomic_store_n(&b->saw_stopping, uv_pprof__worker_stopping(),
+                   __ATOMIC_RELAXED);
+}
+
+static void on_block_done(uv_pprof__job_t* job, int cancelled) {
+  block_job_t* b = job->data;
+
+  b->cancelled = cancelled;
+  b->done_tid = (pid_t)syscall(SYS_gettid);
+  __atomic_fetch_add(&b->done_calls, 1, __ATOMIC_RELEASE);
+}
+
+static void block_init(block_job_t* b) {
+  memset(b, 0, sizeof(*b));
+  ASSERT_EQ(uv_sem_init(&b->started, 0), 0);
+  ASSERT_EQ(uv_sem_init(&b->release, 0), 0);
+  b->job.work = work_block;
+  b->job.done = on_block_done;
+  b->job.data = b;
+}
+
+static void block_destroy(block_job_t* b) {
+  uv_sem_destroy(&b->started);
+  uv_sem_destroy(&b->release);
+}
+
+static void wait_done(block_job_t* b) {
+  int i;
+
+  for (i = 0;
+       i < 2000 && __atomic_load_n(&b->done_calls, __ATOMIC_ACQUIRE) == 0; i++)
+    usleep(5000);
+  ASSERT_EQ(__atomic_load_n(&b->done_calls, __ATOMIC_ACQUIRE), 1);
+}
+
+/* Closing the worker while its job runs returns before the job ends (the
+ * job is still blocked then); the job sees the stop; its done runs once,
+ * cancelled, on the worker thread; the loop closes. */
+TEST_IMPL(worker_close_never_waits) {
+  uv_loop_t loop;
+  uv_pprof__worker_t* w;
+  block_job_t running;
+  block_job_t queued;
+  pid_t loop_tid = (pid_t)syscall(SYS_gettid);
+
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  block_init(&running);
+  block_init(&queued);
+  w = uv_pprof__worker_new(&loop);
+  ASSERT(w != NULL);
+  ASSERT_EQ(uv_pprof__worker_submit(w, &running.job), 0);
+  ASSERT_EQ(uv_pprof__worker_submit(w, &queued.job), 0);
+  uv_sem_wait(&running.started);
+
+  uv_pprof__worker_close(w); /* the job is blocked: this must not wait */
+  ASSERT_EQ(__atomic_load_n(&running.done_calls, __ATOMIC_ACQUIRE), 0);
+  /* The queued job was handed back at once, on this thread. */
+  ASSERT_EQ(queued.done_calls, 1);
+  ASSERT_EQ(queued.cancelled, 1);
+  ASSERT_EQ(queued.done_tid, loop_tid);
+  ASSERT_EQ(uv_pprof__worker_submit(w, &queued.job), UV_ECANCELED);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+
+  uv_sem_post(&running.release);
+  wait_done(&running);
+  ASSERT_EQ(running.cancelled, 1);
+  ASSERT(running.done_tid != loop_tid);
+  ASSERT_EQ(__atomic_load_n(&running.saw_stopping, __ATOMIC_RELAXED), 1);
+  ASSERT_EQ(uv_pprof__worker_stopping(), 0); /* not on a worker thread */
+  block_destroy(&running);
+  block_destroy(&queued);
+  return 0;
+}
+
+static void on_keep(uv_timer_t* t) {
+  (void)t;
+}
+
+/* A second worker (another server's) may start while the first still
+ * runs: their jobs take turns (the symbol tables are the process's), and
+ * submitting to the second never waits for the first's job. */
+TEST_IMPL(worker_two_servers_take_turns) {
+  uv_loop_t loop;
+  uv_pprof__worker_t* a;
+  uv_pprof__worker_t* b;
+  uv_timer_t keep;
+  block_job_t first;
+  block_job_t second;
+
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  block_init(&first);
+  block_init(&second);
+  a = uv_pprof__worker_new(&loop);
+  b = uv_pprof__worker_new(&loop);
+  ASSERT(a != NULL && b != NULL);
+  ASSERT_EQ(uv_pprof__worker_submit(a, &first.job), 0);
+  uv_sem_wait(&first.started);
+  ASSERT_EQ(uv_pprof__worker_submit(b, &second.job), 0); /* returns */
+  usleep(50000);
+  /* The second job waits for the first one's turn to end. */
+  ASSERT_EQ(uv_sem_trywait(&second.started), UV_EAGAIN);
+  uv_sem_post(&first.release);
+  uv_sem_wait(&second.started);
+  uv_sem_post(&second.release);
+  /* The workers' handles are unref'd: a timer keeps the loop polling. */
+  ASSERT_EQ(uv_timer_init(&loop, &keep), 0);
+  ASSERT_EQ(uv_timer_start(&keep, on_keep, 1, 1), 0);
+  while (__atomic_load_n(&first.done_calls, __ATOMIC_ACQUIRE) == 0 ||
+         __atomic_load_n(&second.done_calls, __ATOMIC_ACQUIRE) == 0)
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t*)&keep, NULL);
+  ASSERT_EQ(first.cancelled, 0);
+  ASSERT_EQ(second.cancelled, 0);
+  uv_pprof__worker_close(a);
+  uv_pprof__worker_close(b);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  block_destroy(&first);
+  block_destroy(&second);
+  return 0;
+}
+
+/* uv_pprof_stop while /debug/pprof/symbol symbolizes 65536 addresses (cold:
+ * libdw, libc's tables): the host's loop closes, the client's connection is
+ * closed unanswered, and the job, left to finish on the worker, frees all
+ * it holds (the sanitized build checks) as the thread exits. */
+TEST_IMPL(worker_stop_during_symbol) {
+  test_host_t* h = host_start(NULL);
+  uv_pprof__buf_t body;
+  char head[256];
+  uintptr_t pc = (uintptr_t)&printf;
+  size_t len;
+  char* out;
+  int fd;
+  int i;
+
+  uv_pprof__buf_init(&body);
+  for (i = 0; i < UV_PPROF__MAX_SYMBOL_ADDRS; i++)
+    uv_pprof__buf_printf(&body, "%s0x%" PRIxPTR, i == 0 ? "" : "+",
+                         pc + (uintptr_t)i * 16);
+  ASSERT(!body.oom);
+  snprintf(head, sizeof(head),
+           "POST /debug/pprof/symbol HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Content-Length: %zu\r\n\r\n",
+           body.len);
+  fd = tcp_connect(host_port(h));
+  ASSERT_EQ(tcp_send(fd, head, strlen(head)), 0);
+  ASSERT_EQ(tcp_send(fd, body.base, body.len), 0);
+  usleep(20000); /* read, routed, and being symbolized */
+  host_stop(h);  /* asserts uv_loop_close() == 0 */
+  out = tcp_read_all(fd, 20000, &len);
+  ASSERT_EQ(len, 0);
+  free(out);
+  close(fd);
+  uv_pprof__buf_free(&body);
+  return 0;
+}

@@ -12,6 +12,7 @@
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "dw.h"
@@ -48,6 +49,10 @@ typedef struct {
 static struct {
   Dwfl* dwfl;
   int attached;
+  /* The executable, opened for the session's register layout (see
+   * attach); closed after the session ends. */
+  Elf* elf;
+  int elf_fd;
   pid_t pid;
   unsigned long long adds;
   unsigned long long subs;
@@ -365,9 +370,37 @@ static int count_objects(struct dl_phdr_info* info, size_t size, void* arg) {
   return 1;
 }
 
+/* Attaches libdw's unwinder with the register layout of an ELF file of our
+ * own, the executable. Given none, libdw borrows the layout of the first
+ * module it knows, and frees it with that module: the executable's module
+ * is replaced at a later report whenever libdw's own mapping of the file
+ * (to read its CFI) changes its range in /proc/self/maps, and the next
+ * unwind then read freed memory and aborted the process (found by
+ * fuzz_unwind). */
+static void attach(void) {
+  U.elf_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (U.elf_fd < 0)
+    return;
+  DW(elf_version)(EV_CURRENT);
+  U.elf = DW(elf_begin)(U.elf_fd, ELF_C_READ_MMAP, NULL);
+  if (U.elf != NULL)
+    U.attached =
+        DW(dwfl_attach_state)(U.dwfl, U.elf, U.pid, &thread_callbacks, NULL);
+  if (!U.attached) {
+    if (U.elf != NULL)
+      DW(elf_end)(U.elf);
+    close(U.elf_fd);
+    U.elf = NULL;
+    U.elf_fd = -1;
+  }
+}
+
 void uv_pprof__unwind_refresh(void) {
   unsigned long long counts[2] = {~0ull, ~0ull};
 
+  if (U.dwfl == NULL && uv_pprof__dw_load() != 0)
+    return; /* no libdw: samples keep their leaf frame only */
+  /* Counted after loading libdw, which loads objects itself. */
   dl_iterate_phdr(count_objects, counts);
   if (U.dwfl != NULL && counts[0] == U.adds && counts[1] == U.subs &&
       counts[0] != ~0ull)
@@ -379,8 +412,6 @@ void uv_pprof__unwind_refresh(void) {
   }
 #endif
   if (U.dwfl == NULL) {
-    if (uv_pprof__dw_load() != 0)
-      return; /* no libdw: samples keep their leaf frame only */
     proc_callbacks.find_elf = DW(dwfl_linux_proc_find_elf);
     U.dwfl = DW(dwfl_begin)(&proc_callbacks);
     if (U.dwfl == NULL)
@@ -394,8 +425,7 @@ void uv_pprof__unwind_refresh(void) {
   }
   DW(dwfl_report_end)(U.dwfl, NULL, NULL);
   if (!U.attached)
-    U.attached =
-        DW(dwfl_attach_state)(U.dwfl, NULL, U.pid, &thread_callbacks, NULL);
+    attach();
   U.adds = counts[0];
   U.subs = counts[1];
 }
@@ -435,6 +465,11 @@ void uv_pprof__unwind_reset(void) {
 #endif
   if (U.dwfl != NULL)
     DW(dwfl_end)(U.dwfl);
+  if (U.elf != NULL) {
+    DW(elf_end)(U.elf);
+    close(U.elf_fd);
+  }
+  U.elf = NULL;
   U.dwfl = NULL;
   U.attached = 0;
   U.adds = U.subs = 0;

@@ -202,4 +202,6 @@
   TEST(worker_close_never_waits)                                     \
   TEST(worker_two_servers_take_turns)                                \
   TEST(worker_stop_during_symbol)                                    \
+  /* test-fuzzfound.c (what the fuzzers found) */                    \
+  TEST(unwind_libdw_across_reloads)                                  \
   /* end */

@@ -116,15 +116,17 @@ uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop);
 /* Queues a job, starting the thread if needed. Loop thread only.
  * Returns 0 or a negative libuv code (the job is then not queued). */
 int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job);
-/* True on a worker thread whose server has stopped: long jobs poll it and
- * give up (their answer is dropped anyway). 0 on any other thread. */
-int uv_pprof__worker_stopping(void);
 /* Tells the thread to stop, calls done(job, 1) for every job not running
  * (queued, or finished and not yet delivered) and closes the wake-up;
  * never waits for the thread. A job that is running finishes on the
  * thread, which calls its done(job, 1) there. w is freed once the wake-up
  * has closed and the thread has exited. Loop thread. */
 void uv_pprof__worker_close(uv_pprof__worker_t* w);
+/* Worker threads of every server not exited yet (after a stop, a thread
+ * finishes its job and frees its tables on its own). Tests wait for 0
+ * before their process ends, which would otherwise cut a thread short.
+ * Any thread. */
+int uv_pprof__worker_threads(void);
 /* fork(): the prepare handler takes the worker's lock, the parent's gives
  * it back, the child's makes it anew and forgets the thread (not copied). */
 void uv_pprof__worker_fork_prepare(uv_pprof__worker_t* w);

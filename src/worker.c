@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "loop.h"
 
@@ -37,13 +38,24 @@ struct uv_pprof__worker_s {
 static uv_once_t once = UV_ONCE_INIT;
 static uv_mutex_t exclusive;
 static int nthreads;
-/* The worker of the calling thread. A key, not _Thread_local: TLS in a
- * shared object needs the loader's __tls_get_addr, and the Node addon may
- * need nothing beyond glibc (bindings/node/test/symbols.sh). */
-static uv_key_t self;
+static int alive; /* atomic: worker threads not exited yet, every server's */
+static int busy;  /* atomic: threads in a job or freeing their tables */
+
+/* The process is exiting (exit(), or main returning): its libraries' own
+ * destructors (libdw's, OpenSSL's under libdw's debuginfod client) run next,
+ * and must not run under a worker thread still using them, which nothing
+ * joins. Long jobs are told to give up, and exit waits for them, 2 s at
+ * most (a jemalloc dump in progress cannot be interrupted). */
+static void on_process_exit(void) {
+  int i;
+
+  uv_pprof__stopping_everywhere();
+  for (i = 0; i < 2000 && __atomic_load_n(&busy, __ATOMIC_ACQUIRE) != 0; i++)
+    usleep(1000);
+}
 
 static void init_once(void) {
-  if (uv_mutex_init(&exclusive) != 0 || uv_key_create(&self) != 0)
+  if (uv_mutex_init(&exclusive) != 0 || atexit(on_process_exit) != 0)
     abort();
 }
 
@@ -116,11 +128,13 @@ static uv_pprof__job_t* serve(uv_pprof__worker_t* w) {
     w->todo = job->next;
     if (w->todo == NULL)
       w->todo_tail = &w->todo;
+    __atomic_add_fetch(&busy, 1, __ATOMIC_RELAXED);
     uv_mutex_unlock(&w->mu);
 
     uv_mutex_lock(&exclusive);
     job->work(job);
     uv_mutex_unlock(&exclusive);
+    __atomic_sub_fetch(&busy, 1, __ATOMIC_RELEASE);
     /* Light jobs do not push the deadline back: a periodic sample must not
      * keep a heavy profile's symbol tables resident for ever. */
     if (!job->light)
@@ -142,7 +156,7 @@ static void run(void* arg) {
 
   struct sched_param batch = {0};
 
-  uv_key_set(&self, w);
+  uv_pprof__stopping_watch(&w->cancelled);
   pthread_setname_np(pthread_self(), "uv_pprof");
   /* SCHED_BATCH: the worker's wake-ups never preempt the host's loop
    * thread (measured: a waking worker made a host's 1 ms timer 2.4 ms late
@@ -156,6 +170,7 @@ static void run(void* arg) {
     nthreads++;
     uv_mutex_unlock(&exclusive);
     orphan = serve(w);
+    __atomic_add_fetch(&busy, 1, __ATOMIC_RELAXED);
     uv_mutex_unlock(&w->mu);
     if (orphan != NULL)
       orphan->done(orphan, 1);
@@ -172,6 +187,7 @@ static void run(void* arg) {
       uv_pprof__sampler_trim();
     }
     uv_mutex_unlock(&exclusive);
+    __atomic_sub_fetch(&busy, 1, __ATOMIC_RELEASE);
     /* Jobs that came meanwhile are this thread's: the loop thread starts
      * none while one is alive, so it never creates a thread while this one
      * unmaps its tables (both need the process's memory map lock). */
@@ -181,8 +197,9 @@ static void run(void* arg) {
   }
   w->running = 0;
   uv_mutex_unlock(&w->mu);
-  uv_key_set(&self, NULL);
+  uv_pprof__stopping_watch(NULL);
   release(w);
+  __atomic_sub_fetch(&alive, 1, __ATOMIC_RELEASE);
 }
 
 /* The worker runs with every signal blocked, so a host's signal handlers
@@ -214,10 +231,13 @@ int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job) {
   /* A thread that is freeing its tables after idling out is still
    * running: it takes this job when done (see run). */
   if (!w->running) {
+    __atomic_add_fetch(&alive, 1, __ATOMIC_RELAXED);
     err = spawn(w);
     if (err == 0) {
       w->running = 1;
       w->refs++;
+    } else {
+      __atomic_sub_fetch(&alive, 1, __ATOMIC_RELAXED);
     }
   }
   if (err == 0) {
@@ -230,12 +250,8 @@ int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job) {
   return err;
 }
 
-int uv_pprof__worker_stopping(void) {
-  uv_pprof__worker_t* w;
-
-  uv_once(&once, init_once);
-  w = uv_key_get(&self);
-  return w != NULL && __atomic_load_n(&w->cancelled, __ATOMIC_RELAXED);
+int uv_pprof__worker_threads(void) {
+  return __atomic_load_n(&alive, __ATOMIC_ACQUIRE);
 }
 
 static void deliver(uv_pprof__job_t* list, int cancelled) {
@@ -281,6 +297,8 @@ void uv_pprof__worker_fork_child(uv_pprof__worker_t* w) {
   uv_mutex_init(&w->mu);
   uv_mutex_init(&exclusive);
   nthreads = 0;
+  __atomic_store_n(&alive, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&busy, 0, __ATOMIC_RELAXED);
 }
 
 static void on_close(uv_handle_t* handle) {

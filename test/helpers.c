@@ -22,7 +22,7 @@
 
 #include <zlib.h>
 
-#include "base.h"
+#include "loop.h"
 #include "profile.pb-c.h"
 #include "task.h"
 
@@ -572,6 +572,20 @@ static void host_main(void* arg) {
   h->close_rc = uv_loop_close(&h->loop);
 }
 
+static int live_hosts; /* started and not stopped, on the test's thread */
+
+/* After the last host stopped: uv_pprof's worker threads finish on their
+ * own (uv_pprof_stop never waits for them); the test's process must not
+ * end under them, which would cut their freeing short (and a library's
+ * thread-local memory would then show as leaked). 30 s at most. */
+static void workers_gone(void) {
+  int i;
+
+  for (i = 0; i < 3000 && uv_pprof__worker_threads() != 0; i++)
+    usleep(10000);
+  ASSERT_EQ(uv_pprof__worker_threads(), 0);
+}
+
 test_host_t* host_start(const uv_pprof_options_t* options) {
   test_host_t* h = calloc(1, sizeof(*h));
 
@@ -593,6 +607,7 @@ test_host_t* host_start(const uv_pprof_options_t* options) {
   ASSERT_EQ(h->start_rc, 0);
   ASSERT_GT(h->port, 0);
   snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->port);
+  live_hosts++;
   return h;
 }
 
@@ -636,6 +651,8 @@ void host_stop(test_host_t* h) {
   uv_sem_destroy(&h->sem);
   uv_mutex_destroy(&h->lock);
   free(h);
+  if (--live_hosts == 0)
+    workers_gone();
 }
 
 /* ---- curl and its answers ----------------------------------------------- */

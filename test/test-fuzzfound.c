@@ -15,7 +15,7 @@
 #include <dlfcn.h>
 #include <ucontext.h>
 
-#include "internal.h"
+#include "profile.h"
 #include "task.h"
 
 #define COPY 4096

@@ -1,6 +1,6 @@
 /* uv_pprof's worker never makes the loop thread wait for it: closing it
  * while a job runs returns at once (the job finishes on the worker, which
- * frees it there), a job sees the stop through uv_pprof__worker_stopping(),
+ * frees it there), a job sees the stop through uv_pprof__stopping(),
  * and a thread that idled out is never joined. The jobs here block on
  * semaphores the test holds, so a wait would hang the test instead of
  * passing. End to end: uv_pprof_stop while a long /debug/pprof/symbol runs. */
@@ -28,8 +28,7 @@ static void work_block(uv_pprof__job_t* job) {
 
   uv_sem_post(&b->started);
   uv_sem_wait(&b->release);
-  __atomic_store_n(&b->saw_stopping, uv_pprof__worker_stopping(),
-                   __ATOMIC_RELAXED);
+  __atomic_store_n(&b->saw_stopping, uv_pprof__stopping(), __ATOMIC_RELAXED);
 }
 
 static void on_block_done(uv_pprof__job_t* job, int cancelled) {
@@ -97,7 +96,7 @@ TEST_IMPL(worker_close_never_waits) {
   ASSERT_EQ(running.cancelled, 1);
   ASSERT(running.done_tid != loop_tid);
   ASSERT_EQ(__atomic_load_n(&running.saw_stopping, __ATOMIC_RELAXED), 1);
-  ASSERT_EQ(uv_pprof__worker_stopping(), 0); /* not on a worker thread */
+  ASSERT_EQ(uv_pprof__stopping(), 0); /* not on a worker thread */
   block_destroy(&running);
   block_destroy(&queued);
   return 0;

@@ -793,7 +793,7 @@ static int symbolize(uv_pprof__builder_t* b, encoding_t* e) {
 
     if (loc_funcs[i] != 0)
       continue;
-    if (i % 256 == 0 && uv_pprof__worker_stopping()) {
+    if (i % 256 == 0 && uv_pprof__stopping()) {
       free(stats);
       return UV_ECANCELED;
     }

@@ -76,7 +76,7 @@ int uv_pprof__symbol_answer(const char* p, size_t len, uv_pprof__buf_t* out) {
     if (addr != 0)
       append_symbol(out, addr);
     p = plus != NULL ? plus + 1 : end;
-    if (++n % 1024 == 0 && uv_pprof__worker_stopping())
+    if (++n % 1024 == 0 && uv_pprof__stopping())
       return UV_ECANCELED;
   }
   return out->oom ? UV_ENOMEM : 0;

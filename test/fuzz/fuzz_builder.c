@@ -10,7 +10,7 @@
 
 #include <zlib.h>
 
-#include "internal.h"
+#include "profile.h"
 #include "profile.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);

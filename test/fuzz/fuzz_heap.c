@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 

@@ -20,7 +20,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "profile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 

@@ -948,6 +948,24 @@ static void on_connection(uv_stream_t* listener, int status) {
   conn_begin(c);
 }
 
+int uv_pprof__server_adopt(uv_pprof__server_t* s, uv_os_sock_t fd) {
+  uv_pprof__conn_t* c;
+  int err;
+
+  if (s->closing || (c = conn_new(s)) == NULL) {
+    close(fd);
+    return s->closing ? UV_ECANCELED : UV_ENOMEM;
+  }
+  err = uv_tcp_open(&c->tcp, fd);
+  if (err != 0) {
+    close(fd);
+    conn_close(c);
+    return err;
+  }
+  conn_begin(c);
+  return 0;
+}
+
 /* ---- server ------------------------------------------------------------ */
 
 /* Binding and listening happen on a plain socket first, so that a failure

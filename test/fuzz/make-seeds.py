@@ -93,7 +93,34 @@ def unwind():
     write("fuzz_unwind", "garbage", bytes([0x21, 0x00]) + regs + b"\xff" * 64)
 
 
+def http():
+    # On a loopback bind only a loopback or localhost Host is answered
+    # (issue 12's item 2): the seeds send one, but for "foreign_host".
+    get = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    post = "POST /debug/pprof/symbol HTTP/1.1\r\nHost: localhost\r\n"
+    write("fuzz_http", "index", get % "/debug/pprof/")
+    write("fuzz_http", "pipelined", get % "/debug/pprof/cmdline" + get % "/debug/pprof/threadcreate?debug=1"
+          + get % "/debug/pprof/nosuch")
+    write("fuzz_http", "redirect", get % "/debug/pprof//%0d%0aSet-Cookie:%20x=1")
+    write("fuzz_http", "redirect_query", get % "/debug/pprof/./cmdline?a=%0d%0a&b=\\x")
+    write("fuzz_http", "backslash", get % "/%5cevil.example/.")
+    write("fuzz_http", "post_symbol", post + "Content-Length: 23\r\n\r\n0x401000+0x7f0000000000")
+    write("fuzz_http", "expect", post + "Expect: 100-continue\r\nContent-Length: 5\r\n\r\n0x401")
+    write("fuzz_http", "chunked", post + "Transfer-Encoding: chunked\r\n\r\n5\r\n0x401\r\n0\r\n\r\n")
+    write("fuzz_http", "head_close", "HEAD /debug/pprof/goroutine?debug=1 HTTP/1.1\r\nHost: [::1]:6060\r\n"
+          "Connection: close\r\n\r\n")
+    write("fuzz_http", "http10", "GET /metrics HTTP/1.0\r\n\r\n")
+    write("fuzz_http", "bad_method", "DELETE /debug/pprof/ HTTP/1.1\r\nHost: localhost:6060\r\n\r\n")
+    write("fuzz_http", "upgrade", "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: 127.0.0.1:6060\r\n"
+          "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n" + get % "/debug/pprof/cmdline")
+    write("fuzz_http", "foreign_host", "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: evil.example\r\n\r\n"
+          + get % "/debug/pprof/cmdline")
+    write("fuzz_http", "ui_gzip", "GET /debug/pprof/ui/heap HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Accept-Encoding: gzip\r\n\r\n")
+    write("fuzz_http", "garbage", "\x00\xff GET / HTTP/9.9\r\n\r\n")
+
 heap()
+http()
 maps()
 symbol()
 builder()

@@ -343,6 +343,7 @@ static int on_visit(uv_handle_t* h, void* arg) {
  * end or SLICE_NS. */
 static void on_slice(uv_idle_t* idle) {
   slicer_t* s = idle->data;
+  size_t owned;
   int ended;
   int err;
 
@@ -351,7 +352,8 @@ static void on_slice(uv_idle_t* idle) {
   s->seen = 0;
   /* The own-set only changes on the serving loop's thread, which is this
    * one when it has entries: holding its lock keeps a slice consistent. */
-  s->w.check_own = !s->l->remote && uv_pprof__own_lock() > 0;
+  owned = uv_pprof__own_lock(); /* taken whatever the loop, as released */
+  s->w.check_own = !s->l->remote && owned > 0;
   if (!s->w.check_own)
     uv_pprof__own_unlock();
   ended = uv_pprof__uvi_walk_slice((uv_handle_t*)&s->idle, on_visit, s);
@@ -371,9 +373,11 @@ static void on_slice(uv_idle_t* idle) {
 /* The whole walk at once, with uv_walk: for a loop whose libuv layout is not
  * the one the slices rely on. */
 static void walk_whole(slicer_t* s) {
+  size_t owned;
   int err;
 
-  s->w.check_own = !s->l->remote && uv_pprof__own_lock() > 0;
+  owned = uv_pprof__own_lock(); /* taken whatever the loop, as released */
+  s->w.check_own = !s->l->remote && owned > 0;
   if (!s->w.check_own)
     uv_pprof__own_unlock();
   uv_walk(s->l->loop, on_walk, &s->w);

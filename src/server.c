@@ -582,7 +582,9 @@ static int on_headers_complete(llhttp_t* p) {
   path_len = q != NULL ? (size_t)(q - c->url.base) : c->url.len;
   req->path = uv_pprof__http_unescape(c->url.base, path_len, 0);
   if (req->path == NULL)
-    return fail_cb(c, 400, "Bad Request: invalid escape in path");
+    return errno == ENOMEM
+               ? fail_cb(c, 500, "out of memory")
+               : fail_cb(c, 400, "Bad Request: invalid escape in path");
   req->query =
       q != NULL ? strndup(q + 1, c->url.len - path_len - 1) : strdup("");
   if (req->query == NULL)

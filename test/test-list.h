@@ -204,4 +204,9 @@
   TEST(worker_stop_during_symbol)                                    \
   /* test-fuzzfound.c (what the fuzzers found) */                    \
   TEST(unwind_libdw_across_reloads)                                  \
+  /* test-faults.c (fault injection) */                              \
+  TEST(faults_alloc_sweep)                                           \
+  TEST(faults_emfile_flood)                                          \
+  TEST(faults_memfd_and_enospc)                                      \
+  TEST(faults_no_thread)                                             \
   /* end */

@@ -13,6 +13,8 @@
  *   live      -> live=<blocks uv_pprof's code allocated and has not freed>
  *   nofile N  set the soft RLIMIT_NOFILE to N -> ok
  *   fds       -> fds=<open descriptors>
+ *   dump      the blocks of `live` on stderr, with their callers' offsets
+ *             in libuv_pprof.so's code (for addr2line) -> ok
  * EOF on stdin stops uv_pprof and exits (0 when the loop closes).
  * With --nproc as root it first limits RLIMIT_NPROC to 1 and becomes
  * nobody, so that no thread can be created (uv_pprof's worker cannot
@@ -51,8 +53,9 @@ EXPORT int posix_memalign(void** out, size_t align, size_t size);
 
 /* ---- uv_pprof's allocations ---------------------------------------------- */
 
-static uintptr_t lib_lo; /* libuv_pprof.so's mapped range */
+static uintptr_t lib_lo; /* libuv_pprof.so's code */
 static uintptr_t lib_hi;
+static uintptr_t lib_base; /* where it is loaded: addr2line's offsets */
 static atomic_long counted;
 static atomic_long fail_at; /* 0: none */
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -340,7 +343,7 @@ static void run_command(char* cmd) {
     for (i = 0; i < LIVE_SLOTS; i++)
       if (live[i] > 1)
         fprintf(stderr, "live 0x%lx from 0x%lx\n", (unsigned long)live[i],
-                (unsigned long)(live_caller[i] - lib_lo));
+                (unsigned long)(live_caller[i] - lib_base));
     pthread_mutex_unlock(&live_mu);
     say("ok\n");
   } else if (strcmp(cmd, "restart") == 0) {
@@ -401,6 +404,7 @@ int main(int argc, char** argv) {
 
   if (dladdr((void*)&uv_pprof_start_ex, &info) == 0)
     return 1;
+  lib_base = (uintptr_t)info.dli_fbase;
   dl_iterate_phdr(find_lib, &info);
   if (lib_hi == 0)
     return 1;

@@ -313,7 +313,7 @@ static int post_symbol(int port, uintptr_t first) {
     len += (size_t)snprintf(body + len, sizeof(body) - len, "%s0x%" PRIxPTR,
                             i == 0 ? "" : "+", first + i * 16);
   snprintf(head, sizeof(head),
-           "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\n"
+           "POST /debug/pprof/symbol HTTP/1.1\r\nHost: 127.0.0.1\r\n"
            "Connection: close\r\nContent-Length: %zu\r\n\r\n",
            len);
   if (write(fd, head, strlen(head)) != (ssize_t)strlen(head) ||

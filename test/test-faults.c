@@ -243,7 +243,7 @@ TEST_IMPL(faults_emfile_flood) {
   for (i = 0; i < COUNT(fds); i++) {
     struct sockaddr_in sin;
     static const char req[] =
-        "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: x\r\n\r\n";
+        "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)h.port);

@@ -364,8 +364,7 @@ static void on_opened(uv_pprof__job_t* job, int cancelled) {
     w->state = CLOSED;
     if (!cancelled)
       close_timers(w);
-  } else if (__atomic_load_n(&w->abandoned, __ATOMIC_RELAXED) ||
-             w->hurried) {
+  } else if (__atomic_load_n(&w->abandoned, __ATOMIC_RELAXED) || w->hurried) {
     w->state = OPEN;
     close_window(w);
   } else {

@@ -122,6 +122,25 @@ int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job);
  * thread, which calls its done(job, 1) there. w is freed once the wake-up
  * has closed and the thread has exited. Loop thread. */
 void uv_pprof__worker_close(uv_pprof__worker_t* w);
+/* A call made under the lock every worker job runs under (see
+ * uv_pprof__worker_exclusive). fn and arg are the caller's; the rest is
+ * worker.c's. */
+typedef struct uv_pprof__exclusive_s {
+  void (*fn)(void* arg);
+  void* arg;
+  struct uv_pprof__exclusive_s* next;
+  int queued;
+} uv_pprof__exclusive_t;
+
+/* Calls e->fn(e->arg) while no worker job of any server runs: at once on
+ * the calling thread when none does, else on the worker thread whose job
+ * is running, as soon as that job is done and before any other starts. It
+ * never waits for a job: uv_pprof_stop and uv_pprof_start reset and set the
+ * process-wide state jobs use (the history, the flight recorder) this way,
+ * since a stopped server's last job may still be running. e must stay
+ * valid until fn has run; asked for again before that, it runs once. Any
+ * thread, holding no lock fn takes. */
+void uv_pprof__worker_exclusive(uv_pprof__exclusive_t* e);
 /* Worker threads of every server not exited yet (after a stop, a thread
  * finishes its job and frees its tables on its own). Tests wait for 0
  * before their process ends, which would otherwise cut a thread short.

@@ -282,8 +282,9 @@ typedef struct uv_pprof__history_stats_s {
 } uv_pprof__history_stats_t;
 
 /* Sets the budget in bytes (0: off), dropping anything kept. Returns 0, or
- * UV_EINVAL below UV_PPROF__HISTORY_MIN. Before any snapshot is taken (at
- * start), or with no worker running (at stop). */
+ * UV_EINVAL below UV_PPROF__HISTORY_MIN. With no worker job running
+ * (uv_pprof.c calls it through uv_pprof__worker_exclusive at start and
+ * stop). */
 int uv_pprof__history_configure(size_t budget);
 /* Whether snapshots are kept. Worker thread, or before the worker runs. */
 int uv_pprof__history_on(void);
@@ -327,8 +328,9 @@ size_t uv_pprof__history_cheapest(const int64_t* times, size_t n, int64_t now);
 
 /* ---- src/recorder.c: the flight recorder -------------------------------- */
 
-/* Sets it up from the options (before the timeline starts; loop thread):
- * off without a directory; the line at rss_mb MiB, or at percent % of the
+/* Sets it up from the options (with no worker job running: uv_pprof.c
+ * calls it through uv_pprof__worker_exclusive at start and stop): off
+ * without a directory; the line at rss_mb MiB, or at percent % of the
  * cgroup's memory.max. Problems get one line on stderr each: no line or
  * both (UV_EINVAL, off), a percentage without memory.max (UV_ENOENT, off),
  * a directory not writable now (0: it is tried again at each crossing).

@@ -173,8 +173,8 @@ void uv_pprof__timeline_stop(uv_pprof__timeline_t* t) {
     __atomic_store_n(&current_seconds, 0, __ATOMIC_RELAXED);
   }
   /* The server has closed its worker: a sample or a render still running
-   * there holds a reference and drops it when done. */
-  uv_pprof__history_reset();
+   * there holds a reference and drops it when done (the history it keeps is
+   * dropped by uv_pprof_stop, after that job). */
   uv_close((uv_handle_t*)&t->timer, on_timer_close);
 }
 

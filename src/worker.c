@@ -31,13 +31,21 @@ struct uv_pprof__worker_s {
 };
 
 /* Every worker's work and idle teardown, whatever its server, runs under
- * `exclusive`: the symbolizer's and the unwinder's tables are the process's,
- * and a thread finishing a job of a stopped server may overlap the next
- * server's thread. `nthreads` (under it) counts the worker threads alive,
- * so that the last one to leave frees those tables. */
+ * `exclusive`: the symbolizer's and the unwinder's tables, the stack table,
+ * the history and the flight recorder are the process's, and a thread
+ * finishing a job of a stopped server may overlap the next server's thread
+ * (or the loop thread resetting them: uv_pprof__worker_exclusive). `nthreads`
+ * (under it) counts the worker threads alive, so that the last one to leave
+ * frees those tables. */
 static uv_once_t once = UV_ONCE_INIT;
 static uv_mutex_t exclusive;
 static int nthreads;
+/* Calls waiting for `exclusive` (uv_pprof__worker_exclusive), in order;
+ * under `pending_mu`, which is taken with or without `exclusive`, never
+ * the other way round. */
+static uv_mutex_t pending_mu;
+static uv_pprof__exclusive_t* pending;
+static uv_pprof__exclusive_t** pending_tail = &pending;
 static int alive; /* atomic: worker threads not exited yet, every server's */
 static int busy;  /* atomic: threads in a job or freeing their tables */
 
@@ -55,8 +63,73 @@ static void on_process_exit(void) {
 }
 
 static void init_once(void) {
-  if (uv_mutex_init(&exclusive) != 0 || atexit(on_process_exit) != 0)
+  if (uv_mutex_init(&exclusive) != 0 || uv_mutex_init(&pending_mu) != 0 ||
+      atexit(on_process_exit) != 0)
     abort();
+}
+
+/* The next call waiting for `exclusive`, taken off the queue, or NULL. */
+static uv_pprof__exclusive_t* next_pending(void) {
+  uv_pprof__exclusive_t* e;
+
+  uv_mutex_lock(&pending_mu);
+  e = pending;
+  if (e != NULL) {
+    pending = e->next;
+    if (pending == NULL)
+      pending_tail = &pending;
+    e->queued = 0;
+  }
+  uv_mutex_unlock(&pending_mu);
+  return e;
+}
+
+static int any_pending(void) {
+  int any;
+
+  uv_mutex_lock(&pending_mu);
+  any = pending != NULL;
+  uv_mutex_unlock(&pending_mu);
+  return any;
+}
+
+/* Takes `exclusive` and makes the calls waiting for it first. */
+static void exclusive_lock(void) {
+  uv_pprof__exclusive_t* e;
+
+  uv_mutex_lock(&exclusive);
+  while ((e = next_pending()) != NULL)
+    e->fn(e->arg);
+}
+
+/* Makes the calls waiting for `exclusive`, then lets it go. A call queued
+ * after the last look but before the unlock found the lock held: it is
+ * made here, after taking the lock again, unless another thread has taken
+ * it (which does the same when it lets go). */
+static void exclusive_unlock(void) {
+  uv_pprof__exclusive_t* e;
+
+  for (;;) {
+    while ((e = next_pending()) != NULL)
+      e->fn(e->arg);
+    uv_mutex_unlock(&exclusive);
+    if (!any_pending() || uv_mutex_trylock(&exclusive) != 0)
+      return;
+  }
+}
+
+void uv_pprof__worker_exclusive(uv_pprof__exclusive_t* e) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&pending_mu);
+  if (!e->queued) {
+    e->queued = 1;
+    e->next = NULL;
+    *pending_tail = e;
+    pending_tail = &e->next;
+  }
+  uv_mutex_unlock(&pending_mu);
+  if (uv_mutex_trylock(&exclusive) == 0)
+    exclusive_unlock();
 }
 
 static void on_done(uv_pprof__wakeup_t* wakeup);
@@ -131,9 +204,9 @@ static uv_pprof__job_t* serve(uv_pprof__worker_t* w) {
     __atomic_add_fetch(&busy, 1, __ATOMIC_RELAXED);
     uv_mutex_unlock(&w->mu);
 
-    uv_mutex_lock(&exclusive);
+    exclusive_lock();
     job->work(job);
-    uv_mutex_unlock(&exclusive);
+    exclusive_unlock();
     __atomic_sub_fetch(&busy, 1, __ATOMIC_RELEASE);
     /* Light jobs do not push the deadline back: a periodic sample must not
      * keep a heavy profile's symbol tables resident for ever. */
@@ -164,11 +237,11 @@ static void run(void* arg) {
    * stays fair. */
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &batch);
   uv_pprof__je_thread_unsampled();
-  uv_mutex_lock(&w->mu);
   for (;;) {
-    uv_mutex_lock(&exclusive);
+    exclusive_lock();
     nthreads++;
-    uv_mutex_unlock(&exclusive);
+    exclusive_unlock();
+    uv_mutex_lock(&w->mu);
     orphan = serve(w);
     __atomic_add_fetch(&busy, 1, __ATOMIC_RELAXED);
     uv_mutex_unlock(&w->mu);
@@ -176,17 +249,17 @@ static void run(void* arg) {
       orphan->done(orphan, 1);
     /* Back to the idle footprint when no other worker thread is left: the
      * symbol tables, the heap stacks nobody holds and the CPU unwinder's
-     * state, rebuilt by the next profile. No malloc_trim(): it holds every glibc arena's lock in
-     * turn, the host's threads' too, for as long as it takes to walk them;
-     * the worker's own arena returns its top by itself once the tables
-     * are freed. */
-    uv_mutex_lock(&exclusive);
+     * state, rebuilt by the next profile. No malloc_trim(): it holds every
+     * glibc arena's lock in turn, the host's threads' too, for as long as it
+     * takes to walk them; the worker's own arena returns its top by itself once
+     * the tables are freed. */
+    exclusive_lock();
     if (--nthreads == 0) {
       uv_pprof__symbolizer_reset();
       uv_pprof__stacks_collect();
       uv_pprof__sampler_trim();
     }
-    uv_mutex_unlock(&exclusive);
+    exclusive_unlock();
     __atomic_sub_fetch(&busy, 1, __ATOMIC_RELEASE);
     /* Jobs that came meanwhile are this thread's: the loop thread starts
      * none while one is alive, so it never creates a thread while this one
@@ -194,6 +267,7 @@ static void run(void* arg) {
     uv_mutex_lock(&w->mu);
     if (w->cancelled || w->todo == NULL)
       break;
+    uv_mutex_unlock(&w->mu);
   }
   w->running = 0;
   uv_mutex_unlock(&w->mu);
@@ -296,6 +370,7 @@ void uv_pprof__worker_fork_child(uv_pprof__worker_t* w) {
   uv_cond_init(&w->cond);
   uv_mutex_init(&w->mu);
   uv_mutex_init(&exclusive);
+  uv_mutex_init(&pending_mu);
   nthreads = 0;
   __atomic_store_n(&alive, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&busy, 0, __ATOMIC_RELAXED);

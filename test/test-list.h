@@ -202,6 +202,8 @@
   TEST(worker_close_never_waits)                                     \
   TEST(worker_two_servers_take_turns)                                \
   TEST(worker_stop_during_symbol)                                    \
+  TEST(worker_exclusive_after_job)                                   \
+  TEST(worker_restart_during_job)                                    \
   /* test-fuzzfound.c (what the fuzzers found) */                    \
   TEST(unwind_libdw_across_reloads)                                  \
   /* test-faults.c (fault injection) */                              \

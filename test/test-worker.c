@@ -21,6 +21,7 @@ typedef struct {
   int cancelled;
   pid_t done_tid;
   int light;
+  int ended; /* atomic: the work returned */
 } block_job_t;
 
 static void work_block(uv_pprof__job_t* job) {
@@ -29,6 +30,7 @@ static void work_block(uv_pprof__job_t* job) {
   uv_sem_post(&b->started);
   uv_sem_wait(&b->release);
   __atomic_store_n(&b->saw_stopping, uv_pprof__stopping(), __ATOMIC_RELAXED);
+  __atomic_store_n(&b->ended, 1, __ATOMIC_RELEASE);
 }
 
 static void on_block_done(uv_pprof__job_t* job, int cancelled) {
@@ -182,6 +184,190 @@ TEST_IMPL(worker_stop_during_symbol) {
   ASSERT_EQ(len, 0);
   free(out);
   close(fd);
+  uv_pprof__buf_free(&body);
+  return 0;
+}
+
+/* uv_pprof__worker_exclusive: while a job runs, the call is left to the
+ * worker (it returns without running it, and without waiting), which makes
+ * it once the job's work is done and before the next job's starts; with no
+ * job running, it is made at once on the calling thread. */
+typedef struct {
+  uv_pprof__exclusive_t call;
+  block_job_t* job; /* the job the call must not overlap */
+  int calls;        /* atomic */
+  pid_t tid;        /* the thread of the last call */
+  int job_ended;    /* the job's work had returned at the last call */
+} excl_t;
+
+static void on_exclusive(void* arg) {
+  excl_t* e = arg;
+
+  e->tid = (pid_t)syscall(SYS_gettid);
+  e->job_ended =
+      e->job != NULL && __atomic_load_n(&e->job->ended, __ATOMIC_ACQUIRE);
+  __atomic_fetch_add(&e->calls, 1, __ATOMIC_RELEASE);
+}
+
+typedef struct {
+  uv_pprof__job_t job;
+  excl_t* e;
+  int calls_seen; /* e->calls when this job's work began */
+  int done;       /* atomic */
+} after_job_t;
+
+static void work_after(uv_pprof__job_t* job) {
+  after_job_t* a = job->data;
+
+  a->calls_seen = __atomic_load_n(&a->e->calls, __ATOMIC_ACQUIRE);
+}
+
+static void on_after_done(uv_pprof__job_t* job, int cancelled) {
+  after_job_t* a = job->data;
+
+  (void)cancelled;
+  __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+}
+
+TEST_IMPL(worker_exclusive_after_job) {
+  uv_loop_t loop;
+  uv_pprof__worker_t* w;
+  uv_timer_t keep;
+  block_job_t running;
+  after_job_t after;
+  excl_t e;
+  pid_t self = (pid_t)syscall(SYS_gettid);
+
+  memset(&e, 0, sizeof(e));
+  e.call.fn = on_exclusive;
+  e.call.arg = &e;
+  /* No job anywhere: at once, here. */
+  uv_pprof__worker_exclusive(&e.call);
+  ASSERT_EQ(__atomic_load_n(&e.calls, __ATOMIC_ACQUIRE), 1);
+  ASSERT_EQ(e.tid, self);
+
+  ASSERT_EQ(uv_loop_init(&loop), 0);
+  block_init(&running);
+  memset(&after, 0, sizeof(after));
+  after.job.work = work_after;
+  after.job.done = on_after_done;
+  after.job.data = &after;
+  after.e = &e;
+  e.job = &running;
+  w = uv_pprof__worker_new(&loop);
+  ASSERT(w != NULL);
+  ASSERT_EQ(uv_pprof__worker_submit(w, &running.job), 0);
+  ASSERT_EQ(uv_pprof__worker_submit(w, &after.job), 0);
+  uv_sem_wait(&running.started);
+
+  /* The job is blocked: this must neither wait nor make the call; asked
+   * twice, it is made once. */
+  uv_pprof__worker_exclusive(&e.call);
+  uv_pprof__worker_exclusive(&e.call);
+  usleep(50000);
+  ASSERT_EQ(__atomic_load_n(&e.calls, __ATOMIC_ACQUIRE), 1);
+  uv_sem_post(&running.release);
+  ASSERT_EQ(uv_timer_init(&loop, &keep), 0);
+  ASSERT_EQ(uv_timer_start(&keep, on_keep, 1, 1), 0);
+  while (!__atomic_load_n(&after.done, __ATOMIC_ACQUIRE))
+    uv_run(&loop, UV_RUN_ONCE);
+  uv_close((uv_handle_t*)&keep, NULL);
+  /* Made once more, by the worker, after the job and before the next. */
+  ASSERT_EQ(__atomic_load_n(&e.calls, __ATOMIC_ACQUIRE), 2);
+  ASSERT(e.tid != self);
+  ASSERT_EQ(e.job_ended, 1);
+  ASSERT_EQ(after.calls_seen, 2);
+  uv_pprof__worker_close(w);
+  ASSERT_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ASSERT_EQ(uv_loop_close(&loop), 0);
+  block_destroy(&running);
+  return 0;
+}
+
+/* uv_pprof_stop then uv_pprof_start at once, on the loop thread, while a
+ * long /debug/pprof/symbol runs on the stopped server's worker: the restart
+ * does not wait for that job, the old connection is closed unanswered, and
+ * the new server's history (reset and configured under the workers' lock,
+ * after that job) keeps snapshots, which /debug/pprof/leaks reads. */
+typedef struct {
+  uv_pprof_options_t options;
+  int rc;
+  int port;
+} restart_t;
+
+static void restart(uv_loop_t* loop, void* arg) {
+  restart_t* r = arg;
+  struct sockaddr_storage addr;
+
+  uv_pprof_stop(loop);
+  r->rc = uv_pprof_start_ex(loop, &r->options);
+  if (r->rc == 0 && uv_pprof_address(loop, &addr) == 0)
+    r->port = ntohs(((struct sockaddr_in*)&addr)->sin_port);
+}
+
+static int get_status(int port, const char* path) {
+  char req[256];
+  char* out;
+  size_t len;
+  int status = 0;
+  int fd = tcp_connect(port);
+
+  snprintf(req, sizeof(req),
+           "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+           path);
+  ASSERT_EQ(tcp_send(fd, req, strlen(req)), 0);
+  out = tcp_read_all(fd, 20000, &len);
+  if (sscanf(out, "HTTP/1.1 %d ", &status) != 1)
+    status = 0;
+  free(out);
+  close(fd);
+  return status;
+}
+
+TEST_IMPL(worker_restart_during_job) {
+  restart_t r;
+  test_host_t* h;
+  uv_pprof__buf_t body;
+  char head[256];
+  uintptr_t pc = (uintptr_t)&printf;
+  size_t len;
+  char* out;
+  int status = 0;
+  int fd;
+  int i;
+
+  memset(&r, 0, sizeof(r));
+  uv_pprof_options_init(&r.options);
+  r.options.port = 0;
+  r.options.quiet = 1;
+  r.options.timeline_seconds = 1;
+  h = host_start(&r.options);
+  uv_pprof__buf_init(&body);
+  for (i = 0; i < UV_PPROF__MAX_SYMBOL_ADDRS; i++)
+    uv_pprof__buf_printf(&body, "%s0x%" PRIxPTR, i == 0 ? "" : "+",
+                         pc + (uintptr_t)i * 16);
+  ASSERT(!body.oom);
+  snprintf(head, sizeof(head),
+           "POST /debug/pprof/symbol HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           "Content-Length: %zu\r\n\r\n",
+           body.len);
+  fd = tcp_connect(host_port(h));
+  ASSERT_EQ(tcp_send(fd, head, strlen(head)), 0);
+  ASSERT_EQ(tcp_send(fd, body.base, body.len), 0);
+  usleep(20000); /* read, routed, and being symbolized */
+  host_call(h, restart, &r);
+  ASSERT_EQ(r.rc, 0);
+  ASSERT_GT(r.port, 0);
+  out = tcp_read_all(fd, 20000, &len);
+  ASSERT_EQ(len, 0);
+  free(out);
+  close(fd);
+  for (i = 0;
+       i < 100 && (status = get_status(r.port, "/debug/pprof/leaks")) != 200;
+       i++)
+    usleep(100000);
+  ASSERT_EQ(status, 200);
+  host_stop(h);
   uv_pprof__buf_free(&body);
   return 0;
 }

@@ -362,12 +362,20 @@ void child_start(child_t* c, const char* name, const char* const argv[],
   int in[2];
   int out[2];
   int report[2]; /* the exec's errno, if it fails */
+  struct sigaction dfl;
+  sigset_t none;
   int log;
   int err = 0;
   ssize_t n;
 
   if (dir == NULL)
     dir = test_tmpdir();
+  /* As run_cmd's children: the runner ignores SIGPIPE (an ignored signal
+   * stays ignored across exec) and host threads may block signals, but a
+   * host starts with the defaults, SIGPIPE's killing it. */
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&none);
   memset(c, 0, sizeof(*c));
   snprintf(c->log, sizeof(c->log), "%s/%s-%d.log", dir, name, ++started);
   log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -384,6 +392,8 @@ void child_start(child_t* c, const char* name, const char* const argv[],
     if (getppid() != parent)
       _exit(127);
     setpgid(0, 0);
+    sigaction(SIGPIPE, &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if (dup2(in[0], 0) >= 0 && dup2(out[1], 1) >= 0 && dup2(log, 2) >= 0)
       execve(argv[0], (char* const*)argv, envp);
     err = errno;

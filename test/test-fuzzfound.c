@@ -11,11 +11,26 @@
  * regression check is fuzz_unwind's seeds real_libdw_reload* under
  * scripts/fuzz.sh, whose ASan fills freed memory (they abort before the
  * fix). Here: libdw's unwinds of this thread's real stack stay whole
- * across loads, unloads and a reset. */
+ * across loads, unloads and a reset.
+ *
+ * heap_rows_of_one_stack_saturate (fuzz_heap found it): two rows of a dump
+ * may name one stack (they differ only in jemalloc's frames, or a dump says
+ * so), and the heap profile sums their unbiased values, each of which may
+ * be INT64_MAX for a dump's huge counts: the sum overflowed (undefined,
+ * and a negative value in the proto). It is held at INT64_MAX.
+ *
+ * server_peer_gone_no_sigpipe (fuzz_http found it): a client that sends
+ * requests and closes leaves the server's socket in CLOSE_WAIT (half-closed
+ * clients are answered), the first answer draws the peer's RST, and libuv's
+ * write of the next one failed with EPIPE and raised SIGPIPE, which killed
+ * every host that does not ignore it. Answers now go out with
+ * send(MSG_NOSIGNAL). The host here (uv_pprof_failhost, whose SIGPIPE is
+ * the default) must survive such clients and answer the next one. */
 #include <dlfcn.h>
 #include <ucontext.h>
 
 #include "profile.h"
+#include "profile.pb-c.h"
 #include "task.h"
 
 #define COPY 4096
@@ -90,5 +105,89 @@ TEST_IMPL(unwind_libdw_across_reloads) {
   uv_pprof__unwind_reset();
   ASSERT(unwind_here() >= 3);
   uv_pprof__unwind_reset();
+  return 0;
+}
+
+TEST_IMPL(heap_rows_of_one_stack_saturate) {
+  static const char dump[] =
+      "heap_v2/524288\n"
+      "  t*: 2: 2048 [2: 2048]\n"
+      "@ 0x401000 0x402000\n"
+      "  t*: 18446744073709551615: 18446744073709551615 "
+      "[18446744073709551615: 18446744073709551615]\n"
+      "@ 0x401000 0x402000\n"
+      "  t*: 9223372036854775807: 9223372036854775807 "
+      "[9223372036854775807: 9223372036854775807]\n"
+      "\nMAPPED_LIBRARIES:\n";
+  Perftools__Profiles__Profile* p;
+  uv_pprof__je_state_t st;
+  uv_pprof__je_dump_t d;
+  uv_pprof__builder_t* b;
+  uv_pprof__buf_t gz;
+  void* snap;
+  size_t i;
+
+  ASSERT_EQ(uv_pprof__je_parse(dump, sizeof(dump) - 1, NULL, &d), 0);
+  ASSERT_EQ(d.nstacks, 2);
+  ASSERT_EQ(d.stacks[0].id, d.stacks[1].id);
+  memset(&st, 0, sizeof(st));
+  st.mode = UV_PPROF__HEAP_PROF_ON;
+  st.active = 1;
+  st.accum = 1;
+  st.lg_sample = 19;
+  ASSERT_EQ(uv_pprof__heap_snapshot(&st, &d, &snap), 0);
+  b = uv_pprof__builder_new();
+  ASSERT(b != NULL);
+  uv_pprof__buf_init(&gz);
+  uv_pprof__profile_heap.types(b);
+  uv_pprof__profile_heap.emit(snap, b, 1);
+  ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
+  uv_pprof__builder_free(b);
+  p = profile_decode(gz.base, gz.len);
+  ASSERT_EQ(p->n_sample, 1);
+  ASSERT_EQ(p->sample[0]->n_value, 4);
+  for (i = 0; i < 4; i++)
+    ASSERT_EQ(p->sample[0]->value[i], INT64_MAX);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  uv_pprof__buf_free(&gz);
+  uv_pprof__profile_heap.snapshot_free(snap);
+  uv_pprof__stacks_collect();
+  return 0;
+}
+
+TEST_IMPL(server_peer_gone_no_sigpipe) {
+  static const char req[] =
+      "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  static const char last[] =
+      "GET /debug/pprof/cmdline HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Connection: close\r\n\r\n";
+  const char* argv[] = {UV_PPROF_FAILHOST, NULL};
+  const char* env[] = {"UV_PPROF=127.0.0.1:0", NULL};
+  child_t c;
+  char line[64];
+  char* out;
+  size_t len;
+  int port;
+  int fd;
+  int i;
+  int k;
+
+  child_start(&c, "failhost", argv, env);
+  child_line(&c, line, sizeof(line), 30000);
+  ASSERT_EQ(sscanf(line, "port=%d", &port), 1);
+  for (i = 0; i < 20; i++) {
+    fd = tcp_connect(port);
+    for (k = 0; k < 20; k++)
+      ASSERT_EQ(tcp_send(fd, req, sizeof(req) - 1), 0);
+    close(fd);
+    usleep(20000);
+  }
+  fd = tcp_connect(port);
+  ASSERT_EQ(tcp_send(fd, last, sizeof(last) - 1), 0);
+  out = tcp_read_all(fd, 20000, &len);
+  ASSERT_STARTS_WITH(out, "HTTP/1.1 200 ");
+  free(out);
+  close(fd);
+  ASSERT_EQ(child_end(&c, 30000, NULL), 0);
   return 0;
 }

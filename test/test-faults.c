@@ -5,9 +5,9 @@
  * never a crash or a hang; the listener still answers; and once uv_pprof
  * is restarted its code holds as many blocks as before (no leak). N runs
  * over the first allocations and a spread of the rest (all of them with
- * UV_PPROF_FAULTS_FULL=1). The first allocation of a request, its
- * connection's, is left out: failing it stops the listener for good, issue
- * 12's item 8, another engineer's (see the report). And the system failing
+ * UV_PPROF_FAULTS_FULL=1), the first, its connection's, included (the
+ * connection is then accepted into the server's spare handle and closed).
+ * And the system failing
  * under it, for real: too few descriptors and a connection flood (EMFILE),
  * no memfd and a full disk under jemalloc's prof.dump (a preloaded
  * memfd_create: test/failsys.c), and no thread for the worker
@@ -126,8 +126,7 @@ static size_t sweep_points(long total, long* out, size_t max) {
   long i;
   int full = getenv("UV_PPROF_FAULTS_FULL") != NULL;
 
-  /* The 1st (the connection's) is left out: see the file's comment. */
-  for (i = 2; i <= total && n < max; i++) {
+  for (i = 1; i <= total && n < max; i++) {
     if (full || i <= 8 || (i - 8) % ((total - 8) / 8 + 1) == 0 || i == total)
       out[n++] = i;
   }
@@ -208,6 +207,10 @@ TEST_IMPL(faults_alloc_sweep) {
       {"POST", "/debug/pprof/symbol", "0x401000+0x402000", 200},
       {"GET", "/debug/pprof/profile?seconds=1", NULL, 200},
       {"GET", "/debug/pprof/timeline", NULL, 404},
+      {"GET", "/debug/pprof/leaks", NULL, 404},
+      {"GET", "/debug/pprof/heap?base=1s", NULL, 404},
+      {"GET", "/debug/pprof/ui/heap", NULL, 200},
+      {"GET", "/debug/pprof/ui/assets/ui.js", NULL, 200},
       {"GET", "/metrics", NULL, 200},
   };
   const char* env[] = {"LD_PRELOAD", NULL};

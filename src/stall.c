@@ -30,7 +30,12 @@
 
 #include "loop.h"
 
-#define TICK_NS 10000000ull    /* sampling period during a stall */
+#define TICK_NS 10000000ull /* sampling period during a stall */
+#define FIRST_TRIES 5       /* ticks a stall's first sample is tried */
+#define OVER                                                                 \
+  8                            /* iterations past the threshold kept for the \
+                                  watchdog to reconcile */
+#define RECORDED 8             /* starts of the last stalls recorded */
 #define ASK_WAIT_NS 5000000ull /* how long a capture is waited for */
 #define NO_DEADLINE UINT64_MAX
 #define NEVER UINT64_MAX
@@ -47,6 +52,7 @@ enum { PREPARED, CHECKED };
 enum {
   ACTIVE,     /* evaluated at next_ns: when its iteration could be a stall */
   QUIET,      /* waiting for events: woken by its epoll or its deadline */
+  CANDIDATE,  /* held past the threshold, its first sample not taken yet */
   STALLED,    /* held past the threshold: sampled every TICK_NS */
   SUPPRESSED, /* its thread is outside uv_run: until the next prepare */
   OFF         /* its thread is gone, or /proc cannot tell */
@@ -61,6 +67,7 @@ struct uv_pprof__stall_loop_s {
   int open_handles;
   pthread_t thread;
   uint64_t split_idle; /* uv_metrics_idle_time() at the last split */
+  int ran;             /* a prepare has run */
   /* ---- published by the hooks under the sequence lock `seq` ----------------
    */
   unsigned seq;  /* odd while being written */
@@ -74,6 +81,14 @@ struct uv_pprof__stall_loop_s {
   uint64_t last_busy_ns;  /* ... and its time in callbacks */
   int tid;
   int wake_me; /* atomic: the next prepare wakes the watchdog */
+  /* Iterations the check hook measured past the threshold, for the
+   * watchdog to record those it did not see live (it ran late: a loaded
+   * machine): a ring written by the hook, `over_count` published last. */
+  struct {
+    uint64_t start_ms;
+    uint64_t busy_ns;
+  } over[OVER];
+  unsigned over_count;
   /* ---- the histogram: the loop's thread adds, readers load -----------------
    */
   uint64_t buckets[UV_PPROF__STALL_BUCKETS];
@@ -95,6 +110,14 @@ struct uv_pprof__stall_loop_s {
   uint64_t waited_ms; /* the loop was seen waiting then: whatever holds it
                          now began later (its clock may lag: the watchdog
                          can run before the woken loop updates it) */
+  unsigned over_seen; /* entries of `over` reconciled */
+  uint64_t recorded[RECORDED]; /* starts of the last stalls recorded */
+  unsigned nrecorded;
+  struct {
+    uint64_t since_ms;   /* CANDIDATE: held since then, */
+    uint64_t noticed_ns; /* noticed then, */
+    int tries;           /* its first sample tried this many times */
+  } candidate;
   struct {
     uint64_t start_ms;
     uint64_t noticed_ns;
@@ -220,6 +243,13 @@ static void on_prepare(uv_prepare_t* handle) {
   uv_pprof__site_note(UV_PPROF__SITE_PREPARE, __builtin_return_address(0));
   note_thread(l);
   publish_begin(l);
+  if (!l->ran) {
+    /* The first iteration since uv_pprof_start: what ran before it (the
+     * host on its way to uv_run) is no iteration of the loop. */
+    l->ran = 1;
+    l->w_ms = now;
+    l->split_idle = uv_metrics_idle_time(l->loop);
+  }
   l->state = PREPARED;
   l->s_ms = now;
   l->deadline_ms = timeout < 0 ? NO_DEADLINE : now + (uint64_t)timeout;
@@ -253,6 +283,12 @@ static void on_check(uv_check_t* handle) {
   __atomic_store_n(&l->buckets[b], l->buckets[b] + 1, __ATOMIC_RELAXED);
   __atomic_store_n(&l->busy_ns, l->busy_ns + busy, __ATOMIC_RELAXED);
   __atomic_store_n(&l->iterations, l->iterations + 1, __ATOMIC_RELAXED);
+  if (busy >= l->threshold_ns) {
+    unsigned k = l->over_count % OVER;
+    l->over[k].start_ms = l->w_ms;
+    l->over[k].busy_ns = busy;
+    __atomic_store_n(&l->over_count, l->over_count + 1, __ATOMIC_RELEASE);
+  }
   publish_begin(l);
   l->state = CHECKED;
   l->last_start_ms = l->w_ms;
@@ -321,20 +357,24 @@ static int find_uv_run(void) {
   return 0;
 }
 
-static int in_uv_run(const uintptr_t* pcs, size_t n) {
-  size_t i;
-
-  for (i = 0; i < n; i++)
-    if (pcs[i] >= W.run_start && pcs[i] < W.run_end)
-      return 1;
-  return 0;
-}
-
 typedef struct {
   uintptr_t pcs[UV_PPROF__STALL_MAX_FRAMES];
   size_t npcs; /* 0: no sample */
   int complete;
 } sample_t;
+
+/* A whole stack (unwound to the thread's entry) with no uv_run frame: the
+ * thread is not in the loop at all. */
+static int outside_uv_run(const sample_t* s) {
+  size_t i;
+
+  if (s->npcs == 0 || !s->complete || W.run_end == 0)
+    return 0;
+  for (i = 0; i < s->npcs; i++)
+    if (s->pcs[i] >= W.run_start && s->pcs[i] < W.run_end)
+      return 0;
+  return 1;
+}
 
 static int hold_capture(void) {
   int err;
@@ -362,39 +402,44 @@ static void drop_capture(void) {
   }
 }
 
-/* The stack of thread `tid` now, as `st` (read just before) found it: a
- * thread blocked in a system call is copied from its sp without a signal,
- * then checked to be still blocked there; a running one copies its own
- * stack in the sampler's signal handler. Called with W.mu released (a
- * capture is waited for, unwinding may load libdw). Watchdog thread. */
-static void take(int tid, const uv_pprof__syscall_t* st, sample_t* s) {
-  uv_pprof__stack_copy_t copy;
+/* Copies thread `tid`'s registers and stack into W.capture, as `st` (read
+ * just before) found it: a thread blocked in a system call is copied from
+ * its sp without a signal, then checked to be still blocked there; a
+ * running one copies its own stack in the sampler's signal handler (waited
+ * for ASK_WAIT_NS at most). Returns 1 when the copy is there. W.mu
+ * released. Watchdog thread. */
+static int capture(int tid, const uv_pprof__syscall_t* st) {
   uv_pprof__syscall_t again;
-  uv_pprof__capture_t* c = W.capture;
   uint64_t deadline;
 
-  s->npcs = 0;
-  s->complete = 0;
   if (!W.capturing)
-    return;
+    return 0;
   if (st->state == UV_PPROF__THREAD_IN_SYSCALL) {
     uv_pprof__sampler_capture_blocked(tid, st->sp, st->pc);
-    if (uv_pprof__thread_syscall(tid, &again) != 0 ||
-        again.state != st->state || again.nr != st->nr || again.sp != st->sp ||
-        again.pc != st->pc)
-      return; /* it moved while its stack was read */
-  } else {
-    if (uv_pprof__sampler_capture_ask(tid) != 0)
-      return;
-    deadline = now_ns() + ASK_WAIT_NS;
-    while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) !=
-           UV_PPROF__CAPTURE_DONE) {
-      struct timespec pause = {0, 50000};
-      if (now_ns() >= deadline)
-        return; /* late: its answer will be ignored */
-      nanosleep(&pause, NULL);
-    }
+    /* It must not have moved while its stack was read. */
+    return uv_pprof__thread_syscall(tid, &again) == 0 &&
+           again.state == st->state && again.nr == st->nr &&
+           again.sp == st->sp && again.pc == st->pc;
   }
+  if (uv_pprof__sampler_capture_ask(tid) != 0)
+    return 0;
+  deadline = now_ns() + ASK_WAIT_NS;
+  while (__atomic_load_n(&W.capture->state, __ATOMIC_ACQUIRE) !=
+         UV_PPROF__CAPTURE_DONE) {
+    struct timespec pause = {0, 50000};
+    if (now_ns() >= deadline)
+      return 0; /* late: its answer will be ignored */
+    nanosleep(&pause, NULL);
+  }
+  return 1;
+}
+
+/* Unwinds the copy in W.capture (the first time, libdw loads: W.mu
+ * released). */
+static void unwind_capture(int tid, sample_t* s) {
+  uv_pprof__capture_t* c = W.capture;
+  uv_pprof__stack_copy_t copy;
+
   copy.tid = tid;
   copy.regs = c->regs;
   copy.known = c->known;
@@ -536,6 +581,36 @@ static void maybe_report(uv_pprof__stall_loop_t** lp, uint64_t now) {
   *lp = find_id(id);
 }
 
+static void note_recorded(uv_pprof__stall_loop_t* l, uint64_t start_ms) {
+  l->recorded[l->nrecorded++ % RECORDED] = start_ms;
+}
+
+/* Whether a stall recorded lately began within the busy run of an
+ * iteration that started then and was busy that long. */
+static int covered(const uv_pprof__stall_loop_t* l, uint64_t start_ms,
+                   uint64_t busy_ns) {
+  uint64_t end = start_ms + busy_ns / 1000000 + 1;
+  unsigned i;
+
+  for (i = 0; i < RECORDED && i < l->nrecorded; i++)
+    if (l->recorded[i] >= start_ms && l->recorded[i] <= end)
+      return 1;
+  return 0;
+}
+
+/* Not looked at until its next prepare (the host runs the loop again); the
+ * check hook's measure of the iteration it was in is no stall either. */
+static void suppress(uv_pprof__stall_loop_t* l, const hooks_t* h,
+                     uint64_t since_ms) {
+  note_recorded(l, since_ms);
+  l->mode = SUPPRESSED;
+  l->suppressed_seq = h->seq;
+  l->next_ns = NEVER;
+  __atomic_store_n(&l->wake_me, 1, __ATOMIC_RELAXED);
+  if (!any_stalled())
+    drop_capture();
+}
+
 /* A tick of a held loop: has it polled since (or gone back to waiting)?
  * If not, one more sample. */
 static void tick_stalled(uv_pprof__stall_loop_t* l, const hooks_t* h,
@@ -545,6 +620,7 @@ static void tick_stalled(uv_pprof__stall_loop_t* l, const hooks_t* h,
   sample_t s;
   uint64_t id = l->id;
   int tid = h->tid;
+  int got;
   int err;
 
   if (since_ms != l->stall.start_ms) {
@@ -568,8 +644,9 @@ static void tick_stalled(uv_pprof__stall_loop_t* l, const hooks_t* h,
       l->stall.npcs > 0) {
     add_sample(l, NULL, now); /* still in the same call: the same stack */
   } else {
+    s.npcs = 0;
     uv_mutex_unlock(&W.mu);
-    take(tid, &st, &s);
+    got = capture(tid, &st);
     uv_mutex_lock(&W.mu);
     l = find_id(id);
     if (l == NULL || l->mode != STALLED)
@@ -577,6 +654,19 @@ static void tick_stalled(uv_pprof__stall_loop_t* l, const hooks_t* h,
     read_hooks(l, &again);
     if (again.seq != h->seq)
       return; /* it moved on meanwhile: the next tick ends the stall */
+    if (got) {
+      uv_mutex_unlock(&W.mu);
+      unwind_capture(tid, &s);
+      uv_mutex_lock(&W.mu);
+      l = find_id(id);
+      if (l == NULL || l->mode != STALLED)
+        return;
+    }
+    if (outside_uv_run(&s)) { /* it left the loop: the stall ended */
+      end_stall(l, &again, l->stall.seen_ns);
+      suppress(l, &again, now / 1000000);
+      return;
+    }
     add_sample(l, &s, now_ns());
     l->stall.blocked = st;
     if (s.npcs == 0)
@@ -585,9 +675,45 @@ static void tick_stalled(uv_pprof__stall_loop_t* l, const hooks_t* h,
   maybe_report(&l, now);
 }
 
+/* A stall that ended before it could be sampled: recorded at once, with
+ * the time the check hook measured and no stack. noticed_ns 0: it was not
+ * noticed while it lasted. */
+static void record_unsampled(uv_pprof__stall_loop_t* l, uint64_t since_ms,
+                             uint64_t busy_ns, uint64_t noticed_ns) {
+  uv_pprof__stall_t* rec;
+
+  if (covered(l, since_ms, busy_ns))
+    return;
+  rec =
+      uv_pprof__stallrec_begin((uintptr_t)l->loop, (int64_t)ms_to_ns(since_ms));
+  if (rec != NULL)
+    uv_pprof__stallrec_end(rec, (int64_t)busy_ns);
+  if (noticed_ns != 0)
+    __atomic_store_n(&l->noticed_after_ns, noticed_ns - ms_to_ns(since_ms),
+                     __ATOMIC_RELAXED);
+  __atomic_fetch_add(&l->stalls, 1, __ATOMIC_RELAXED);
+  __atomic_fetch_add(&l->stall_ns, busy_ns, __ATOMIC_RELAXED);
+  note_recorded(l, since_ms);
+}
+
+/* The iterations the check hook measured past the threshold that no stall
+ * recorded covers (none starts within the iteration's busy run): the
+ * watchdog ran too late to see them live. */
+static void reconcile(uv_pprof__stall_loop_t* l) {
+  unsigned count = __atomic_load_n(&l->over_count, __ATOMIC_ACQUIRE);
+
+  if (count - l->over_seen > OVER)
+    l->over_seen = count - OVER; /* overwritten: those are lost */
+  for (; l->over_seen != count; l->over_seen++)
+    record_unsampled(l, l->over[l->over_seen % OVER].start_ms,
+                     l->over[l->over_seen % OVER].busy_ns, 0);
+}
+
 /* The loop has been held past its threshold: sample it, and unless the
  * sample shows its thread outside uv_run (the host left the loop: that is
- * no stall), a stall begins. */
+ * no stall), a stall begins. A sample that did not come (the thread waited
+ * for a CPU longer than ASK_WAIT_NS) is tried again at the next ticks
+ * before the stall begins without it. */
 static void begin_stall(uv_pprof__stall_loop_t* l, const hooks_t* h,
                         uint64_t since_ms, const uv_pprof__syscall_t* st,
                         uint64_t now) {
@@ -595,11 +721,13 @@ static void begin_stall(uv_pprof__stall_loop_t* l, const hooks_t* h,
   uint64_t clock_ms;
   hooks_t again;
   sample_t s;
+  int got = 0;
 
   s.npcs = 0;
+  s.complete = 0;
   if (hold_capture() == 0) { /* else no signal: a stall without stacks */
     uv_mutex_unlock(&W.mu);
-    take(h->tid, st, &s);
+    got = capture(h->tid, st);
     uv_mutex_lock(&W.mu);
     l = find_id(id);
     if (l == NULL)
@@ -610,20 +738,41 @@ static void begin_stall(uv_pprof__stall_loop_t* l, const hooks_t* h,
     clock_ms = again.s_ms;
   if (again.seq != h->seq ||
       held_since_ms(&again, clock_ms, l->waited_ms) != since_ms) {
-    l->next_ns = now + 1; /* it moved on meanwhile */
+    /* It moved on before it was sampled: its iteration, when the check
+     * hook measured it past the threshold, was a stall all the same. */
+    if (again.state == CHECKED && again.last_start_ms == since_ms &&
+        again.last_busy_ns >= l->threshold_ns)
+      record_unsampled(l, since_ms, again.last_busy_ns,
+                       l->mode == CANDIDATE ? l->candidate.noticed_ns : now);
+    l->mode = ACTIVE;
+    l->next_ns = now + 1;
     if (!any_stalled())
       drop_capture();
     return;
   }
-  if (s.npcs > 0 && s.complete && W.run_end != 0 && !in_uv_run(s.pcs, s.npcs)) {
-    l->mode = SUPPRESSED;
-    l->suppressed_seq = again.seq;
-    l->next_ns = NEVER;
-    __atomic_store_n(&l->wake_me, 1, __ATOMIC_RELAXED);
-    if (!any_stalled())
-      drop_capture();
+  if (got) { /* a copy of the thread while it was held: unwound now */
+    uv_mutex_unlock(&W.mu);
+    unwind_capture(h->tid, &s);
+    uv_mutex_lock(&W.mu);
+    l = find_id(id);
+    if (l == NULL)
+      return;
+  }
+  if (outside_uv_run(&s)) {
+    suppress(l, &again, since_ms);
     return;
   }
+  if (l->mode != CANDIDATE) {
+    l->candidate.since_ms = since_ms;
+    l->candidate.noticed_ns = now;
+    l->candidate.tries = 0;
+  }
+  if (s.npcs == 0 && ++l->candidate.tries < FIRST_TRIES) {
+    l->mode = CANDIDATE;
+    l->next_ns = now + TICK_NS;
+    return;
+  }
+  now = l->candidate.noticed_ns;
   memset(&l->stall, 0, sizeof(l->stall));
   l->stall.start_ms = since_ms;
   l->stall.noticed_ns = now;
@@ -636,6 +785,7 @@ static void begin_stall(uv_pprof__stall_loop_t* l, const hooks_t* h,
   __atomic_store_n(&l->noticed_after_ns, now - ms_to_ns(since_ms),
                    __ATOMIC_RELAXED);
   __atomic_fetch_add(&l->stalls, 1, __ATOMIC_RELAXED);
+  note_recorded(l, since_ms);
   l->mode = STALLED;
   l->next_ns = now + TICK_NS;
   add_sample(l, &s, now);
@@ -651,12 +801,16 @@ static void evaluate(uv_pprof__stall_loop_t* l, uint64_t now) {
   int err;
 
   read_hooks(l, &h);
+  reconcile(l);
   if (l->mode == SUPPRESSED) {
     if (h.seq == l->suppressed_seq) {
       l->next_ns = NEVER;
       return;
     }
+    /* Back in the loop: what held it before this iteration was not. */
     l->mode = ACTIVE;
+    if (h.s_ms > l->waited_ms)
+      l->waited_ms = h.s_ms;
   }
   if (uv_pprof__uvi_loop_time(l->loop, &clock_ms) != 0)
     clock_ms = h.s_ms;
@@ -665,6 +819,8 @@ static void evaluate(uv_pprof__stall_loop_t* l, uint64_t now) {
     tick_stalled(l, &h, since_ms, now);
     return;
   }
+  if (l->mode == CANDIDATE && since_ms != l->candidate.since_ms)
+    l->mode = ACTIVE; /* it polled before its first sample */
   /* Held for the threshold at least, whatever the clock's truncation. */
   if (now < (since_ms + 1) * 1000000 + l->threshold_ns) {
     l->mode = ACTIVE;
@@ -855,8 +1011,13 @@ int uv_pprof__stall_attach(uv_loop_t* loop, unsigned threshold_ms,
   l->w_ms = l->s_ms = uv_now(loop);
   l->split_idle = uv_metrics_idle_time(loop);
   l->deadline_ms = NO_DEADLINE;
-  l->mode = ACTIVE;
-  l->next_ns = now_ns();
+  /* Not looked at before its first prepare: until then the thread is
+   * likely still on its way to uv_run (node runs the main script first). A
+   * stall in the first iteration's timers goes unseen. */
+  l->mode = SUPPRESSED;
+  l->suppressed_seq = 0;
+  l->wake_me = 1;
+  l->next_ns = NEVER;
   err = uv_prepare_init(loop, &l->prepare);
   if (err != 0) {
     free(l);

@@ -201,7 +201,8 @@ static void stop_all(void) {
     return;
   uv_pprof_stop(main_loop);
   uv_close((uv_handle_t*)&on_term, NULL);
-  uv_close((uv_handle_t*)&on_stdin, NULL);
+  if (on_stdin.type == UV_POLL)
+    uv_close((uv_handle_t*)&on_stdin, NULL);
   if (!uv_is_closing((uv_handle_t*)&long_timer))
     uv_close((uv_handle_t*)&long_timer, NULL);
   if (!uv_is_closing((uv_handle_t*)&short_timer))
@@ -246,8 +247,10 @@ int main(int argc, char** argv) {
     return 2;
   uv_signal_init(main_loop, &on_term);
   uv_signal_start(&on_term, on_signal, SIGTERM);
-  uv_poll_init(main_loop, &on_stdin, 0);
-  uv_poll_start(&on_stdin, UV_READABLE, on_input);
+  if (uv_poll_init(main_loop, &on_stdin, 0) == 0) /* a pipe, not a file */
+    uv_poll_start(&on_stdin, UV_READABLE, on_input);
+  else
+    on_stdin.type = UV_UNKNOWN_HANDLE;
   uv_timer_init(main_loop, &long_timer);
   uv_timer_init(main_loop, &short_timer);
   say("port=%d loop=%p", ntohs(((struct sockaddr_in*)&addr)->sin_port),

@@ -32,11 +32,11 @@
 
 #define TICK_NS 10000000ull /* sampling period during a stall */
 #define FIRST_TRIES 5       /* ticks a stall's first sample is tried */
-#define OVER                                                                 \
-  8                            /* iterations past the threshold kept for the \
-                                  watchdog to reconcile */
-#define RECORDED 8             /* starts of the last stalls recorded */
-#define ASK_WAIT_NS 5000000ull /* how long a capture is waited for */
+#define OVER                                                                  \
+  8                             /* iterations past the threshold kept for the \
+                                   watchdog to reconcile */
+#define RECORDED 8              /* starts of the last stalls recorded */
+#define ASK_WAIT_NS 10000000ull /* how long a capture is waited for */
 #define NO_DEADLINE UINT64_MAX
 #define NEVER UINT64_MAX
 

@@ -210,15 +210,16 @@ TEST_IMPL(stall_block_profile) {
   ASSERT(strstr(r.out, "spin_short") == NULL);
   run_free(&r);
 
-  /* /metrics: the stalls, their time, and the iterations' histogram. */
+  /* /metrics: the stalls, their time, and the iterations' histogram. The
+   * counters count every iteration past the threshold: on a loaded
+   * machine a 20 ms callback preempted for 30 ms more holds the loop too. */
   get(&h, "/metrics", &r);
   snprintf(prefix, sizeof(prefix), "uv_pprof_loop_stalls_total{loop=\"%s\"} ",
            h.loop);
-  within(metric(r.out, prefix), longs, 0.2, "uv_pprof_loop_stalls_total");
+  ASSERT_GE(metric(r.out, prefix), longs);
   snprintf(prefix, sizeof(prefix),
            "uv_pprof_loop_stall_seconds_total{loop=\"%s\"} ", h.loop);
-  within(metric(r.out, prefix) * 1000, (double)long_ms, 0.2,
-         "uv_pprof_loop_stall_seconds_total");
+  ASSERT_GE(metric(r.out, prefix) * 1000, (double)long_ms * 0.8);
   snprintf(prefix, sizeof(prefix),
            "uv_pprof_loop_iteration_busy_seconds_bucket{loop=\"%s\","
            "le=\"0.1\"} ",

@@ -1,16 +1,18 @@
 /* Stall detection. Each loop gets two unref'd hooks, a prepare and a check
  * handle, that publish where it is in its iteration (plain stores) and add
- * the iteration's busy time to a fixed histogram. One watchdog thread,
- * asleep in epoll_wait while every loop waits for events, tells a loop held
- * by its callbacks from one waiting: it wakes when a loop's iteration could
- * first reach the threshold, when a waiting loop's epoll has events (its
- * backend fd sits in the watchdog's own epoll, nested, while the loop
- * waits) or its timers are due, and asks the kernel where the loop's thread
- * is (/proc/self/task/TID/syscall: in epoll_wait on the loop's backend fd
- * is waiting). A held loop is sampled every 10 ms until it polls again:
- * through the CPU sampler's signal when its thread runs, by copying its
- * stack from /proc's sp when it is blocked in a system call (a signal would
- * cut a sleep or a poll short). docs/INTERNALS.md, "Stall detection". */
+ * the iteration's busy time to a fixed histogram. One watchdog thread
+ * tells a loop held by its callbacks from one waiting: it looks at a loop
+ * when its iteration could first reach the threshold, and asks the kernel
+ * where the loop's thread is (/proc/self/task/TID/syscall: in epoll_wait on
+ * the loop's backend fd is waiting). While a loop waits the watchdog
+ * sleeps: the loop's next prepare or check wakes it (one eventfd write), so
+ * does a timer on the loop thread's CPU clock (a callback burning CPU right
+ * after an I/O wake-up, before any hook), and a look every 10 s finds a
+ * loop stuck in a blocking call since then. A held loop is sampled every
+ * 10 ms until it polls again: through the CPU sampler's signal when its
+ * thread runs, by copying its stack from /proc's sp when it is blocked in
+ * a system call (a signal would cut a sleep or a poll short).
+ * docs/INTERNALS.md, "Stall detection". */
 #include <dlfcn.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -37,8 +40,15 @@
                                    watchdog to reconcile */
 #define RECORDED 8              /* starts of the last stalls recorded */
 #define ASK_WAIT_NS 10000000ull /* how long a capture is waited for */
-#define NO_DEADLINE UINT64_MAX
 #define NEVER UINT64_MAX
+#define QUIET_CPU_NS                                                          \
+  2000000ull                     /* the loop's CPU time after which a waiting \
+                                    loop is looked at again */
+#define SAFETY_NS 10000000000ull /* between two looks at a waiting loop */
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
 
 /* Upper bounds of the busy-time buckets, ns; +Inf follows. */
 static const uint64_t bounds_ns[UV_PPROF__STALL_BUCKETS - 1] = {
@@ -51,7 +61,7 @@ enum { PREPARED, CHECKED };
 /* What the watchdog knows of a loop. */
 enum {
   ACTIVE,     /* evaluated at next_ns: when its iteration could be a stall */
-  QUIET,      /* waiting for events: woken by its epoll or its deadline */
+  QUIET,      /* waiting for events: woken by its hooks or its CPU timer */
   CANDIDATE,  /* held past the threshold, its first sample not taken yet */
   STALLED,    /* held past the threshold: sampled every TICK_NS */
   SUPPRESSED, /* its thread is outside uv_run: until the next prepare */
@@ -75,7 +85,6 @@ struct uv_pprof__stall_loop_s {
   uint64_t s_ms; /* uv_now() at the last prepare: the iteration's start */
   uint64_t w_ms; /* uv_now() at the last check: the last return from
                     polling */
-  uint64_t deadline_ms;   /* the poll after the last prepare times out */
   uint64_t last_start_ms; /* the last iteration the check saw end: its
                              start (a return from polling) */
   uint64_t last_busy_ns;  /* ... and its time in callbacks */
@@ -106,7 +115,10 @@ struct uv_pprof__stall_loop_s {
   int mode;
   uint64_t next_ns; /* next evaluation, NEVER: none */
   unsigned suppressed_seq;
-  int registered;     /* backend_fd is in the watchdog's epoll */
+  unsigned quiet_seq; /* QUIET: the hooks' seq when it went quiet */
+  timer_t cpu_timer;  /* on the loop thread's CPU clock, to the watchdog */
+  int has_cpu_timer;
+  int cpu_tid;        /* the thread whose clock it is on */
   uint64_t waited_ms; /* the loop was seen waiting then: whatever holds it
                          now began later (its clock may lag: the watchdog
                          can run before the woken loop updates it) */
@@ -155,7 +167,11 @@ static struct {
   uintptr_t run_start;          /* uv_run's code, for "outside uv_run" */
   uintptr_t run_end;
   uint64_t wakeups; /* the watchdog's, for the benches (atomic) */
-} W = {.epfd = -1, .evfd = -1};
+  int sigfd;        /* the CPU timers' signal, read by the watchdog */
+  int signo;
+  int tid; /* the watchdog thread's */
+  uv_cond_t started;
+} W = {.epfd = -1, .evfd = -1, .sigfd = -1};
 
 static uv_once_t once = UV_ONCE_INIT;
 
@@ -185,12 +201,14 @@ static void on_fork_child(void) {
     close(W.epfd);
   if (W.evfd >= 0)
     close(W.evfd);
-  W.epfd = W.evfd = -1;
+  if (W.sigfd >= 0)
+    close(W.sigfd);
+  W.epfd = W.evfd = W.sigfd = -1;
   uv_mutex_unlock(&W.mu);
 }
 
 static void init_once(void) {
-  if (uv_mutex_init(&W.mu) != 0 ||
+  if (uv_mutex_init(&W.mu) != 0 || uv_cond_init(&W.started) != 0 ||
       pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child) != 0)
     abort();
 }
@@ -235,10 +253,19 @@ static void note_thread(uv_pprof__stall_loop_t* l) {
   }
 }
 
+/* The watchdog, waiting for this loop to do something, asked to be woken. */
+static void maybe_wake(uv_pprof__stall_loop_t* l) {
+  /* Ordered after the store of seq (the watchdog stores wake_me, then
+   * reads seq: one of the two sees the other's). */
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&l->wake_me, __ATOMIC_RELAXED) &&
+      __atomic_exchange_n(&l->wake_me, 0, __ATOMIC_RELAXED))
+    wake_watchdog();
+}
+
 static void on_prepare(uv_prepare_t* handle) {
   uv_pprof__stall_loop_t* l = handle->data;
   uint64_t now = uv_now(l->loop);
-  int timeout = uv_backend_timeout(l->loop);
 
   uv_pprof__site_note(UV_PPROF__SITE_PREPARE, __builtin_return_address(0));
   note_thread(l);
@@ -252,11 +279,8 @@ static void on_prepare(uv_prepare_t* handle) {
   }
   l->state = PREPARED;
   l->s_ms = now;
-  l->deadline_ms = timeout < 0 ? NO_DEADLINE : now + (uint64_t)timeout;
   publish_end(l);
-  if (__atomic_load_n(&l->wake_me, __ATOMIC_RELAXED) &&
-      __atomic_exchange_n(&l->wake_me, 0, __ATOMIC_RELAXED))
-    wake_watchdog();
+  maybe_wake(l);
 }
 
 /* Ends the iteration that started at the previous return from polling: its
@@ -295,6 +319,7 @@ static void on_check(uv_check_t* handle) {
   l->last_busy_ns = busy;
   l->w_ms = w;
   publish_end(l);
+  maybe_wake(l);
 }
 
 typedef struct {
@@ -303,7 +328,6 @@ typedef struct {
   int tid;
   uint64_t s_ms;
   uint64_t w_ms;
-  uint64_t deadline_ms;
   uint64_t last_start_ms;
   uint64_t last_busy_ns;
 } hooks_t;
@@ -319,7 +343,6 @@ static void read_hooks(const uv_pprof__stall_loop_t* l, hooks_t* h) {
     h->state = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
     h->s_ms = __atomic_load_n(&l->s_ms, __ATOMIC_RELAXED);
     h->w_ms = __atomic_load_n(&l->w_ms, __ATOMIC_RELAXED);
-    h->deadline_ms = __atomic_load_n(&l->deadline_ms, __ATOMIC_RELAXED);
     h->last_start_ms = __atomic_load_n(&l->last_start_ms, __ATOMIC_RELAXED);
     h->last_busy_ns = __atomic_load_n(&l->last_busy_ns, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
@@ -470,46 +493,58 @@ static int any_stalled(void) {
   return 0;
 }
 
-static void unregister(uv_pprof__stall_loop_t* l) {
-  if (l->registered) {
-    epoll_ctl(W.epfd, EPOLL_CTL_DEL, l->backend_fd, NULL);
-    l->registered = 0;
+/* A timer on thread `tid`'s CPU clock (the kernel's encoding of it, as
+ * pthread_getcpuclockid's) whose signal, with the loop's id, goes to the
+ * watchdog thread, where it is blocked and read from W.sigfd. */
+static void make_cpu_timer(uv_pprof__stall_loop_t* l, int tid) {
+  struct sigevent ev;
+  clockid_t clock = (clockid_t)((~(unsigned)tid << 3) | 6);
+
+  if (W.sigfd < 0)
+    return;
+  memset(&ev, 0, sizeof(ev));
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = W.signo;
+  ev.sigev_value.sival_int = (int)l->id;
+  ev.sigev_notify_thread_id = W.tid;
+  if (timer_create(clock, &ev, &l->cpu_timer) == 0) {
+    l->has_cpu_timer = 1;
+    l->cpu_tid = tid;
   }
 }
 
-/* The loop waits for events: the watchdog sleeps until its epoll has some
- * (its backend fd in ours) or its poll times out. A wake-up between the
- * check and the registration moved the loop's clock: then it is active. */
+/* The loop waits for events: the watchdog sleeps until the loop's next
+ * prepare or check (they write its eventfd when asked), its thread burns
+ * QUIET_CPU_NS of CPU (a callback right after an I/O wake-up, before any
+ * hook: the timer signals the watchdog, never the loop), or SAFETY_NS pass
+ * (a loop blocked in a callback since an I/O wake-up uses no CPU and runs
+ * no hook). A hook that ran before the request is seen in its seq. */
 static void go_quiet(uv_pprof__stall_loop_t* l, const hooks_t* h,
-                     uint64_t clock_ms, uint64_t now) {
-  struct epoll_event ev;
-  uint64_t again;
+                     uint64_t now) {
+  struct itimerspec one;
+  hooks_t again;
 
-  if (!l->registered) {
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.u64 = l->id;
-    if (epoll_ctl(W.epfd, EPOLL_CTL_ADD, l->backend_fd, &ev) != 0 &&
-        errno != EEXIST) {
-      l->mode = ACTIVE; /* cannot nest it: look again every tick */
-      l->next_ns = now + TICK_NS;
-      return;
-    }
-    l->registered = 1;
+  l->mode = QUIET;
+  l->quiet_seq = h->seq;
+  l->waited_ms = now / 1000000;
+  l->next_ns = now + SAFETY_NS;
+  __atomic_store_n(&l->wake_me, 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (l->has_cpu_timer && l->cpu_tid != h->tid) { /* the loop moved */
+    timer_delete(l->cpu_timer);
+    l->has_cpu_timer = 0;
   }
-  if (uv_pprof__uvi_loop_time(l->loop, &again) != 0 || again != clock_ms) {
-    unregister(l);
+  if (!l->has_cpu_timer)
+    make_cpu_timer(l, h->tid);
+  if (l->has_cpu_timer) {
+    memset(&one, 0, sizeof(one));
+    one.it_value.tv_nsec = QUIET_CPU_NS;
+    timer_settime(l->cpu_timer, 0, &one, NULL);
+  }
+  read_hooks(l, &again);
+  if (again.seq != h->seq) {
     l->mode = ACTIVE;
     l->next_ns = now + 1;
-    return;
-  }
-  l->mode = QUIET;
-  l->waited_ms = now / 1000000;
-  l->next_ns = NEVER;
-  if (h->deadline_ms != NO_DEADLINE) {
-    l->next_ns = h->deadline_ms * 1000000 + l->threshold_ns + 1000000;
-    if (l->next_ns <= now) /* the deadline it published has passed */
-      l->next_ns = now + l->threshold_ns;
   }
 }
 
@@ -602,11 +637,17 @@ static int covered(const uv_pprof__stall_loop_t* l, uint64_t start_ms,
  * check hook's measure of the iteration it was in is no stall either. */
 static void suppress(uv_pprof__stall_loop_t* l, const hooks_t* h,
                      uint64_t since_ms) {
+  hooks_t again;
+
   note_recorded(l, since_ms);
   l->mode = SUPPRESSED;
   l->suppressed_seq = h->seq;
   l->next_ns = NEVER;
   __atomic_store_n(&l->wake_me, 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  read_hooks(l, &again);
+  if (again.seq != h->seq)
+    l->next_ns = now_ns();
   if (!any_stalled())
     drop_capture();
 }
@@ -836,31 +877,23 @@ static void evaluate(uv_pprof__stall_loop_t* l, uint64_t now) {
               "uv_pprof: stall detection is off for loop 0x%" PRIxPTR
               ": /proc/self/task/%d/syscall cannot be read (%s)\n",
               (uintptr_t)l->loop, h.tid, uv_strerror(err));
-    unregister(l);
     l->mode = OFF;
     l->next_ns = NEVER;
     return;
   }
   if (uv_pprof__syscall_waits_on(&st, l->backend_fd)) {
-    go_quiet(l, &h, clock_ms, now);
+    go_quiet(l, &h, now);
     return;
   }
-  unregister(l);
   begin_stall(l, &h, since_ms, &st, now);
 }
 
-/* Events arrived on a waiting loop's epoll: it is awake. */
-static void on_loop_events(uint64_t id, uint64_t now) {
-  uv_pprof__stall_loop_t* l = find_id(id);
-
-  if (l == NULL)
-    return;
-  unregister(l);
-  if (l->mode == QUIET) {
-    l->mode = ACTIVE;
-    l->waited_ms = now / 1000000;
-    l->next_ns = now;
-  }
+/* A waiting loop woke (a hook ran since, or its CPU timer fired): look at
+ * it now. It was waiting at waited_ms (go_quiet's): whatever holds it
+ * began later. */
+static void wake_loop(uv_pprof__stall_loop_t* l, uint64_t now) {
+  l->mode = ACTIVE;
+  l->next_ns = now;
 }
 
 /* ---- the watchdog thread ------------------------------------------------- */
@@ -874,6 +907,8 @@ static void run(void* arg) {
   pthread_setname_np(pthread_self(), "uv_pprof_stall");
   uv_pprof__je_thread_unsampled();
   uv_mutex_lock(&W.mu);
+  W.tid = (int)syscall(SYS_gettid);
+  uv_cond_signal(&W.started);
   while (!W.stop) {
     uint64_t now = now_ns();
     uint64_t next = NEVER;
@@ -907,12 +942,28 @@ static void run(void* arg) {
         if (read(W.evfd, &v, sizeof(v)) < 0) {
           /* EAGAIN: another wake-up read it */
         }
-        /* A suppressed loop's prepare may have asked for it. */
-        for (l = W.loops; l != NULL; l = l->next)
-          if (l->mode == SUPPRESSED)
+        /* A hook asked for it: a suppressed loop back in uv_run, a
+         * waiting one that ran an iteration since. */
+        for (l = W.loops; l != NULL; l = l->next) {
+          hooks_t h;
+          if (l->mode == SUPPRESSED) {
             l->next_ns = now;
+          } else if (l->mode == QUIET) {
+            read_hooks(l, &h);
+            if (h.seq != l->quiet_seq)
+              wake_loop(l, now);
+          }
+        }
       } else {
-        on_loop_events(evs[i].data.u64, now);
+        struct signalfd_siginfo si[8];
+        ssize_t got = read(W.sigfd, si, sizeof(si));
+        int k;
+        /* A waiting loop's thread used QUIET_CPU_NS since. */
+        for (k = 0; got > 0 && k < got / (ssize_t)sizeof(si[0]); k++) {
+          l = find_id((uint64_t)(unsigned)si[k].ssi_int);
+          if (l != NULL && l->mode == QUIET)
+            wake_loop(l, now);
+        }
       }
     }
   }
@@ -920,7 +971,46 @@ static void run(void* arg) {
   uv_mutex_unlock(&W.mu);
 }
 
-/* Opens the watchdog's epoll (with its eventfd) and starts it. W.mu held. */
+/* The CPU timers' signal: the lowest real-time signal nobody handles (the
+ * CPU sampler takes the highest). It is only ever sent to the watchdog
+ * thread, which blocks it: its disposition never applies. 0: none. */
+static int pick_timer_signal(void) {
+  int sig;
+
+  for (sig = SIGRTMIN + 1; sig < SIGRTMAX - 1; sig++) {
+    struct sigaction sa;
+    if (sigaction(sig, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_DFL)
+      return sig;
+  }
+  return 0;
+}
+
+/* The CPU timers' signalfd, in the watchdog's epoll as 1. Without it,
+ * waiting loops are looked at every SAFETY_NS only. */
+static void open_timer_signal(void) {
+  struct epoll_event ev;
+  sigset_t set;
+
+  W.signo = pick_timer_signal();
+  if (W.signo == 0)
+    return;
+  sigemptyset(&set);
+  sigaddset(&set, W.signo);
+  W.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (W.sigfd < 0)
+    return;
+  memset(&ev, 0, sizeof(ev));
+  ev.events = EPOLLIN;
+  ev.data.u64 = 1;
+  if (epoll_ctl(W.epfd, EPOLL_CTL_ADD, W.sigfd, &ev) != 0) {
+    close(W.sigfd);
+    W.sigfd = -1;
+  }
+}
+
+/* Opens the watchdog's epoll (with its eventfd and signalfd) and starts
+ * it. W.mu held. */
 static int start_watchdog(void) {
   struct epoll_event ev;
   sigset_t all;
@@ -940,6 +1030,8 @@ static int start_watchdog(void) {
     err = uv_translate_sys_error(errno);
     goto fail;
   }
+  open_timer_signal();
+  W.tid = 0;
   if (W.run_end == 0)
     find_uv_run();
   W.stop = 0;
@@ -951,6 +1043,8 @@ static int start_watchdog(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (err == 0) {
     W.running = 1;
+    while (W.tid == 0) /* the CPU timers are aimed at it */
+      uv_cond_wait(&W.started, &W.mu);
     return 0;
   }
 fail:
@@ -958,7 +1052,9 @@ fail:
     close(W.epfd);
   if (W.evfd >= 0)
     close(W.evfd);
-  W.epfd = W.evfd = -1;
+  if (W.sigfd >= 0)
+    close(W.sigfd);
+  W.epfd = W.evfd = W.sigfd = -1;
   return err;
 }
 
@@ -972,7 +1068,9 @@ static void stop_watchdog(void) {
   W.running = 0;
   close(W.epfd);
   close(W.evfd);
-  W.epfd = W.evfd = -1;
+  if (W.sigfd >= 0)
+    close(W.sigfd);
+  W.epfd = W.evfd = W.sigfd = -1;
   if (W.capture != NULL)
     munmap(W.capture, sizeof(*W.capture));
   W.capture = NULL;
@@ -1010,7 +1108,6 @@ int uv_pprof__stall_attach(uv_loop_t* loop, unsigned threshold_ms,
   l->state = CHECKED;
   l->w_ms = l->s_ms = uv_now(loop);
   l->split_idle = uv_metrics_idle_time(loop);
-  l->deadline_ms = NO_DEADLINE;
   /* Not looked at before its first prepare: until then the thread is
    * likely still on its way to uv_run (node runs the main script first). A
    * stall in the first iteration's timers goes unseen. */
@@ -1067,7 +1164,9 @@ void uv_pprof__stall_detach(uv_pprof__stall_loop_t* l) {
       *p = l->next;
       break;
     }
-  unregister(l);
+  if (l->has_cpu_timer)
+    timer_delete(l->cpu_timer);
+  l->has_cpu_timer = 0;
   if (l->mode == STALLED) { /* it is running this: the stall is over */
     read_hooks(l, &h);
     end_stall(l, &h, now_ns());

@@ -69,27 +69,32 @@ enum {
 };
 
 struct uv_pprof__stall_loop_s {
-  /* ---- the loop's thread ---------------------------------------------------
+  /* ---- what every iteration's hooks touch, together (fewer cache lines
+   * between two polls) ------------------------------------------------------
    */
   uv_loop_t* loop;
-  uv_prepare_t prepare;
-  uv_check_t check;
-  int open_handles;
   pthread_t thread;
   uint64_t split_idle; /* uv_metrics_idle_time() at the last split */
-  int ran;             /* a prepare has run */
-  /* ---- published by the hooks under the sequence lock `seq` ----------------
-   */
-  unsigned seq;  /* odd while being written */
-  int state;     /* PREPARED or CHECKED */
+  uint64_t threshold_ns;
+  int ran; /* a prepare has run */
+  /* published by the hooks under the sequence lock `seq` */
+  unsigned seq; /* odd while being written */
+  int state;    /* PREPARED or CHECKED */
+  int tid;      /* the loop's thread */
+  int wake_me;  /* atomic: the next hook wakes the watchdog */
+  unsigned over_count;
   uint64_t s_ms; /* uv_now() at the last prepare: the iteration's start */
   uint64_t w_ms; /* uv_now() at the last check: the last return from
                     polling */
   uint64_t last_start_ms; /* the last iteration the check saw end: its
                              start (a return from polling) */
   uint64_t last_busy_ns;  /* ... and its time in callbacks */
-  int tid;
-  int wake_me; /* atomic: the next prepare wakes the watchdog */
+  /* the histogram: the loop's thread adds, readers load */
+  uint64_t busy_ns;
+  uint64_t iterations;
+  uint64_t buckets[UV_PPROF__STALL_BUCKETS];
+  /* ---- the loop's thread, at times -----------------------------------------
+   */
   /* Iterations the check hook measured past the threshold, for the
    * watchdog to record those it did not see live (it ran late: a loaded
    * machine): a ring written by the hook, `over_count` published last. */
@@ -97,17 +102,13 @@ struct uv_pprof__stall_loop_s {
     uint64_t start_ms;
     uint64_t busy_ns;
   } over[OVER];
-  unsigned over_count;
-  /* ---- the histogram: the loop's thread adds, readers load -----------------
-   */
-  uint64_t buckets[UV_PPROF__STALL_BUCKETS];
-  uint64_t busy_ns;
-  uint64_t iterations;
+  uv_prepare_t prepare;
+  uv_check_t check;
+  int open_handles;
   /* ---- set at attach -------------------------------------------------------
    */
   uint64_t id;
   int backend_fd;
-  uint64_t threshold_ns;
   uint64_t report_ns; /* 0: no report */
   unsigned threshold_ms;
   /* ---- the watchdog's, under W.mu ------------------------------------------
@@ -255,9 +256,8 @@ static void note_thread(uv_pprof__stall_loop_t* l) {
 
 /* The watchdog, waiting for this loop to do something, asked to be woken. */
 static void maybe_wake(uv_pprof__stall_loop_t* l) {
-  /* Ordered after the store of seq (the watchdog stores wake_me, then
-   * reads seq: one of the two sees the other's). */
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  /* No fence: the watchdog asks while it sees the thread blocked in
+   * epoll_wait (go_quiet), so the hook that follows sees the request. */
   if (__atomic_load_n(&l->wake_me, __ATOMIC_RELAXED) &&
       __atomic_exchange_n(&l->wake_me, 0, __ATOMIC_RELAXED))
     wake_watchdog();
@@ -522,6 +522,7 @@ static void make_cpu_timer(uv_pprof__stall_loop_t* l, int tid) {
 static void go_quiet(uv_pprof__stall_loop_t* l, const hooks_t* h,
                      uint64_t now) {
   struct itimerspec one;
+  uv_pprof__syscall_t st;
   hooks_t again;
 
   l->mode = QUIET;
@@ -540,6 +541,16 @@ static void go_quiet(uv_pprof__stall_loop_t* l, const hooks_t* h,
     memset(&one, 0, sizeof(one));
     one.it_value.tv_nsec = QUIET_CPU_NS;
     timer_settime(l->cpu_timer, 0, &one, NULL);
+  }
+  /* The request is seen by the loop's next hook if the thread is still
+   * blocked in epoll_wait after it was made (the kernel orders the look at
+   * the thread before the thread runs again); a hook that ran since the
+   * first look shows in seq. Else: looked at again at once. */
+  if (uv_pprof__thread_syscall(h->tid, &st) != 0 ||
+      !uv_pprof__syscall_waits_on(&st, l->backend_fd)) {
+    l->mode = ACTIVE;
+    l->next_ns = now + 1;
+    return;
   }
   read_hooks(l, &again);
   if (again.seq != h->seq) {
@@ -642,7 +653,9 @@ static void suppress(uv_pprof__stall_loop_t* l, const hooks_t* h,
   note_recorded(l, since_ms);
   l->mode = SUPPRESSED;
   l->suppressed_seq = h->seq;
-  l->next_ns = NEVER;
+  /* The hooks make no fence: a prepare running now may miss the request
+   * (the look every SAFETY_NS finds it back in uv_run then). */
+  l->next_ns = now_ns() + SAFETY_NS;
   __atomic_store_n(&l->wake_me, 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
   read_hooks(l, &again);
@@ -845,7 +858,7 @@ static void evaluate(uv_pprof__stall_loop_t* l, uint64_t now) {
   reconcile(l);
   if (l->mode == SUPPRESSED) {
     if (h.seq == l->suppressed_seq) {
-      l->next_ns = NEVER;
+      l->next_ns = now + SAFETY_NS;
       return;
     }
     /* Back in the loop: what held it before this iteration was not. */

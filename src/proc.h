@@ -345,8 +345,9 @@ void uv_pprof__unwind_refresh(void);
  * table and falls back to libdw for a stack it cannot do alone;
  * UV_PPROF__UNWIND_LIBDW is libdw only (tests compare the two). Returns
  * >= 1 (the pc alone without libdw). *complete (when not NULL) is set to 1
- * when the unwinding reached the outermost frame (the thread's entry),
- * 0 when it stopped early (max reached, the copy's end, no rule). */
+ * when the unwinding reached the outermost frame (the thread's entry: its
+ * CFI leaves the return address undefined), 0 when it stopped early (max
+ * reached, the copy's end, no rule, a return address of 0). */
 size_t uv_pprof__unwind(const uv_pprof__stack_copy_t* c, int how,
                         uintptr_t* pcs, size_t max, int* complete);
 

@@ -28,7 +28,8 @@
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
-#define STACK_MAX UV_PPROF__STACK_COPY_MAX /* bytes of stack copied per sample */
+#define STACK_MAX \
+  UV_PPROF__STACK_COPY_MAX /* bytes of stack copied per sample */
 #define MAX_THREADS 16384
 #define REC_ALIGN 64
 #define RING_MIN (1u << 20)
@@ -248,6 +249,26 @@ static size_t copy_checked(unsigned char* dst, uintptr_t sp) {
   return got > 0 ? (size_t)got : 0;
 }
 
+/* Async-signal-safe. Copies the stack from the red zone below sp, as the
+ * fast path does (a leaf keeps values there, and an epilogue's CFI still
+ * finds the frame pointer it just popped there: without it the unwinding
+ * stops at the caller), or from sp when the red zone cannot be read (sp at
+ * the bottom of its mapping). Returns the length; *from is where the copy
+ * starts. */
+static size_t copy_from_red_zone(unsigned char* dst, uintptr_t sp,
+                                 uintptr_t* from) {
+  size_t len;
+
+  if (RED_ZONE > 0 && sp > RED_ZONE) {
+    *from = sp - RED_ZONE;
+    len = copy_checked(dst, *from);
+    if (len > RED_ZONE)
+      return len;
+  }
+  *from = sp;
+  return copy_checked(dst, sp);
+}
+
 /* Async-signal-safe. Reserves `size` bytes (padding the end of the ring when
  * they would not fit before it); NULL when the ring is full. */
 static record_t* reserve(size_t size, uint64_t* pos) {
@@ -322,8 +343,7 @@ static void take_sample(const siginfo_t* si, void* context) {
   if (fast) {
     copy_words(r->stack, from, len);
   } else {
-    from = sp;
-    len = copy_checked(r->stack, sp);
+    len = copy_from_red_zone(r->stack, sp, &from);
     __atomic_store_n(&S.want_drain, 1, __ATOMIC_RELAXED);
   }
   r->stack_addr = from;
@@ -352,8 +372,7 @@ static void take_capture(const siginfo_t* si, void* context) {
   c->time = monotonic_ns();
   sp = read_regs(context, c->regs);
   c->known = UV_PPROF__REGS_ALL;
-  c->stack_addr = sp;
-  c->stack_len = copy_checked(c->stack, sp);
+  c->stack_len = copy_from_red_zone(c->stack, sp, &c->stack_addr);
   __atomic_store_n(&c->state, UV_PPROF__CAPTURE_DONE, __ATOMIC_RELEASE);
 }
 
@@ -975,8 +994,7 @@ void uv_pprof__sampler_capture_blocked(int tid, uintptr_t sp, uintptr_t pc) {
     c->tid = tid;
     c->time = monotonic_ns();
     set_sp_pc(c, sp, pc);
-    c->stack_addr = sp;
-    c->stack_len = copy_checked(c->stack, sp);
+    c->stack_len = copy_from_red_zone(c->stack, sp, &c->stack_addr);
     __atomic_store_n(&c->state, UV_PPROF__CAPTURE_DONE, __ATOMIC_RELEASE);
   }
   uv_mutex_unlock(&S.mu);

@@ -455,6 +455,17 @@ static size_t unwind_rules(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
   }
   return n;
 }
+
+/* Whether the CFI row of pc leaves the return address undefined: the
+ * thread's outermost frame (_start, clone3). libdw also ends a stack
+ * without an error where the return address it read is 0, which a frame it
+ * misread gives too (a leaf interrupted in an epilogue under JIT code):
+ * that stack is not complete. */
+static int outermost(uintptr_t pc) {
+  const rule_t* r = rule_for(pc);
+
+  return r != NULL && r->kind == RULE_OK && r->how[RA_REG] == R_UNDEF;
+}
 #endif
 
 /* ---- the interface ------------------------------------------------------ */
@@ -522,6 +533,10 @@ size_t uv_pprof__unwind(const uv_pprof__stack_copy_t* c, int how,
   if (n == 0) {
     n = unwind_libdw(c, pcs, max, &done);
     U.stats.by_libdw++;
+#if RULES
+    if (done && n > 0 && !outermost(pcs[n - 1]))
+      done = 0;
+#endif
   }
   if (n == 0) {
     pcs[n++] = (uintptr_t)c->regs[PC_REG];

@@ -80,6 +80,9 @@
   TEST(stall_outside_loop)                                           \
   TEST(stall_bad_env)                                                \
   TEST(mutex_contention_profile)                                     \
+  /* test-capture.c */                                               \
+  TEST(stall_capture_epilogue)                                       \
+  TEST(unwind_zero_return_not_complete)                              \
   /* test-handles.c (integration) */                                 \
   TEST(handles_counts)                                               \
   TEST(handles_pprof_base)                                           \

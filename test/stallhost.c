@@ -15,7 +15,8 @@
  *   outside N  500 ms of outside_work() before uv_run (the loop's thread
  *              busy, but not in the loop), then as "spin N"
  *   mutex N    two threads contend N times for a mutex in contend_lock(),
- *              holding it 50 us each time: "done" */
+ *              holding it 50 us each time, while the loop serves: "done"
+ *              when both are through (they stop early when the host does) */
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
@@ -176,6 +177,8 @@ static __attribute__((noinline)) void outside_work(void) {
 
 static pthread_mutex_t contended = PTHREAD_MUTEX_INITIALIZER;
 static int rounds;
+static int quit;     /* atomic: the host stops */
+static int finished; /* atomic: contending threads done */
 
 static __attribute__((noinline)) void contend_lock(void) {
   pthread_mutex_lock(&contended);
@@ -186,8 +189,10 @@ static __attribute__((noinline)) void contend_lock(void) {
 static void* contend(void* arg) {
   int i;
 
-  for (i = 0; i < rounds; i++)
+  for (i = 0; i < rounds && !__atomic_load_n(&quit, __ATOMIC_RELAXED); i++)
     contend_lock();
+  if (__atomic_add_fetch(&finished, 1, __ATOMIC_ACQ_REL) == 2)
+    say("done");
   return NULL;
 }
 
@@ -199,6 +204,7 @@ static int stopping;
 static void stop_all(void) {
   if (stopping++)
     return;
+  __atomic_store_n(&quit, 1, __ATOMIC_RELAXED);
   uv_pprof_stop(main_loop);
   uv_close((uv_handle_t*)&on_term, NULL);
   if (on_stdin.type == UV_POLL)
@@ -234,6 +240,7 @@ int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "";
   int n = argc > 2 ? atoi(argv[2]) : 1;
   pthread_t threads[2];
+  int contending = 0;
 
   main_loop = uv_default_loop();
   if (strcmp(mode, "outside") == 0) {
@@ -269,11 +276,13 @@ int main(int argc, char** argv) {
     rounds = n;
     pthread_create(&threads[0], NULL, contend, NULL);
     pthread_create(&threads[1], NULL, contend, NULL);
-    pthread_join(threads[0], NULL);
-    pthread_join(threads[1], NULL);
-    say("done");
+    contending = 1;
   }
   uv_run(main_loop, UV_RUN_DEFAULT);
+  if (contending) {
+    pthread_join(threads[0], NULL);
+    pthread_join(threads[1], NULL);
+  }
   if (strcmp(mode, "two") == 0) {
     uv_async_send(&b_quit);
     pthread_join(b_thread, NULL);

@@ -230,29 +230,48 @@ TEST_IMPL(stall_block_profile) {
   return 0;
 }
 
-/* ?seconds=N deltas answer (they used to hang), for block and mutex. */
+/* ?seconds=N deltas, for block and mutex, read as the person whose service
+ * stutters reads them: go tool pprof -top on the URL names the function
+ * that held the loop in the window, how long and how often. */
 TEST_IMPL(stall_block_delta) {
-  Perftools__Profiles__Profile* p;
   host_t h;
   run_result_t r;
-  const char* file;
-  char* gz;
-  size_t len;
+  char url[128];
+  char saved[512];
+  const char* at;
+  double ms;
 
   start(&h, "spin", "4", NULL);
-  file = save(&h, "/debug/pprof/block?seconds=3", "block-delta.pb.gz");
-  gz = read_file(file, &len);
-  p = profile_decode(gz, len);
-  ASSERT(p->duration_nanos >= 3000000000);
-  perftools__profiles__profile__free_unpacked(p, NULL);
-  free(gz);
-  top(file, "contentions", &r);
-  /* 2 to 4 of the host's 150 ms stalls fall in 3 s. */
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/debug/pprof/block?seconds=3",
+           h.port);
+  {
+    const char* args[] = {"-top", "-unit=ms", url, NULL};
+    go_pprof(args, &r);
+  }
+  ASSERT_CONTAINS(r.out, "Type: delay\n");
+  ASSERT_CONTAINS(r.out, "Duration: 3");
+  /* 1 to 4 of the host's 150 ms stalls fall in 3 s. */
+  ms = top_cum(r.out, "spin_long");
+  ASSERT(ms >= 150 * 0.8 && ms <= 4 * 150 * 1.2);
+  ASSERT(top_cum(r.out, "spin_short") < 0);
+  at = strstr(r.err, "Saved profile in ");
+  ASSERT(at != NULL);
+  ASSERT_EQ(sscanf(at + strlen("Saved profile in "), "%511s", saved), 1);
+  run_free(&r);
+  top(saved, "contentions", &r);
   ASSERT(top_cum(r.out, "spin_long") >= 1);
   ASSERT(top_cum(r.out, "spin_long") <= 4);
   run_free(&r);
-  file = save(&h, "/debug/pprof/mutex?seconds=1", "mutex-delta.pb.gz");
-  ASSERT(file != NULL);
+
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/debug/pprof/mutex?seconds=1",
+           h.port);
+  {
+    const char* args[] = {"-top", url, NULL};
+    go_pprof(args, &r);
+  }
+  ASSERT_CONTAINS(r.out, "Type: delay\n");
+  ASSERT_CONTAINS(r.out, "Duration: 1");
+  run_free(&r);
   ASSERT_EQ(finish(&h, NULL), 0);
   return 0;
 }
@@ -465,6 +484,20 @@ TEST_IMPL(mutex_contention_profile) {
                  53) == 0);
   ASSERT_CONTAINS(r.out, "\tcontend_lock+0x");
   run_free(&r);
+  ASSERT_EQ(finish(&h, NULL), 0);
+
+  /* A delta while they contend, read by go tool pprof from the URL. */
+  start(&h, "mutex", "1000000", env);
+  {
+    char url[128];
+    const char* args[] = {"-top", "-sample_index=contentions", url, NULL};
+    snprintf(url, sizeof(url),
+             "http://127.0.0.1:%d/debug/pprof/mutex?seconds=1", h.port);
+    go_pprof(args, &r);
+    ASSERT_CONTAINS(r.out, "Duration: 1");
+    ASSERT(top_cum(r.out, "contend_lock") >= 1);
+    run_free(&r);
+  }
   ASSERT_EQ(finish(&h, NULL), 0);
 
   /* The tracker without UV_PPROF_MUTEX: nothing sampled, and said. */

@@ -288,9 +288,11 @@ uint64_t uv_pprof__stall_wakeups(void);
 
 /* ---- src/stallsite.c: the phase and handle type of a stalled stack ----- */
 
+/* No pending phase: its callbacks (a write's or a connect's, fed to the
+ * pending queue) are called through the same uv__stream_io as in the poll
+ * phase, so their call site cannot tell the two apart. */
 enum {
   UV_PPROF__PHASE_TIMERS,
-  UV_PPROF__PHASE_PENDING,
   UV_PPROF__PHASE_IDLE,
   UV_PPROF__PHASE_PREPARE,
   UV_PPROF__PHASE_POLL,
@@ -325,7 +327,7 @@ int uv_pprof__site_teach(uv_loop_t* loop);
  * UV_STREAM stands for tcp, pipe and tty. Any thread. */
 void uv_pprof__site_classify(const uintptr_t* pcs, size_t n, int* phase,
                              int* type);
-/* "timers", "pending", "idle", "prepare", "poll", "check", "closing", or
+/* "timers", "idle", "prepare", "poll", "check", "closing", or
  * NULL for UV_PPROF__PHASE_UNKNOWN. */
 const char* uv_pprof__phase_name(int phase);
 

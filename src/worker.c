@@ -31,6 +31,26 @@ struct uv_pprof__worker_s {
 
 static void on_done(uv_pprof__wakeup_t* wakeup);
 
+/* The symbolizer's tables (and the rest the worker keeps between jobs) have
+ * one user at a time: the worker while it runs a job or frees them, the
+ * stall watchdog while it writes a report (src/report.c). */
+static uv_once_t symbolizer_once = UV_ONCE_INIT;
+static uv_mutex_t symbolizer_mu;
+
+static void init_symbolizer_mu(void) {
+  if (uv_mutex_init(&symbolizer_mu) != 0)
+    abort();
+}
+
+void uv_pprof__symbolizer_lock(void) {
+  uv_once(&symbolizer_once, init_symbolizer_mu);
+  uv_mutex_lock(&symbolizer_mu);
+}
+
+void uv_pprof__symbolizer_unlock(void) {
+  uv_mutex_unlock(&symbolizer_mu);
+}
+
 uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
   uv_pprof__worker_t* w = calloc(1, sizeof(*w));
 
@@ -94,7 +114,9 @@ static void run(void* arg) {
       w->todo_tail = &w->todo;
     uv_mutex_unlock(&w->mu);
 
+    uv_pprof__symbolizer_lock();
     job->work(job);
+    uv_pprof__symbolizer_unlock();
     if (!job->light)
       deadline = uv_hrtime() + idle_ns;
 
@@ -108,12 +130,13 @@ out:
   w->running = 0;
   uv_mutex_unlock(&w->mu);
   /* Back to the idle footprint: the symbol tables, the heap stacks nobody
-   * holds and the CPU unwinder's state (rebuilt by the next profile; this
-   * thread is their only user), then what glibc's per-thread malloc arena
-   * still holds. */
+   * holds and the CPU unwinder's state (rebuilt by the next profile), then
+   * what glibc's per-thread malloc arena still holds. */
+  uv_pprof__symbolizer_lock();
   uv_pprof__symbolizer_reset();
   uv_pprof__stacks_collect();
   uv_pprof__sampler_trim();
+  uv_pprof__symbolizer_unlock();
   malloc_trim(0);
 }
 

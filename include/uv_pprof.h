@@ -100,6 +100,23 @@ typedef struct uv_pprof_options_s {
   const char* dump_dir;
   unsigned int dump_rss_mb;
   unsigned int dump_rss_percent;
+  /* Stall detection: a loop iteration whose callbacks run this many
+   * milliseconds or longer (waiting for events never counts) is a stall,
+   * sampled while it lasts and served at /debug/pprof/block (Go's block
+   * profile: contentions, delay) and in /metrics. 10 to 3600000, or 0: off
+   * (no hook, no thread). uv_pprof_start() sets it from UV_PPROF_STALL_MS.
+   * Default 50. */
+  unsigned int stall_ms;
+  /* A stall that lasts this many seconds prints one report to stderr: the
+   * loop, how long, the stack. 0: none. At most 86400. uv_pprof_start()
+   * sets it from UV_PPROF_STALL_REPORT_S. Default 10. */
+  unsigned int stall_report_s;
+  /* Non-zero: /debug/pprof/mutex samples 1 in this many contended
+   * pthread_mutex_lock calls (uv_mutex_lock included), as Go's
+   * SetMutexProfileFraction. Needs libuv_pprof_track in the process (see
+   * README). uv_pprof_start() sets it from UV_PPROF_MUTEX. Default 0: off,
+   * and then nothing is measured. */
+  unsigned int mutex_rate;
 } uv_pprof_options_t;
 
 /* Fills *options with the defaults listed above. */
@@ -122,6 +139,12 @@ UV_PPROF_EXTERN void uv_pprof_options_init(uv_pprof_options_t* options);
  *                   history_kb below); default 8, 0: none.
  *   UV_PPROF_DUMP_DIR, UV_PPROF_DUMP_RSS  the flight recorder (see dump_dir
  *                   below).
+ *   UV_PPROF_STALL_MS  the stall threshold in ms (see stall_ms); 0: off.
+ *   UV_PPROF_STALL_REPORT_S  seconds before a stall is reported on stderr
+ *                   (see stall_report_s); 0: never.
+ *   UV_PPROF_MUTEX  1 in N contended locks sampled (see mutex_rate).
+ *   An invalid value of these last three prints one line and keeps the
+ *   default.
  *
  * On success prints "pprof enabled on http://localhost:PORT/debug/pprof/" to
  * stderr and returns 0. On failure prints one line to stderr, leaves nothing

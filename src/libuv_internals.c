@@ -13,6 +13,7 @@
  *   them;
  * - `uv_loop_t.active_reqs.count` and `closing_handles` (public struct,
  *   undocumented);
+ * - `uv_loop_t.time` (what uv_now() returns), read from another thread;
  * - callbacks kept in private fields: timer_cb, prepare_cb, check_cb,
  *   idle_cb, async_cb, connection_cb (UV_*_PRIVATE_FIELDS), and
  *   `uv_pipe_t.pipe_fname`;
@@ -25,6 +26,9 @@
  * uv_walk in one go instead. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include "loop.h"
 
@@ -196,6 +200,16 @@ unsigned uv_pprof__uvi_active_reqs(const uv_loop_t* loop) {
 
 int uv_pprof__uvi_closing(const uv_loop_t* loop) {
   return loop->closing_handles != NULL;
+}
+
+int uv_pprof__uvi_loop_time(const uv_loop_t* loop, uint64_t* ms) {
+  struct iovec local = {ms, sizeof(*ms)};
+  struct iovec remote = {(void*)&loop->time, sizeof(*ms)};
+
+  return syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L,
+                 0UL) == (long)sizeof(*ms)
+             ? 0
+             : UV_EFAULT;
 }
 
 /* ---- the internal flag --------------------------------------------------- */

@@ -53,6 +53,11 @@ unsigned uv_pprof__uvi_active_reqs(const uv_loop_t* loop);
 /* Whether handles of the loop are closing (uv_loop_t.closing_handles): the
  * next iteration runs their close callbacks. Its thread. */
 int uv_pprof__uvi_closing(const uv_loop_t* loop);
+/* The loop's clock (uv_now()) read from any thread: through
+ * process_vm_readv, so that a loop freed behind uv_pprof's back (a host that
+ * skipped uv_pprof_stop) is an error, never a crash. Returns 0 or
+ * UV_EFAULT. */
+int uv_pprof__uvi_loop_time(const uv_loop_t* loop, uint64_t* ms);
 /* A walk over the loop's handle queue in slices, keeping its place with
  * `mark`, a handle of ours on that loop (so that libuv keeps the place valid:
  * handles closed between slices leave the queue, new ones join its tail).
@@ -176,6 +181,13 @@ void uv_pprof__wakeup_send(uv_pprof__wakeup_t* w);
 /* Closes the poll handle, then the eventfd, then calls cb with the poll
  * handle. Loop's thread; no send may follow. */
 void uv_pprof__wakeup_close(uv_pprof__wakeup_t* w, uv_close_cb cb);
+/* The symbolizer (src/symbolize.c) and the unwinder's idle-time trim have
+ * one user at a time: this is the process-wide lock every worker job and
+ * every idle exit's freeing runs under (with the calls deferred to it, see
+ * uv_pprof__worker_exclusive), taken by the stall watchdog while it
+ * symbolizes a report. Any thread; not recursive. */
+void uv_pprof__symbolizer_lock(void);
+void uv_pprof__symbolizer_unlock(void);
 
 /* ---- src/handles.c: the live libuv handles of every registered loop ---- */
 
@@ -257,13 +269,167 @@ void uv_pprof__handles_free(uv_pprof__handles_snap_t* snap);
 extern atomic_size_t uv_pprof__handles_slice_cap;
 extern atomic_size_t uv_pprof__handles_slices;
 
+/* ---- src/stall.c: stall detection -------------------------------------- */
+
+#define UV_PPROF__STALL_DEFAULT_MS 50
+#define UV_PPROF__STALL_MAX_MS 3600000
+#define UV_PPROF__STALL_MIN_MS 10 /* the sampling period */
+#define UV_PPROF__STALL_REPORT_DEFAULT_S 10
+#define UV_PPROF__STALL_REPORT_MAX_S 86400
+#define UV_PPROF__STALL_MAX_FRAMES 64
+#define UV_PPROF__STALL_BUCKETS 14 /* 13 bounds (1 ms to 10 s), +Inf */
+
+typedef struct uv_pprof__stall_loop_s uv_pprof__stall_loop_t;
+
+/* Starts watching `loop` (its thread: the caller's) for stalls: iterations
+ * whose callbacks run `threshold_ms` or longer; one stderr report once a
+ * stall lasts `report_s` (0: none). Two unref'd hooks on the loop; the
+ * watchdog thread starts with the first loop. threshold_ms 0: nothing, *out
+ * NULL. Returns 0 or a negative libuv code. The loop's thread. */
+int uv_pprof__stall_attach(uv_loop_t* loop, unsigned threshold_ms,
+                           unsigned report_s, uv_pprof__stall_loop_t** out);
+/* Stops watching it (a stall in progress ends now); the watchdog stops with
+ * the last loop. The hooks close when the loop next runs. NULL: nothing.
+ * The loop's thread. */
+void uv_pprof__stall_detach(uv_pprof__stall_loop_t* l);
+
+typedef struct uv_pprof__stall_stats_s {
+  uintptr_t loop;
+  uint64_t buckets[UV_PPROF__STALL_BUCKETS]; /* iterations by busy time,
+                                                not cumulative */
+  uint64_t busy_ns;        /* the sum of the iterations' busy times */
+  uint64_t stalls;         /* stalls noticed, including one in progress */
+  uint64_t stall_ns;       /* the finished stalls' time */
+  uint64_t in_progress_ns; /* the stall in progress so far, or 0 */
+  uint64_t noticed_ns;     /* the last stall: how long after its start the
+                              watchdog noticed it */
+} uv_pprof__stall_stats_t;
+
+/* The watched loops' figures into out[0..max); returns their number (which
+ * may exceed max). Any thread. */
+size_t uv_pprof__stall_loops(uv_pprof__stall_stats_t* out, size_t max);
+/* The busy-time buckets' upper bounds, ns (UV_PPROF__STALL_BUCKETS - 1). */
+const uint64_t* uv_pprof__stall_bounds(void);
+/* How many times the watchdog thread has woken up (benches). */
+uint64_t uv_pprof__stall_wakeups(void);
+
+/* ---- src/stallsite.c: the phase and handle type of a stalled stack ----- */
+
+/* No pending phase: its callbacks (a write's or a connect's, fed to the
+ * pending queue) are called through the same uv__stream_io as in the poll
+ * phase, so their call site cannot tell the two apart. */
+enum {
+  UV_PPROF__PHASE_TIMERS,
+  UV_PPROF__PHASE_IDLE,
+  UV_PPROF__PHASE_PREPARE,
+  UV_PPROF__PHASE_POLL,
+  UV_PPROF__PHASE_CHECK,
+  UV_PPROF__PHASE_CLOSING,
+  UV_PPROF__PHASE_UNKNOWN
+};
+
+enum {
+  UV_PPROF__SITE_TIMER,
+  UV_PPROF__SITE_IDLE,
+  UV_PPROF__SITE_PREPARE,
+  UV_PPROF__SITE_CHECK,
+  UV_PPROF__SITE_ASYNC,
+  UV_PPROF__SITE_READ,
+  UV_PPROF__SITE_CLOSE,
+  UV_PPROF__SITE_COUNT
+};
+
+/* Notes the return address a callback of uv_pprof's own was called with
+ * (__builtin_return_address(0)): the call site of libuv's dispatcher of
+ * that kind. Any loop's thread. */
+void uv_pprof__site_note(int site, const void* ret);
+/* Starts, once per process, one short-lived handle of each other kind on
+ * `loop` (a timer, an idle, an async, a pipe read), unref'd and owned, so
+ * that their call sites are learnt in the loop's next iteration. Returns 0
+ * or UV_ENOMEM. The loop's thread. */
+int uv_pprof__site_teach(uv_loop_t* loop);
+/* The phase and handle type of the innermost libuv dispatch in a stack
+ * (pcs[0] the pc, then return addresses - 1): UV_PPROF__PHASE_UNKNOWN and
+ * UV_UNKNOWN_HANDLE when no call site learnt is in it (or two disagree).
+ * UV_STREAM stands for tcp, pipe and tty. Any thread. */
+void uv_pprof__site_classify(const uintptr_t* pcs, size_t n, int* phase,
+                             int* type);
+/* "timers", "idle", "prepare", "poll", "check", "closing", or
+ * NULL for UV_PPROF__PHASE_UNKNOWN. */
+const char* uv_pprof__phase_name(int phase);
+
+/* ---- src/stallrec.c: the record of stalls (the block profile's data) --- */
+
+typedef struct uv_pprof__stall_s uv_pprof__stall_t;
+
+/* A stall of `loop` that began at start_ns (uv_pprof__sampler_now()'s
+ * clock) is in progress; NULL when out of memory. Any thread. */
+uv_pprof__stall_t* uv_pprof__stallrec_begin(uintptr_t loop, int64_t start_ns);
+/* One stack sampled during it (pcs[0] the pc, then return addresses - 1),
+ * standing for weight_ns of it (the time since the sample before). */
+void uv_pprof__stallrec_sample(uv_pprof__stall_t* s, const uintptr_t* pcs,
+                               size_t n, int phase, int type,
+                               uint64_t weight_ns);
+/* It ended after delay_ns in callbacks: folded into the rows, freed. */
+void uv_pprof__stallrec_end(uv_pprof__stall_t* s, int64_t delay_ns);
+
+typedef struct uv_pprof__stallrec_row_s {
+  uintptr_t loop;
+  int phase; /* UV_PPROF__PHASE_* */
+  int type;  /* uv_handle_type, UV_UNKNOWN_HANDLE when unknown */
+  uintptr_t* pcs;
+  size_t npcs; /* 0: the stall was never sampled */
+  int64_t contentions;
+  int64_t delay_ns;
+  int in_progress; /* a stall still going on: its delay so far */
+} uv_pprof__stallrec_row_t;
+
+typedef struct uv_pprof__stallrec_snap_s {
+  uv_pprof__stallrec_row_t* rows;
+  size_t count;
+  size_t cap;
+  size_t in_progress;       /* stalls in progress */
+  uint64_t dropped_stalls;  /* not recorded: the rows were full */
+  uint64_t dropped_samples; /* beyond the distinct stacks kept per stall */
+} uv_pprof__stallrec_snap_t;
+
+/* A copy of every row and of the stalls in progress. Returns 0 or
+ * UV_ENOMEM. Any thread. */
+int uv_pprof__stallrec_snapshot(uv_pprof__stallrec_snap_t** out);
+void uv_pprof__stallrec_snapshot_free(uv_pprof__stallrec_snap_t* snap);
+/* Rows now (the index page's count), stalls in progress included. */
+int64_t uv_pprof__stallrec_count(void);
+/* Its lock, held across a fork by stall.c's handlers (the child unlocks
+ * its copy: it was taken by the forking thread). */
+void uv_pprof__stallrec_lock(void);
+void uv_pprof__stallrec_unlock(void);
+
+/* ---- src/report.c: the stderr report of a long stall -------------------- */
+
+typedef struct uv_pprof__stall_report_s {
+  uintptr_t loop;
+  int tid;
+  uint64_t held_ns;
+  unsigned threshold_ms;
+  const uintptr_t* pcs; /* the last sample; npcs 0: none */
+  size_t npcs;
+  int phase;
+  int type;
+} uv_pprof__stall_report_t;
+
+/* Writes one report to stderr (one write). Takes the symbolizer's lock. */
+void uv_pprof__stall_report(const uv_pprof__stall_report_t* r);
+
 /* ---- src/loops.c: the registered loops ----------------------------------- */
 
 /* Registers `loop` (on its thread): its handles are walked from now on
  * (`serving`: the server's loop, walked on request; else walked through a
- * wake-up of its own), and libuv measures its idle time. Returns 0,
- * UV_EBUSY when it is registered already, or a negative libuv code. */
-int uv_pprof__loops_add(uv_loop_t* loop, int serving);
+ * wake-up of its own), libuv measures its idle time, and stalls of
+ * stall_ms (0: off) are detected, reported after stall_report_s (0:
+ * never). Returns 0, UV_EBUSY when it is registered already, or a negative
+ * libuv code. */
+int uv_pprof__loops_add(uv_loop_t* loop, int serving, unsigned stall_ms,
+                        unsigned stall_report_s);
 /* Unregisters it (on its thread). Returns 0, or UV_ENOENT when it was not
  * registered. */
 int uv_pprof__loops_remove(uv_loop_t* loop);

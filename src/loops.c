@@ -1,7 +1,9 @@
 /* The registry of the loops uv_pprof watches: each one's handle walks
- * (handles.c) and its idle-time measurement for /metrics. The serving loop
+ * (handles.c), its idle-time measurement for /metrics, and its stall
+ * detection (stall.c). The serving loop
  * and the others alike; which one serves is the API's business
  * (uv_pprof.c). */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "loop.h"
@@ -10,8 +12,9 @@ typedef struct entry_s {
   uv_loop_t* loop;
   int serving;
   uv_pprof__handles_loop_t* handles;
-  uint64_t measured_since; /* uv_hrtime() when idle time was turned on */
-  uint64_t idle_at_start;  /* uv_metrics_idle_time() then */
+  uv_pprof__stall_loop_t* stall; /* NULL: stall detection off */
+  uint64_t measured_since;       /* uv_hrtime() when idle time was turned on */
+  uint64_t idle_at_start;        /* uv_metrics_idle_time() then */
   struct entry_s* next;
 } entry_t;
 
@@ -44,7 +47,8 @@ static void measure_idle_time(entry_t* e) {
   e->idle_at_start = uv_metrics_idle_time(e->loop);
 }
 
-int uv_pprof__loops_add(uv_loop_t* loop, int serving) {
+int uv_pprof__loops_add(uv_loop_t* loop, int serving, unsigned stall_ms,
+                        unsigned stall_report_s) {
   entry_t* e;
   int err;
 
@@ -65,6 +69,11 @@ int uv_pprof__loops_add(uv_loop_t* loop, int serving) {
   e->loop = loop;
   e->serving = serving;
   measure_idle_time(e);
+  /* After idle time is measured: the hooks split iterations into busy
+   * and waiting with it. Without stall detection uv_pprof still serves. */
+  err = uv_pprof__stall_attach(loop, stall_ms, stall_report_s, &e->stall);
+  if (err != 0)
+    fprintf(stderr, "uv_pprof: stall detection is off: %s\n", uv_strerror(err));
   e->next = entries;
   __atomic_store_n(&entries, e, __ATOMIC_RELEASE);
   uv_mutex_unlock(&mu);
@@ -85,6 +94,7 @@ int uv_pprof__loops_remove(uv_loop_t* loop) {
   e = *link;
   __atomic_store_n(link, e->next, __ATOMIC_RELEASE);
   uv_mutex_unlock(&mu);
+  uv_pprof__stall_detach(e->stall);
   uv_pprof__handles_detach(e->handles);
   free(e);
   return 0;

@@ -293,6 +293,62 @@ static size_t endpoint_list(const uv_pprof__request_t* req,
   return n + 1;
 }
 
+/* Stall detection's figures of each watched loop: the histogram of its
+ * iterations' time in callbacks (fixed buckets), and its stalls. */
+static void render_stalls(uv_pprof__buf_t* b) {
+  uv_pprof__stall_stats_t st[MAX_LOOPS];
+  const uint64_t* bounds_ns = uv_pprof__stall_bounds();
+  size_t n = uv_pprof__stall_loops(st, MAX_LOOPS);
+  size_t i;
+  size_t k;
+
+  if (n > MAX_LOOPS)
+    n = MAX_LOOPS;
+  if (n == 0)
+    return;
+  family(b, "loop_iteration_busy_seconds", "histogram",
+         "Time each loop iteration spent in callbacks: from one return from "
+         "polling to the next, less the wait (1 ms resolution).");
+  for (i = 0; i < n; i++) {
+    uint64_t total = 0;
+    for (k = 0; k < UV_PPROF__STALL_BUCKETS; k++) {
+      total += st[i].buckets[k];
+      if (k + 1 < UV_PPROF__STALL_BUCKETS)
+        uv_pprof__buf_printf(b,
+                             "uv_pprof_loop_iteration_busy_seconds_bucket{"
+                             "loop=\"0x%" PRIxPTR "\",le=\"%g\"} %" PRIu64 "\n",
+                             st[i].loop, (double)bounds_ns[k] / 1e9, total);
+      else
+        uv_pprof__buf_printf(b,
+                             "uv_pprof_loop_iteration_busy_seconds_bucket{"
+                             "loop=\"0x%" PRIxPTR "\",le=\"+Inf\"} %" PRIu64
+                             "\n",
+                             st[i].loop, total);
+    }
+    uv_pprof__buf_printf(
+        b,
+        "uv_pprof_loop_iteration_busy_seconds_sum{loop=\"0x%" PRIxPTR
+        "\"} %.9f\n"
+        "uv_pprof_loop_iteration_busy_seconds_count{loop=\"0x%" PRIxPTR
+        "\"} %" PRIu64 "\n",
+        st[i].loop, (double)st[i].busy_ns / 1e9, st[i].loop, total);
+  }
+  family(b, "loop_stalls_total", "counter",
+         "Stalls of the loop: iterations whose callbacks ran past the stall "
+         "threshold (UV_PPROF_STALL_MS), one in progress included.");
+  for (i = 0; i < n; i++)
+    uv_pprof__buf_printf(
+        b, "uv_pprof_loop_stalls_total{loop=\"0x%" PRIxPTR "\"} %" PRIu64 "\n",
+        st[i].loop, st[i].stalls);
+  family(b, "loop_stall_seconds_total", "counter",
+         "Time the loop's stalls held it in callbacks, one in progress "
+         "included (/debug/pprof/block has their stacks).");
+  for (i = 0; i < n; i++)
+    uv_pprof__buf_printf(
+        b, "uv_pprof_loop_stall_seconds_total{loop=\"0x%" PRIxPTR "\"} %.9f\n",
+        st[i].loop, (double)(st[i].stall_ns + st[i].in_progress_ns) / 1e9);
+}
+
 static void render_requests(uv_pprof__buf_t* b,
                             const uv_pprof__request_t* req) {
   size_t index[NENDPOINTS];
@@ -369,6 +425,7 @@ static void work_metrics(uv_pprof__job_t* job) {
   if (err == 0)
     render_handles(b, mj->snap);
   render_loops(b, err == 0 ? mj->snap : NULL);
+  render_stalls(b);
   render_requests(b, mj->req);
   res->status = 200;
   res->content_type = "text/plain; version=0.0.4; charset=utf-8";

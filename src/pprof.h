@@ -95,6 +95,11 @@ typedef struct uv_pprof__count_record_s {
 int uv_pprof__text_count_profile(const char* name,
                                  uv_pprof__count_record_t* records, size_t n,
                                  uv_pprof__buf_t* out);
+/* Appends "\n# labels: {"k":"v", ...}": the string labels, Go-quoted and
+ * sorted as the count profiles print them; nothing without one. Returns 0
+ * or UV_ENOMEM. */
+int uv_pprof__text_labels(uv_pprof__buf_t* out, const uv_pprof__label_t* labels,
+                          size_t n);
 /* The "#\t0x<pc-1>\t<func>+0x<off>\t<file>:<line>" lines of one stack in
  * every debug=1 text (pcs: return addresses, leaf first; pass a function's
  * entry as entry + 1, as Go does for a goroutine's start). One line per

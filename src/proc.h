@@ -280,6 +280,32 @@ typedef struct uv_pprof__thread_s {
  * free(). Returns 0 or a negative code. */
 int uv_pprof__threads_read(uv_pprof__thread_t** threads, size_t* count);
 
+/* ---- src/threadstate.c: what a thread is doing now --------------------- */
+
+enum {
+  UV_PPROF__THREAD_RUNNING,    /* on a CPU or ready to run */
+  UV_PPROF__THREAD_IN_SYSCALL, /* blocked in system call `nr` */
+  UV_PPROF__THREAD_IN_KERNEL   /* blocked in the kernel, not in a call */
+};
+
+typedef struct uv_pprof__syscall_s {
+  int state; /* UV_PPROF__THREAD_* */
+  long nr;
+  uintptr_t args[6];
+  uintptr_t sp; /* the user stack pointer and pc (not when RUNNING) */
+  uintptr_t pc;
+} uv_pprof__syscall_t;
+
+/* Reads /proc/self/task/<tid>/syscall. Returns 0, UV_ESRCH when the thread
+ * has exited, or another negative code (the file cannot be read). Any
+ * thread but `tid` itself. */
+int uv_pprof__thread_syscall(int tid, uv_pprof__syscall_t* out);
+/* Parses that file's text ("running", "NR 0xARG x6 0xSP 0xPC", or "-1 0xSP
+ * 0xPC"). Returns 0 or UV_EINVAL. */
+int uv_pprof__parse_syscall(const char* text, uv_pprof__syscall_t* out);
+/* 1 when s is a wait in epoll_wait, epoll_pwait or epoll_pwait2 on epfd. */
+int uv_pprof__syscall_waits_on(const uv_pprof__syscall_t* s, int epfd);
+
 /* ---- src/unwind.c: unwinding the CPU sampler's stack copies ------------ */
 
 /* The registers a sample keeps, in DWARF numbering. */
@@ -291,9 +317,15 @@ int uv_pprof__threads_read(uv_pprof__thread_t** threads, size_t* count);
 #define UV_PPROF__NREGS 1
 #endif
 
+/* Every register of a copy known (uv_pprof__stack_copy_t.known). */
+#define UV_PPROF__REGS_ALL (~(uint64_t)0)
+
 typedef struct uv_pprof__stack_copy_s {
   int tid;
   const uint64_t* regs;       /* UV_PPROF__NREGS, the pc last */
+  uint64_t known;             /* bit i: regs[i] holds the register's value
+                                 (a blocked thread's copy knows sp and pc
+                                 only); UV_PPROF__REGS_ALL for a signal's */
   uintptr_t stack_addr;       /* where the copy of the stack starts */
   const unsigned char* stack; /* the copy: all the unwinder may read */
   size_t stack_len;
@@ -317,9 +349,13 @@ void uv_pprof__unwind_refresh(void);
  * return address - 1 for each caller. UV_PPROF__UNWIND_RULES uses the rule
  * table and falls back to libdw for a stack it cannot do alone;
  * UV_PPROF__UNWIND_LIBDW is libdw only (tests compare the two). Returns
- * >= 1 (the pc alone without libdw). */
+ * >= 1 (the pc alone without libdw). *complete (when not NULL) is set to 1
+ * when the unwinding reached the outermost frame (the thread's entry: its
+ * CFI leaves the return address undefined), 0 when it stopped early (max
+ * reached, the copy's end, no rule, a return address of 0). */
 size_t uv_pprof__unwind(const uv_pprof__stack_copy_t* c, int how,
-                        uintptr_t* pcs, size_t max);
+                        uintptr_t* pcs, size_t max, int* complete);
+
 void uv_pprof__unwind_stats(uv_pprof__unwind_stats_t* st);
 /* Frees libdw's session and the rule table. */
 void uv_pprof__unwind_reset(void);
@@ -386,6 +422,58 @@ int uv_pprof__sampler_due(void);
 void uv_pprof__sampler_trim(void);
 /* The clock of sample times (CLOCK_MONOTONIC, ns). Any thread. */
 int64_t uv_pprof__sampler_now(void);
+/* The counters (since the process started) and the state now. Any
+ * thread. */
+void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st);
+
+/* One thread's registers and stack, copied on request (stall sampling): by
+ * the thread itself in the sampler's signal handler when it runs, by the
+ * asker from /proc's sp and pc when it is blocked in a system call. */
+#define UV_PPROF__STACK_COPY_MAX (32 * 1024) /* bytes of stack copied */
+
+enum {
+  UV_PPROF__CAPTURE_FREE,
+  UV_PPROF__CAPTURE_ASKED,   /* the signal is on its way */
+  UV_PPROF__CAPTURE_WRITING, /* the handler is copying */
+  UV_PPROF__CAPTURE_DONE
+};
+
+typedef struct uv_pprof__capture_s {
+  int state; /* atomic, UV_PPROF__CAPTURE_* */
+  int tid;
+  int64_t time; /* uv_pprof__sampler_now() when copied */
+  uint64_t regs[UV_PPROF__NREGS];
+  uint64_t known; /* as in uv_pprof__stack_copy_t */
+  uintptr_t stack_addr;
+  size_t stack_len;
+  unsigned char stack[UV_PPROF__STACK_COPY_MAX];
+} uv_pprof__capture_t;
+
+/* Makes c (mapped by the caller, populated: the handler must not fault) the
+ * capture buffer and takes a reference on the sampler's signal, installing
+ * its handler if no CPU profile has. One capturer at a time. Returns 0,
+ * UV_EBUSY (another capturer, or no free real-time signal) or UV_ENOTSUP.
+ * Any thread. */
+int uv_pprof__sampler_capture_acquire(uv_pprof__capture_t* c);
+/* Unregisters the buffer and drops the reference; when it returns no
+ * handler writes into the buffer any more. Any thread. */
+void uv_pprof__sampler_capture_release(void);
+/* Asks thread `tid` of this process for a capture: queues the signal with a
+ * fresh token (a late answer to an earlier request is ignored); the buffer's
+ * state becomes DONE once the thread has run the handler. A thread that
+ * blocks the signal answers when it unblocks it, or never: ask again only
+ * once the previous request is DONE, so at most one is queued. Returns 0 or
+ * a negative libuv code (UV_ESRCH: no such thread). The capturer's thread. */
+int uv_pprof__sampler_capture_ask(int tid);
+/* Fills the buffer for thread `tid`, blocked in a system call whose user
+ * sp and pc /proc reported: sp and pc known, the stack read from sp with
+ * process_vm_readv (a page that cannot be read ends the copy). The caller
+ * checks afterwards that the thread was still blocked there. */
+void uv_pprof__sampler_capture_blocked(int tid, uintptr_t sp, uintptr_t pc);
+/* Unwinds a copy with the sampler's unwinder (uv_pprof__unwind), under the
+ * sampler's lock. Any thread. */
+size_t uv_pprof__sampler_unwind(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
+                                size_t max, int* complete);
 /* The counters (since the process started) and the state now. Any
  * thread. */
 void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st);

@@ -68,6 +68,10 @@ extern const uv_pprof__profile_t uv_pprof__profile_allocs;
 extern const uv_pprof__profile_t uv_pprof__profile_block;
 extern const uv_pprof__profile_t uv_pprof__profile_heap;
 extern const uv_pprof__profile_t uv_pprof__profile_mutex;
+/* profile/mutex.c: sets libuv_pprof_track's lock sampling rate (0: off).
+ * Returns 0, or UV_ENOENT when the tracker is not in the process. Any
+ * thread. */
+int uv_pprof__mutex_set_rate(unsigned rate);
 extern const uv_pprof__profile_t uv_pprof__profile_threadcreate;
 extern const uv_pprof__profile_t uv_pprof__profile_goroutine;
 

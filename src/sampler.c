@@ -3,8 +3,10 @@
  * interrupted registers and the top of the stack into a preallocated
  * lock-free ring. Draining (on uv_pprof's worker) unwinds those copies
  * (unwind.c), reading only the copy. The first acquire installs all of it,
- * the last release removes all of it. docs/INTERNALS.md, "CPU
- * sampler", gives the reasons and the signal-safety argument. */
+ * the last release removes all of it. The same signal and handler serve
+ * captures: one thread asked, by a queued signal, to copy its registers and
+ * stack into one buffer (stall sampling, src/stall.c). docs/INTERNALS.md,
+ * "CPU sampler", gives the reasons and the signal-safety argument. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -26,7 +28,8 @@
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
-#define STACK_MAX (32 * 1024) /* bytes of stack copied per sample */
+#define STACK_MAX \
+  UV_PPROF__STACK_COPY_MAX /* bytes of stack copied per sample */
 #define MAX_THREADS 16384
 #define REC_ALIGN 64
 #define RING_MIN (1u << 20)
@@ -83,6 +86,22 @@ static uintptr_t read_regs(const ucontext_t* uc, uint64_t* regs) {
 }
 #endif
 
+/* The registers a blocked thread's copy knows: its stack pointer and pc. */
+static void set_sp_pc(uv_pprof__capture_t* c, uintptr_t sp, uintptr_t pc) {
+#if defined(__x86_64__)
+  c->regs[7] = sp;
+  c->regs[16] = pc;
+  c->known = (1u << 7) | (1u << 16);
+#elif defined(__aarch64__)
+  c->regs[31] = sp;
+  c->regs[32] = pc;
+  c->known = ((uint64_t)1 << 31) | ((uint64_t)1 << 32);
+#else
+  c->regs[0] = pc;
+  c->known = 0;
+#endif
+}
+
 /* One thread that has (or had) a timer. `tid` and the bounds are read by
  * the handler; the bounds change under a sequence lock (odd: being
  * written). The rest is the worker's. */
@@ -124,7 +143,8 @@ typedef struct {
 
 static struct {
   uv_mutex_t mu;
-  int users; /* acquire count */
+  int users;     /* acquire count */
+  int sig_users; /* the handler's users: CPU arming, captures */
   int signo;
   struct sigaction old; /* the disposition we replaced */
   pid_t pid;
@@ -132,7 +152,9 @@ static struct {
   /* read by the handler */
   unsigned generation;
   int armed;
-  int active; /* handlers running now */
+  int active;                   /* handlers running now */
+  uv_pprof__capture_t* capture; /* the captures' buffer, or NULL */
+  uint32_t capture_token;       /* the capture asked for, 0: none */
   unsigned char* ring;
   size_t ring_size; /* a power of 2 */
   uint64_t head;    /* next free byte (producers) */
@@ -229,6 +251,26 @@ static size_t copy_checked(unsigned char* dst, uintptr_t sp) {
   return got > 0 ? (size_t)got : 0;
 }
 
+/* Async-signal-safe. Copies the stack from the red zone below sp, as the
+ * fast path does (a leaf keeps values there, and an epilogue's CFI still
+ * finds the frame pointer it just popped there: without it the unwinding
+ * stops at the caller), or from sp when the red zone cannot be read (sp at
+ * the bottom of its mapping). Returns the length; *from is where the copy
+ * starts. */
+static size_t copy_from_red_zone(unsigned char* dst, uintptr_t sp,
+                                 uintptr_t* from) {
+  size_t len;
+
+  if (RED_ZONE > 0 && sp > RED_ZONE) {
+    *from = sp - RED_ZONE;
+    len = copy_checked(dst, *from);
+    if (len > RED_ZONE)
+      return len;
+  }
+  *from = sp;
+  return copy_checked(dst, sp);
+}
+
 /* Async-signal-safe. Reserves `size` bytes (padding the end of the ring when
  * they would not fit before it); NULL when the ring is full. */
 static record_t* reserve(size_t size, uint64_t* pos) {
@@ -303,8 +345,7 @@ static void take_sample(const siginfo_t* si, void* context) {
   if (fast) {
     copy_words(r->stack, from, len);
   } else {
-    from = sp;
-    len = copy_checked(r->stack, sp);
+    len = copy_from_red_zone(r->stack, sp, &from);
     __atomic_store_n(&S.want_drain, 1, __ATOMIC_RELAXED);
   }
   r->stack_addr = from;
@@ -316,14 +357,38 @@ static void take_sample(const siginfo_t* si, void* context) {
                      __ATOMIC_RELAXED);
 }
 
+/* Async-signal-safe. A capture asked of this thread: only the request
+ * whose token is current, once (the state goes from asked to written to
+ * done), into the registered buffer, never a pointer the signal carries. */
+static void take_capture(const siginfo_t* si, void* context) {
+  uint32_t token = (uint32_t)si->si_value.sival_int;
+  uv_pprof__capture_t* c = __atomic_load_n(&S.capture, __ATOMIC_ACQUIRE);
+  int asked = UV_PPROF__CAPTURE_ASKED;
+  uintptr_t sp;
+
+  if (c == NULL || token == 0 ||
+      token != __atomic_load_n(&S.capture_token, __ATOMIC_ACQUIRE) ||
+      !__atomic_compare_exchange_n(&c->state, &asked, UV_PPROF__CAPTURE_WRITING,
+                                   0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+    return;
+  c->time = monotonic_ns();
+  sp = read_regs(context, c->regs);
+  c->known = UV_PPROF__REGS_ALL;
+  c->stack_len = copy_from_red_zone(c->stack, sp, &c->stack_addr);
+  __atomic_store_n(&c->state, UV_PPROF__CAPTURE_DONE, __ATOMIC_RELEASE);
+}
+
 /* Async-signal-safe. `active` lets disarming wait for handlers in flight;
- * one that starts after `armed` was cleared touches nothing. */
+ * one that starts after `armed` was cleared (or the capture buffer was
+ * unregistered) touches nothing. */
 static void on_signal(int signo, siginfo_t* si, void* context) {
   int saved = errno;
 
   __atomic_fetch_add(&S.active, 1, __ATOMIC_SEQ_CST);
   if (si->si_code == SI_TIMER)
     take_sample(si, context);
+  else if (si->si_code == SI_QUEUE && si->si_pid == S.pid)
+    take_capture(si, context);
   __atomic_fetch_sub(&S.active, 1, __ATOMIC_SEQ_CST);
   errno = saved;
 }
@@ -653,10 +718,13 @@ static void forget_threads(void) {
 static void on_fork_child(void) {
   S.ring = NULL;
   S.threads = NULL;
+  if (S.sig_users > 0 && still_ours())
+    sigaction(S.signo, &S.old, NULL);
+  S.signo = 0;
+  S.sig_users = 0;
+  S.capture = NULL; /* the parent's capturer is not in the child */
+  S.capture_token = 0;
   if (S.users > 0) {
-    if (still_ours())
-      sigaction(S.signo, &S.old, NULL);
-    S.signo = 0;
     S.users = 0;
     S.armed = 0;
     S.active = 0; /* handlers of other threads were not copied */
@@ -718,20 +786,63 @@ static void unmap_buffers(void) {
   S.threads = NULL;
 }
 
+/* Takes a reference on the signal: the first one picks it and installs the
+ * handler. Returns 0 or a negative libuv code. S.mu held. */
+static int signal_hold(void) {
+  struct sigaction sa;
+  int signo;
+
+  if (!ARCH_SUPPORTED)
+    return UV_ENOTSUP;
+  if (S.sig_users > 0) {
+    S.sig_users++;
+    return 0;
+  }
+  signo = pick_signal();
+  if (signo == 0)
+    return UV_EBUSY;
+  S.pid = getpid();
+  S.page = (size_t)sysconf(_SC_PAGESIZE);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_sigaction = on_signal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigfillset(&sa.sa_mask);
+  if (sigaction(signo, &sa, &S.old) != 0)
+    return uv_translate_sys_error(errno);
+  S.signo = signo;
+  S.sig_users = 1;
+  return 0;
+}
+
+/* Drops a reference on the signal; the last one sets SIG_IGN, which
+ * discards what is still pending in every thread, then gives the old
+ * disposition back. Either way it waits for handlers still running, after
+ * which none touches the ring, the thread table or a capture buffer that
+ * was unregistered. S.mu held. */
+static void signal_drop(void) {
+  if (S.sig_users > 0 && --S.sig_users == 0) {
+    if (S.signo != 0 && still_ours()) {
+      struct sigaction ign;
+      memset(&ign, 0, sizeof(ign));
+      ign.sa_handler = SIG_IGN;
+      sigaction(S.signo, &ign, NULL);
+      sigaction(S.signo, &S.old, NULL);
+    }
+    S.signo = 0;
+  }
+  while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) != 0)
+    sched_yield();
+}
+
 /* The ring and the thread table of an earlier arming are used again (their
  * mapping, populated, costs more than the rest of arming). */
 static int arm(void) {
-  struct sigaction sa;
   size_t size = ring_size();
   size_t i;
-  int signo;
   int err;
 
   if (!ARCH_SUPPORTED)
     return UV_ENOTSUP;
-  signo = pick_signal();
-  if (signo == 0)
-    return UV_EBUSY;
   S.pid = getpid();
   S.page = (size_t)sysconf(_SC_PAGESIZE);
   __atomic_store_n(&S.drained, monotonic_ns(), __ATOMIC_RELAXED);
@@ -745,25 +856,19 @@ static int arm(void) {
     S.threads = map(MAX_THREADS * sizeof(thread_t), 0);
   S.free_slots = malloc(MAX_THREADS * sizeof(*S.free_slots));
   if (S.ring == NULL || S.threads == NULL || S.free_slots == NULL) {
-    disarm();
+    forget_threads();
     return UV_ENOMEM;
   }
   for (i = 0; i < S.ring_size; i += REC_ALIGN)
     ((record_t*)(S.ring + i))->pos = NO_RECORD;
   S.head = S.tail = 0;
-  __atomic_store_n(&S.generation, S.generation + 1, __ATOMIC_RELAXED);
-  __atomic_store_n(&S.armed, 1, __ATOMIC_SEQ_CST);
-
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-  sigfillset(&sa.sa_mask);
-  if (sigaction(signo, &sa, &S.old) != 0) {
-    err = uv_translate_sys_error(errno);
-    disarm();
+  err = signal_hold();
+  if (err != 0) {
+    forget_threads();
     return err;
   }
-  S.signo = signo;
+  __atomic_store_n(&S.generation, S.generation + 1, __ATOMIC_RELAXED);
+  __atomic_store_n(&S.armed, 1, __ATOMIC_SEQ_CST);
   err = census();
   if (S.nlive == 0) {
     disarm();
@@ -772,26 +877,17 @@ static int arm(void) {
   return 0;
 }
 
-/* Every timer first, so nothing new is sent; then SIG_IGN, which discards
- * what is pending in every thread; then the old disposition; then a wait
- * for handlers still running, after which none touches the ring or the
- * thread table, kept for the next arming until uv_pprof__sampler_trim. */
+/* Every timer first, so nothing new is sent; then the signal's reference
+ * (signal_drop: the last one removes the handler, and it waits for handlers
+ * still running, after which none touches the ring or the thread table,
+ * kept for the next arming until uv_pprof__sampler_trim). */
 static void disarm(void) {
   size_t i;
 
   __atomic_store_n(&S.armed, 0, __ATOMIC_SEQ_CST);
   for (i = 0; i < S.nlive; i++)
     timer_delete(S.threads[S.live[i]].timer);
-  if (S.signo != 0 && still_ours()) {
-    struct sigaction ign;
-    memset(&ign, 0, sizeof(ign));
-    ign.sa_handler = SIG_IGN;
-    sigaction(S.signo, &ign, NULL);
-    sigaction(S.signo, &S.old, NULL);
-  }
-  S.signo = 0;
-  while (__atomic_load_n(&S.active, __ATOMIC_SEQ_CST) != 0)
-    sched_yield();
+  signal_drop();
   forget_threads();
 }
 
@@ -826,6 +922,99 @@ void uv_pprof__sampler_release(void) {
   uv_mutex_unlock(&S.mu);
 }
 
+int uv_pprof__sampler_capture_acquire(uv_pprof__capture_t* c) {
+  int err;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  err = S.capture != NULL ? UV_EBUSY : signal_hold();
+  if (err == 0) {
+    __atomic_store_n(&c->state, UV_PPROF__CAPTURE_FREE, __ATOMIC_RELAXED);
+    __atomic_store_n(&S.capture, c, __ATOMIC_RELEASE);
+  }
+  uv_mutex_unlock(&S.mu);
+  return err;
+}
+
+void uv_pprof__sampler_capture_release(void) {
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  if (S.capture != NULL) {
+    __atomic_store_n(&S.capture_token, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&S.capture, NULL, __ATOMIC_RELEASE);
+    signal_drop(); /* waits for a handler still writing into it */
+  }
+  uv_mutex_unlock(&S.mu);
+}
+
+int uv_pprof__sampler_capture_ask(int tid) {
+  uv_pprof__capture_t* c;
+  siginfo_t si;
+  uint32_t token;
+  int err = 0;
+
+  uv_mutex_lock(&S.mu);
+  c = S.capture;
+  if (c == NULL || S.signo == 0) {
+    uv_mutex_unlock(&S.mu);
+    return UV_EINVAL;
+  }
+  token = S.capture_token + 1;
+  if (token == 0)
+    token = 1;
+  c->tid = tid;
+  c->stack_len = 0;
+  __atomic_store_n(&c->state, UV_PPROF__CAPTURE_ASKED, __ATOMIC_RELAXED);
+  __atomic_store_n(&S.capture_token, token, __ATOMIC_RELEASE);
+  memset(&si, 0, sizeof(si));
+  si.si_signo = S.signo;
+  si.si_code = SI_QUEUE;
+  si.si_pid = S.pid;
+  si.si_uid = getuid();
+  si.si_value.sival_int = (int)token;
+  if (syscall(SYS_rt_tgsigqueueinfo, (long)S.pid, (long)tid, (long)S.signo,
+              &si) != 0) {
+    err = uv_translate_sys_error(errno);
+    __atomic_store_n(&S.capture_token, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->state, UV_PPROF__CAPTURE_FREE, __ATOMIC_RELAXED);
+  }
+  uv_mutex_unlock(&S.mu);
+  return err;
+}
+
+void uv_pprof__sampler_capture_blocked(int tid, uintptr_t sp, uintptr_t pc) {
+  uv_pprof__capture_t* c;
+
+  uv_mutex_lock(&S.mu);
+  c = S.capture;
+  if (c != NULL) {
+    /* A late answer to an earlier request must not write meanwhile. */
+    __atomic_store_n(&S.capture_token, 0, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&c->state, __ATOMIC_ACQUIRE) ==
+           UV_PPROF__CAPTURE_WRITING)
+      sched_yield();
+    memset(c->regs, 0, sizeof(c->regs));
+    c->tid = tid;
+    c->time = monotonic_ns();
+    set_sp_pc(c, sp, pc);
+    c->stack_len = copy_from_red_zone(c->stack, sp, &c->stack_addr);
+    __atomic_store_n(&c->state, UV_PPROF__CAPTURE_DONE, __ATOMIC_RELEASE);
+  }
+  uv_mutex_unlock(&S.mu);
+}
+
+size_t uv_pprof__sampler_unwind(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
+                                size_t max, int* complete) {
+  size_t n;
+
+  uv_once(&once, init_once);
+  uv_mutex_lock(&S.mu);
+  uv_pprof__unwind_refresh();
+  n = uv_pprof__unwind(c, UV_PPROF__UNWIND_RULES, pcs, max, complete);
+  uv_mutex_unlock(&S.mu);
+  return n;
+}
+
 /* Clears the record's bytes that a later record might start at, so that
  * only a committed record ever shows its own position there. */
 static void retire(const record_t* r, uint64_t pos) {
@@ -857,13 +1046,14 @@ static void deliver(const record_t* r, uv_pprof__cpu_sample_cb cb, void* arg) {
   s.weight = r->weight;
   copy.tid = r->tid;
   copy.regs = r->regs;
+  copy.known = UV_PPROF__REGS_ALL;
   copy.stack_addr = r->stack_addr;
   copy.stack = r->stack;
   copy.stack_len = r->stack_len;
   s.copy = &copy;
   s.pcs = pcs;
   s.npcs = uv_pprof__unwind(&copy, UV_PPROF__UNWIND_RULES, pcs,
-                            UV_PPROF__CPU_MAX_FRAMES);
+                            UV_PPROF__CPU_MAX_FRAMES, NULL);
   __atomic_fetch_add(&S.stats.unwind_ns, (uint64_t)(monotonic_ns() - start),
                      __ATOMIC_RELAXED);
   __atomic_fetch_add(&S.stats.frames, s.npcs, __ATOMIC_RELAXED);
@@ -930,6 +1120,6 @@ void uv_pprof__sampler_stats(uv_pprof__sampler_stats_t* st) {
   st->unwind_ns = __atomic_load_n(&s->unwind_ns, __ATOMIC_RELAXED);
   st->frames = __atomic_load_n(&s->frames, __ATOMIC_RELAXED);
   st->threads = S.nlive;
-  st->signo = S.users > 0 ? S.signo : 0;
+  st->signo = S.sig_users > 0 ? S.signo : 0;
   uv_mutex_unlock(&S.mu);
 }

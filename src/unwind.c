@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "dw.h"
@@ -97,16 +99,33 @@ static bool get_thread(Dwfl* dwfl, pid_t tid, void* arg, void** thread_arg) {
   return true;
 }
 
+/* A copy that knows only some registers (a blocked thread's sp and pc)
+ * gives libdw those alone: the others stay unknown, as libdw's own frames
+ * leave a register no rule recovers. */
 static bool initial_registers(Dwfl_Thread* thread, void* thread_arg) {
   const uv_pprof__stack_copy_t* c = thread_arg;
+  int i;
 
 #if defined(__aarch64__)
-  if (!DW(dwfl_thread_state_registers)(thread, 0, NREGS - 1, c->regs))
-    return false;
+  if (c->known == UV_PPROF__REGS_ALL) {
+    if (!DW(dwfl_thread_state_registers)(thread, 0, NREGS - 1, c->regs))
+      return false;
+  } else {
+    for (i = 0; i < NREGS - 1; i++)
+      if (((c->known >> i) & 1) &&
+          !DW(dwfl_thread_state_registers)(thread, i, 1, &c->regs[i]))
+        return false;
+  }
   DW(dwfl_thread_state_register_pc)(thread, c->regs[PC_REG]);
   return true;
 #else
-  return DW(dwfl_thread_state_registers)(thread, 0, NREGS, c->regs);
+  if (c->known == UV_PPROF__REGS_ALL)
+    return DW(dwfl_thread_state_registers)(thread, 0, NREGS, c->regs);
+  for (i = 0; i < NREGS; i++)
+    if (((c->known >> i) & 1) &&
+        !DW(dwfl_thread_state_registers)(thread, i, 1, &c->regs[i]))
+      return false;
+  return true;
 #endif
 }
 
@@ -148,15 +167,18 @@ static int on_frame(Dwfl_Frame* frame, void* arg) {
 }
 
 static size_t unwind_libdw(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
-                           size_t max) {
+                           size_t max, int* complete) {
   frames_t f = {pcs, 0, max};
+  int rc = -1;
 
   if (U.attached) {
     U.current = c;
-    /* Its end is often reported as an error; the frames found count. */
-    DW(dwfl_getthread_frames)(U.dwfl, c->tid, on_frame, &f);
+    /* Its end is often reported as an error; the frames found count. 0:
+     * it walked to the outermost frame. */
+    rc = DW(dwfl_getthread_frames)(U.dwfl, c->tid, on_frame, &f);
     U.current = NULL;
   }
+  *complete = rc == 0;
   return f.n;
 }
 
@@ -295,22 +317,100 @@ static const rule_t* rule_for(uintptr_t pc) {
   return r;
 }
 
+#define RBP_REG 6
+#define RSP_REG 7
+#define FP_SCAN 4096 /* bytes above sp searched for a saved frame pointer */
+
+/* Whether the instruction that ends at `ra` is a call: E8 rel32, or FF /2
+ * (an optional REX prefix, ModRM, SIB, displacement), read from the
+ * process's own code (process_vm_readv: an address not mapped is no). */
+static int after_call(uintptr_t ra) {
+  unsigned char b[9];
+  struct iovec local = {b, sizeof(b)};
+  struct iovec remote = {(void*)(ra - sizeof(b)), sizeof(b)};
+  size_t len;
+
+  if (ra < sizeof(b) || syscall(SYS_process_vm_readv, (long)getpid(), &local,
+                                1L, &remote, 1L, 0UL) != (long)sizeof(b))
+    return 0;
+  if (b[sizeof(b) - 5] == 0xe8)
+    return 1;
+  for (len = 2; len <= 8; len++) {
+    const unsigned char* op = b + sizeof(b) - len;
+    size_t need = 2;
+    unsigned mod;
+    unsigned rm;
+    if (op[0] >= 0x40 && op[0] <= 0x4f) { /* REX */
+      op++;
+      need++;
+    }
+    if (op[0] != 0xff || ((op[1] >> 3) & 7) != 2)
+      continue;
+    mod = op[1] >> 6;
+    rm = op[1] & 7;
+    if (mod != 3 && rm == 4) {
+      need++; /* SIB */
+      if (mod == 0 && (op[2] & 7) == 5)
+        need += 4;
+    }
+    if (mod == 0 && rm == 5)
+      need += 4; /* rip-relative */
+    else if (mod == 1)
+      need += 1;
+    else if (mod == 2)
+      need += 4;
+    if (need == len)
+      return 1;
+  }
+  return 0;
+}
+
+/* A copy of a thread blocked in a system call knows sp and pc only: a
+ * caller built with frame pointers (its CFA is rbp + 16) cannot be unwound
+ * without rbp, which no rule of the inner frames (libc's, without frame
+ * pointers) restored. rbp then points at the frame's saved-rbp slot, with
+ * the return address above it: the first slot above sp where the saved
+ * rbp is 0 or further up the stack and the next word returns into known
+ * code right after a call instruction is taken as rbp. Returns 0 when one
+ * is found. */
+static int find_frame_pointer(const uv_pprof__stack_copy_t* c, uint64_t sp,
+                              uint64_t* rbp) {
+  uint64_t at;
+
+  for (at = (sp + 7) & ~(uint64_t)7; at < sp + FP_SCAN; at += 8) {
+    uint64_t saved;
+    uint64_t ra;
+    if (!copy_read(c, (uintptr_t)at, &saved) ||
+        !copy_read(c, (uintptr_t)at + 8, &ra))
+      return -1; /* the end of the copy */
+    if ((saved == 0 || (saved > at && saved - at < (1u << 20))) && ra > 1 &&
+        DW(dwfl_addrmodule)(U.dwfl, (Dwarf_Addr)(ra - 1)) != NULL &&
+        after_call((uintptr_t)ra)) {
+      *rbp = at;
+      return 0;
+    }
+  }
+  return -1;
+}
+
 /* What libdw's unwinder does with the same rows (frame_unwind.c): the
  * first frame is looked up at its pc, every caller at its return address
  * - 1; a register whose rule cannot be evaluated (not known, or its slot
  * outside the copy) becomes unknown; an undefined return address or a zero
  * one ends the stack; an unknown one ends it too. Returns the number of
- * frames, or 0 when a frame needs libdw. */
+ * frames, or 0 when a frame needs libdw; *complete is 1 when the last
+ * frame is the outermost one (its return address undefined). */
 static size_t unwind_rules(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
-                           size_t max) {
+                           size_t max, int* complete) {
   uint64_t regs[NREGS];
   uint64_t next[NREGS];
-  uint32_t known = (1u << NREGS) - 1;
+  uint32_t known = (uint32_t)(c->known & ((1u << NREGS) - 1));
   uintptr_t pc = (uintptr_t)c->regs[PC_REG];
   size_t n = 0;
   int i;
 
   memcpy(regs, c->regs, sizeof(regs));
+  *complete = 0;
   while (n < max) {
     uintptr_t at = n == 0 ? pc : pc - 1;
     const rule_t* r = rule_for(at);
@@ -323,6 +423,11 @@ static size_t unwind_rules(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
     if (n == max)
       break;
     cfa_known = (known >> r->cfa_reg) & 1;
+    if (!cfa_known && r->cfa_reg == RBP_REG && ((known >> RSP_REG) & 1) &&
+        find_frame_pointer(c, regs[RSP_REG], &regs[RBP_REG]) == 0) {
+      known |= 1u << RBP_REG;
+      cfa_known = 1;
+    }
     cfa = regs[r->cfa_reg] + (uint64_t)(int64_t)r->cfa_off;
     for (i = 0; i < NREGS; i++) {
       uint64_t where = cfa + (uint64_t)(int64_t)r->off[i];
@@ -340,8 +445,10 @@ static size_t unwind_rules(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
           now |= (uint32_t)cfa_known << i;
           break;
         default:
-          if (i == RA_REG)
-            return n; /* the outermost frame */
+          if (i == RA_REG) {
+            *complete = 1; /* the outermost frame */
+            return n;
+          }
           break;
       }
     }
@@ -352,6 +459,17 @@ static size_t unwind_rules(const uv_pprof__stack_copy_t* c, uintptr_t* pcs,
     pc = (uintptr_t)regs[RA_REG];
   }
   return n;
+}
+
+/* Whether the CFI row of pc leaves the return address undefined: the
+ * thread's outermost frame (_start, clone3). libdw also ends a stack
+ * without an error where the return address it read is 0, which a frame it
+ * misread gives too (a leaf interrupted in an epilogue under JIT code):
+ * that stack is not complete. */
+static int outermost(uintptr_t pc) {
+  const rule_t* r = rule_for(pc);
+
+  return r != NULL && r->kind == RULE_OK && r->how[RA_REG] == R_UNDEF;
 }
 #endif
 
@@ -431,22 +549,31 @@ void uv_pprof__unwind_refresh(void) {
 }
 
 size_t uv_pprof__unwind(const uv_pprof__stack_copy_t* c, int how,
-                        uintptr_t* pcs, size_t max) {
+                        uintptr_t* pcs, size_t max, int* complete) {
   size_t n = 0;
+  int done = 0;
 
 #if RULES
   if (how == UV_PPROF__UNWIND_RULES && U.attached) {
-    n = unwind_rules(c, pcs, max);
+    n = unwind_rules(c, pcs, max, &done);
     if (n > 0)
       U.stats.by_rules++;
   }
 #endif
   if (n == 0) {
-    n = unwind_libdw(c, pcs, max);
+    n = unwind_libdw(c, pcs, max, &done);
     U.stats.by_libdw++;
+#if RULES
+    if (done && n > 0 && !outermost(pcs[n - 1]))
+      done = 0;
+#endif
   }
-  if (n == 0)
+  if (n == 0) {
     pcs[n++] = (uintptr_t)c->regs[PC_REG];
+    done = 0;
+  }
+  if (complete != NULL)
+    *complete = done;
   return n;
 }
 

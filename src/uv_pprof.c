@@ -99,6 +99,8 @@ void uv_pprof_options_init(uv_pprof_options_t* options) {
   options->request_timeout_ms = 10000;
   options->write_timeout_ms = 60000;
   options->history_kb = UV_PPROF__HISTORY_DEFAULT_MB * 1024;
+  options->stall_ms = UV_PPROF__STALL_DEFAULT_MS;
+  options->stall_report_s = UV_PPROF__STALL_REPORT_DEFAULT_S;
 }
 
 /* ---- parsing ----------------------------------------------------------- */
@@ -198,6 +200,43 @@ static int parse_line(const char* s, unsigned* mib, unsigned* percent) {
     return -1;
   *mib = (unsigned)v;
   return 0;
+}
+
+/* A whole number from 0 to max: digits only. */
+static int parse_uint(const char* s, unsigned long max, unsigned* out) {
+  unsigned long v = 0;
+  size_t i;
+
+  if (s[0] == '\0')
+    return -1;
+  for (i = 0; s[i] != '\0'; i++) {
+    if (!isdigit((unsigned char)s[i]) || i >= 10)
+      return -1;
+    v = v * 10 + (unsigned long)(s[i] - '0');
+  }
+  if (v > max)
+    return -1;
+  *out = (unsigned)v;
+  return 0;
+}
+
+/* UV_PPROF_STALL_MS, UV_PPROF_STALL_REPORT_S, UV_PPROF_MUTEX: a bad value
+ * is said once and the default kept (these only tune what is measured). */
+static void env_uint(const char* name, unsigned min, unsigned long max,
+                     const char* what, unsigned* value) {
+  const char* v = getenv(name);
+  unsigned parsed;
+
+  if (v == NULL || v[0] == '\0')
+    return;
+  if (parse_uint(v, max, &parsed) == 0 && (parsed == 0 || parsed >= min)) {
+    *value = parsed;
+    return;
+  }
+  fprintf(stderr,
+          "uv_pprof: %s=\"%s\" is not valid: expected %s from %u to %lu, "
+          "or 0 (off); keeping %u\n",
+          name, v, what, min, max, *value);
 }
 
 /* UV_PPROF: "1", "PORT", "HOST:PORT", "[V6]:PORT" or ":PORT". */
@@ -376,6 +415,16 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
             options->timeline_seconds, UV_PPROF__TIMELINE_MAX_SECONDS);
     return UV_EINVAL;
   }
+  if ((options->stall_ms != 0 && options->stall_ms < UV_PPROF__STALL_MIN_MS) ||
+      options->stall_ms > UV_PPROF__STALL_MAX_MS ||
+      options->stall_report_s > UV_PPROF__STALL_REPORT_MAX_S) {
+    fprintf(stderr,
+            "uv_pprof: stall_ms must be 0 (off) or from %u to %u, "
+            "stall_report_s from 0 to %u\n",
+            UV_PPROF__STALL_MIN_MS, UV_PPROF__STALL_MAX_MS,
+            UV_PPROF__STALL_REPORT_MAX_S);
+    return UV_EINVAL;
+  }
   if (options->max_connections == 0 || options->idle_timeout_ms == 0 ||
       options->request_timeout_ms == 0 || options->write_timeout_ms == 0) {
     fprintf(stderr,
@@ -421,7 +470,8 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
     }
     uv_pprof__sampler_prepare();
   }
-  err = uv_pprof__loops_add(loop, started != NULL);
+  err = uv_pprof__loops_add(loop, started != NULL, options->stall_ms,
+                            options->stall_report_s);
   if (err != 0) {
     uv_mutex_unlock(&mu);
     if (started != NULL)
@@ -452,6 +502,10 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   }
   uv_mutex_unlock(&mu);
 
+  if (options->mutex_rate > 0 && uv_pprof__mutex_set_rate(options->mutex_rate))
+    fprintf(stderr,
+            "uv_pprof: mutex profiling needs libuv_pprof_track: "
+            "LD_PRELOAD=libuv_pprof_track.so, or link it (see README)\n");
   /* Without the tracker the profile still works, minus creation stacks. */
   if (options->track_handles && uv_pprof__handles_track() != 0)
     fprintf(stderr,
@@ -498,6 +552,12 @@ int uv_pprof_start(uv_loop_t* loop) {
   options.track_handles = track != NULL && strstr(track, "handles") != NULL;
   quiet = getenv("UV_PPROF_QUIET");
   options.quiet = quiet != NULL && quiet[0] != '\0' && strcmp(quiet, "0") != 0;
+  env_uint("UV_PPROF_STALL_MS", UV_PPROF__STALL_MIN_MS, UV_PPROF__STALL_MAX_MS,
+           "milliseconds", &options.stall_ms);
+  env_uint("UV_PPROF_STALL_REPORT_S", 1, UV_PPROF__STALL_REPORT_MAX_S,
+           "seconds", &options.stall_report_s);
+  env_uint("UV_PPROF_MUTEX", 1, INT32_MAX, "a sampling rate",
+           &options.mutex_rate);
   seconds = getenv("UV_PPROF_TIMELINE");
   if (seconds != NULL && seconds[0] != '\0' &&
       parse_seconds(seconds, &options.timeline_seconds) != 0) {

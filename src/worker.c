@@ -134,6 +134,18 @@ void uv_pprof__worker_exclusive(uv_pprof__exclusive_t* e) {
 
 static void on_done(uv_pprof__wakeup_t* wakeup);
 
+/* The stall watchdog symbolizes its report (src/report.c) under the same
+ * lock as the worker's jobs: the symbolizer's tables have one user at a
+ * time. */
+void uv_pprof__symbolizer_lock(void) {
+  uv_once(&once, init_once);
+  exclusive_lock();
+}
+
+void uv_pprof__symbolizer_unlock(void) {
+  exclusive_unlock();
+}
+
 uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop) {
   uv_pprof__worker_t* w = calloc(1, sizeof(*w));
 

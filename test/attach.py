@@ -134,6 +134,8 @@ def t_launcher_badinput():
     bad(["--bogus"] + prog, 2, "unknown option --bogus")
     bad(["--timeline", "x"] + prog, 2, "--timeline x")
     bad(["--timeline"], 2, "--timeline needs a value")
+    bad(["--stall-ms", "5"] + prog, 2, "--stall-ms 5: expected 0 (off)")
+    bad(["--mutex", "-1"] + prog, 2, "--mutex -1: expected a whole number")
     bad([], 2, "no PROGRAM")
     bad(["--", "no-such-program-uv-pprof"], 127, "command not found")
     bad(["--", "/no/such/file"], 127, "no such file")
@@ -194,6 +196,28 @@ def t_launcher_env():
 
 
 # ---- which loop serves, children, the raw form ------------------------------
+
+def t_attach_stall_mutex():
+    # --stall-ms and --mutex reach uv_pprof_start; --mutex alone preloads
+    # the tracker, whose pthread_mutex_lock samples at that rate.
+    rc, out, err = run([LAUNCHER, "--stall-ms", "20", "--mutex", "3",
+                        "--listen", "127.0.0.1:0", "--", "/usr/bin/env"])
+    e = dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
+    check(rc == 0 and e.get("UV_PPROF_STALL_MS") == "20" and
+          e.get("UV_PPROF_MUTEX") == "3" and
+          "libuv_pprof_track" in e.get("LD_PRELOAD", "") and
+          "UV_PPROF_TRACK" not in e, "environment: %r" % e)
+    port, p = launch(["--stall-ms", "20", "--mutex", "1"],
+                     [PLAIN, "shortloop", "4"])
+    wait_served(port, p)
+    text = get(port, "/debug/pprof/mutex?debug=1").decode()
+    check(text.startswith("--- mutex:\ncycles/second=1000000000\n"
+                          "sampling period=1\n"), "mutex text:\n" + text)
+    text = get(port, "/debug/pprof/block?debug=1").decode()
+    check(text.startswith("--- contention:\n"), "block text:\n" + text)
+    rc, out, err = finish(p)
+    check(rc == 9, "exit %d: %s" % (rc, err))
+
 
 def t_attach_shortloop():
     port, p = launch([], [PLAIN, "shortloop", "5"])
@@ -384,6 +408,7 @@ TESTS = {
     "launcher_nolibuv": t_launcher_nolibuv,
     "launcher_env": t_launcher_env,
     "attach_shortloop": t_attach_shortloop,
+    "attach_stall_mutex": t_attach_stall_mutex,
     "attach_children": t_attach_children,
     "attach_raw_preload": t_attach_raw_preload,
     "tracker_rtld_local": t_tracker_rtld_local,

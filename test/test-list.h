@@ -68,6 +68,21 @@
   TEST(badinput_env_disabled)                                        \
   TEST(badinput_env_banner)                                          \
   TEST(badinput_unref_exits)                                         \
+  /* test-stall.c (unit, then integration) */                        \
+  TEST(stall_parse_syscall)                                          \
+  TEST(stall_record_split)                                           \
+  TEST(stall_site_classify)                                          \
+  TEST(stall_bad_options)                                            \
+  TEST(stall_block_profile)                                          \
+  TEST(stall_block_delta)                                            \
+  TEST(stall_second_loop)                                            \
+  TEST(stall_report_stuck_loop)                                      \
+  TEST(stall_outside_loop)                                           \
+  TEST(stall_bad_env)                                                \
+  TEST(mutex_contention_profile)                                     \
+  /* test-capture.c */                                               \
+  TEST(stall_capture_epilogue)                                       \
+  TEST(unwind_zero_return_not_complete)                              \
   /* test-handles.c (integration) */                                 \
   TEST(handles_counts)                                               \
   TEST(handles_pprof_base)                                           \

@@ -360,6 +360,31 @@ static void lint_jemalloc_metrics(const host_t* h) {
   run_free(&r);
 }
 
+/* Stall detection's series: every iteration of the second loop spends
+ * about 5 ms in its idle callback, so Prometheus' median of its busy-time
+ * histogram lies in that bucket; the counters exist for both loops. */
+static void check_prom_stalls(int pport, const host_t* h) {
+  const char* m = h->main_loop;
+  const char* s = h->second_loop;
+  double v;
+
+  v = prom_value(pport,
+                 "histogram_quantile(0.5, rate(uv_pprof_loop_iteration_busy_"
+                 "seconds_bucket{loop=\"%s\"}[1m]))",
+                 s);
+  ASSERT_GT(v, 0.002);
+  ASSERT_LE(v, 0.01);
+  ASSERT_GT(prom_value(pport,
+                       "uv_pprof_loop_iteration_busy_seconds_count{loop="
+                       "\"%s\"}",
+                       m),
+            0);
+  ASSERT_GE(prom_value(pport, "uv_pprof_loop_stalls_total{loop=\"%s\"}", m), 0);
+  ASSERT_GE(
+      prom_value(pport, "uv_pprof_loop_stall_seconds_total{loop=\"%s\"}", s),
+      0);
+}
+
 TEST_IMPL(metrics_prometheus) {
   host_t h;
   child_t prom;
@@ -371,6 +396,7 @@ TEST_IMPL(metrics_prometheus) {
   ASSERT_EQ(prom_value(pport, "up{job=\"uv_pprof\"}"), 1);
   check_prom_handles(pport, &h);
   check_prom_loops(pport, &h);
+  check_prom_stalls(pport, &h);
   check_prom_memory(pport, &h);
   check_prom_requests(pport);
   lint_jemalloc_metrics(&h);

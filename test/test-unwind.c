@@ -88,7 +88,8 @@ typedef struct {
 static void on_sample(const uv_pprof__cpu_sample_t* s, void* arg) {
   check_t* c = arg;
   uintptr_t pcs[MAX_FRAMES];
-  size_t n = uv_pprof__unwind(s->copy, UV_PPROF__UNWIND_LIBDW, pcs, MAX_FRAMES);
+  size_t n =
+      uv_pprof__unwind(s->copy, UV_PPROF__UNWIND_LIBDW, pcs, MAX_FRAMES, NULL);
   size_t i;
 
   c->compared++;

@@ -1,16 +1,19 @@
 /* uv-pprof: runs a program with uv_pprof attached, without rebuilding it.
  *
  *   uv-pprof [--listen ADDR] [--heap] [--track] [--timeline SECONDS]
- *            [--token-file FILE] [--quiet] -- PROGRAM [ARGS...]
+ *            [--token-file FILE] [--stall-ms MS] [--mutex RATE] [--quiet]
+ *            -- PROGRAM [ARGS...]
  *
  * The options become the environment uv_pprof_start() reads (UV_PPROF,
- * UV_PPROF_TRACK, UV_PPROF_TIMELINE, UV_PPROF_TOKEN, UV_PPROF_QUIET), the
+ * UV_PPROF_TRACK, UV_PPROF_TIMELINE, UV_PPROF_TOKEN, UV_PPROF_STALL_MS,
+ * UV_PPROF_MUTEX, UV_PPROF_QUIET), the
  * listen address is tried once here (a busy port or a bad address stops
  * before the program starts), and the launcher then execs PROGRAM, so its
  * exit status is the program's own: with libuv_pprof_attach preloaded, or,
  * for node (whose libuv is inside its binary), with the uv-pprof Node
  * package's register.js in NODE_OPTIONS. --heap preloads jemalloc with
- * profiling on; --track preloads the handle tracker. */
+ * profiling on; --track and --mutex preload the tracker (the mutex profile's
+ * pthread_mutex_lock is in it). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
@@ -28,10 +31,13 @@
 #define HEAP_CONF "prof:true,prof_accum:true"
 #define MAX_TOKEN 255
 #define MAX_TIMELINE 86400
+#define MAX_STALL_MS 3600000
+#define MAX_MUTEX_RATE 2147483647ul
 
 static const char usage[] =
     "usage: uv-pprof [--listen ADDR] [--heap] [--track] [--timeline SECONDS]\n"
-    "                [--token-file FILE] [--quiet] -- PROGRAM [ARGS...]\n"
+    "                [--token-file FILE] [--stall-ms MS] [--mutex RATE]\n"
+    "                [--quiet] -- PROGRAM [ARGS...]\n"
     "\n"
     "Runs PROGRAM with uv_pprof serving Go's /debug/pprof/ endpoints on the\n"
     "libuv loop it runs (its main loop; further loops are registered).\n"
@@ -47,6 +53,11 @@ static const char usage[] =
     "  --token-file FILE    require 'Authorization: Bearer <token>', the\n"
     "                       token being FILE's first line (UV_PPROF_TOKEN);\n"
     "                       needed for a non-loopback address\n"
+    "  --stall-ms MS        loop stall threshold (UV_PPROF_STALL_MS; default\n"
+    "                       50, 0 off, else 10 or more): /debug/pprof/block\n"
+    "  --mutex RATE         lock contention, 1 in RATE contended locks\n"
+    "                       (UV_PPROF_MUTEX): /debug/pprof/mutex; preloads\n"
+    "                       libuv_pprof_track\n"
     "  --quiet              no banner (UV_PPROF_QUIET=1)\n"
     "  --help               this text\n"
     "\n"
@@ -197,6 +208,20 @@ static unsigned parse_seconds(const char* v) {
   return (unsigned)n;
 }
 
+/* A whole number from `min` to `max` for option `opt`, as text. */
+static const char* whole(const char* opt, const char* v, unsigned long min,
+                         unsigned long max) {
+  char* end;
+  unsigned long n;
+
+  errno = 0;
+  n = strtoul(v, &end, 10);
+  if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < min ||
+      n > max)
+    die(2, "%s %s: expected a whole number from %lu to %lu", opt, v, min, max);
+  return v;
+}
+
 /* Serves for a moment on a scratch loop, with the environment the program
  * will have: a bad address, a busy port or a missing token fails here, with
  * uv_pprof's own one-line reason, before the program runs. */
@@ -339,6 +364,8 @@ int main(int argc, char** argv) {
   unsigned timeline = 0;
   int heap = 0;
   int track = 0;
+  const char* stall_ms = NULL;
+  const char* mutex = NULL;
   int quiet = 0;
   char dir[PATH_MAX];
   char pid[32];
@@ -371,6 +398,15 @@ int main(int argc, char** argv) {
       timeline = parse_seconds(value_of(argc, argv, &i, "--timeline"));
     } else if (is_opt(a, "--token-file")) {
       token_file = value_of(argc, argv, &i, "--token-file");
+    } else if (is_opt(a, "--stall-ms")) {
+      stall_ms = whole("--stall-ms", value_of(argc, argv, &i, "--stall-ms"), 0,
+                       MAX_STALL_MS);
+      if (strcmp(stall_ms, "0") != 0 && strtoul(stall_ms, NULL, 10) < 10)
+        die(2, "--stall-ms %s: expected 0 (off) or 10 to %d", stall_ms,
+            MAX_STALL_MS);
+    } else if (is_opt(a, "--mutex")) {
+      mutex = whole("--mutex", value_of(argc, argv, &i, "--mutex"), 0,
+                    MAX_MUTEX_RATE);
     } else if (strcmp(a, "--quiet") == 0) {
       quiet = 1;
     } else {
@@ -395,19 +431,24 @@ int main(int argc, char** argv) {
     snprintf(v, sizeof(v), "%u", timeline);
     set("UV_PPROF_TIMELINE", v);
   }
+  if (stall_ms != NULL)
+    set("UV_PPROF_STALL_MS", stall_ms);
+  if (mutex != NULL)
+    set("UV_PPROF_MUTEX", mutex);
   program = resolve_program(argv[i]);
   try_listen();
 
   own_dir(dir, sizeof(dir));
-  if (track) {
+  if (track || (mutex != NULL && strcmp(mutex, "0") != 0)) {
     const char* const where[] = {"../" UV_PPROF_LIBDIR
                                  "/" UV_PPROF_TRACK_SONAME,
                                  UV_PPROF_TRACK_SONAME, NULL};
     char* lib = find_beside(dir, where);
     if (lib == NULL)
-      die(2, "--track: %s is not installed beside %s", UV_PPROF_TRACK_SONAME,
-          dir);
-    set("UV_PPROF_TRACK", "handles");
+      die(2, "%s: %s is not installed beside %s", track ? "--track" : "--mutex",
+          UV_PPROF_TRACK_SONAME, dir);
+    if (track)
+      set("UV_PPROF_TRACK", "handles");
     preload(lib);
     free(lib);
   }

@@ -187,6 +187,16 @@ static int append_labels(uv_pprof__buf_t* out,
   return rc;
 }
 
+int uv_pprof__text_labels(uv_pprof__buf_t* out, const uv_pprof__label_t* labels,
+                          size_t n) {
+  uv_pprof__count_record_t r;
+
+  memset(&r, 0, sizeof(r));
+  r.labels = labels;
+  r.nlabels = n;
+  return append_labels(out, &r);
+}
+
 static int compare_keys(const void* a, const void* b) {
   return strcmp(((const group_t*)a)->key, ((const group_t*)b)->key);
 }

@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Frames kept per creation stack (and per lock contention stack). */
+#define UV_PPROF_TRACK_MAX_DEPTH 32
+
 /* What the tracker knows of one live handle. */
 typedef struct uv_pprof_track_info_s {
   uint32_t stack;   /* creation stack id for uv_pprof_track_stack_v1; 0: none */
@@ -29,9 +32,28 @@ typedef void (*uv_pprof_track_lookup_fn)(const uintptr_t* addrs, size_t n,
 typedef size_t (*uv_pprof_track_stack_fn)(uint32_t id, uintptr_t* pcs,
                                           size_t max);
 
+/* Lock contention (src/track/mutex.c): one stack's sampled waits. */
+typedef struct uv_pprof_track_mutex_row_s {
+  uint64_t count;    /* sampled contended calls */
+  uint64_t delay_ns; /* their waits */
+  uint32_t depth;
+  uintptr_t pcs[UV_PPROF_TRACK_MAX_DEPTH]; /* return addresses, the caller
+                                              of pthread_mutex_lock first */
+} uv_pprof_track_mutex_row_t;
+
+/* Sets the sampling rate (1 in `set` contended calls; 0: off) when set >=
+ * 0, and returns the rate before; set < 0 only reads it. Any thread. */
+typedef unsigned (*uv_pprof_track_mutex_rate_fn)(int set);
+/* Copies the rows into out[0..max) and returns their number (which may
+ * exceed max). Any thread. */
+typedef size_t (*uv_pprof_track_mutex_rows_fn)(uv_pprof_track_mutex_row_t* out,
+                                               size_t max);
+
 #define UV_PPROF_TRACK_ENABLE_SYM "uv_pprof_track_enable_v1"
 #define UV_PPROF_TRACK_LOOKUP_SYM "uv_pprof_track_lookup_v1"
 #define UV_PPROF_TRACK_STACK_SYM "uv_pprof_track_stack_v1"
+#define UV_PPROF_TRACK_MUTEX_RATE_SYM "uv_pprof_track_mutex_rate_v1"
+#define UV_PPROF_TRACK_MUTEX_ROWS_SYM "uv_pprof_track_mutex_rows_v1"
 
 /* Exported by libuv_pprof for the libraries that interpose uv_loop_close
  * (this one, and libuv_pprof_attach): called on the loop's thread right
@@ -43,8 +65,5 @@ typedef size_t (*uv_pprof_track_stack_fn)(uint32_t id, uintptr_t* pcs,
  * uses the loop, or uv_pprof is not on it: nothing changed). */
 typedef int (*uv_pprof_release_loop_fn)(void* loop);
 #define UV_PPROF_RELEASE_LOOP_SYM "uv_pprof_release_loop_v1"
-
-/* Frames kept per creation stack. */
-#define UV_PPROF_TRACK_MAX_DEPTH 32
 
 #endif /* UV_PPROF_TRACK_H */

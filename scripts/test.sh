@@ -77,6 +77,7 @@ run_sanitized_suite() { # DIR
 
 run_tsan_suite() { # DIR
   local TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  TSAN_OPTIONS+=:suppressions=$PWD/test/tsan.supp
   export TSAN_OPTIONS
   local extra=(-L tsan)
   ctest --test-dir "$1" --output-on-failure --timeout 600 -j"$jobs" \

@@ -78,7 +78,7 @@ static size_t unwind_here(void) {
   c.stack_len = COPY;
   uv_pprof__unwind_refresh();
   return uv_pprof__unwind(&c, UV_PPROF__UNWIND_LIBDW, pcs,
-                          UV_PPROF__CPU_MAX_FRAMES);
+                          UV_PPROF__CPU_MAX_FRAMES, NULL);
 }
 
 TEST_IMPL(unwind_libdw_across_reloads) {

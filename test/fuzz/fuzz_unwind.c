@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uv_pprof__unwind_refresh();
     n = uv_pprof__unwind(
         &c, how & 1 ? UV_PPROF__UNWIND_LIBDW : UV_PPROF__UNWIND_RULES, pcs,
-        1 + how % UV_PPROF__CPU_MAX_FRAMES);
+        1 + how % UV_PPROF__CPU_MAX_FRAMES, NULL);
     if (n < 1 || n > 1 + (size_t)how % UV_PPROF__CPU_MAX_FRAMES)
       abort();
     if (pcs[0] != (uintptr_t)regs[UV_PPROF__NREGS - 1])

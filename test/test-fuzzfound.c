@@ -74,6 +74,7 @@ static size_t unwind_here(void) {
   capture(regs, stack, &c.stack_addr);
   c.tid = 1;
   c.regs = regs;
+  c.known = UV_PPROF__REGS_ALL;
   c.stack = stack;
   c.stack_len = COPY;
   uv_pprof__unwind_refresh();

@@ -71,7 +71,8 @@ run_suite() { # DIR
 run_sanitized_suite() { # DIR
   local ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   local UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  export ASAN_OPTIONS UBSAN_OPTIONS
+  local LSAN_OPTIONS=suppressions=$PWD/test/lsan.supp
+  export ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
   run_suite "$1"
 }
 

@@ -116,8 +116,10 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c.tid = 1;
     c.regs = regs;
     /* A signal's copy knows every register; a blocked thread's some (the
-     * input says which). */
-    c.known = pick & 0x40 ? take64(&p, &left) : UV_PPROF__REGS_ALL;
+     * input says which), the pc always. */
+    c.known = pick & 0x40
+                  ? take64(&p, &left) | (uint64_t)1 << (UV_PPROF__NREGS - 1)
+                  : UV_PPROF__REGS_ALL;
     c.stack = guarded + STACK_MAX - len;
     /* Where the copy claims to come from: anywhere, as the input says. */
     c.stack_addr = (uintptr_t)regs[0];

@@ -152,17 +152,13 @@ TEST_IMPL(worker_two_servers_take_turns) {
   return 0;
 }
 
-/* uv_pprof_stop while /debug/pprof/symbol symbolizes 65536 addresses (cold:
- * libdw, libc's tables): the host's loop closes, the client's connection is
- * closed unanswered, and the job, left to finish on the worker, frees all
- * it holds (the sanitized build checks) as the thread exits. */
-TEST_IMPL(worker_stop_during_symbol) {
-  test_host_t* h = host_start(NULL);
+/* Sends a /debug/pprof/symbol POST of the most addresses a request may
+ * hold (cold: libdw, libc's tables) and gives it 20 ms to be read, routed
+ * and in the worker's hands. Returns the connection. */
+static int send_long_symbol(test_host_t* h) {
+  uintptr_t pc = (uintptr_t)&printf;
   uv_pprof__buf_t body;
   char head[256];
-  uintptr_t pc = (uintptr_t)&printf;
-  size_t len;
-  char* out;
   int fd;
   int i;
 
@@ -178,13 +174,26 @@ TEST_IMPL(worker_stop_during_symbol) {
   fd = tcp_connect(host_port(h));
   ASSERT_EQ(tcp_send(fd, head, strlen(head)), 0);
   ASSERT_EQ(tcp_send(fd, body.base, body.len), 0);
-  usleep(20000); /* read, routed, and being symbolized */
-  host_stop(h);  /* asserts uv_loop_close() == 0 */
+  uv_pprof__buf_free(&body);
+  usleep(20000);
+  return fd;
+}
+
+/* uv_pprof_stop while /debug/pprof/symbol symbolizes 65536 addresses (cold:
+ * libdw, libc's tables): the host's loop closes, the client's connection is
+ * closed unanswered, and the job, left to finish on the worker, frees all
+ * it holds (the sanitized build checks) as the thread exits. */
+TEST_IMPL(worker_stop_during_symbol) {
+  test_host_t* h = host_start(NULL);
+  int fd = send_long_symbol(h);
+  size_t len;
+  char* out;
+
+  host_stop(h); /* asserts uv_loop_close() == 0 */
   out = tcp_read_all(fd, 20000, &len);
   ASSERT_EQ(len, 0);
   free(out);
   close(fd);
-  uv_pprof__buf_free(&body);
   return 0;
 }
 
@@ -327,9 +336,6 @@ static int get_status(int port, const char* path) {
 TEST_IMPL(worker_restart_during_job) {
   restart_t r;
   test_host_t* h;
-  uv_pprof__buf_t body;
-  char head[256];
-  uintptr_t pc = (uintptr_t)&printf;
   size_t len;
   char* out;
   int status = 0;
@@ -342,19 +348,7 @@ TEST_IMPL(worker_restart_during_job) {
   r.options.quiet = 1;
   r.options.timeline_seconds = 1;
   h = host_start(&r.options);
-  uv_pprof__buf_init(&body);
-  for (i = 0; i < UV_PPROF__MAX_SYMBOL_ADDRS; i++)
-    uv_pprof__buf_printf(&body, "%s0x%" PRIxPTR, i == 0 ? "" : "+",
-                         pc + (uintptr_t)i * 16);
-  ASSERT(!body.oom);
-  snprintf(head, sizeof(head),
-           "POST /debug/pprof/symbol HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-           "Content-Length: %zu\r\n\r\n",
-           body.len);
-  fd = tcp_connect(host_port(h));
-  ASSERT_EQ(tcp_send(fd, head, strlen(head)), 0);
-  ASSERT_EQ(tcp_send(fd, body.base, body.len), 0);
-  usleep(20000); /* read, routed, and being symbolized */
+  fd = send_long_symbol(h);
   host_call(h, restart, &r);
   ASSERT_EQ(r.rc, 0);
   ASSERT_GT(r.port, 0);
@@ -368,6 +362,5 @@ TEST_IMPL(worker_restart_during_job) {
     usleep(100000);
   ASSERT_EQ(status, 200);
   host_stop(h);
-  uv_pprof__buf_free(&body);
   return 0;
 }

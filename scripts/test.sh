@@ -2,7 +2,9 @@
 # Runs every test: installs missing Debian packages, builds in build/
 # (RelWithDebInfo, warnings as errors) and runs the whole ctest suite, then
 # builds again in build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer
-# (leak checking on) and runs the whole suite again, then the multi-threaded
+# (leak checking on) and runs the suite again (a sanitized build registers
+# neither the source checks nor the tests of the uninstrumented demo,
+# test/CMakeLists.txt; suppressions in test/lsan.supp), then the multi-threaded
 # tests in a ThreadSanitizer build (build-tsan/), then every libFuzzer target
 # for 20 s (scripts/fuzz.sh, build-fuzz/). Prints a summary; exits non-zero if
 # any step failed. This is what CI runs (.ci/run). Tests labelled "soak"

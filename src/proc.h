@@ -345,6 +345,10 @@ enum { UV_PPROF__UNWIND_RULES, UV_PPROF__UNWIND_LIBDW };
  * when the loader's counters say something was loaded or unloaded since
  * the last call (the first call loads libdw). */
 void uv_pprof__unwind_refresh(void);
+/* Whether the instruction that ends at `ra` is a call (E8 rel32, or FF /2
+ * with its prefix, ModRM, SIB and displacement), read from the process's
+ * own memory: an address not mapped is no. Any thread. */
+int uv_pprof__after_call(uintptr_t ra);
 /* The stack of a copy into pcs (at most max >= 1): the interrupted pc, then
  * return address - 1 for each caller. UV_PPROF__UNWIND_RULES uses the rule
  * table and falls back to libdw for a stack it cannot do alone;

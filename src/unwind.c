@@ -321,10 +321,9 @@ static const rule_t* rule_for(uintptr_t pc) {
 #define RSP_REG 7
 #define FP_SCAN 4096 /* bytes above sp searched for a saved frame pointer */
 
-/* Whether the instruction that ends at `ra` is a call: E8 rel32, or FF /2
- * (an optional REX prefix, ModRM, SIB, displacement), read from the
- * process's own code (process_vm_readv: an address not mapped is no). */
-static int after_call(uintptr_t ra) {
+/* The bytes come by process_vm_readv, not loads: an address not mapped is
+ * an error, not a fault. */
+int uv_pprof__after_call(uintptr_t ra) {
   unsigned char b[9];
   struct iovec local = {b, sizeof(b)};
   struct iovec remote = {(void*)(ra - sizeof(b)), sizeof(b)};
@@ -340,16 +339,19 @@ static int after_call(uintptr_t ra) {
     size_t need = 2;
     unsigned mod;
     unsigned rm;
+    /* `need` bytes from the start are read only when need <= len: they
+     * lie in b (fuzz_unwind found a read past it). */
     if (op[0] >= 0x40 && op[0] <= 0x4f) { /* REX */
       op++;
       need++;
     }
-    if (op[0] != 0xff || ((op[1] >> 3) & 7) != 2)
+    if (need > len || op[0] != 0xff || ((op[1] >> 3) & 7) != 2)
       continue;
     mod = op[1] >> 6;
     rm = op[1] & 7;
     if (mod != 3 && rm == 4) {
-      need++; /* SIB */
+      if (++need > len) /* SIB */
+        continue;
       if (mod == 0 && (op[2] & 7) == 5)
         need += 4;
     }
@@ -385,7 +387,7 @@ static int find_frame_pointer(const uv_pprof__stack_copy_t* c, uint64_t sp,
       return -1; /* the end of the copy */
     if ((saved == 0 || (saved > at && saved - at < (1u << 20))) && ra > 1 &&
         DW(dwfl_addrmodule)(U.dwfl, (Dwarf_Addr)(ra - 1)) != NULL &&
-        after_call((uintptr_t)ra)) {
+        uv_pprof__after_call((uintptr_t)ra)) {
       *rbp = at;
       return 0;
     }

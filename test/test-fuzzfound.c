@@ -13,6 +13,15 @@
  * fix). Here: libdw's unwinds of this thread's real stack stay whole
  * across loads, unloads and a reset.
  *
+ * unwind_after_call_bounds (fuzz_unwind found it): a blocked thread's copy
+ * knows sp and pc only, and a caller built with frame pointers is unwound by
+ * finding its saved rbp, whose return address must follow a call
+ * instruction. The decoder of that instruction read a byte past its 9-byte
+ * window when the byte before the return address looked like a REX prefix
+ * (or a ModRM asked for a SIB byte the window did not hold): a read past a
+ * stack buffer, which the sanitized build reports. The decoder is checked
+ * on known encodings too.
+ *
  * heap_rows_of_one_stack_saturate (fuzz_heap found it): two rows of a dump
  * may name one stack (they differ only in jemalloc's frames, or a dump says
  * so), and the heap profile sums their unbiased values, each of which may
@@ -106,6 +115,42 @@ TEST_IMPL(unwind_libdw_across_reloads) {
   uv_pprof__unwind_reset();
   ASSERT(unwind_here() >= 3);
   uv_pprof__unwind_reset();
+  return 0;
+}
+
+/* `code` with `n` bytes before the return address at its end. */
+static int ends_in_call(const unsigned char* bytes, size_t n) {
+  static unsigned char code[32];
+
+  memset(code, 0x90, sizeof(code)); /* nop */
+  memcpy(code + sizeof(code) - n, bytes, n);
+  return uv_pprof__after_call((uintptr_t)(code + sizeof(code)));
+}
+
+TEST_IMPL(unwind_after_call_bounds) {
+  static const unsigned char rel32[] = {0xe8, 1, 2, 3, 4};
+  static const unsigned char rax[] = {0xff, 0xd0};             /* call *%rax */
+  static const unsigned char r12[] = {0x41, 0xff, 0xd4};       /* call *%r12 */
+  static const unsigned char rip[] = {0xff, 0x15, 1, 2, 3, 4}; /* *x(%rip) */
+  static const unsigned char sib[] = {0xff, 0x14, 0x24};       /* *(%rsp) */
+  static const unsigned char rex_last[] = {0x48, 0x90};
+  static const unsigned char modrm_sib_end[] = {0xff, 0x14};
+  static const unsigned char jmp[] = {0xff, 0xe0}; /* jmp *%rax: FF /4 */
+
+#if !defined(__x86_64__)
+  return 0;
+#endif
+  ASSERT_EQ(ends_in_call(rel32, sizeof(rel32)), 1);
+  ASSERT_EQ(ends_in_call(rax, sizeof(rax)), 1);
+  ASSERT_EQ(ends_in_call(r12, sizeof(r12)), 1);
+  ASSERT_EQ(ends_in_call(rip, sizeof(rip)), 1);
+  ASSERT_EQ(ends_in_call(sib, sizeof(sib)), 1);
+  ASSERT_EQ(ends_in_call(jmp, sizeof(jmp)), 0);
+  /* The windows that made the decoder read past its buffer. */
+  ASSERT_EQ(ends_in_call(rex_last, sizeof(rex_last)), 0);
+  ASSERT_EQ(ends_in_call(modrm_sib_end, sizeof(modrm_sib_end)), 0);
+  /* Not mapped. */
+  ASSERT_EQ(uv_pprof__after_call(16), 0);
   return 0;
 }
 

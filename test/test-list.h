@@ -221,6 +221,7 @@
   TEST(worker_restart_during_job)                                    \
   /* test-fuzzfound.c (what the fuzzers found) */                    \
   TEST(unwind_libdw_across_reloads)                                  \
+  TEST(unwind_after_call_bounds)                                     \
   TEST(heap_rows_of_one_stack_saturate)                              \
   TEST(server_peer_gone_no_sigpipe)                                  \
   /* test-faults.c (fault injection) */                              \

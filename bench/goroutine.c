@@ -17,6 +17,10 @@
  * uv_close of 100k handles without the tracker, with it loaded but off,
  * and with tracking on (LD_PRELOAD=libuv_pprof_track.so).
  *
+ * Targets (DESIGN.md §5): every uv_pprof row's longest iteration ≤ 1 ms,
+ * the proto's time ≤ 100 ms. A row that misses its target is named on a
+ * line of its own after the table, and the exit status is 1.
+ *
  * Usage: bench_goroutine [runs, default 7] [handles, default 100000] */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -285,7 +289,10 @@ typedef struct {
   const char* label;
   const char* path;
   int go;
+  double max_time_ms; /* target end to end, 0: none */
 } row_t;
+
+#define TARGET_ITER_MS 1.0 /* longest loop iteration, every uv_pprof row */
 
 static void measure(const row_t* row, host_t* h, const peer_t* p, int runs,
                     double* time_ms, double* late_ms, double* busy_ms,
@@ -390,16 +397,18 @@ static double init_row(const char* self, size_t n, const char* env) {
 
 int main(int argc, char** argv) {
   static const row_t rows[] = {
-      {"uv_pprof goroutine (proto)", "/debug/pprof/goroutine", 0},
-      {"Go 1.19 goroutine (proto)", "/debug/pprof/goroutine", 1},
-      {"uv_pprof goroutine?debug=1", "/debug/pprof/goroutine?debug=1", 0},
-      {"Go 1.19 goroutine?debug=1", "/debug/pprof/goroutine?debug=1", 1},
-      {"uv_pprof goroutine?debug=2", "/debug/pprof/goroutine?debug=2", 0},
-      {"Go 1.19 goroutine?debug=2", "/debug/pprof/goroutine?debug=2", 1},
+      {"uv_pprof goroutine (proto)", "/debug/pprof/goroutine", 0, 100},
+      {"Go 1.19 goroutine (proto)", "/debug/pprof/goroutine", 1, 0},
+      {"uv_pprof goroutine?debug=1", "/debug/pprof/goroutine?debug=1", 0, 0},
+      {"Go 1.19 goroutine?debug=1", "/debug/pprof/goroutine?debug=1", 1, 0},
+      {"uv_pprof goroutine?debug=2", "/debug/pprof/goroutine?debug=2", 0, 0},
+      {"Go 1.19 goroutine?debug=2", "/debug/pprof/goroutine?debug=2", 1, 0},
   };
   int runs = argc > 1 ? atoi(argv[1]) : 7;
   size_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 100000;
   char env[1200];
+  char missed[8][160];
+  int nmissed = 0;
   double q_c;
   double q_go;
   double q_iter;
@@ -445,6 +454,14 @@ int main(int argc, char** argv) {
       printf("%-30s %9.1f %12.2f %13.2f %13.2f %10zu\n", rows[i].label, t, l, b,
              it, bytes);
     fflush(stdout);
+    if (!rows[i].go && it > TARGET_ITER_MS)
+      snprintf(missed[nmissed++], sizeof(missed[0]),
+               "%s: longest iteration %.2f ms > %.2f ms", rows[i].label, it,
+               TARGET_ITER_MS);
+    if (rows[i].max_time_ms > 0 && t > rows[i].max_time_ms)
+      snprintf(missed[nmissed++], sizeof(missed[0]),
+               "%s: time %.1f ms > %.0f ms", rows[i].label, t,
+               rows[i].max_time_ms);
   }
   peer_stop(&p);
   host_stop(&h);
@@ -462,5 +479,15 @@ int main(int argc, char** argv) {
            UV_PPROF_TRACK_LIBRARY);
   printf("%-36s %8.0f\n", "tracking on (UV_PPROF_TRACK=handles)",
          init_row(argv[0], n, env));
-  return 0;
+  if (nmissed == 0)
+    return 0;
+  printf("\n");
+  for (i = 0; i < (size_t)nmissed; i++)
+    printf("TARGET MISSED: %s\n", missed[i]);
+  if (q_iter > TARGET_ITER_MS)
+    printf(
+        "(the quiet row's longest iteration, %.2f ms, is over the target "
+        "too: the machine is busy; run again on a quiet one)\n",
+        q_iter);
+  return 1;
 }

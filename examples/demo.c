@@ -435,10 +435,33 @@ static int echo_listen(void) {
 /* ---- light work -----------------------------------------------------------
  */
 
+/* How late the work timer fired in this report's period, in µs: the
+ * status line shows its p99, so that a long run shows whether the host's
+ * own timers ever suffer (test/soak.py reads it). */
+#define LATE_MAX (REPORT_TICK_MS / WORK_TICK_MS + 64)
+static uint64_t late_us[LATE_MAX];
+static size_t nlate;
+static uint64_t work_last_ns;
+
+static int compare_u64(const void* a, const void* b) {
+  uint64_t x = *(const uint64_t*)a;
+  uint64_t y = *(const uint64_t*)b;
+
+  return (x > y) - (x < y);
+}
+
 /* FNV-1a over a small buffer: a little CPU for the CPU profile to see. */
 static void on_work_tick(uv_timer_t* timer) {
   uint32_t h = 2166136261u;
+  uint64_t now = uv_hrtime();
   size_t i;
+
+  if (work_last_ns != 0 && nlate < LATE_MAX) {
+    uint64_t gap = now - work_last_ns;
+    uint64_t due = (uint64_t)WORK_TICK_MS * 1000000;
+    late_us[nlate++] = gap > due ? (gap - due) / 1000 : 0;
+  }
+  work_last_ns = now;
 
   work_buf[work_hash % sizeof(work_buf)]++;
   for (i = 0; i < sizeof(work_buf); i++)
@@ -462,11 +485,19 @@ static void on_churn_tick(uv_timer_t* timer) {
 }
 
 static void on_report_tick(uv_timer_t* timer) {
+  uint64_t p99 = 0;
+
+  if (nlate > 0) {
+    qsort(late_us, nlate, sizeof(late_us[0]), compare_u64);
+    p99 = late_us[nlate * 99 / 100];
+  }
   printf("[%5" PRIu64 " s] echo: %" PRIu64 " connections, %" PRIu64
          " bytes echoed; leaked: %" PRIu64 " KiB heap, %" PRIu64
-         " timers, %" PRIu64 " connections\n",
+         " timers, %" PRIu64 " connections; work timer late p99 %" PRIu64
+         " us\n",
          (uv_now(loop) - leak_start_ms + 500) / 1000, echo_conn_count,
-         echo_bytes, heap_leaked >> 10, timers_leaked, conns_leaked);
+         echo_bytes, heap_leaked >> 10, timers_leaked, conns_leaked, p99);
+  nlate = 0;
 }
 
 /* ---- the leaks ------------------------------------------------------------

@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config  # compiler, build
   clang-format                      # the house format (test/format.sh)
+  clang libclang-rt-14-dev          # libFuzzer targets (scripts/fuzz.sh)
   libuv1-dev                        # the event loop we serve on
   libprotobuf-c-dev protobuf-c-compiler  # profile.proto -> C
   node-llhttp                       # llhttp sources, compiled into uv_pprof

@@ -1,5 +1,6 @@
 /* The base layer: what every file of uv_pprof may use. Array and printf
- * helpers, the growable byte buffer (buf.c) and the wall clock. Nothing here
+ * helpers, the growable byte buffer (buf.c), the wall clock, and whether a
+ * long job's server has stopped (stop.c). Nothing here
  * knows of libuv loops, requests or profiles; nothing is exported (the
  * library is built with hidden visibility: only include/uv_pprof.h's
  * uv_pprof_* functions leave it). The layers above, each including the ones
@@ -71,5 +72,17 @@ void* uv_pprof__buf_room(uv_pprof__buf_t* b, size_t extra);
 int uv_pprof__buf_html(uv_pprof__buf_t* b, const char* s);
 /* Moves src's contents into dst (dst's old contents are freed). */
 void uv_pprof__buf_move(uv_pprof__buf_t* dst, uv_pprof__buf_t* src);
+
+/* ---- stop.c: long jobs of a stopped server give up --------------------- */
+
+/* Nonzero when the calling thread works for a server that has stopped (0 on
+ * any thread not tied to one): long loops poll it and give up, their answer
+ * being dropped anyway. Any thread. */
+int uv_pprof__stopping(void);
+/* Ties the calling thread to `flag`, an atomic int that becomes nonzero
+ * when its server stops; NULL unties it. */
+void uv_pprof__stopping_watch(const int* flag);
+/* From now on every thread tied to a flag is stopping (the process exits). */
+void uv_pprof__stopping_everywhere(void);
 
 #endif /* UV_PPROF_BASE_H */

@@ -137,6 +137,7 @@ char* uv_pprof__http_unescape(const char* src, size_t len, int plus_is_space) {
       if (i + 2 >= len || (hi = unhex(src[i + 1])) < 0 ||
           (lo = unhex(src[i + 2])) < 0) {
         free(out);
+        errno = EINVAL;
         return NULL;
       }
       out[n++] = (char)(hi * 16 + lo);
@@ -331,30 +332,63 @@ int uv_pprof__http_host_is_local(const char* host, size_t len) {
   return local_name(name, name_len, bracketed);
 }
 
+/* Percent-decodes src[0..len) ('+' as a space) into out, truncated to
+ * size - 1 bytes and NUL-ended; *full is the decoded length. Returns 0, or
+ * -1 on a bad escape. Allocates nothing: a query is read the same however
+ * short of memory the process is. */
+static int decode_into(const char* src, size_t len, char* out, size_t size,
+                       size_t* full) {
+  size_t i;
+  size_t n = 0;
+
+  for (i = 0; i < len; i++) {
+    int c = (unsigned char)src[i];
+    if (c == '%') {
+      int hi;
+      int lo;
+      if (i + 2 >= len || (hi = unhex(src[i + 1])) < 0 ||
+          (lo = unhex(src[i + 2])) < 0)
+        return -1;
+      c = hi * 16 + lo;
+      i += 2;
+    } else if (c == '+') {
+      c = ' ';
+    }
+    if (n + 1 < size)
+      out[n] = (char)c;
+    n++;
+  }
+  if (size > 0)
+    out[n < size ? n : size - 1] = '\0';
+  *full = n;
+  return 0;
+}
+
 int uv_pprof__query_get(const char* query, const char* key, char* buf,
                         size_t size) {
   const char* p = query;
+  size_t key_len = strlen(key);
 
   while (*p != '\0') {
     const char* end = strchr(p, '&');
     const char* eq;
-    char* k;
+    char k[64];
+    size_t k_len;
+    size_t v_len;
     size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
 
     eq = memchr(p, '=', len);
-    k = uv_pprof__http_unescape(p, eq != NULL ? (size_t)(eq - p) : len, 1);
-    if (k != NULL && strcmp(k, key) == 0) {
-      char* v = eq != NULL ? uv_pprof__http_unescape(
-                                 eq + 1, len - (size_t)(eq + 1 - p), 1)
-                           : strdup("");
-      free(k);
-      if (v == NULL)
-        return 0;
-      snprintf(buf, size, "%s", v);
-      free(v);
-      return 1;
+    if (decode_into(p, eq != NULL ? (size_t)(eq - p) : len, k, sizeof(k),
+                    &k_len) == 0 &&
+        k_len == key_len && memcmp(k, key, key_len) == 0) {
+      if (eq == NULL) {
+        if (size > 0)
+          buf[0] = '\0';
+        return 1;
+      }
+      return decode_into(eq + 1, len - (size_t)(eq + 1 - p), buf, size,
+                         &v_len) == 0;
     }
-    free(k);
     p += len;
     if (*p == '&')
       p++;

@@ -97,8 +97,11 @@ typedef struct uv_pprof__job_s uv_pprof__job_t;
 
 /* Runs on the worker thread. */
 typedef void (*uv_pprof__work_cb)(uv_pprof__job_t* job);
-/* Runs on the loop thread once work is done; `cancelled` when the worker is
- * being stopped (the job must then only free what it owns). */
+/* Runs on the loop thread once work is done. `cancelled` when the worker is
+ * being stopped: the job must then only free what it owns, and must not
+ * touch a loop or wait for anything, since a job whose work was running
+ * when the server stopped gets its done(job, 1) on the worker thread, after
+ * its work (uv_pprof_stop never waits for it). */
 typedef void (*uv_pprof__done_cb)(uv_pprof__job_t* job, int cancelled);
 
 struct uv_pprof__job_s {
@@ -118,13 +121,36 @@ uv_pprof__worker_t* uv_pprof__worker_new(uv_loop_t* loop);
 /* Queues a job, starting the thread if needed. Loop thread only.
  * Returns 0 or a negative libuv code (the job is then not queued). */
 int uv_pprof__worker_submit(uv_pprof__worker_t* w, uv_pprof__job_t* job);
-/* True once uv_pprof__worker_close() began: long jobs poll it and give up. */
-int uv_pprof__worker_cancelled(const uv_pprof__worker_t* w);
-/* Stops the thread (after its current job), calls done(job, 1) for every job
- * not yet delivered, closes the wake-up and frees w when it has closed. */
+/* Tells the thread to stop, calls done(job, 1) for every job not running
+ * (queued, or finished and not yet delivered) and closes the wake-up;
+ * never waits for the thread. A job that is running finishes on the
+ * thread, which calls its done(job, 1) there. w is freed once the wake-up
+ * has closed and the thread has exited. Loop thread. */
 void uv_pprof__worker_close(uv_pprof__worker_t* w);
-/* Number of threads the worker is running now (0 or 1). */
-int uv_pprof__worker_threads(const uv_pprof__worker_t* w);
+/* A call made under the lock every worker job runs under (see
+ * uv_pprof__worker_exclusive). fn and arg are the caller's; the rest is
+ * worker.c's. */
+typedef struct uv_pprof__exclusive_s {
+  void (*fn)(void* arg);
+  void* arg;
+  struct uv_pprof__exclusive_s* next;
+  int queued;
+} uv_pprof__exclusive_t;
+
+/* Calls e->fn(e->arg) while no worker job of any server runs: at once on
+ * the calling thread when none does, else on the worker thread whose job
+ * is running, as soon as that job is done and before any other starts. It
+ * never waits for a job: uv_pprof_stop and uv_pprof_start reset and set the
+ * process-wide state jobs use (the history, the flight recorder) this way,
+ * since a stopped server's last job may still be running. e must stay
+ * valid until fn has run; asked for again before that, it runs once. Any
+ * thread, holding no lock fn takes. */
+void uv_pprof__worker_exclusive(uv_pprof__exclusive_t* e);
+/* Worker threads of every server not exited yet (after a stop, a thread
+ * finishes its job and frees its tables on its own). Tests wait for 0
+ * before their process ends, which would otherwise cut a thread short.
+ * Any thread. */
+int uv_pprof__worker_threads(void);
 /* fork(): the prepare handler takes the worker's lock, the parent's gives
  * it back, the child's makes it anew and forgets the thread (not copied). */
 void uv_pprof__worker_fork_prepare(uv_pprof__worker_t* w);
@@ -156,8 +182,9 @@ void uv_pprof__wakeup_send(uv_pprof__wakeup_t* w);
  * handle. Loop's thread; no send may follow. */
 void uv_pprof__wakeup_close(uv_pprof__wakeup_t* w, uv_close_cb cb);
 /* The symbolizer (src/symbolize.c) and the unwinder's idle-time trim have
- * one user at a time: the worker holds this lock while it runs a job and
- * while it frees them on its idle exit; the stall watchdog while it
+ * one user at a time: this is the process-wide lock every worker job and
+ * every idle exit's freeing runs under (with the calls deferred to it, see
+ * uv_pprof__worker_exclusive), taken by the stall watchdog while it
  * symbolizes a report. Any thread; not recursive. */
 void uv_pprof__symbolizer_lock(void);
 void uv_pprof__symbolizer_unlock(void);

@@ -268,24 +268,23 @@ static void order_main_first(uv_pprof__mapping_t* maps, size_t count,
         out[n++] = maps[i];
 }
 
-int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count) {
-  uv_pprof__buf_t text;
+int uv_pprof__maps_parse(const char* text, size_t len,
+                         uv_pprof__mapping_t** maps, size_t* count) {
+  uv_pprof__buf_t copy;
   uv_pprof__buf_t found;
   uv_pprof__mapping_t* list;
-  uv_pprof__mapping_t* out = NULL;
-  scan_t scan;
-  size_t n = 0;
+  size_t n;
   size_t i;
   char* line;
   int rc;
 
   *maps = NULL;
   *count = 0;
-  uv_pprof__buf_init(&text);
+  uv_pprof__buf_init(&copy);
   uv_pprof__buf_init(&found);
-  rc = read_file("/proc/self/maps", &text);
-  for (line = text.base; rc == 0 && line != NULL && *line != '\0';) {
-    char* eol = strchr(line, '\n');
+  rc = uv_pprof__buf_append(&copy, text, len); /* writable, NUL-ended */
+  for (line = copy.base; rc == 0 && line < copy.base + copy.len;) {
+    char* eol = memchr(line, '\n', (size_t)(copy.base + copy.len - line));
     uv_pprof__mapping_t m;
     if (eol != NULL)
       *eol = '\0';
@@ -296,11 +295,40 @@ int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count) {
         rc = UV_ENOMEM;
       }
     }
-    line = eol != NULL ? eol + 1 : NULL;
+    line = eol != NULL ? eol + 1 : copy.base + copy.len;
   }
+  uv_pprof__buf_free(&copy);
   list = (uv_pprof__mapping_t*)found.base;
   n = found.len / sizeof(*list);
+  if (rc != 0) {
+    for (i = 0; i < n; i++)
+      free(list[i].path);
+    uv_pprof__buf_free(&found);
+    return rc;
+  }
+  /* The buffer becomes the array (NULL when empty). */
+  *maps = n > 0 ? list : NULL;
+  *count = n;
+  if (n == 0)
+    uv_pprof__buf_free(&found);
+  return 0;
+}
 
+int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count) {
+  uv_pprof__buf_t text;
+  uv_pprof__mapping_t* list = NULL;
+  uv_pprof__mapping_t* out = NULL;
+  scan_t scan;
+  size_t n = 0;
+  int rc;
+
+  *maps = NULL;
+  *count = 0;
+  uv_pprof__buf_init(&text);
+  rc = read_file("/proc/self/maps", &text);
+  if (rc == 0)
+    rc = uv_pprof__maps_parse(text.base, text.len, &list, &n);
+  uv_pprof__buf_free(&text);
   if (rc == 0 && n > 0) {
     scan.maps = list;
     scan.count = n;
@@ -314,20 +342,16 @@ int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count) {
     if (out == NULL)
       rc = UV_ENOMEM;
   }
-  if (rc == 0) {
-    if (n > 0)
-      order_main_first(list, n, out);
-    *maps = out;
-    *count = n;
-  } else {
-    for (i = 0; i < n; i++) {
-      free(list[i].path);
-      free(list[i].build_id);
-    }
+  if (rc != 0) {
+    uv_pprof__maps_free(list, n);
+    return rc;
   }
-  uv_pprof__buf_free(&found);
-  uv_pprof__buf_free(&text);
-  return rc;
+  if (n > 0)
+    order_main_first(list, n, out);
+  free(list);
+  *maps = out;
+  *count = n;
+  return 0;
 }
 
 int uv_pprof__maps_jit(uv_pprof__range_t** ranges, size_t* count) {

@@ -29,6 +29,11 @@ typedef struct uv_pprof__mapping_s {
  * the main executable come first. Anonymous regions are skipped; [vdso] and
  * [vsyscall] are kept. Returns 0 or a negative libuv code. */
 int uv_pprof__maps_read(uv_pprof__mapping_t** maps, size_t* count);
+/* The executable mappings of maps text[0..len) (need not be NUL-ended), in
+ * its order, without build ids. Lines that are not maps lines are skipped.
+ * Returns 0 or UV_ENOMEM. Free with uv_pprof__maps_free(). */
+int uv_pprof__maps_parse(const char* text, size_t len,
+                         uv_pprof__mapping_t** maps, size_t* count);
 void uv_pprof__maps_free(uv_pprof__mapping_t* maps, size_t count);
 /* The executable memory of /proc/self/maps that no file backs: anonymous
  * regions (named or not) and memfd mappings, where JIT compilers put their
@@ -340,6 +345,10 @@ enum { UV_PPROF__UNWIND_RULES, UV_PPROF__UNWIND_LIBDW };
  * when the loader's counters say something was loaded or unloaded since
  * the last call (the first call loads libdw). */
 void uv_pprof__unwind_refresh(void);
+/* Whether the instruction that ends at `ra` is a call (E8 rel32, or FF /2
+ * with its prefix, ModRM, SIB and displacement), read from the process's
+ * own memory: an address not mapped is no. Any thread. */
+int uv_pprof__after_call(uintptr_t ra);
 /* The stack of a copy into pcs (at most max >= 1): the interrupted pc, then
  * return address - 1 for each caller. UV_PPROF__UNWIND_RULES uses the rule
  * table and falls back to libdw for a stack it cannot do alone;

@@ -131,6 +131,16 @@ int uv_pprof__cmdline(uv_pprof__buf_t* out);
 
 /* symbol.c: the largest request body taken (413 beyond). */
 #define UV_PPROF__MAX_SYMBOL_BODY (4u << 20)
+/* /debug/pprof/symbol answers 413 to more addresses in one request: each
+ * costs the worker a lookup and the answer a line. */
+#define UV_PPROF__MAX_SYMBOL_ADDRS 65536
+/* The answer's body for the '+'-separated addresses of p[0..len): Go's
+ * "num_symbols: 1", then "0x<addr> <name>" for each token that parses as
+ * Go's ParseUint(s, 0, 64) and names a function; other tokens give no
+ * line. Returns 0, UV_E2BIG beyond UV_PPROF__MAX_SYMBOL_ADDRS tokens (out
+ * untouched), UV_ECANCELED when its server stops, or UV_ENOMEM. Worker
+ * thread (it symbolizes). */
+int uv_pprof__symbol_answer(const char* p, size_t len, uv_pprof__buf_t* out);
 
 /* cpu.c: /debug/pprof/profile?seconds=N. */
 #define UV_PPROF__CPU_DEFAULT_SECONDS 30
@@ -276,8 +286,9 @@ typedef struct uv_pprof__history_stats_s {
 } uv_pprof__history_stats_t;
 
 /* Sets the budget in bytes (0: off), dropping anything kept. Returns 0, or
- * UV_EINVAL below UV_PPROF__HISTORY_MIN. Before any snapshot is taken (at
- * start), or with no worker running (at stop). */
+ * UV_EINVAL below UV_PPROF__HISTORY_MIN. With no worker job running
+ * (uv_pprof.c calls it through uv_pprof__worker_exclusive at start and
+ * stop). */
 int uv_pprof__history_configure(size_t budget);
 /* Whether snapshots are kept. Worker thread, or before the worker runs. */
 int uv_pprof__history_on(void);
@@ -321,8 +332,9 @@ size_t uv_pprof__history_cheapest(const int64_t* times, size_t n, int64_t now);
 
 /* ---- src/recorder.c: the flight recorder -------------------------------- */
 
-/* Sets it up from the options (before the timeline starts; loop thread):
- * off without a directory; the line at rss_mb MiB, or at percent % of the
+/* Sets it up from the options (with no worker job running: uv_pprof.c
+ * calls it through uv_pprof__worker_exclusive at start and stop): off
+ * without a directory; the line at rss_mb MiB, or at percent % of the
  * cgroup's memory.max. Problems get one line on stderr each: no line or
  * both (UV_EINVAL, off), a percentage without memory.max (UV_ENOENT, off),
  * a directory not writable now (0: it is tried again at each crossing).

@@ -111,7 +111,8 @@ int uv_pprof__http_head(const uv_pprof__response_t* res, size_t body_len,
                         int keep_alive, uv_pprof__buf_t* out);
 const char* uv_pprof__http_status_text(int status);
 /* Percent-decodes src[0..len) into a new NUL-terminated string; '+' is kept
- * when !plus_is_space. Returns NULL on a bad escape or out of memory. */
+ * when !plus_is_space. Returns NULL on a bad escape (errno EINVAL) or out
+ * of memory (errno ENOMEM). */
 char* uv_pprof__http_unescape(const char* src, size_t len, int plus_is_space);
 /* The Location of a redirect to `path` (clean, absolute) with the raw
  * `query` ("" for none), into out: the path escaped as Go's

@@ -198,10 +198,12 @@ static int stack_range(thread_t* t, uintptr_t sp, uintptr_t* from,
 
   if (seq & 1)
     return 0;
-  self = __atomic_load_n(&t->self, __ATOMIC_RELAXED);
-  lo = __atomic_load_n(&t->lo, __ATOMIC_RELAXED);
-  top = __atomic_load_n(&t->top, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_ACQUIRE);
+  /* Acquire loads rather than a fence (which ThreadSanitizer cannot
+   * follow): the second read of seq cannot move above them. Plain loads on
+   * x86-64. */
+  self = __atomic_load_n(&t->self, __ATOMIC_ACQUIRE);
+  lo = __atomic_load_n(&t->lo, __ATOMIC_ACQUIRE);
+  top = __atomic_load_n(&t->top, __ATOMIC_ACQUIRE);
   if (__atomic_load_n(&t->seq, __ATOMIC_RELAXED) != seq)
     return 0;
   if (self == 0 || self != (uintptr_t)__builtin_thread_pointer() || sp < lo ||
@@ -398,10 +400,11 @@ static void set_bounds(thread_t* t, uintptr_t self, uintptr_t lo,
   unsigned seq = t->seq;
 
   __atomic_store_n(&t->seq, seq + 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-  __atomic_store_n(&t->self, self, __ATOMIC_RELAXED);
-  __atomic_store_n(&t->lo, lo, __ATOMIC_RELAXED);
-  __atomic_store_n(&t->top, top, __ATOMIC_RELAXED);
+  /* Release stores rather than a fence (see stack_range): the odd seq
+   * cannot move below them. */
+  __atomic_store_n(&t->self, self, __ATOMIC_RELEASE);
+  __atomic_store_n(&t->lo, lo, __ATOMIC_RELEASE);
+  __atomic_store_n(&t->top, top, __ATOMIC_RELEASE);
   __atomic_store_n(&t->seq, seq + 2, __ATOMIC_RELEASE);
 }
 

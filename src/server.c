@@ -5,7 +5,8 @@
  * are complete (the bearer token, its refusals paced; the Host rule of a
  * loopback server), per-connection timeouts, and writing responses. What a
  * request gets is decided by router.c; the answer comes back through
- * req->finish. Every handle here is unref'd. */
+ * req->finish. Every handle here is unref'd. Answers go out with
+ * send(MSG_NOSIGNAL), never libuv's writes (see "sending"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <llhttp.h>
@@ -21,10 +23,12 @@
 
 #define READ_BUF_SIZE 65536
 #define LINGER_MS 1000
-/* An answer goes out a chunk per write, the next one queued when the last
- * completes: the kernel takes what fits in the socket buffer in one go (MBs
- * on loopback), so one write of debug=2's 18 MB copied MBs per iteration. */
-#define WRITE_CHUNK (256 * 1024)
+/* An answer goes out a chunk per write, the next one sent when the last
+ * has gone: the kernel takes what fits in the socket buffer in one go (MBs
+ * on loopback), so one write of debug=2's 18 MB copied MBs per iteration.
+ * 64 KiB, not more: on a VM whose kernel copies ~300 MB/s into a socket a
+ * 256 KiB chunk held the loop 0.8 ms, and one iteration may write two. */
+#define WRITE_CHUNK (64 * 1024)
 /* Bodies from this size on are freed on the worker: unmapping 18 MB took
  * the loop 1.5 ms. */
 #define FREE_ON_WORKER (1024 * 1024)
@@ -90,9 +94,16 @@ struct uv_pprof__conn_s {
   uv_tcp_t tcp;
   uv_timer_t timer;
   uv_shutdown_t shutdown_req;
-  uv_write_t write_req;
-  uv_write_t continue_req;
-  size_t sent; /* of body, handed to uv_write */
+  /* Sending (see "sending"): out watches out_fd, a duplicate of the
+   * socket's descriptor made at the first answer (-1 before), for room to
+   * write out_bufs[0..out_n), what is left of a 100 Continue and of the
+   * answer's chunk (answering: on_sent is called once it has gone). */
+  uv_poll_t out;
+  int out_fd;
+  uv_buf_t out_bufs[3];
+  unsigned int out_n;
+  int answering;
+  size_t sent; /* of body, handed to the sender */
   uv_pprof__server_t* server;
   uv_pprof__conn_t* prev;
   uv_pprof__conn_t* next;
@@ -158,6 +169,10 @@ static void on_conn_handle_close(uv_handle_t* handle) {
   uv_pprof__server_t* s = c->server;
 
   uv_pprof__handle_disown(handle);
+  if (handle == (uv_handle_t*)&c->out) {
+    close(c->out_fd); /* no longer polled */
+    c->out_fd = -1;
+  }
   if (--c->open_handles > 0)
     return;
   uv_pprof__buf_free(&c->url);
@@ -239,6 +254,8 @@ static void conn_close(uv_pprof__conn_t* c) {
   }
   uv_close((uv_handle_t*)&c->tcp, on_conn_handle_close);
   uv_close((uv_handle_t*)&c->timer, on_conn_handle_close);
+  if (c->out_fd >= 0)
+    uv_close((uv_handle_t*)&c->out, on_conn_handle_close);
 }
 
 static void send_refusal(uv_pprof__conn_t* c);
@@ -254,6 +271,121 @@ static void on_timeout(uv_timer_t* timer) {
 
 static void arm(uv_pprof__conn_t* c, unsigned int ms) {
   uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+/* libuv writes to a socket with write(2), and a write to a peer that has
+ * gone raises SIGPIPE, which kills a host that does not ignore it (libuv
+ * leaves that to the program; our tests and demo ignore it, many hosts do
+ * not). It is common here: a client that closes after its request (or
+ * half-closes and is then gone) leaves the socket in CLOSE_WAIT, where the
+ * peer's RST to the first answer makes the next write fail with EPIPE
+ * (found by fuzz_http). So answers go out with send(MSG_NOSIGNAL), and the
+ * room to write comes from a uv_poll_t on a duplicate of the socket's
+ * descriptor (libuv watches a descriptor once; the uv_tcp_t keeps reading).
+ * Nothing is sent from the call that queues it: like uv_write, the
+ * completion (on_sent) always comes from the loop. */
+
+static void on_sent(uv_pprof__conn_t* c, int status);
+
+/* Sends what out_bufs still holds. Returns 0 when all of it has gone,
+ * UV_EAGAIN when the socket is full, else a negative libuv code. */
+static int send_some(uv_pprof__conn_t* c) {
+  while (c->out_n > 0) {
+    struct iovec iov[3];
+    struct msghdr m;
+    unsigned int i;
+    ssize_t n;
+    size_t left;
+
+    for (i = 0; i < c->out_n; i++) {
+      iov[i].iov_base = c->out_bufs[i].base;
+      iov[i].iov_len = c->out_bufs[i].len;
+    }
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = iov;
+    m.msg_iovlen = c->out_n;
+    do
+      n = sendmsg(c->out_fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+      return errno == EAGAIN || errno == EWOULDBLOCK
+                 ? UV_EAGAIN
+                 : uv_translate_sys_error(errno);
+    left = (size_t)n;
+    i = 0;
+    while (i < c->out_n && left >= c->out_bufs[i].len)
+      left -= c->out_bufs[i++].len;
+    memmove(c->out_bufs, c->out_bufs + i,
+            (c->out_n - i) * sizeof(c->out_bufs[0]));
+    c->out_n -= i;
+    if (c->out_n > 0) {
+      c->out_bufs[0].base += left;
+      c->out_bufs[0].len -= left;
+    }
+  }
+  return 0;
+}
+
+static void on_writable(uv_poll_t* poll, int status, int events) {
+  uv_pprof__conn_t* c = poll->data;
+  int err = status < 0 ? status : send_some(c);
+
+  (void)events;
+  if (err == UV_EAGAIN)
+    return;
+  uv_poll_stop(poll);
+  if (c->answering) {
+    c->answering = 0;
+    on_sent(c, err);
+  } else if (err < 0) {
+    conn_close(c); /* a 100 Continue that could not go out */
+  }
+}
+
+/* The duplicate descriptor and its poll handle, at the first answer. */
+static int out_open(uv_pprof__conn_t* c) {
+  uv_os_fd_t fd;
+  int err;
+
+  if (uv_fileno((uv_handle_t*)&c->tcp, &fd) != 0)
+    return UV_EBADF;
+  c->out_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (c->out_fd < 0)
+    return uv_translate_sys_error(errno);
+  err = uv_poll_init_socket(c->server->loop, &c->out, c->out_fd);
+  if (err != 0) {
+    close(c->out_fd);
+    c->out_fd = -1;
+    return err;
+  }
+  uv_pprof__handle_own(&c->out);
+  uv_unref((uv_handle_t*)&c->out);
+  c->out.data = c;
+  c->open_handles++;
+  return 0;
+}
+
+/* Queues bufs[0..n) (their memory must last until sent) after what is
+ * still going out; `answer`: on_sent(c, status) is called once all has
+ * gone, or it failed. Returns 0 or a negative libuv code. */
+static int send_bufs(uv_pprof__conn_t* c, const uv_buf_t* bufs, unsigned int n,
+                     int answer) {
+  unsigned int i;
+
+  if (c->out_fd < 0) {
+    int err = out_open(c);
+    if (err != 0)
+      return err;
+  }
+  for (i = 0; i < n; i++)
+    if (bufs[i].len > 0 &&
+        c->out_n < sizeof(c->out_bufs) / sizeof(c->out_bufs[0]))
+      c->out_bufs[c->out_n++] = bufs[i];
+  if (answer)
+    c->answering = 1;
+  return uv_poll_start(&c->out, UV_WRITABLE, on_writable);
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -310,8 +442,6 @@ static void drop_answer(uv_pprof__conn_t* c) {
   uv_pprof__buf_free(&c->body);
 }
 
-static void on_write(uv_write_t* wreq, int status);
-
 /* Queues the next chunk of the body, after bufs[0..n). */
 static int write_chunk(uv_pprof__conn_t* c, uv_buf_t* bufs, unsigned int n) {
   size_t len = c->body.len - c->sent;
@@ -321,12 +451,10 @@ static int write_chunk(uv_pprof__conn_t* c, uv_buf_t* bufs, unsigned int n) {
   if (len > 0)
     bufs[n++] = uv_buf_init(c->body.base + c->sent, (unsigned int)len);
   c->sent += len;
-  c->write_req.data = c;
-  return uv_write(&c->write_req, (uv_stream_t*)&c->tcp, bufs, n, on_write);
+  return send_bufs(c, bufs, n, 1);
 }
 
-static void on_write(uv_write_t* wreq, int status) {
-  uv_pprof__conn_t* c = wreq->data;
+static void on_sent(uv_pprof__conn_t* c, int status) {
   uv_buf_t b;
 
   if (c->state == STATE_CLOSING)
@@ -580,7 +708,9 @@ static int on_headers_complete(llhttp_t* p) {
   path_len = q != NULL ? (size_t)(q - c->url.base) : c->url.len;
   req->path = uv_pprof__http_unescape(c->url.base, path_len, 0);
   if (req->path == NULL)
-    return fail_cb(c, 400, "Bad Request: invalid escape in path");
+    return errno == ENOMEM
+               ? fail_cb(c, 500, "out of memory")
+               : fail_cb(c, 400, "Bad Request: invalid escape in path");
   req->query =
       q != NULL ? strndup(q + 1, c->url.len - path_len - 1) : strdup("");
   if (req->query == NULL)
@@ -596,8 +726,8 @@ static int on_headers_complete(llhttp_t* p) {
   if (c->expect_continue && c->body_limit > 0) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     uv_buf_t b = uv_buf_init((char*)cont, sizeof(cont) - 1);
-    c->continue_req.data = c;
-    uv_write(&c->continue_req, (uv_stream_t*)&c->tcp, &b, 1, NULL);
+    if (send_bufs(c, &b, 1, 0) != 0)
+      return fail_cb(c, 500, "Internal Server Error: cannot send");
   }
   return 0;
 }
@@ -864,6 +994,7 @@ static uv_pprof__conn_t* conn_new(uv_pprof__server_t* s) {
   if (c == NULL)
     return NULL;
   c->server = s;
+  c->out_fd = -1;
   if (uv_tcp_init(s->loop, &c->tcp) != 0) {
     free(c);
     return NULL;
@@ -944,6 +1075,24 @@ static void on_connection(uv_stream_t* listener, int status) {
     return;
   }
   conn_begin(c);
+}
+
+int uv_pprof__server_adopt(uv_pprof__server_t* s, uv_os_sock_t fd) {
+  uv_pprof__conn_t* c;
+  int err;
+
+  if (s->closing || (c = conn_new(s)) == NULL) {
+    close(fd);
+    return s->closing ? UV_ECANCELED : UV_ENOMEM;
+  }
+  err = uv_tcp_open(&c->tcp, fd);
+  if (err != 0) {
+    close(fd);
+    conn_close(c);
+    return err;
+  }
+  conn_begin(c);
+  return 0;
 }
 
 /* ---- server ------------------------------------------------------------ */
@@ -1066,8 +1215,11 @@ void uv_pprof__server_fork_child(uv_pprof__server_t* s) {
   s->forked = 1;
   if (uv_fileno((uv_handle_t*)&s->listener, &fd) == 0)
     stand_in(fd, 1);
-  for (c = s->conns; c != NULL; c = c->next)
+  for (c = s->conns; c != NULL; c = c->next) {
     if (uv_fileno((uv_handle_t*)&c->tcp, &fd) == 0)
       stand_in(fd, 0);
+    if (c->out_fd >= 0)
+      stand_in(c->out_fd, 0);
+  }
   uv_pprof__worker_fork_child(s->worker);
 }

@@ -43,5 +43,10 @@ unsigned int uv_pprof__server_connections(const uv_pprof__server_t* s);
  * so that accept fails the first time the child runs its loop and the
  * server calls config.on_forked there; the worker forgets its thread. */
 void uv_pprof__server_fork_child(uv_pprof__server_t* s);
+/* Serves fd, a connected stream socket (a socketpair's end: the HTTP
+ * fuzzer), as if the listener had accepted it, without the loopback-peer
+ * rule; the server owns fd from then on, also on failure. Returns 0, or
+ * UV_ENOMEM or UV_ECANCELED (closing). Loop thread. */
+int uv_pprof__server_adopt(uv_pprof__server_t* s, uv_os_sock_t fd);
 
 #endif /* UV_PPROF_SERVER_H */

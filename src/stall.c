@@ -226,9 +226,15 @@ static uint64_t ms_to_ns(uint64_t ms) {
 
 /* ---- the hooks (the loop's thread) --------------------------------------- */
 
+/* The fields published between publish_begin and publish_end are written
+ * with publish(): release stores rather than a fence after the odd seq
+ * (which ThreadSanitizer cannot follow), so that the odd seq cannot move
+ * below them. Plain moves on x86-64. */
+#define publish(field, value) \
+  __atomic_store_n(&(field), (value), __ATOMIC_RELEASE)
+
 static void publish_begin(uv_pprof__stall_loop_t* l) {
   __atomic_store_n(&l->seq, l->seq + 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
 static void publish_end(uv_pprof__stall_loop_t* l) {
@@ -274,11 +280,11 @@ static void on_prepare(uv_prepare_t* handle) {
     /* The first iteration since uv_pprof_start: what ran before it (the
      * host on its way to uv_run) is no iteration of the loop. */
     l->ran = 1;
-    l->w_ms = now;
+    publish(l->w_ms, now);
     l->split_idle = uv_metrics_idle_time(l->loop);
   }
-  l->state = PREPARED;
-  l->s_ms = now;
+  publish(l->state, PREPARED);
+  publish(l->s_ms, now);
   publish_end(l);
   maybe_wake(l);
 }
@@ -309,15 +315,17 @@ static void on_check(uv_check_t* handle) {
   __atomic_store_n(&l->iterations, l->iterations + 1, __ATOMIC_RELAXED);
   if (busy >= l->threshold_ns) {
     unsigned k = l->over_count % OVER;
-    l->over[k].start_ms = l->w_ms;
-    l->over[k].busy_ns = busy;
+    /* Release stores: a watchdog that reads the new entry also sees the
+     * count that tells it its old one is gone (reconcile). */
+    __atomic_store_n(&l->over[k].start_ms, l->w_ms, __ATOMIC_RELEASE);
+    __atomic_store_n(&l->over[k].busy_ns, busy, __ATOMIC_RELEASE);
     __atomic_store_n(&l->over_count, l->over_count + 1, __ATOMIC_RELEASE);
   }
   publish_begin(l);
-  l->state = CHECKED;
-  l->last_start_ms = l->w_ms;
-  l->last_busy_ns = busy;
-  l->w_ms = w;
+  publish(l->state, CHECKED);
+  publish(l->last_start_ms, l->w_ms);
+  publish(l->last_busy_ns, busy);
+  publish(l->w_ms, w);
   publish_end(l);
   maybe_wake(l);
 }
@@ -340,12 +348,13 @@ static void read_hooks(const uv_pprof__stall_loop_t* l, hooks_t* h) {
       sched_yield();
       continue;
     }
-    h->state = __atomic_load_n(&l->state, __ATOMIC_RELAXED);
-    h->s_ms = __atomic_load_n(&l->s_ms, __ATOMIC_RELAXED);
-    h->w_ms = __atomic_load_n(&l->w_ms, __ATOMIC_RELAXED);
-    h->last_start_ms = __atomic_load_n(&l->last_start_ms, __ATOMIC_RELAXED);
-    h->last_busy_ns = __atomic_load_n(&l->last_busy_ns, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    /* Acquire loads rather than a fence (see publish): the second read of
+     * seq cannot move above them. */
+    h->state = __atomic_load_n(&l->state, __ATOMIC_ACQUIRE);
+    h->s_ms = __atomic_load_n(&l->s_ms, __ATOMIC_ACQUIRE);
+    h->w_ms = __atomic_load_n(&l->w_ms, __ATOMIC_ACQUIRE);
+    h->last_start_ms = __atomic_load_n(&l->last_start_ms, __ATOMIC_ACQUIRE);
+    h->last_busy_ns = __atomic_load_n(&l->last_busy_ns, __ATOMIC_ACQUIRE);
     if (__atomic_load_n(&l->seq, __ATOMIC_RELAXED) == seq) {
       h->seq = seq;
       h->tid = __atomic_load_n(&l->tid, __ATOMIC_RELAXED);
@@ -529,8 +538,9 @@ static void go_quiet(uv_pprof__stall_loop_t* l, const hooks_t* h,
   l->quiet_seq = h->seq;
   l->waited_ms = now / 1000000;
   l->next_ns = now + SAFETY_NS;
-  __atomic_store_n(&l->wake_me, 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  /* A sequentially consistent exchange (xchg) orders the request before
+   * the read of the hooks that follows, as a full fence would. */
+  __atomic_exchange_n(&l->wake_me, 1, __ATOMIC_SEQ_CST);
   if (l->has_cpu_timer && l->cpu_tid != h->tid) { /* the loop moved */
     timer_delete(l->cpu_timer);
     l->has_cpu_timer = 0;
@@ -656,8 +666,9 @@ static void suppress(uv_pprof__stall_loop_t* l, const hooks_t* h,
   /* The hooks make no fence: a prepare running now may miss the request
    * (the look every SAFETY_NS finds it back in uv_run then). */
   l->next_ns = now_ns() + SAFETY_NS;
-  __atomic_store_n(&l->wake_me, 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  /* A sequentially consistent exchange (xchg) orders the request before
+   * the read of the hooks that follows, as a full fence would. */
+  __atomic_exchange_n(&l->wake_me, 1, __ATOMIC_SEQ_CST);
   read_hooks(l, &again);
   if (again.seq != h->seq)
     l->next_ns = now_ns();
@@ -758,9 +769,17 @@ static void reconcile(uv_pprof__stall_loop_t* l) {
 
   if (count - l->over_seen > OVER)
     l->over_seen = count - OVER; /* overwritten: those are lost */
-  for (; l->over_seen != count; l->over_seen++)
-    record_unsampled(l, l->over[l->over_seen % OVER].start_ms,
-                     l->over[l->over_seen % OVER].busy_ns, 0);
+  for (; l->over_seen != count; l->over_seen++) {
+    unsigned k = l->over_seen % OVER;
+    uint64_t start_ms = __atomic_load_n(&l->over[k].start_ms, __ATOMIC_ACQUIRE);
+    uint64_t busy_ns = __atomic_load_n(&l->over[k].busy_ns, __ATOMIC_ACQUIRE);
+
+    /* The check hook may have been writing this entry anew meanwhile. */
+    if (__atomic_load_n(&l->over_count, __ATOMIC_RELAXED) - l->over_seen >=
+        OVER)
+      continue;
+    record_unsampled(l, start_ms, busy_ns, 0);
+  }
 }
 
 /* The loop has been held past its threshold: sample it, and unless the

@@ -912,6 +912,16 @@ static size_t resolve(Dwfl_Module* mod, uintptr_t addr, uv_pprof__symbol_t* f) {
 
 /* ---- the cache ---------------------------------------------------------- */
 
+/* The cache's bound, 16 MiB: 2^17 slots (3 MiB, 98304 answers at 3/4
+ * load) and 13 MiB of frames. Addresses come from profiles but also from
+ * whoever asks /debug/pprof/symbol, so without a bound each request of fresh
+ * addresses kept ~100 bytes per address until the worker idled out. When full,
+ * the cache is emptied and starts again: its answers are only ever wanted again
+ * by later requests, the strings they point to stay interned, and a profile
+ * asks each address once per encode. */
+#define CACHE_MAX_SLOTS ((size_t)1 << 17)
+#define CACHE_MAX_FRAMES ((size_t)(13 << 20) / sizeof(uv_pprof__symbol_t))
+
 static int cache_grow(void) {
   size_t cap = state.cache != NULL ? state.cache_mask + 1 : 0;
   size_t ncap = cap != 0 ? cap * 2 : 4096;
@@ -949,13 +959,20 @@ static const cached_t* cache_find(uintptr_t addr) {
   return NULL;
 }
 
-/* Remembers f[0..n) for addr; out of memory, the answer is just not kept. */
+/* Remembers f[0..n) for addr, emptying the cache first when it is full;
+ * out of memory, the answer is just not kept. */
 static void cache_put(uintptr_t addr, const uv_pprof__symbol_t* f, size_t n) {
   size_t i;
 
+  if (state.nframes + n > CACHE_MAX_FRAMES ||
+      (state.cache_used + 1) * 4 > CACHE_MAX_SLOTS * 3)
+    cache_clear();
   if (state.nframes + n > state.frames_cap) {
     size_t cap = state.frames_cap != 0 ? state.frames_cap * 2 : 4096;
-    uv_pprof__symbol_t* frames = realloc(state.frames, cap * sizeof(*frames));
+    uv_pprof__symbol_t* frames;
+    if (cap > CACHE_MAX_FRAMES)
+      cap = CACHE_MAX_FRAMES;
+    frames = realloc(state.frames, cap * sizeof(*frames));
     if (frames == NULL)
       return;
     state.frames = frames;

@@ -4,7 +4,8 @@
  * heap's allocated and in-use bytes and the RSS (src/memstat.c) — into a
  * ring of the last UV_PPROF__TIMELINE_ROWS. /debug/pprof/timeline serves it
  * as mem-monitor.sh's CSV, or with ?format=svg as a chart. Off by default:
- * then nothing here exists. The ring is only touched on the worker. */
+ * then nothing here exists. The ring is only touched on the worker, and
+ * lives until the timer has closed and no job holds it. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct uv_pprof__timeline_s {
   uv_loop_t* loop;
   uv_pprof__worker_t* worker;
   uv_timer_t timer;
+  int refs; /* atomic: the timer until closed + each job with the worker */
   unsigned seconds;
   uv_pprof__sample_cb after_sample;
   row_t* rows;  /* the ring: UV_PPROF__TIMELINE_ROWS */
@@ -82,6 +84,15 @@ static void work_sample(uv_pprof__job_t* job) {
   }
 }
 
+/* Drops a reference; the last one unmaps the ring and frees t. A job of a
+ * stopped server drops its own on the worker, so any thread. */
+static void release(uv_pprof__timeline_t* t) {
+  if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
+    return;
+  munmap(t->rows, RING_BYTES);
+  free(t);
+}
+
 static void on_sample_done(uv_pprof__job_t* job, int cancelled) {
   uv_pprof__timeline_t* t = job->data;
 
@@ -89,6 +100,7 @@ static void on_sample_done(uv_pprof__job_t* job, int cancelled) {
   uv_pprof__handles_free(t->snap);
   t->snap = NULL;
   t->sampling = 0;
+  release(t);
 }
 
 /* A tick while the previous sample is still with the worker (busy with a
@@ -105,7 +117,9 @@ static void on_tick(uv_timer_t* timer) {
   t->job.done = on_sample_done;
   t->job.data = t;
   t->job.light = 1;
+  __atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
   if (uv_pprof__worker_submit(t->worker, &t->job) != 0) {
+    __atomic_sub_fetch(&t->refs, 1, __ATOMIC_RELAXED);
     uv_pprof__handles_free(t->snap);
     t->snap = NULL;
     return;
@@ -130,6 +144,7 @@ int uv_pprof__timeline_start(uv_loop_t* loop, uv_pprof__worker_t* worker,
     return UV_ENOMEM;
   }
   t->rows = rows;
+  t->refs = 1;
   t->loop = loop;
   t->worker = worker;
   t->seconds = seconds;
@@ -149,8 +164,7 @@ static void on_timer_close(uv_handle_t* handle) {
   uv_pprof__timeline_t* t = handle->data;
 
   uv_pprof__handle_disown(handle);
-  munmap(t->rows, RING_BYTES);
-  free(t);
+  release(t);
 }
 
 void uv_pprof__timeline_stop(uv_pprof__timeline_t* t) {
@@ -158,9 +172,9 @@ void uv_pprof__timeline_stop(uv_pprof__timeline_t* t) {
     current = NULL;
     __atomic_store_n(&current_seconds, 0, __ATOMIC_RELAXED);
   }
-  /* The server has closed its worker: a sample in flight was handed back
-   * (on_sample_done) before this, and no job can read the history. */
-  uv_pprof__history_reset();
+  /* The server has closed its worker: a sample or a render still running
+   * there holds a reference and drops it when done (the history it keeps is
+   * dropped by uv_pprof_stop, after that job). */
   uv_close((uv_handle_t*)&t->timer, on_timer_close);
 }
 
@@ -457,6 +471,7 @@ static void on_render_done(uv_pprof__job_t* job, int cancelled) {
   uv_pprof__request_t* req = rj->req;
 
   (void)cancelled; /* an abandoned request is freed by finish */
+  release(rj->t);
   free(rj);
   uv_pprof__request_finish(req);
 }
@@ -491,7 +506,9 @@ static void serve(uv_pprof__request_t* req) {
   rj->job.done = on_render_done;
   rj->job.data = rj;
   rj->job.light = 1;
+  __atomic_add_fetch(&current->refs, 1, __ATOMIC_RELAXED);
   if (uv_pprof__request_submit(req, &rj->job) != 0) {
+    __atomic_sub_fetch(&current->refs, 1, __ATOMIC_RELAXED);
     free(rj);
     return;
   }

@@ -12,6 +12,7 @@
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -50,6 +51,10 @@ typedef struct {
 static struct {
   Dwfl* dwfl;
   int attached;
+  /* The executable, opened for the session's register layout (see
+   * attach); closed after the session ends. */
+  Elf* elf;
+  int elf_fd;
   pid_t pid;
   unsigned long long adds;
   unsigned long long subs;
@@ -316,10 +321,9 @@ static const rule_t* rule_for(uintptr_t pc) {
 #define RSP_REG 7
 #define FP_SCAN 4096 /* bytes above sp searched for a saved frame pointer */
 
-/* Whether the instruction that ends at `ra` is a call: E8 rel32, or FF /2
- * (an optional REX prefix, ModRM, SIB, displacement), read from the
- * process's own code (process_vm_readv: an address not mapped is no). */
-static int after_call(uintptr_t ra) {
+/* The bytes come by process_vm_readv, not loads: an address not mapped is
+ * an error, not a fault. */
+int uv_pprof__after_call(uintptr_t ra) {
   unsigned char b[9];
   struct iovec local = {b, sizeof(b)};
   struct iovec remote = {(void*)(ra - sizeof(b)), sizeof(b)};
@@ -335,16 +339,19 @@ static int after_call(uintptr_t ra) {
     size_t need = 2;
     unsigned mod;
     unsigned rm;
+    /* `need` bytes from the start are read only when need <= len: they
+     * lie in b (fuzz_unwind found a read past it). */
     if (op[0] >= 0x40 && op[0] <= 0x4f) { /* REX */
       op++;
       need++;
     }
-    if (op[0] != 0xff || ((op[1] >> 3) & 7) != 2)
+    if (need > len || op[0] != 0xff || ((op[1] >> 3) & 7) != 2)
       continue;
     mod = op[1] >> 6;
     rm = op[1] & 7;
     if (mod != 3 && rm == 4) {
-      need++; /* SIB */
+      if (++need > len) /* SIB */
+        continue;
       if (mod == 0 && (op[2] & 7) == 5)
         need += 4;
     }
@@ -380,7 +387,7 @@ static int find_frame_pointer(const uv_pprof__stack_copy_t* c, uint64_t sp,
       return -1; /* the end of the copy */
     if ((saved == 0 || (saved > at && saved - at < (1u << 20))) && ra > 1 &&
         DW(dwfl_addrmodule)(U.dwfl, (Dwarf_Addr)(ra - 1)) != NULL &&
-        after_call((uintptr_t)ra)) {
+        uv_pprof__after_call((uintptr_t)ra)) {
       *rbp = at;
       return 0;
     }
@@ -483,9 +490,37 @@ static int count_objects(struct dl_phdr_info* info, size_t size, void* arg) {
   return 1;
 }
 
+/* Attaches libdw's unwinder with the register layout of an ELF file of our
+ * own, the executable. Given none, libdw borrows the layout of the first
+ * module it knows, and frees it with that module: the executable's module
+ * is replaced at a later report whenever libdw's own mapping of the file
+ * (to read its CFI) changes its range in /proc/self/maps, and the next
+ * unwind then read freed memory and aborted the process (found by
+ * fuzz_unwind). */
+static void attach(void) {
+  U.elf_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (U.elf_fd < 0)
+    return;
+  DW(elf_version)(EV_CURRENT);
+  U.elf = DW(elf_begin)(U.elf_fd, ELF_C_READ_MMAP, NULL);
+  if (U.elf != NULL)
+    U.attached =
+        DW(dwfl_attach_state)(U.dwfl, U.elf, U.pid, &thread_callbacks, NULL);
+  if (!U.attached) {
+    if (U.elf != NULL)
+      DW(elf_end)(U.elf);
+    close(U.elf_fd);
+    U.elf = NULL;
+    U.elf_fd = -1;
+  }
+}
+
 void uv_pprof__unwind_refresh(void) {
   unsigned long long counts[2] = {~0ull, ~0ull};
 
+  if (U.dwfl == NULL && uv_pprof__dw_load() != 0)
+    return; /* no libdw: samples keep their leaf frame only */
+  /* Counted after loading libdw, which loads objects itself. */
   dl_iterate_phdr(count_objects, counts);
   if (U.dwfl != NULL && counts[0] == U.adds && counts[1] == U.subs &&
       counts[0] != ~0ull)
@@ -497,8 +532,6 @@ void uv_pprof__unwind_refresh(void) {
   }
 #endif
   if (U.dwfl == NULL) {
-    if (uv_pprof__dw_load() != 0)
-      return; /* no libdw: samples keep their leaf frame only */
     proc_callbacks.find_elf = DW(dwfl_linux_proc_find_elf);
     U.dwfl = DW(dwfl_begin)(&proc_callbacks);
     if (U.dwfl == NULL)
@@ -512,8 +545,7 @@ void uv_pprof__unwind_refresh(void) {
   }
   DW(dwfl_report_end)(U.dwfl, NULL, NULL);
   if (!U.attached)
-    U.attached =
-        DW(dwfl_attach_state)(U.dwfl, NULL, U.pid, &thread_callbacks, NULL);
+    attach();
   U.adds = counts[0];
   U.subs = counts[1];
 }
@@ -562,6 +594,11 @@ void uv_pprof__unwind_reset(void) {
 #endif
   if (U.dwfl != NULL)
     DW(dwfl_end)(U.dwfl);
+  if (U.elf != NULL) {
+    DW(elf_end)(U.elf);
+    close(U.elf_fd);
+  }
+  U.elf = NULL;
   U.dwfl = NULL;
   U.attached = 0;
   U.adds = U.subs = 0;

@@ -19,6 +19,21 @@ static uv_loop_t* serving;
 static uv_pprof__server_t* server;
 static uv_pprof__timeline_t* timeline;
 
+/* The process-wide state the worker's jobs use that a start sets and a stop
+ * clears: the history's budget and the flight recorder's settings. A stop
+ * never waits for a job still running, so the change is applied under the
+ * workers' lock (apply_wanted through uv_pprof__worker_exclusive), from
+ * `want` (under want_mu, a lock under mu). */
+static uv_mutex_t want_mu;
+static struct {
+  size_t history; /* bytes; 0: no history */
+  char* dump_dir; /* NULL: no flight recorder */
+  unsigned dump_mb;
+  unsigned dump_percent;
+} want;
+static void apply_wanted(void* arg);
+static uv_pprof__exclusive_t apply_call = {apply_wanted, NULL, NULL, 0};
+
 /* fork(): every lock a thread of uv_pprof's may hold is taken before and
  * given back after, so that the child inherits none held: this file's,
  * the registry's, the walks', the own-set's, the worker's (the order every
@@ -35,9 +50,11 @@ static void on_fork_prepare(void) {
   uv_pprof__own_lock();
   if (server != NULL)
     uv_pprof__worker_fork_prepare(uv_pprof__server_worker(server));
+  uv_mutex_lock(&want_mu);
 }
 
 static void on_fork_parent(void) {
+  uv_mutex_unlock(&want_mu);
   if (server != NULL)
     uv_pprof__worker_fork_parent(uv_pprof__server_worker(server));
   uv_pprof__own_unlock();
@@ -52,6 +69,7 @@ static void on_fork_child(void) {
   uv_pprof__own_fork_child();
   uv_pprof__handles_fork_child();
   uv_pprof__loops_fork_child();
+  uv_mutex_init(&want_mu);
   uv_mutex_init(&mu);
 }
 
@@ -61,7 +79,7 @@ static void on_fork_child(void) {
 #define MIN_PUBLIC_TOKEN 16
 
 static void init_once(void) {
-  if (uv_mutex_init(&mu) != 0 ||
+  if (uv_mutex_init(&mu) != 0 || uv_mutex_init(&want_mu) != 0 ||
       pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child) != 0)
     abort();
 }
@@ -301,16 +319,62 @@ static void start_heap_profiling(int quiet) {
     fprintf(stderr, "uv_pprof: %s\n", howto);
 }
 
-/* The timeline's history, when its budget can hold a snapshot; otherwise
- * one line says why there is none. */
-static void start_history(unsigned kib) {
-  if (uv_pprof__history_configure((size_t)kib * 1024) != 0)
+/* Runs under the workers' lock, on whichever thread (see `want`). */
+static void apply_wanted(void* arg) {
+  size_t history;
+  char* dir = NULL;
+  unsigned mb;
+  unsigned percent;
+  int oom;
+
+  (void)arg;
+  uv_mutex_lock(&want_mu);
+  history = want.history;
+  if (want.dump_dir != NULL)
+    dir = strdup(want.dump_dir);
+  oom = want.dump_dir != NULL && dir == NULL;
+  mb = want.dump_mb;
+  percent = want.dump_percent;
+  uv_mutex_unlock(&want_mu);
+  uv_pprof__history_configure(history);
+  uv_pprof__recorder_configure(dir, mb, percent);
+  if (oom)
+    fprintf(stderr, "uv_pprof: the flight recorder is off: out of memory\n");
+  free(dir);
+}
+
+/* Sets `want` (dump_dir copied; NULL: off) and has it applied. */
+static void set_wanted(size_t history, const char* dump_dir, unsigned mb,
+                       unsigned percent) {
+  char* dir = dump_dir != NULL && dump_dir[0] != '\0' ? strdup(dump_dir) : NULL;
+
+  if (dump_dir != NULL && dump_dir[0] != '\0' && dir == NULL)
+    fprintf(stderr, "uv_pprof: the flight recorder is off: out of memory\n");
+  uv_mutex_lock(&want_mu);
+  free(want.dump_dir);
+  want.history = history;
+  want.dump_dir = dir;
+  want.dump_mb = mb;
+  want.dump_percent = percent;
+  uv_mutex_unlock(&want_mu);
+  uv_pprof__worker_exclusive(&apply_call);
+}
+
+/* The timeline's history budget in bytes, when it can hold a snapshot;
+ * otherwise one line says why there is none, and 0. */
+static size_t history_budget(unsigned kib) {
+  size_t budget = (size_t)kib * 1024;
+
+  if (budget != 0 && budget < UV_PPROF__HISTORY_MIN) {
     fprintf(stderr,
             "uv_pprof: a history budget of %.3f MiB cannot hold one "
             "snapshot (at least %.2f MiB): history is off. Set "
             "UV_PPROF_HISTORY_MB (default %d) or options.history_kb\n",
             kib / 1024.0, UV_PPROF__HISTORY_MIN / 1048576.0,
             UV_PPROF__HISTORY_DEFAULT_MB);
+    return 0;
+  }
+  return budget;
 }
 
 int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
@@ -419,21 +483,21 @@ int uv_pprof_start_ex(uv_loop_t* loop, const uv_pprof_options_t* options) {
   if (started != NULL) {
     server = started;
     serving = loop;
-    if (options->timeline_seconds > 0)
-      start_history(options->history_kb);
-    if (options->dump_dir != NULL && options->timeline_seconds == 0)
+    int recorder = options->dump_dir != NULL && options->dump_dir[0] != '\0';
+    if (recorder && options->timeline_seconds == 0)
       fprintf(stderr,
               "uv_pprof: the flight recorder checks RSS at each timeline "
               "sample: set UV_PPROF_TIMELINE too (or options.timeline_seconds)"
               "; it is off\n");
-    else
-      uv_pprof__recorder_configure(options->dump_dir, options->dump_rss_mb,
-                                   options->dump_rss_percent);
+    recorder = recorder && options->timeline_seconds > 0;
+    set_wanted(
+        options->timeline_seconds > 0 ? history_budget(options->history_kb) : 0,
+        recorder ? options->dump_dir : NULL, options->dump_rss_mb,
+        options->dump_rss_percent);
     if (options->timeline_seconds > 0 &&
         uv_pprof__timeline_start(
             loop, uv_pprof__server_worker(started), options->timeline_seconds,
-            uv_pprof__recorder_on() ? uv_pprof__recorder_check : NULL,
-            &timeline) != 0)
+            recorder ? uv_pprof__recorder_check : NULL, &timeline) != 0)
       fprintf(stderr, "uv_pprof: cannot start the timeline: out of memory\n");
   }
   uv_mutex_unlock(&mu);
@@ -556,8 +620,8 @@ int uv_pprof_stop(uv_loop_t* loop) {
     uv_pprof__server_close(s);
   if (t != NULL)
     uv_pprof__timeline_stop(t);
-  if (s != NULL) /* the worker is joined: the recorder is idle */
-    uv_pprof__recorder_configure(NULL, 0, 0);
+  if (s != NULL) /* the history dropped, the recorder off */
+    set_wanted(0, NULL, 0, 0);
   return 0;
 }
 

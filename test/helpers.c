@@ -22,7 +22,7 @@
 
 #include <zlib.h>
 
-#include "base.h"
+#include "loop.h"
 #include "profile.pb-c.h"
 #include "task.h"
 
@@ -362,12 +362,20 @@ void child_start(child_t* c, const char* name, const char* const argv[],
   int in[2];
   int out[2];
   int report[2]; /* the exec's errno, if it fails */
+  struct sigaction dfl;
+  sigset_t none;
   int log;
   int err = 0;
   ssize_t n;
 
   if (dir == NULL)
     dir = test_tmpdir();
+  /* As run_cmd's children: the runner ignores SIGPIPE (an ignored signal
+   * stays ignored across exec) and host threads may block signals, but a
+   * host starts with the defaults, SIGPIPE's killing it. */
+  memset(&dfl, 0, sizeof(dfl));
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&none);
   memset(c, 0, sizeof(*c));
   snprintf(c->log, sizeof(c->log), "%s/%s-%d.log", dir, name, ++started);
   log = open(c->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -384,6 +392,8 @@ void child_start(child_t* c, const char* name, const char* const argv[],
     if (getppid() != parent)
       _exit(127);
     setpgid(0, 0);
+    sigaction(SIGPIPE, &dfl, NULL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     if (dup2(in[0], 0) >= 0 && dup2(out[1], 1) >= 0 && dup2(log, 2) >= 0)
       execve(argv[0], (char* const*)argv, envp);
     err = errno;
@@ -572,6 +582,20 @@ static void host_main(void* arg) {
   h->close_rc = uv_loop_close(&h->loop);
 }
 
+static int live_hosts; /* started and not stopped, on the test's thread */
+
+/* After the last host stopped: uv_pprof's worker threads finish on their
+ * own (uv_pprof_stop never waits for them); the test's process must not
+ * end under them, which would cut their freeing short (and a library's
+ * thread-local memory would then show as leaked). 30 s at most. */
+static void workers_gone(void) {
+  int i;
+
+  for (i = 0; i < 3000 && uv_pprof__worker_threads() != 0; i++)
+    usleep(10000);
+  ASSERT_EQ(uv_pprof__worker_threads(), 0);
+}
+
 test_host_t* host_start(const uv_pprof_options_t* options) {
   test_host_t* h = calloc(1, sizeof(*h));
 
@@ -593,6 +617,7 @@ test_host_t* host_start(const uv_pprof_options_t* options) {
   ASSERT_EQ(h->start_rc, 0);
   ASSERT_GT(h->port, 0);
   snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->port);
+  live_hosts++;
   return h;
 }
 
@@ -636,6 +661,8 @@ void host_stop(test_host_t* h) {
   uv_sem_destroy(&h->sem);
   uv_mutex_destroy(&h->lock);
   free(h);
+  if (--live_hosts == 0)
+    workers_gone();
 }
 
 /* ---- curl and its answers ----------------------------------------------- */

@@ -15,7 +15,7 @@ import sys
 LAYERS = ["base.h", "proc.h", "pprof.h", "loop.h", "request.h", "profile.h",
           "router.h", "server.h", "uv_pprof.h"]
 FILES = {
-    "base.h": ["buf.c"],
+    "base.h": ["buf.c", "stop.c"],
     "proc.h": ["maps.c", "threads.c", "symbolize.c", "debuginfo.c", "jit.c",
                "demangle.c", "jemalloc.c", "stacks.c", "memstat.c", "unwind.c",
                "sampler.c", "dw.c", "threadstate.c"],

@@ -3,7 +3,6 @@
  * clients, stopping with requests in flight; and, in a child process
  * (uv_pprof_envhost), what uv_pprof_start() does with every kind of UV_PPROF
  * value. Limits are checked by what the server answers, never by timing. */
-#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <strings.h>
@@ -19,19 +18,6 @@
 #include "task.h"
 
 #define REQ(path) "GET " path " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-
-static int nthreads(void) {
-  DIR* d = opendir("/proc/self/task");
-  struct dirent* e;
-  int n = 0;
-
-  ASSERT(d != NULL);
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.')
-      n++;
-  closedir(d);
-  return n;
-}
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -629,8 +615,8 @@ TEST_IMPL(badinput_stop_in_flight) {
   sleep_ms(100);
   host_call(h, nop, NULL);
 
-  host_stop(h);             /* asserts uv_loop_close() == 0 */
-  ASSERT_EQ(nthreads(), 1); /* uv_pprof's worker was joined */
+  host_stop(h); /* asserts uv_loop_close() == 0, and that uv_pprof's
+                   worker, never waited for, exits by itself */
 
   out = tcp_read_all(delta, 20000, &len);
   ASSERT(peer_closed(delta));

@@ -210,4 +210,23 @@
   TEST(ui_accepts_gzip)                                              \
   TEST(ui_etag_matches)                                              \
   TEST(ui_routes)                                                    \
+  /* test-bounds.c (integration) */                                  \
+  TEST(symbol_addresses_cap)                                         \
+  TEST(symbol_cache_bounded)                                         \
+  /* test-worker.c (unit, integration) */                            \
+  TEST(worker_close_never_waits)                                     \
+  TEST(worker_two_servers_take_turns)                                \
+  TEST(worker_stop_during_symbol)                                    \
+  TEST(worker_exclusive_after_job)                                   \
+  TEST(worker_restart_during_job)                                    \
+  /* test-fuzzfound.c (what the fuzzers found) */                    \
+  TEST(unwind_libdw_across_reloads)                                  \
+  TEST(unwind_after_call_bounds)                                     \
+  TEST(heap_rows_of_one_stack_saturate)                              \
+  TEST(server_peer_gone_no_sigpipe)                                  \
+  /* test-faults.c (fault injection) */                              \
+  TEST(faults_alloc_sweep)                                           \
+  TEST(faults_emfile_flood)                                          \
+  TEST(faults_memfd_and_enospc)                                      \
+  TEST(faults_no_thread)                                             \
   /* end */

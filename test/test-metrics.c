@@ -882,11 +882,17 @@ TEST_IMPL(metrics_in_process) {
   curl_get(h, "/metrics", NULL, &r);
   ASSERT_EQ(http_status(&r), 200);
   body = http_body(&r, &len);
-  /* The allocator is named for what it is: ASan's malloc is not glibc's. */
-#if defined(__SANITIZE_ADDRESS__)
+  /* The allocator is named for what it is: a sanitizer's malloc is not
+   * glibc's. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  ASSERT_CONTAINS(body, "uv_pprof_allocator_info{allocator=\"other\",");
   ASSERT_CONTAINS(body,
-                  "uv_pprof_allocator_info{allocator=\"other\","
-                  "object=\"libasan.so");
+#if defined(__SANITIZE_ADDRESS__)
+                  "object=\"libasan.so"
+#else
+                  "object=\"libtsan.so"
+#endif
+  );
   ASSERT_NOT_CONTAINS(body, "glibc_");
   ASSERT_NOT_CONTAINS(body, "uv_pprof_heap_alloc_bytes");
 #else

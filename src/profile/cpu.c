@@ -26,24 +26,30 @@ typedef struct window_s {
   long long seconds;
   int state;
   int ticking;   /* tick_job is with the worker */
-  int handles;   /* timers not closed yet */
+  int refs;      /* atomic: timers not closed yet + jobs not done yet */
   int closing;   /* the timers are being closed */
   int abandoned; /* atomic: the client has gone */
   int hurried;   /* the client sends no more: the window ends at once */
   int opened;    /* the open job took a sampler reference */
-  int closed;    /* the close job ran */
+  int closed;    /* the sampler reference is given back */
   /* The worker's, under `mu`; `end` is set by the loop (atomic). */
   int64_t start;
   int64_t end; /* INT64_MAX while open */
   uint64_t lost0;
   uv_pprof__builder_t* builder;
   struct window_s* next;
+  struct window_s* next_dropped; /* in `dropped` */
 } window_t;
 
 static uv_once_t once = UV_ONCE_INIT;
 static uv_mutex_t mu;     /* the open windows and what drains into them */
 static window_t* windows; /* open on the sampler, under `mu` */
 static int nwindows;      /* atomic: requests holding a window slot */
+/* Atomic stack of windows of a stopped server still to take off the
+ * sampler: the loop thread never waits for `mu`, which a drain holds for as
+ * long as its unwinding takes (tens of ms when libdw starts cold), so it
+ * leaves them to whoever holds `mu` (see unlock). */
+static window_t* dropped;
 
 static void init_once(void) {
   if (uv_mutex_init(&mu) != 0)
@@ -111,6 +117,52 @@ static void unlink_window(window_t* w) {
     }
 }
 
+static void release(window_t* w);
+
+/* Takes w off the sampler without a last drain (its answer is dropped):
+ * unlinked, its reference given back, its builder freed. Under `mu`. */
+static void drop_locked(window_t* w) {
+  unlink_window(w);
+  uv_pprof__sampler_release();
+  uv_pprof__builder_free(w->builder);
+  w->builder = NULL;
+  w->closed = 1;
+}
+
+/* Releases `mu`, having first dropped the windows in `dropped`. One pushed
+ * while this runs is dropped by the next holder of `mu`, or here again when
+ * `mu` is free by then (its pusher found it held). */
+static void unlock(void) {
+  for (;;) {
+    window_t* list = __atomic_exchange_n(&dropped, NULL, __ATOMIC_ACQ_REL);
+    window_t* w;
+
+    for (w = list; w != NULL; w = w->next_dropped)
+      drop_locked(w);
+    uv_mutex_unlock(&mu);
+    while (list != NULL) {
+      w = list;
+      list = list->next_dropped;
+      release(w);
+    }
+    if (__atomic_load_n(&dropped, __ATOMIC_ACQUIRE) == NULL ||
+        uv_mutex_trylock(&mu) != 0)
+      return;
+  }
+}
+
+/* Drops w from the sampler now if `mu` is free, else leaves it to the
+ * holder of `mu`: never waits. Any thread. */
+static void drop(window_t* w) {
+  __atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+  w->next_dropped = __atomic_load_n(&dropped, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(&dropped, &w->next_dropped, w, 1,
+                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+    ;
+  if (uv_mutex_trylock(&mu) == 0)
+    unlock();
+}
+
 static void work_open(uv_pprof__job_t* job) {
   window_t* w = job->data;
   uv_pprof__sampler_stats_t st;
@@ -138,7 +190,7 @@ static void work_open(uv_pprof__job_t* job) {
     windows = w;
     w->opened = 1;
   }
-  uv_mutex_unlock(&mu);
+  unlock();
   if (err != 0) {
     snprintf(msg, sizeof(msg), "Could not enable CPU profiling: %s",
              uv_strerror(err));
@@ -151,11 +203,11 @@ static void work_open(uv_pprof__job_t* job) {
 static void work_tick(uv_pprof__job_t* job) {
   uv_mutex_lock(&mu);
   uv_pprof__sampler_drain(on_sample, NULL);
-  uv_mutex_unlock(&mu);
+  unlock();
 }
 
-/* Takes the window's last samples off the sampler and lets go of it. Any
- * thread, but never at the same time as the window's open job. */
+/* Takes the window's last samples off the sampler and lets go of it. The
+ * worker, in the close job. */
 static uint64_t close_on_sampler(window_t* w) {
   uv_pprof__sampler_stats_t st;
 
@@ -164,8 +216,8 @@ static uint64_t close_on_sampler(window_t* w) {
   unlink_window(w);
   uv_pprof__sampler_stats(&st);
   uv_pprof__sampler_release();
-  uv_mutex_unlock(&mu);
   w->closed = 1;
+  unlock();
   return st.lost - w->lost0;
 }
 
@@ -201,32 +253,38 @@ static void work_close(uv_pprof__job_t* job) {
 
 /* ---- the loop's side ---------------------------------------------------- */
 
-static void on_handle_close(uv_handle_t* handle) {
-  window_t* w = handle->data;
-
-  uv_pprof__handle_disown(handle);
-  if (--w->handles > 0)
+/* Drops a reference: the timers (one each, until closed) and each job with
+ * the worker hold one. The last one finishes the request, which is memory
+ * only when it comes from a job done on the worker (the server stopped, so
+ * the client is gone). Any thread. */
+static void release(window_t* w) {
+  if (__atomic_sub_fetch(&w->refs, 1, __ATOMIC_ACQ_REL) != 0)
     return;
   __atomic_fetch_sub(&nwindows, 1, __ATOMIC_RELAXED);
   uv_pprof__request_finish(w->req);
   free(w);
 }
 
-/* Frees the window once nothing of it is with the worker. */
-static void maybe_finish(window_t* w) {
-  if (w->state != CLOSED || w->ticking || w->closing)
+static void on_handle_close(uv_handle_t* handle) {
+  uv_pprof__handle_disown(handle);
+  release(handle->data);
+}
+
+/* Closes the timers (once). Loop thread. */
+static void close_timers(window_t* w) {
+  if (w->closing)
     return;
   w->closing = 1;
   uv_close((uv_handle_t*)&w->end_timer, on_handle_close);
   uv_close((uv_handle_t*)&w->tick, on_handle_close);
 }
 
-/* When the worker cannot run the close job (uv_pprof is stopping, and then
- * its thread has been joined): the loop thread closes the window itself. */
+/* When the worker cannot run the close job (uv_pprof is stopping): the
+ * window leaves the sampler without waiting for its lock, and its answer is
+ * an error nobody will read. Any thread. */
 static void close_here(window_t* w) {
-  close_on_sampler(w);
-  uv_pprof__builder_free(w->builder);
-  w->builder = NULL;
+  if (w->opened && !w->closed)
+    drop(w);
   if (w->req->res.status == 0)
     uv_pprof__error(w->req, 500, "uv_pprof is stopping");
 }
@@ -234,14 +292,23 @@ static void close_here(window_t* w) {
 static void on_closed(uv_pprof__job_t* job, int cancelled) {
   window_t* w = job->data;
 
-  if (cancelled && !w->closed)
-    close_here(w);
-  w->state = CLOSED;
-  maybe_finish(w);
+  if (cancelled) {
+    close_here(w); /* its timers were closed when it was abandoned */
+  } else {
+    w->state = CLOSED;
+    close_timers(w);
+  }
+  release(w);
 }
 
 static int submit(window_t* w, uv_pprof__job_t* job) {
-  return uv_pprof__worker_submit(w->req->worker, job);
+  int err;
+
+  __atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+  err = uv_pprof__worker_submit(w->req->worker, job);
+  if (err != 0)
+    __atomic_sub_fetch(&w->refs, 1, __ATOMIC_RELAXED);
+  return err;
 }
 
 static void close_window(window_t* w) {
@@ -251,8 +318,11 @@ static void close_window(window_t* w) {
   w->state = CLOSING;
   w->job.work = work_close;
   w->job.done = on_closed;
-  if (submit(w, &w->job) != 0)
+  if (submit(w, &w->job) != 0) {
+    __atomic_add_fetch(&w->refs, 1, __ATOMIC_RELAXED);
     on_closed(&w->job, 1);
+    close_timers(w);
+  }
 }
 
 /* A uv timer may fire up to a millisecond early (the loop's clock has
@@ -272,7 +342,7 @@ static void on_ticked(uv_pprof__job_t* job, int cancelled) {
   window_t* w = job->data;
 
   w->ticking = 0;
-  maybe_finish(w);
+  release(w);
 }
 
 static void on_tick(uv_timer_t* timer) {
@@ -288,23 +358,22 @@ static void on_tick(uv_timer_t* timer) {
 static void on_opened(uv_pprof__job_t* job, int cancelled) {
   window_t* w = job->data;
 
-  if (cancelled && w->opened)
-    close_here(w);
   if (cancelled || !w->opened) {
-    if (w->req->res.status == 0)
-      uv_pprof__error(w->req, 500, "uv_pprof is stopping");
+    if (cancelled)
+      close_here(w);
     w->state = CLOSED;
-    maybe_finish(w);
-    return;
-  }
-  w->state = OPEN;
-  if (__atomic_load_n(&w->abandoned, __ATOMIC_RELAXED) || w->hurried) {
+    if (!cancelled)
+      close_timers(w);
+  } else if (__atomic_load_n(&w->abandoned, __ATOMIC_RELAXED) || w->hurried) {
+    w->state = OPEN;
     close_window(w);
-    return;
+  } else {
+    w->state = OPEN;
+    uv_update_time(w->req->loop);
+    uv_timer_start(&w->end_timer, on_end, (uint64_t)w->seconds * 1000, 0);
+    uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
   }
-  uv_update_time(w->req->loop);
-  uv_timer_start(&w->end_timer, on_end, (uint64_t)w->seconds * 1000, 0);
-  uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
+  release(w);
 }
 
 static void init_timer(window_t* w, uv_timer_t* timer) {
@@ -312,10 +381,12 @@ static void init_timer(window_t* w, uv_timer_t* timer) {
   uv_pprof__handle_own(timer);
   uv_unref((uv_handle_t*)timer);
   timer->data = w;
-  w->handles++;
+  w->refs++;
 }
 
-/* The client went away: its window closes now. */
+/* The client went away (or uv_pprof is stopping): the window closes now,
+ * and its timers at once, so that nothing of it is left on the loop
+ * whatever the worker is doing. */
 static void abandon(uv_pprof__request_t* req) {
   window_t* w = req->route_data;
 
@@ -323,6 +394,7 @@ static void abandon(uv_pprof__request_t* req) {
   if (w->state == OPEN)
     close_window(w);
   /* OPENING: on_opened closes it; CLOSING and CLOSED: it is closing. */
+  close_timers(w);
 }
 
 /* The client sends no more (it half-closed): as Go's handler when the
@@ -385,7 +457,7 @@ static void serve(uv_pprof__request_t* req) {
                     "Could not enable CPU profiling: uv_pprof's "
                     "worker did not start");
     w->state = CLOSED;
-    maybe_finish(w);
+    close_timers(w);
   }
 }
 

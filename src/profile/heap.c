@@ -201,6 +201,17 @@ typedef struct {
   int64_t label; /* its first row's, now's rather than base's */
 } net_t;
 
+/* a + b, held at INT64_MIN or INT64_MAX: a dump's counts are whatever it
+ * says (a row's unbiased values may each be INT64_MAX), and two rows may
+ * name one stack (found by fuzz_heap). */
+static int64_t add_sat(int64_t a, int64_t b) {
+  int64_t sum;
+
+  if (__builtin_add_overflow(a, b, &sum))
+    return b > 0 ? INT64_MAX : INT64_MIN;
+  return sum;
+}
+
 /* The stacks of now (and, given, base), each once, in the order met,
  * into *out (malloc'd; *n of them). Returns 0 or UV_ENOMEM. */
 static int net_rows(const rows_t* now, const rows_t* base, net_t** out,
@@ -238,7 +249,7 @@ static int net_rows(const rows_t* now, const rows_t* base, net_t** out,
       }
       e = &nets[slot_of[st->id] - 1];
       for (j = 0; j < 4; j++)
-        e->v[j] += s == 0 ? v[j] : -v[j];
+        e->v[j] = add_sat(e->v[j], s == 0 ? v[j] : -v[j]);
     }
   }
   free(slot_of);

@@ -49,36 +49,64 @@ static void append_symbol(uv_pprof__buf_t* out, uintptr_t addr) {
     uv_pprof__buf_printf(out, "0x%" PRIxPTR " %s\n", addr, f[n - 1].name);
 }
 
-/* Go's handler: "num_symbols: 1" first, then the addresses of a POST body,
- * or else of the raw query string, split on '+'; unparsable or zero tokens
- * and addresses nothing names produce no line. */
-static void work_symbol(uv_pprof__job_t* job) {
-  symbol_job_t* sj = job->data;
-  uv_pprof__request_t* req = sj->req;
-  uv_pprof__response_t* res = &req->res;
-  const char* p;
-  const char* end;
+/* The number of '+'-separated tokens in p[0..end). */
+static size_t count_tokens(const char* p, const char* end) {
+  size_t n = 1;
 
-  if (req->method == HTTP_POST) {
-    p = req->body.base != NULL ? req->body.base : "";
-    end = p + req->body.len;
-  } else {
-    p = req->query;
-    end = p + strlen(p);
+  if (p == end)
+    return 0;
+  while ((p = memchr(p, '+', (size_t)(end - p))) != NULL) {
+    n++;
+    p++;
   }
-  res->status = 200;
-  res->content_type = "text/plain; charset=utf-8";
-  uv_pprof__buf_printf(&res->body, "num_symbols: 1\n");
+  return n;
+}
+
+int uv_pprof__symbol_answer(const char* p, size_t len, uv_pprof__buf_t* out) {
+  const char* end = p + len;
+  size_t n = 0;
+
+  if (count_tokens(p, end) > UV_PPROF__MAX_SYMBOL_ADDRS)
+    return UV_E2BIG;
+  uv_pprof__buf_printf(out, "num_symbols: 1\n");
   while (p < end) {
     const char* plus = memchr(p, '+', (size_t)(end - p));
     const char* stop = plus != NULL ? plus : end;
     uintptr_t addr = parse_token(p, (size_t)(stop - p));
     if (addr != 0)
-      append_symbol(&res->body, addr);
+      append_symbol(out, addr);
     p = plus != NULL ? plus + 1 : end;
+    if (++n % 1024 == 0 && uv_pprof__stopping())
+      return UV_ECANCELED;
   }
-  if (res->body.oom)
+  return out->oom ? UV_ENOMEM : 0;
+}
+
+/* Go's handler: the addresses of a POST body, or else of the raw query
+ * string. */
+static void work_symbol(uv_pprof__job_t* job) {
+  symbol_job_t* sj = job->data;
+  uv_pprof__request_t* req = sj->req;
+  uv_pprof__response_t* res = &req->res;
+  int err;
+
+  if (req->method == HTTP_POST)
+    err = uv_pprof__symbol_answer(req->body.base != NULL ? req->body.base : "",
+                                  req->body.len, &res->body);
+  else
+    err = uv_pprof__symbol_answer(req->query, strlen(req->query), &res->body);
+  if (err == UV_E2BIG) {
+    char msg[128];
+    snprintf(msg, sizeof(msg),
+             "Request Entity Too Large: at most %d addresses per request",
+             UV_PPROF__MAX_SYMBOL_ADDRS);
+    uv_pprof__error(req, 413, msg);
+  } else if (err == UV_ENOMEM) {
     uv_pprof__error(req, 500, "out of memory");
+  } else {
+    res->status = 200;
+    res->content_type = "text/plain; charset=utf-8";
+  }
 }
 
 static void on_symbol_done(uv_pprof__job_t* job, int cancelled) {

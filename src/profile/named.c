@@ -351,7 +351,10 @@ static void on_job_done(uv_pprof__job_t* job, int cancelled) {
     uv_update_time(req->loop);
     uv_pprof__handle_own(&nj->timer);
     uv_unref((uv_handle_t*)&nj->timer);
-    uv_timer_start(&nj->timer, on_delta_timer, (uint64_t)nj->seconds * 1000, 0);
+    /* One millisecond more: the loop's clock has millisecond steps, so a
+     * timer may fire up to one early, and a 1 s window read 999.98 ms. */
+    uv_timer_start(&nj->timer, on_delta_timer, (uint64_t)nj->seconds * 1000 + 1,
+                   0);
     return;
   }
   job_free(nj);

@@ -191,13 +191,8 @@ static void on_fork_parent(void) {
   uv_mutex_unlock(&W.mu);
 }
 
-static void on_fork_child(void) {
-  uv_pprof__stallrec_unlock();
-  W.running = 0;
-  W.stop = 0;
-  W.loops = NULL;
-  W.capture = NULL;
-  W.capturing = 0;
+/* The watchdog's descriptors, those it has. W.mu held. */
+static void close_fds(void) {
   if (W.epfd >= 0)
     close(W.epfd);
   if (W.evfd >= 0)
@@ -205,6 +200,16 @@ static void on_fork_child(void) {
   if (W.sigfd >= 0)
     close(W.sigfd);
   W.epfd = W.evfd = W.sigfd = -1;
+}
+
+static void on_fork_child(void) {
+  uv_pprof__stallrec_unlock();
+  W.running = 0;
+  W.stop = 0;
+  W.loops = NULL;
+  W.capture = NULL;
+  W.capturing = 0;
+  close_fds();
   uv_mutex_unlock(&W.mu);
 }
 
@@ -1080,13 +1085,7 @@ static int start_watchdog(void) {
     return 0;
   }
 fail:
-  if (W.epfd >= 0)
-    close(W.epfd);
-  if (W.evfd >= 0)
-    close(W.evfd);
-  if (W.sigfd >= 0)
-    close(W.sigfd);
-  W.epfd = W.evfd = W.sigfd = -1;
+  close_fds();
   return err;
 }
 
@@ -1098,11 +1097,7 @@ static void stop_watchdog(void) {
   uv_thread_join(&W.thread);
   uv_mutex_lock(&W.mu);
   W.running = 0;
-  close(W.epfd);
-  close(W.evfd);
-  if (W.sigfd >= 0)
-    close(W.sigfd);
-  W.epfd = W.evfd = W.sigfd = -1;
+  close_fds();
   if (W.capture != NULL)
     munmap(W.capture, sizeof(*W.capture));
   W.capture = NULL;

@@ -31,8 +31,9 @@
   X(dwfl_build_id_find_debuginfo) X(dwfl_module_build_id)                 \
   X(dwfl_module_getelf) X(dwfl_thread_state_register_pc)                   \
   X(dwfl_thread_state_registers)                                           \
-  X(elf_begin) X(elf_end) X(elf_getscn) X(elf_kind) X(elf_version)         \
-  X(gelf_getshdr)
+  X(elf_begin) X(elf_end) X(elf_getdata) X(elf_getscn)                     \
+  X(elf_getshdrstrndx) X(elf_kind) X(elf_nextscn) X(elf_strptr)            \
+  X(elf_version) X(gelf_getrela) X(gelf_getshdr) X(gelf_getsym)
 /* clang-format on */
 
 typedef struct uv_pprof__dw_s {

@@ -54,7 +54,8 @@ typedef struct {
   sym_t* syms;
   size_t* cover; /* cover[i]: among syms[0..i], the one ending last */
   size_t count;
-  cu_index_t* cus; /* by offset */
+  uv_pprof__plt_t plt; /* owns the names of its PLT stubs among syms */
+  cu_index_t* cus;     /* by offset */
   size_t ncus;
   size_t cus_cap;
 } module_t;
@@ -266,7 +267,8 @@ static uintptr_t section_end(Elf* elf, GElf_Word shndx, Dwarf_Addr bias) {
 /* Fills t's syms, cover and count with the module's FUNC symbols, from
  * where libdw finds them: the module's .symtab, else its separate debug
  * file's (debuginfo.c), else its .dynsym and the .gnu_debugdata
- * (MiniDebugInfo) table. Returns 0 or UV_ENOMEM. */
+ * (MiniDebugInfo) table; and its PLT stubs ("malloc@plt", plt.c), which no
+ * table names. Returns 0 or UV_ENOMEM. */
 static int symtab_build(Dwfl_Module* mod, module_t* t) {
   candidate_t* c;
   Dwarf_Addr mod_end;
@@ -274,12 +276,27 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
   size_t k;
   size_t i;
   int nsyms = DW(dwfl_module_getsymtab)(mod);
+  Dwarf_Addr elf_bias;
+  Elf* main_elf = DW(dwfl_module_getelf)(mod, &elf_bias);
 
-  if (nsyms <= 0)
-    return 0;
-  c = malloc((size_t)nsyms * sizeof(*c));
-  if (c == NULL)
+  if (nsyms < 0)
+    nsyms = 0;
+  if (uv_pprof__plt_read(main_elf, (uintptr_t)elf_bias, &t->plt) != 0)
     return UV_ENOMEM;
+  if (nsyms == 0 && t->plt.count == 0)
+    return 0;
+  c = malloc(((size_t)nsyms + t->plt.count) * sizeof(*c));
+  if (c == NULL) {
+    uv_pprof__plt_free(&t->plt);
+    return UV_ENOMEM;
+  }
+  for (i = 0; i < t->plt.count; i++, n++) {
+    c[n].start = t->plt.stubs[i].start;
+    c[n].end = t->plt.stubs[i].end;
+    c[n].limit = 0;
+    c[n].name = t->plt.stubs[i].name;
+    c[n].local = 1;
+  }
   for (i = 0; i < (size_t)nsyms; i++) {
     GElf_Sym sym;
     GElf_Addr addr;
@@ -339,6 +356,7 @@ static int symtab_build(Dwfl_Module* mod, module_t* t) {
     free(c);
     t->syms = NULL;
     t->cover = NULL;
+    uv_pprof__plt_free(&t->plt);
     return UV_ENOMEM;
   }
   for (i = 0; i < k; i++) {
@@ -388,6 +406,7 @@ static void module_free(module_t* m) {
   free(m->cus);
   free(m->syms);
   free(m->cover);
+  uv_pprof__plt_free(&m->plt);
   free(m);
 }
 

@@ -1,6 +1,7 @@
-/* What symbolize.c asks of its two helpers, in libdw's types: debuginfo.c
- * (which files may speak for a module) and jit.c (names for code that no
- * loaded object holds). Worker thread only, like the symbolizer. */
+/* What symbolize.c asks of its three helpers, in libdw's types: debuginfo.c
+ * (which files may speak for a module), plt.c (names for PLT stubs) and
+ * jit.c (names for code that no loaded object holds). Worker thread only, like
+ * the symbolizer. */
 #ifndef UV_PPROF_SYMBOLS_H
 #define UV_PPROF_SYMBOLS_H
 
@@ -23,6 +24,27 @@ int uv_pprof__find_debuginfo(Dwfl_Module* mod, void** userdata,
 /* Dwfl_Callbacks.debuginfo_path: the roots, as libdw reads them for its
  * build ID lookups. */
 char** uv_pprof__debuginfo_path(void);
+
+/* ---- src/plt.c: PLT stubs ---------------------------------------------- */
+
+typedef struct {
+  uintptr_t start;  /* runtime addresses */
+  uintptr_t end;    /* exclusive */
+  const char* name; /* "malloc@plt", in the table's names */
+} uv_pprof__plt_stub_t;
+
+typedef struct {
+  uv_pprof__plt_stub_t* stubs; /* in section order */
+  size_t count;
+  char* names;
+} uv_pprof__plt_t;
+
+/* Names the PLT stubs of elf (loaded at `bias`) whose targets its
+ * relocations tell; the rest of its PLT (the resolver's entry) stays
+ * unnamed. Fills *out (free it with uv_pprof__plt_free; empty when elf is
+ * NULL, has no PLT or is not x86-64). Returns 0 or UV_ENOMEM. */
+int uv_pprof__plt_read(Elf* elf, uintptr_t bias, uv_pprof__plt_t* out);
+void uv_pprof__plt_free(uv_pprof__plt_t* plt);
 
 /* ---- src/jit.c: JIT code ------------------------------------------------ */
 

@@ -3,6 +3,8 @@
  * or merging them (a clone would be named sym_static.isra.0), and
  * always_inline makes sym_inlined an inlined frame of sym_outer whatever
  * the optimization level. */
+#include <string.h>
+
 #include "sym-funcs.h"
 
 __attribute__((noipa)) uintptr_t sym_capture(void) {
@@ -38,4 +40,21 @@ static __attribute__((noipa)) int sym_static(int x) { /* LINE:static-begin */
 
 uintptr_t sym_static_addr(void) {
   return (uintptr_t)&sym_static;
+}
+
+/* Taking its address in code loads it from a GOT slot (GLOB_DAT), which
+ * the linker then has the calls' stub (in .plt.got) jump through. */
+__attribute__((noipa)) uintptr_t sym_plt_taken_addr(void) {
+  return (uintptr_t)&sym_plt_taken;
+}
+
+uintptr_t sym_plt_stub(int taken) {
+  uintptr_t ra = taken ? sym_plt_taken() : sym_plt_called();
+  const unsigned char* call = (const unsigned char*)ra - 5;
+  int32_t rel;
+
+  if (call[0] != 0xe8) /* not `call rel32`: built with -fno-plt? */
+    return 0;
+  memcpy(&rel, call + 1, sizeof(rel));
+  return ra + (uintptr_t)(intptr_t)rel;
 }

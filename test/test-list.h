@@ -99,6 +99,7 @@
   /* test-symbolize.c (unit, then integration) */                    \
   TEST(symbolize_functions)                                          \
   TEST(symbolize_sizes)                                              \
+  TEST(symbolize_plt)                                                \
   TEST(symbolize_inlined)                                            \
   TEST(symbolize_libc)                                               \
   TEST(symbolize_dlopen)                                             \

@@ -209,8 +209,8 @@ static void expect_nameless(const uv_pprof__symbol_t* f, const char* module,
 
 /* Symbol sizes are respected: the padding after a function has no name,
  * and crti's sizeless _init ends with its section (.init) rather than
- * covering the PLT after it. What has no name is called by its place in
- * the file. */
+ * covering the PLT after it (whose first entry, the resolver's, is no
+ * stub). What has no name is called by its place in the file. */
 TEST_IMPL(symbolize_sizes) {
   uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
   uintptr_t init = (uintptr_t)&_init;
@@ -231,14 +231,75 @@ TEST_IMPL(symbolize_sizes) {
   ASSERT_GT(size, 0);
   /* .init starts with _init: the same bias moves both sections. */
   bias = init - link_init;
-  ASSERT_EQ(lookup(plt + bias + size / 2, f), 1);
-  expect_nameless(&f[0], base_name(exe), plt + size / 2);
+  ASSERT_EQ(lookup(plt + bias + 2, f), 1);
+  expect_nameless(&f[0], base_name(exe), plt + 2);
   /* sym_capture is a few bytes long, and what follows it up to sym_outer
    * (aligned to 64 bytes) is no function. */
   ASSERT_EQ(lookup((uintptr_t)&sym_capture, f), 1);
   ASSERT_STR_EQ(f[0].name, "sym_capture");
   ASSERT_EQ(lookup((uintptr_t)&sym_outer - 1, f), 1);
   expect_nameless(&f[0], base_name(exe), (uintptr_t)&sym_outer - 1 - bias);
+  uv_pprof__symbolizer_reset();
+  return 0;
+}
+
+/* A PLT stub, which no symbol names, is named after its target as objdump
+ * and perf name it, over its whole length: a stub jumping through a
+ * JUMP_SLOT (.plt or .plt.sec) and one through a GLOB_DAT slot
+ * (.plt.got, the target's address being taken too). A profile with
+ * samples in them then says its mapping has functions, and go tool pprof
+ * shows them. */
+TEST_IMPL(symbolize_plt) {
+  static const char* const names[] = {"sym_plt_called@plt",
+                                      "sym_plt_taken@plt"};
+  uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
+  const Perftools__Profiles__Mapping* m;
+  uv_pprof__builder_t* b;
+  const char* args[3];
+  uv_pprof__buf_t gz;
+  uintptr_t addrs[2];
+  uint64_t ids[2];
+  run_result_t r;
+  char path[256];
+  profile_t* p;
+  FILE* out;
+  int i;
+
+  ASSERT_NE(sym_plt_taken_addr(), 0);
+  for (i = 0; i < 2; i++) {
+    uintptr_t stub = sym_plt_stub(i);
+    ASSERT_NE(stub, 0);
+    ASSERT_EQ(lookup(stub, f), 1);
+    ASSERT_STR_EQ(f[0].name, names[i]);
+    ASSERT(!f[0].nameless && f[0].start == stub);
+    ASSERT_EQ(lookup(stub + 7, f), 1);
+    ASSERT_STR_EQ(f[0].name, names[i]);
+    addrs[i] = stub + 3;
+  }
+  b = build(addrs, 2, ids);
+  p = encode_decode(b);
+  m = profile_mapping(p, profile_location(p, ids[0])->mapping_id);
+  ASSERT(m != NULL && m == p->mapping[0]);
+  ASSERT(m->has_functions && !m->has_line_numbers);
+  perftools__profiles__profile__free_unpacked(p, NULL);
+  b = build(addrs, 2, ids);
+  uv_pprof__buf_init(&gz);
+  ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
+  uv_pprof__builder_free(b);
+  snprintf(path, sizeof(path), "%s/plt.pb.gz", test_tmpdir());
+  out = fopen(path, "wb");
+  ASSERT(out != NULL);
+  ASSERT_EQ(fwrite(gz.base, 1, gz.len, out), gz.len);
+  ASSERT_EQ(fclose(out), 0);
+  uv_pprof__buf_free(&gz);
+  args[0] = "-top";
+  args[1] = path;
+  args[2] = NULL;
+  go_pprof(args, &r);
+  ASSERT_CONTAINS(r.out, " sym_plt_called@plt\n");
+  ASSERT_CONTAINS(r.out, " sym_plt_taken@plt\n");
+  expect_no_pprof_warnings(&r);
+  run_free(&r);
   uv_pprof__symbolizer_reset();
   return 0;
 }

@@ -95,7 +95,8 @@ static int read_relocs(Elf* elf, relocs_t* r) {
         return UV_ENOMEM;
     }
   }
-  qsort(r->v, r->n, sizeof(*r->v), compare_relocs);
+  if (r->n > 0)
+    qsort(r->v, r->n, sizeof(*r->v), compare_relocs);
   return 0;
 }
 

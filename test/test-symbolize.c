@@ -128,6 +128,34 @@ static profile_t* encode_decode(uv_pprof__builder_t* b) {
   return p;
 }
 
+/* `go tool pprof -top` of a profile holding one sample whose stack is
+ * `addrs`, saved as `file` in the test's directory: *r its output. */
+static void pprof_top(const uintptr_t* addrs, size_t n, const char* file,
+                      run_result_t* r) {
+  uv_pprof__builder_t* b;
+  const char* args[3];
+  uv_pprof__buf_t gz;
+  char path[256];
+  uint64_t ids[8];
+  FILE* out;
+
+  ASSERT_LE(n, UV_PPROF__ARRAY_SIZE(ids));
+  b = build(addrs, n, ids);
+  uv_pprof__buf_init(&gz);
+  ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
+  uv_pprof__builder_free(b);
+  snprintf(path, sizeof(path), "%s/%s", test_tmpdir(), file);
+  out = fopen(path, "wb");
+  ASSERT(out != NULL);
+  ASSERT_EQ(fwrite(gz.base, 1, gz.len, out), gz.len);
+  ASSERT_EQ(fclose(out), 0);
+  uv_pprof__buf_free(&gz);
+  args[0] = "-top";
+  args[1] = path;
+  args[2] = NULL;
+  go_pprof(args, r);
+}
+
 static void expect_no_pprof_warnings(const run_result_t* r) {
   if (strstr(r->err, "Local symbolization failed") != NULL ||
       strstr(r->err, "Some binary filenames not available") != NULL) {
@@ -255,14 +283,10 @@ TEST_IMPL(symbolize_plt) {
   uv_pprof__symbol_t f[UV_PPROF__MAX_INLINE];
   const Perftools__Profiles__Mapping* m;
   uv_pprof__builder_t* b;
-  const char* args[3];
-  uv_pprof__buf_t gz;
   uintptr_t addrs[2];
   uint64_t ids[2];
   run_result_t r;
-  char path[256];
   profile_t* p;
-  FILE* out;
   int i;
 
   ASSERT_NE(sym_plt_taken_addr(), 0);
@@ -282,20 +306,7 @@ TEST_IMPL(symbolize_plt) {
   ASSERT(m != NULL && m == p->mapping[0]);
   ASSERT(m->has_functions && !m->has_line_numbers);
   perftools__profiles__profile__free_unpacked(p, NULL);
-  b = build(addrs, 2, ids);
-  uv_pprof__buf_init(&gz);
-  ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
-  uv_pprof__builder_free(b);
-  snprintf(path, sizeof(path), "%s/plt.pb.gz", test_tmpdir());
-  out = fopen(path, "wb");
-  ASSERT(out != NULL);
-  ASSERT_EQ(fwrite(gz.base, 1, gz.len, out), gz.len);
-  ASSERT_EQ(fclose(out), 0);
-  uv_pprof__buf_free(&gz);
-  args[0] = "-top";
-  args[1] = path;
-  args[2] = NULL;
-  go_pprof(args, &r);
+  pprof_top(addrs, 2, "plt.pb.gz", &r);
   ASSERT_CONTAINS(r.out, " sym_plt_called@plt\n");
   ASSERT_CONTAINS(r.out, " sym_plt_taken@plt\n");
   expect_no_pprof_warnings(&r);
@@ -543,28 +554,9 @@ static void check_symbolized_mappings(const profile_t* p, const uint64_t* ids) {
 
 /* pprof shows the names, trusting them: it opens no binary. */
 static void check_symbolized_pprof(const uintptr_t* addrs) {
-  uv_pprof__builder_t* b;
-  const char* args[3];
-  uv_pprof__buf_t gz;
   run_result_t r;
-  char path[256];
-  uint64_t ids[5];
-  FILE* out;
 
-  b = build(addrs, 5, ids);
-  uv_pprof__buf_init(&gz);
-  ASSERT_EQ(uv_pprof__builder_encode(b, &gz), 0);
-  uv_pprof__builder_free(b);
-  snprintf(path, sizeof(path), "%s/symbolized.pb.gz", test_tmpdir());
-  out = fopen(path, "wb");
-  ASSERT(out != NULL);
-  ASSERT_EQ(fwrite(gz.base, 1, gz.len, out), gz.len);
-  ASSERT_EQ(fclose(out), 0);
-  uv_pprof__buf_free(&gz);
-  args[0] = "-top";
-  args[1] = path;
-  args[2] = NULL;
-  go_pprof(args, &r);
+  pprof_top(addrs, 5, "symbolized.pb.gz", &r);
   ASSERT_CONTAINS(r.out, " sym_inlined (inline)\n");
   ASSERT_CONTAINS(r.out, " sym_static\n");
   ASSERT_CONTAINS(r.out, " getpid\n");

@@ -244,10 +244,11 @@ def leak_overhead(base):
     """
     _, text = http_get(base + "/debug/pprof/heap?debug=1")
     extra, timer = 0, 0
-    for rec in text.split("\n\n"):
-        m = re.match(r"(\d+): (\d+) \[\d+: \d+\] @", rec)
-        frames = re.findall(r"^#\t0x[0-9a-f]+\t(\w+)\+", rec, re.M)
-        if not m or not frames or frames[0] not in LEAKERS:
+    # A record: "N: BYTES [N: BYTES] @ addresses", then its "#" frame lines.
+    for m in re.finditer(r"^(\d+): (\d+) \[\d+: \d+\] @.*\n((?:#.*\n?)*)",
+                         text, re.M):
+        frames = re.findall(r"^#\t0x[0-9a-f]+\t(\w+)\+", m.group(3), re.M)
+        if not frames or frames[0] not in LEAKERS:
             continue
         n, size = int(m.group(1)), int(m.group(2))
         if n > 0 and size < n * JE_LARGE_MIN:

@@ -141,10 +141,18 @@ static const reloc_t* stub_target(const relocs_t* r, GElf_Addr addr,
   return NULL;
 }
 
-static int is_plt(const char* name) {
-  return name != NULL &&
-         (strcmp(name, ".plt") == 0 || strcmp(name, ".plt.sec") == 0 ||
-          strcmp(name, ".plt.got") == 0);
+/* Whether scn is a PLT section (.plt, .plt.sec, .plt.got) of stubs of a
+ * size we read; its header in *shdr. */
+static int plt_section(Elf* elf, Elf_Scn* scn, size_t shstrndx,
+                       GElf_Shdr* shdr) {
+  const char* name;
+
+  if (DW(gelf_getshdr)(scn, shdr) == NULL || shdr->sh_entsize < MIN_STUB ||
+      shdr->sh_entsize > MAX_STUB ||
+      (name = DW(elf_strptr)(elf, shstrndx, shdr->sh_name)) == NULL)
+    return 0;
+  return strcmp(name, ".plt") == 0 || strcmp(name, ".plt.sec") == 0 ||
+         strcmp(name, ".plt.got") == 0;
 }
 
 /* Appends the stubs of one PLT section to out->stubs (room for all of them
@@ -191,9 +199,7 @@ static size_t count_stubs(Elf* elf, size_t shstrndx, const relocs_t* r,
       longest = strlen(r->v[i].name);
   while ((scn = DW(elf_nextscn)(elf, scn)) != NULL) {
     GElf_Shdr shdr;
-    if (DW(gelf_getshdr)(scn, &shdr) != NULL &&
-        is_plt(DW(elf_strptr)(elf, shstrndx, shdr.sh_name)) &&
-        shdr.sh_entsize >= MIN_STUB && shdr.sh_entsize <= MAX_STUB)
+    if (plt_section(elf, scn, shstrndx, &shdr))
       stubs += shdr.sh_size / shdr.sh_entsize;
   }
   *bytes = stubs * (longest + sizeof("@plt"));
@@ -228,9 +234,7 @@ int uv_pprof__plt_read(Elf* elf, uintptr_t bias, uv_pprof__plt_t* out) {
   while ((scn = DW(elf_nextscn)(elf, scn)) != NULL) {
     GElf_Shdr shdr;
     Elf_Data* data;
-    if (DW(gelf_getshdr)(scn, &shdr) == NULL ||
-        !is_plt(DW(elf_strptr)(elf, shstrndx, shdr.sh_name)) ||
-        shdr.sh_entsize < MIN_STUB || shdr.sh_entsize > MAX_STUB ||
+    if (!plt_section(elf, scn, shstrndx, &shdr) ||
         (data = DW(elf_getdata)(scn, NULL)) == NULL || data->d_buf == NULL)
       continue;
     used += name_section(&r, &shdr, data, bias, out, out->names + used);
